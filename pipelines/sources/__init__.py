@@ -1,0 +1,58 @@
+"""Sources: each module here lands one platform's data in the raw lake, already pseudonymised.
+
+A source module exposes `extract(ctx, start, end) -> ExtractReport` (I/O: call the API or read files,
+minimise and pseudonymise, land raw partitions per day) and `canonicalise(ctx, day) -> dict[str, DataFrame]`
+(pure over the raw landing: turn what was landed into the canonical tables). Canonicalisation reads only
+the raw lake, so a landing can be replayed without calling the API again. A new source is a new module
+registered by its `kind` below; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pandas as pd
+
+from pipelines.config import ConfigError, Settings, SourceConfig
+from pipelines.privacy import Pseudonymiser
+
+#: kind -> module implementing it
+REGISTRY: dict[str, str] = {
+    "demo": "pipelines.sources.demo",
+}
+
+
+@dataclass
+class SourceContext:
+    settings: Settings
+    source: SourceConfig
+    pseudonymiser: Pseudonymiser
+
+    @property
+    def lake_dir(self):
+        return self.settings.lake_dir
+
+
+@dataclass
+class ExtractReport:
+    source: str
+    days: list[dt.date]
+    rows: dict[str, int] = field(default_factory=dict)  # stream -> rows landed
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class SourceModule(Protocol):
+    def extract(self, ctx: SourceContext, start: dt.date, end: dt.date) -> ExtractReport: ...
+
+    def canonicalise(self, ctx: SourceContext, day: dt.date) -> dict[str, pd.DataFrame]: ...
+
+
+def load(kind: str) -> SourceModule:
+    try:
+        module_name = REGISTRY[kind]
+    except KeyError:
+        raise ConfigError(f"unknown source kind {kind!r}; known kinds: {sorted(REGISTRY)}") from None
+    return importlib.import_module(module_name)  # type: ignore[return-value]
