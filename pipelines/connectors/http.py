@@ -1,0 +1,175 @@
+"""An httpx client for JSON APIs: per-method budget, retries with exponential backoff, Retry-After.
+
+Every request first takes a token from the method's bucket (`budget.Budget`), so retries count against
+the rate limit too. Failures are classified (`errors`): 429, 5xx, timeouts, dropped connections and
+bodies that are not a JSON object are retried, waiting `Retry-After` when the server sent one (header
+name in any case) and an exponentially growing, jittered delay otherwise; 401/403 and other 4xx stop at
+once. A platform adds its own envelope rules through `check` (Slack: `ok:false` is an error, never an
+empty page). This module never logs or puts in an exception a token, a query string or a body.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from pipelines.connectors.budget import Budget
+from pipelines.connectors.errors import (
+    ApiError,
+    AuthError,
+    InvalidBodyError,
+    RateLimitedError,
+    RetriesExhaustedError,
+    RetryableError,
+    ServerError,
+    TransportTimeoutError,
+)
+
+#: check(method, body) raises a connector error when the envelope says the call failed
+BodyCheck = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 6
+    base_delay_s: float = 1.0
+    max_delay_s: float = 120.0
+    jitter: float = 0.2  # +- fraction, so that parallel clients do not retry in lock step
+    #: wait when a 429 has no Retry-After (Airbyte's Slack connector uses 5 s as well)
+    default_retry_after_s: float = 5.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        delay = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
+        return max(0.0, delay * (1.0 + self.jitter * (2 * rng.random() - 1)))
+
+
+def parse_retry_after(headers: Mapping[str, str] | httpx.Headers, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header in any letter case: delta-seconds (Slack sends an
+    integer; fractions are accepted) or an HTTP-date. None when absent or unparseable."""
+    value = None
+    if isinstance(headers, httpx.Headers):
+        value = headers.get("retry-after")
+    else:
+        for k, v in headers.items():
+            if k.lower() == "retry-after":
+                value = v
+                break
+    if value is None:
+        return None
+    value = str(value).strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+@dataclass
+class CallStats:
+    requests: int = 0
+    retries: Counter = field(default_factory=Counter)  # error class name -> count
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "retries": dict(self.retries)}
+
+
+class HttpClient:
+    """GET/POST JSON against `base_url/<method>`. `auth_header` is given as a value, `token_source`
+    only names where it came from, for error messages."""
+
+    def __init__(self, base_url: str, *, budget: Budget, auth_header: str | None = None,
+                 token_source: str = "the configured token", policy: RetryPolicy | None = None,
+                 timeout_s: float = 30.0, check: BodyCheck | None = None,
+                 transport: httpx.BaseTransport | None = None, sleep: Callable[[float], None] = time.sleep,
+                 seed: int | None = None):
+        headers = {"Accept": "application/json", "User-Agent": "esn-metrics/0.1"}
+        if auth_header:
+            headers["Authorization"] = auth_header
+        self._client = httpx.Client(base_url=base_url.rstrip("/") + "/", headers=headers,
+                                    timeout=timeout_s, transport=transport)
+        self.budget = budget
+        self.policy = policy or RetryPolicy()
+        self.token_source = token_source
+        self._check = check
+        self._sleep = sleep
+        self._rng = random.Random(seed)
+        self.stats = CallStats()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def call(self, method: str, params: Mapping[str, Any] | None = None, *, post: bool = False) -> dict[str, Any]:
+        """The JSON object answered by `method`, after retries; raises a FatalError or
+        RetriesExhaustedError."""
+        attempt = 0
+        while True:
+            attempt += 1
+            self.budget.acquire(method)
+            self.stats.requests += 1
+            try:
+                return self._once(method, params, post)
+            except RetryableError as exc:
+                self.stats.retries[type(exc).__name__] += 1
+                if isinstance(exc, RateLimitedError):
+                    wait = exc.retry_after if exc.retry_after is not None else self.policy.default_retry_after_s
+                    # the server's wait applies to every thread using this method's budget
+                    self.budget.pause(method, wait)
+                else:
+                    wait = exc.retry_after if exc.retry_after is not None else self.policy.backoff(attempt, self._rng)
+                if attempt >= self.policy.max_attempts:
+                    raise RetriesExhaustedError(
+                        f"{method}: gave up after {attempt} attempts; last error: {exc}") from exc
+                if not isinstance(exc, RateLimitedError):
+                    self._sleep(wait)
+                # for a 429 the paused bucket does the waiting in the next acquire()
+
+    def _once(self, method: str, params: Mapping[str, Any] | None, post: bool) -> dict[str, Any]:
+        try:
+            if post:
+                response = self._client.post(method, data=dict(params or {}))
+            else:
+                response = self._client.get(method, params=dict(params or {}))
+        except httpx.TimeoutException as exc:
+            raise TransportTimeoutError(f"{method}: timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            # dropped connection, reset, incomplete chunked body: transient
+            raise TransportTimeoutError(f"{method}: connection failed ({type(exc).__name__})") from None
+        status = response.status_code
+        retry_after = parse_retry_after(response.headers)
+        if status == 429:
+            raise RateLimitedError(f"{method}: HTTP 429 rate limited (Retry-After {retry_after})", retry_after)
+        if status >= 500:
+            raise ServerError(f"{method}: HTTP {status}", retry_after)
+        if status in (401, 403):
+            raise AuthError(f"{method}: HTTP {status}: {self.token_source} was refused; check it is valid "
+                            "and has the needed permissions")
+        if status >= 400:
+            raise ApiError(f"{method}: HTTP {status}", code=f"http_{status}")
+        try:
+            body = json.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidBodyError(f"{method}: body is not valid JSON ({len(response.content)} bytes, "
+                                   "truncated or not JSON)") from None
+        if not isinstance(body, dict):
+            raise InvalidBodyError(f"{method}: body is JSON but not an object ({type(body).__name__})")
+        if self._check is not None:
+            self._check(method, body)
+        return body
