@@ -24,19 +24,19 @@ class MissingKeyError(RuntimeError):
     pass
 
 
-def resolve_key(explicit: str | None = None, *, allow_demo: bool = False) -> bytes:
+def resolve_key(explicit: str | None = None, *, env_var: str = KEY_ENV, allow_demo: bool = False) -> bytes:
     """The pseudonymisation secret: explicit value, else the environment, else (demo only) the demo key.
 
     In Airflow the DAGs read it from the connection `esn_pseudonym_key` (password field) and pass it
     explicitly; a missing key is an error, never a silent fallback.
     """
-    value = explicit or os.environ.get(KEY_ENV)
+    value = explicit or os.environ.get(env_var)
     if not value:
         if allow_demo:
             value = DEMO_KEY
         else:
             raise MissingKeyError(
-                f"no pseudonymisation key: set the environment variable {KEY_ENV} or the Airflow "
+                f"no pseudonymisation key: set the environment variable {env_var} or the Airflow "
                 "connection 'esn_pseudonym_key' (password field). Refusing to write identifiers in clear."
             )
     return value.encode()

@@ -1,0 +1,303 @@
+"""The warehouse through SQLAlchemy: DuckDB file by default, PostgreSQL (or any SQLAlchemy URL) in production.
+
+It loads the canonical lake partitions of a run into `lake_*` tables, runs the SQL models of `sql/`
+(staging -> intermediate -> marts, in dependency order) and publishes them by write-audit-publish:
+every model is first written to `<name>__build`, audited (key uniqueness, not-null, declared checks),
+and only then swapped in, all inside ONE transaction. A reader sees the old tables until the commit and
+the new ones after it; a crash or a failed audit rolls everything back and leaves the published
+tables exactly as they were. Values are always bound parameters, never formatted into SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+log = logging.getLogger(__name__)
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+LAYERS = ("staging", "intermediate", "marts")
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class AuditError(RuntimeError):
+    pass
+
+
+# --------------------------------------------------------------------------------------------- engine
+def make_engine(url: str) -> Engine:
+    """An engine with the session time zone pinned to UTC (date logic must not depend on the host)."""
+    if url.startswith("duckdb:///") and not url.startswith("duckdb:///:memory:"):
+        Path(url.removeprefix("duckdb:///")).parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith("postgresql"):
+        engine = sa.create_engine(url, connect_args={"options": "-c timezone=UTC"}, pool_pre_ping=True)
+    else:
+        engine = sa.create_engine(url)
+
+        @sa.event.listens_for(engine, "connect")
+        def _utc(dbapi_conn, _record):  # pragma: no cover - trivial
+            if engine.dialect.name == "duckdb":
+                dbapi_conn.execute("SET TimeZone = 'UTC'")
+
+    return engine
+
+
+def dialect(conn: Connection | Engine) -> str:
+    return conn.dialect.name
+
+
+def _check_ident(name: str) -> str:
+    if not _IDENT.match(name):
+        raise ValueError(f"not a safe table or column name: {name!r}")
+    return name
+
+
+def table_exists(conn: Connection, name: str) -> bool:
+    return sa.inspect(conn).has_table(name)
+
+
+# ---------------------------------------------------------------------------------------- lake tables
+LAKE_DDL: dict[str, str] = {
+    "lake_activities": """
+        source varchar not null, event_id varchar not null, occurred_at timestamp with time zone not null,
+        activity_date date not null, actor_key varchar not null, verb varchar not null,
+        container_id varchar, thread_id varchar, parent_id varchar, target_key varchar,
+        content_length integer, is_question boolean not null, is_edited boolean not null,
+        is_deleted boolean not null""",
+    "lake_people": """
+        person_key varchar not null, department varchar, location varchar, level varchar,
+        manager_key varchar, is_leader boolean not null, hire_date date, termination_date date,
+        snapshot_date date not null""",
+    "lake_containers": """
+        source varchar not null, container_id varchar not null, kind varchar not null,
+        visibility varchar not null, member_count integer, owner_department varchar,
+        created_at timestamp with time zone""",
+}
+
+
+def ensure_lake_tables(conn: Connection) -> None:
+    for name, cols in LAKE_DDL.items():
+        conn.exec_driver_sql(f"create table if not exists {name} ({cols})")
+
+
+def insert_arrow(conn: Connection, table: str, data: pa.Table) -> int:
+    """Bulk insert an Arrow table into an existing table, inside the caller's transaction."""
+    _check_ident(table)
+    if data.num_rows == 0:
+        return 0
+    cols = ", ".join(_check_ident(c) for c in data.column_names)
+    raw = conn.connection.driver_connection
+    if dialect(conn) == "duckdb":
+        view = f"_arrow_{table}"
+        raw.register(view, data)
+        try:
+            raw.execute(f"insert into {table} ({cols}) select {cols} from {view}")
+        finally:
+            raw.unregister(view)
+    elif dialect(conn) == "postgresql":
+        buf = io.BytesIO()
+        pacsv.write_csv(data, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+        with raw.cursor() as cur, cur.copy(f"copy {table} ({cols}) from stdin with (format csv)") as copy:
+            copy.write(buf.getvalue())
+    else:  # any other SQLAlchemy warehouse: portable, slower
+        rows = data.to_pylist()
+        conn.execute(sa.table(table, *[sa.column(c) for c in data.column_names]).insert(), rows)
+    return data.num_rows
+
+
+def replace_activity_days(conn: Connection, sources: Sequence[str], days: Sequence[dt.date],
+                          tables: Iterable[pa.Table]) -> int:
+    """Idempotent load: the given days of the given sources are deleted and inserted again."""
+    if days:
+        conn.execute(sa.text("delete from lake_activities where activity_date between :s and :e "
+                             "and source in :src").bindparams(sa.bindparam("src", expanding=True)),
+                     {"s": min(days), "e": max(days), "src": list(sources)})
+    n = 0
+    for t in tables:
+        n += insert_arrow(conn, "lake_activities", t)
+    return n
+
+
+def replace_table(conn: Connection, table: str, data: pa.Table) -> int:
+    conn.exec_driver_sql(f"delete from {_check_ident(table)}")
+    return insert_arrow(conn, table, data)
+
+
+# ------------------------------------------------------------------------------------------ SQL models
+@dataclass
+class Model:
+    name: str
+    layer: str
+    path: Path
+    sql: str
+    materialized: str  # view | table | incremental
+    partition_by: str | None
+    key: list[str]
+    depends_on: list[str]
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+_HEADER = re.compile(r"^--\s*([a-z_]+):\s*(.*)$")
+
+
+def parse_model(path: Path, layer: str) -> Model:
+    meta: dict[str, str] = {}
+    body: list[str] = []
+    for line in path.read_text().splitlines():
+        m = _HEADER.match(line.strip())
+        if m and not body:
+            meta[m.group(1)] = m.group(2).strip()
+        else:
+            body.append(line)
+    name = path.stem
+    if meta.get("model", name) != name:
+        raise ValueError(f"{path}: header says model {meta['model']!r} but the file is named {name!r}")
+    materialized = meta.get("materialized", "table")
+    if materialized not in ("view", "table", "incremental"):
+        raise ValueError(f"{path}: materialized must be view, table or incremental")
+    if materialized == "incremental" and not meta.get("partition_by"):
+        raise ValueError(f"{path}: an incremental model needs a partition_by column")
+    split = lambda v: [x.strip() for x in v.split(",") if x.strip()]  # noqa: E731
+    return Model(name=_check_ident(name), layer=layer, path=path, sql="\n".join(body).strip().rstrip(";"),
+                 materialized=materialized, partition_by=meta.get("partition_by"),
+                 key=split(meta.get("key", "")), depends_on=split(meta.get("depends_on", "")), meta=meta)
+
+
+def discover_models(sql_dir: Path = SQL_DIR) -> list[Model]:
+    """All models of `sql/`, in dependency order (layers first, then declared dependencies)."""
+    models: dict[str, Model] = {}
+    for layer in LAYERS:
+        for path in sorted((sql_dir / layer).glob("*.sql")):
+            model = parse_model(path, layer)
+            if model.name in models:
+                raise ValueError(f"two models named {model.name}")
+            models[model.name] = model
+    ordered: list[Model] = []
+    state: dict[str, int] = {}
+
+    def visit(name: str, chain: tuple[str, ...]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            raise ValueError(f"dependency cycle: {' -> '.join(chain + (name,))}")
+        state[name] = 1
+        for dep in models[name].depends_on:
+            if dep in models:
+                visit(dep, chain + (name,))
+        state[name] = 2
+        ordered.append(models[name])
+
+    for layer in LAYERS:
+        for m in models.values():
+            if m.layer == layer:
+                visit(m.name, ())
+    return ordered
+
+
+def _bind(sql: str, params: dict[str, Any]) -> tuple[sa.TextClause, dict[str, Any]]:
+    used = set(re.findall(r"(?<!:):([a-z_][a-z0-9_]*)", sql))
+    return sa.text(sql), {k: v for k, v in params.items() if k in used}
+
+
+def audit(conn: Connection, build: str, model_name: str, key: list[str], extra_not_null: list[str]) -> int:
+    rows = conn.exec_driver_sql(f"select count(*) from {build}").scalar_one()
+    if key:
+        cols = ", ".join(_check_ident(c) for c in key)
+        dups = conn.exec_driver_sql(
+            f"select count(*) from (select {cols} from {build} group by {cols} having count(*) > 1) d").scalar_one()
+        if dups:
+            sample = conn.exec_driver_sql(
+                f"select {cols}, count(*) from {build} group by {cols} having count(*) > 1 limit 3").fetchall()
+            raise AuditError(f"audit of {model_name}: {dups} duplicated key(s) ({cols}), e.g. {sample}")
+    for col in key + extra_not_null:
+        nulls = conn.exec_driver_sql(f"select count(*) from {build} where {_check_ident(col)} is null").scalar_one()
+        if nulls:
+            raise AuditError(f"audit of {model_name}: {nulls} row(s) with a null {col}")
+    return int(rows)
+
+
+def publish(conn: Connection, name: str, build: str, materialized: str, partition_by: str | None,
+            start: dt.date | None, end: dt.date | None) -> None:
+    if materialized == "incremental" and table_exists(conn, name):
+        conn.execute(sa.text(f"delete from {name} where {partition_by} between :s and :e"), {"s": start, "e": end})
+        conn.exec_driver_sql(f"insert into {name} select * from {build}")
+        conn.exec_driver_sql(f"drop table {build}")
+    else:
+        conn.exec_driver_sql(f"drop table if exists {name} cascade" if dialect(conn) == "postgresql"
+                             else f"drop table if exists {name}")
+        conn.exec_driver_sql(f"alter table {build} rename to {name}")
+
+
+def run_model(conn: Connection, model: Model, params: dict[str, Any]) -> int:
+    """Write, audit and publish one model (inside the caller's transaction). Returns rows written."""
+    if model.materialized == "view":
+        kind = "view"
+        conn.exec_driver_sql(f"drop view if exists {model.name}")
+        conn.exec_driver_sql(f"create {kind} {model.name} as {model.sql}")
+        return 0
+    build = f"{model.name}__build"
+    conn.exec_driver_sql(f"drop table if exists {build}")
+    text, bound = _bind(f"create table {build} as {model.sql}", params)
+    conn.execute(text, bound)
+    not_null = [c.strip() for c in model.meta.get("not_null", "").split(",") if c.strip()]
+    rows = audit(conn, build, model.name, model.key, not_null)
+    publish(conn, model.name, build, model.materialized, model.partition_by,
+            params.get("start_date"), params.get("end_date"))
+    return rows
+
+
+def publish_frame(conn: Connection, name: str, frame: pd.DataFrame, *, key: list[str],
+                  partition_by: str | None = None, start: dt.date | None = None,
+                  end: dt.date | None = None) -> int:
+    """Write-audit-publish for a table computed in Python (graph metrics, bootstrap intervals)."""
+    _check_ident(name)
+    build = f"{name}__build"
+    conn.exec_driver_sql(f"drop table if exists {build}")
+    data = pa.Table.from_pandas(frame, preserve_index=False)
+    _create_from_arrow_schema(conn, build, data.schema)
+    insert_arrow(conn, build, data)
+    rows = audit(conn, build, name, key, [])
+    publish(conn, name, build, "incremental" if partition_by else "table", partition_by, start, end)
+    return rows
+
+
+_ARROW_SQL = [
+    (pa.types.is_boolean, "boolean"), (pa.types.is_integer, "bigint"), (pa.types.is_floating, "double precision"),
+    (pa.types.is_date, "date"), (pa.types.is_timestamp, "timestamp with time zone"),
+]
+
+
+def _create_from_arrow_schema(conn: Connection, name: str, schema: pa.Schema) -> None:
+    cols = []
+    for f in schema:
+        sql_type = next((t for test, t in _ARROW_SQL if test(f.type)), "varchar")
+        cols.append(f"{_check_ident(f.name)} {sql_type}")
+    conn.exec_driver_sql(f"create table {name} ({', '.join(cols)})")
+
+
+def read_frame(conn: Connection | Engine, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    if isinstance(conn, Engine):
+        with conn.connect() as c:
+            return read_frame(c, sql, params)
+    result = conn.execute(sa.text(sql), params or {})
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def record_rows(conn: Connection, table: str, records: list[dict[str, Any]], ddl: str) -> None:
+    """Append small bookkeeping records (validation results, run log) to a table it creates if needed."""
+    conn.exec_driver_sql(f"create table if not exists {_check_ident(table)} ({ddl})")
+    if records:
+        cols = list(records[0])
+        conn.execute(sa.table(table, *[sa.column(c) for c in cols]).insert(), records)

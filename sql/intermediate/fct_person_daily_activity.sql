@@ -1,0 +1,29 @@
+-- model: fct_person_daily_activity
+-- grain: one row per person and UTC day with any activity
+-- key: activity_date, person_key
+-- materialized: incremental
+-- partition_by: activity_date
+-- depends_on: stg_activities, int_interactions
+-- owner: esn-metrics
+-- description: INTERNAL person-level table (not for BI users): actions by verb per person and day.
+--   An action is any event including reads; a contribution is a post or reply.
+with events as (
+    select *
+    from stg_activities
+    where activity_date between :start_date and :end_date
+      and not is_deleted
+)
+select
+    activity_date,
+    actor_key as person_key,
+    count(*) as actions,
+    sum(case when verb in ('post', 'reply') then 1 else 0 end) as contributions,
+    sum(case when verb = 'post' then 1 else 0 end) as posts,
+    sum(case when verb = 'reply' then 1 else 0 end) as replies,
+    sum(case when verb = 'reaction' then 1 else 0 end) as reactions,
+    sum(case when verb = 'mention' then 1 else 0 end) as mentions,
+    sum(case when verb = 'share' then 1 else 0 end) as shares,
+    sum(case when verb = 'view' then 1 else 0 end) as views,
+    sum(case when verb = 'post' and is_question then 1 else 0 end) as questions
+from events
+group by activity_date, actor_key

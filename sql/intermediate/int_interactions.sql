@@ -1,0 +1,52 @@
+-- model: int_interactions
+-- grain: one row per directed person-to-person interaction event
+-- key: source, event_id
+-- materialized: incremental
+-- partition_by: activity_date
+-- depends_on: stg_activities
+-- owner: esn-metrics
+-- description: METRICS.md section 3 edge rules. reply -> author of the message replied to;
+--   reaction -> author; mention -> mentioned person; share -> original author. The target comes from
+--   the source when it knows it, else from the parent message. Self-edges are dropped by rule, events
+--   on deleted messages are dropped, and each type carries its configurable weight.
+with events as (
+    select *
+    from stg_activities
+    where activity_date between :start_date and :end_date
+      and verb in ('reply', 'reaction', 'mention', 'share')
+      and not is_deleted
+),
+parents as (
+    select source, event_id, actor_key from stg_activities
+),
+resolved as (
+    select
+        e.source,
+        e.event_id,
+        e.occurred_at,
+        e.activity_date,
+        e.actor_key as source_key,
+        case when e.verb = 'mention' then e.target_key else coalesce(e.target_key, p.actor_key) end as target_key,
+        e.verb as interaction_type,
+        e.container_id
+    from events e
+    left join parents p on p.source = e.source and p.event_id = e.parent_id
+)
+select
+    source,
+    event_id,
+    occurred_at,
+    activity_date,
+    source_key,
+    target_key,
+    interaction_type,
+    cast(case interaction_type
+        when 'reply' then :w_reply
+        when 'reaction' then :w_reaction
+        when 'mention' then :w_mention
+        when 'share' then :w_share
+    end as double precision) as weight,
+    container_id
+from resolved
+where target_key is not null
+  and target_key <> source_key

@@ -1,0 +1,95 @@
+-- model: mart_engagement_daily
+-- grain: one row per day and segment (org / department / location / level / leader / tenure band)
+-- key: activity_date, segment_type, segment_value
+-- materialized: incremental
+-- partition_by: activity_date
+-- depends_on: fct_person_daily_activity, int_person_segments, stg_people
+-- owner: esn-metrics
+-- description: DAU, WAU, MAU (1/7/28-day windows ending on the day), posting users, participation and
+--   contributor rates against headcount, stickiness. Published: every metric is NULL and suppressed is
+--   true when the segment's headcount is below :min_group_size.
+with calendar as (
+    select cast(cast(:start_date as date) + cast(g.i as integer) as date) as activity_date
+    from generate_series(0, cast(:end_date as date) - cast(:start_date as date)) as g(i)
+),
+activity as (
+    select *
+    from fct_person_daily_activity
+    where activity_date between cast(:start_date as date) - 27 and :end_date
+),
+windowed as (
+    select
+        c.activity_date,
+        a.person_key,
+        max(case when a.activity_date = c.activity_date then 1 else 0 end) as active_1d,
+        max(case when a.activity_date > c.activity_date - 7 then 1 else 0 end) as active_7d,
+        max(case when a.activity_date = c.activity_date and a.contributions > 0 then 1 else 0 end) as posting_1d,
+        max(case when a.activity_date > c.activity_date - 7 and a.contributions > 0 then 1 else 0 end) as posting_7d,
+        max(case when a.contributions > 0 then 1 else 0 end) as posting_28d,
+        sum(a.actions) as actions_28d
+    from calendar c
+    join activity a on a.activity_date between c.activity_date - 27 and c.activity_date
+    group by c.activity_date, a.person_key
+),
+usage as (
+    select
+        w.activity_date,
+        s.segment_type,
+        s.segment_value,
+        sum(w.active_1d) as dau,
+        sum(w.active_7d) as wau,
+        count(*) as mau,
+        sum(w.posting_1d) as posting_users_1d,
+        sum(w.posting_7d) as posting_users_7d,
+        sum(w.posting_28d) as posting_users_28d,
+        sum(w.actions_28d) as actions_28d
+    from windowed w
+    join int_person_segments s on s.person_key = w.person_key
+    group by w.activity_date, s.segment_type, s.segment_value
+),
+headcount as (
+    select c.activity_date, s.segment_type, s.segment_value, count(*) as headcount
+    from calendar c
+    join stg_people p
+      on (p.hire_date is null or p.hire_date <= c.activity_date)
+     and (p.termination_date is null or p.termination_date > c.activity_date)
+    join int_person_segments s on s.person_key = p.person_key
+    group by c.activity_date, s.segment_type, s.segment_value
+),
+joined as (
+    select
+        h.activity_date,
+        h.segment_type,
+        h.segment_value,
+        h.headcount,
+        coalesce(u.dau, 0) as dau,
+        coalesce(u.wau, 0) as wau,
+        coalesce(u.mau, 0) as mau,
+        coalesce(u.posting_users_1d, 0) as posting_users_1d,
+        coalesce(u.posting_users_7d, 0) as posting_users_7d,
+        coalesce(u.posting_users_28d, 0) as posting_users_28d,
+        coalesce(u.actions_28d, 0) as actions_28d,
+        h.headcount < :min_group_size as suppressed
+    from headcount h
+    left join usage u
+      on u.activity_date = h.activity_date
+     and u.segment_type = h.segment_type
+     and u.segment_value = h.segment_value
+)
+select
+    activity_date,
+    segment_type,
+    segment_value,
+    suppressed,
+    case when suppressed then null else headcount end as headcount,
+    case when suppressed then null else dau end as dau,
+    case when suppressed then null else wau end as wau,
+    case when suppressed then null else mau end as mau,
+    case when suppressed then null else posting_users_1d end as posting_users_1d,
+    case when suppressed then null else posting_users_7d end as posting_users_7d,
+    case when suppressed then null else posting_users_28d end as posting_users_28d,
+    case when suppressed or headcount = 0 then null else cast(mau as double precision) / headcount end as participation_rate,
+    case when suppressed or headcount = 0 then null else cast(posting_users_28d as double precision) / headcount end as contributor_rate,
+    case when suppressed or mau = 0 then null else cast(dau as double precision) / mau end as stickiness,
+    case when suppressed or mau = 0 then null else cast(actions_28d as double precision) / mau end as activity_per_active_user
+from joined
