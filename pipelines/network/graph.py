@@ -1,0 +1,220 @@
+"""Build the directed, weighted person-to-person graph from canonical interactions.
+
+Input is a frame shaped like `pipelines.model.INTERACTIONS` (source_key, target_key, interaction_type,
+weight, optionally event_id / activity_date / container_id). The rules that turn interactions into edges
+are the documented, configurable `EdgeRules` (METRICS.md section 3). Self-edges are always dropped,
+whatever the rules say, because a person replying to or reacting to their own message says nothing about
+the network. The result is a compact integer-indexed `PersonGraph` that every other module reads.
+
+This module is pure: it never reads or writes a database or a file, and never sees a clear identity
+(person keys are pseudonymous hashes and are only carried through).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from scipy import sparse
+
+from pipelines.model import INTERACTION_VERBS
+
+REQUIRED_COLUMNS: tuple[str, ...] = ("source_key", "target_key", "interaction_type")
+
+
+class EdgeRules(BaseModel):
+    """How interactions become edges. Every field is published in the metric catalogue."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type_weights: dict[str, float] = Field(
+        default_factory=lambda: {"reply": 1.0, "reaction": 0.5, "mention": 1.0, "share": 1.0},
+        description="weight of one interaction of each type; a reaction costs less effort than a reply. "
+        "Types absent from this mapping (or with weight 0) create no edge.",
+    )
+    direction: Literal["to_target", "to_source"] = Field(
+        "to_target",
+        description="to_target: the edge points from the person acting to the person receiving (the author "
+        "replied to, reacted to, mentioned or shared), so PageRank flows to those who draw attention. "
+        "to_source reverses every edge.",
+    )
+    use_input_weight: bool = Field(
+        True, description="multiply the type weight by the `weight` column of the input (when present)"
+    )
+    audience_key: str | None = Field(
+        "event_id",
+        description="column identifying one event; events that reach more distinct targets than "
+        "audience_cap are capped. None disables the cap.",
+    )
+    audience_cap: int | None = Field(
+        50, ge=1, description="largest audience of a single event that counts in full (e.g. a message to a list)"
+    )
+    audience_policy: Literal["drop", "scale"] = Field(
+        "scale",
+        description="drop: events above the cap create no edge; scale: their edges keep weight * cap / audience, "
+        "so one event never contributes more than `audience_cap` in total",
+    )
+    min_weight: float = Field(0.0, ge=0.0, description="aggregated edges lighter than this are dropped")
+    min_interactions: int = Field(1, ge=1, description="aggregated edges with fewer interactions are dropped")
+    keep_unknown_people: bool = Field(
+        True,
+        description="keep edges whose endpoints are not in the directory (department unknown); if False "
+        "they are dropped",
+    )
+
+    @field_validator("type_weights")
+    @classmethod
+    def _known_types(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(INTERACTION_VERBS))
+        if unknown:
+            raise ValueError(f"type_weights: unknown interaction types {unknown}; allowed {INTERACTION_VERBS}")
+        negative = sorted(k for k, w in value.items() if w < 0)
+        if negative:
+            raise ValueError(f"type_weights: negative weight for {negative}")
+        return value
+
+
+@dataclass(frozen=True)
+class PersonGraph:
+    """A directed weighted graph on integer node ids 0..n-1.
+
+    Edges are unique (src, dst) pairs sorted by (src, dst), never self-loops. `rows` keeps each
+    interaction that survived the rules (its edge index and weight) so that the bootstrap can resample
+    interactions rather than edges.
+    """
+
+    nodes: np.ndarray  # person_key per node id (object array)
+    src: np.ndarray  # int64, per edge
+    dst: np.ndarray  # int64, per edge
+    weight: np.ndarray  # float64, per edge: sum of interaction weights
+    count: np.ndarray  # int64, per edge: number of interactions
+    type_counts: dict[str, np.ndarray]  # interaction type -> int64 per edge
+    row_edge: np.ndarray  # int64 per kept interaction: its edge index
+    row_weight: np.ndarray  # float64 per kept interaction
+    dropped: dict[str, int] = field(default_factory=dict)  # rule name -> interactions (or edges) dropped
+
+    @property
+    def n(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def m(self) -> int:
+        return len(self.src)
+
+    def adjacency(self, weights: np.ndarray | None = None) -> sparse.csr_matrix:
+        """n x n CSR matrix, A[i, j] = weight of edge i -> j."""
+        data = self.weight if weights is None else weights
+        return sparse.csr_matrix((data, (self.src, self.dst)), shape=(self.n, self.n))
+
+    def node_index(self) -> pd.Index:
+        return pd.Index(self.nodes, name="person_key")
+
+
+def build_graph(edges: pd.DataFrame, people_keys: pd.Series | np.ndarray | None = None,
+                rules: EdgeRules | None = None) -> PersonGraph:
+    """Apply `rules` to interaction rows and aggregate them to unique directed edges.
+
+    Nodes are the directory's people (in the given order, so isolated people exist in the graph) followed
+    by any other endpoint, sorted, when `rules.keep_unknown_people`.
+    """
+    rules = rules or EdgeRules()
+    missing = [c for c in REQUIRED_COLUMNS if c not in edges.columns]
+    if missing:
+        raise ValueError(f"interactions frame lacks columns {missing} (have {list(edges.columns)})")
+    dropped: dict[str, int] = {}
+
+    src_key = edges["source_key"].to_numpy(dtype=object)
+    dst_key = edges["target_key"].to_numpy(dtype=object)
+    if rules.direction == "to_source":
+        src_key, dst_key = dst_key, src_key
+    itype = edges["interaction_type"].astype("string").to_numpy(dtype=object, na_value=None)
+    type_w = pd.Series(itype).map(rules.type_weights).to_numpy(dtype=float, na_value=np.nan)
+    w = np.where(np.isnan(type_w), 0.0, type_w)
+    if rules.use_input_weight and "weight" in edges.columns:
+        w = w * edges["weight"].to_numpy(dtype=float, na_value=1.0)
+
+    null_end = pd.isna(src_key) | pd.isna(dst_key)
+    self_edge = ~null_end & (src_key == dst_key)
+    no_weight = ~null_end & ~self_edge & (w <= 0)
+    dropped["null_endpoint"] = int(null_end.sum())
+    dropped["self_edge"] = int(self_edge.sum())
+    dropped["type_not_weighted"] = int(no_weight.sum())
+    keep = ~(null_end | self_edge | no_weight)
+
+    # Audience cap: counted on distinct targets per event after self-edges are gone, so a reply-all that
+    # includes the sender does not count the sender.
+    if rules.audience_key is not None and rules.audience_cap is not None and rules.audience_key in edges.columns:
+        ev = edges[rules.audience_key].to_numpy(dtype=object)
+        has_ev = keep & ~pd.isna(ev)
+        frame = pd.DataFrame({"ev": ev[has_ev], "t": dst_key[has_ev]})
+        audience = frame.groupby("ev", sort=False)["t"].transform("nunique").to_numpy()
+        over = audience > rules.audience_cap
+        idx = np.flatnonzero(has_ev)[over]
+        dropped["audience_cap"] = int(over.sum()) if rules.audience_policy == "drop" else 0
+        dropped["audience_scaled"] = int(over.sum()) if rules.audience_policy == "scale" else 0
+        if rules.audience_policy == "drop":
+            keep[idx] = False
+        else:
+            w[idx] = w[idx] * rules.audience_cap / audience[over]
+
+    src_key, dst_key, w, itype = src_key[keep], dst_key[keep], w[keep], itype[keep]
+
+    directory = (pd.Index(pd.Series(people_keys, dtype=object)).drop_duplicates()
+                 if people_keys is not None else pd.Index([], dtype=object))
+    if rules.keep_unknown_people:
+        others = pd.Index(np.concatenate([src_key, dst_key])).unique().difference(directory).sort_values()
+        nodes = directory.append(others)
+    else:
+        nodes = directory
+        if people_keys is None:
+            raise ValueError("keep_unknown_people=False needs the directory (people_keys)")
+    s = nodes.get_indexer(src_key)
+    t = nodes.get_indexer(dst_key)
+    known = (s >= 0) & (t >= 0)
+    dropped["unknown_person"] = int((~known).sum())
+    s, t, w, itype = s[known].astype(np.int64), t[known].astype(np.int64), w[known], itype[known]
+
+    n = len(nodes)
+    key = s * n + t
+    ukey, inverse = np.unique(key, return_inverse=True)
+    m = len(ukey)
+    weight = np.bincount(inverse, weights=w, minlength=m)
+    count = np.bincount(inverse, minlength=m).astype(np.int64)
+    type_counts = {
+        name: np.bincount(inverse[itype == name], minlength=m).astype(np.int64) for name in INTERACTION_VERBS
+    }
+
+    ok = (weight >= rules.min_weight) & (count >= rules.min_interactions)
+    dropped["edges_below_minimum"] = int((~ok).sum())
+    new_id = np.full(m, -1, dtype=np.int64)
+    new_id[ok] = np.arange(int(ok.sum()))
+    row_edge = new_id[inverse]
+    row_keep = row_edge >= 0
+    ukey = ukey[ok]
+    return PersonGraph(
+        nodes=nodes.to_numpy(dtype=object),
+        src=ukey // n,
+        dst=ukey % n,
+        weight=weight[ok],
+        count=count[ok],
+        type_counts={k: v[ok] for k, v in type_counts.items()},
+        row_edge=row_edge[row_keep],
+        row_weight=w[row_keep],
+        dropped=dropped,
+    )
+
+
+def edges_frame(g: PersonGraph) -> pd.DataFrame:
+    """The aggregated edges with person keys: source_key, target_key, weight, interactions, n_<type>."""
+    out = pd.DataFrame({
+        "source_key": g.nodes[g.src],
+        "target_key": g.nodes[g.dst],
+        "weight": g.weight,
+        "interactions": g.count,
+    })
+    for name, counts in g.type_counts.items():
+        out[f"n_{name}"] = counts
+    return out
