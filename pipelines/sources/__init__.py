@@ -22,6 +22,8 @@ from pipelines.privacy import Pseudonymiser
 #: kind -> module implementing it
 REGISTRY: dict[str, str] = {
     "demo": "pipelines.sources.demo",
+    "slack": "pipelines.sources.slack",
+    "slack_export": "pipelines.sources.slack_export",
 }
 
 
