@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what it needs, then runs pytest.
+# Usage: bash scripts/test.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python -m uv --version >/dev/null 2>&1 || python -m pip install --quiet uv
+# the locked environment (.venv), the same on every machine
+python -m uv sync --frozen --extra dev --quiet
+
+# headless Chromium renders the report in one test; install it when we may (root with apt), else that
+# test skips locally and fails in CI, where it is required
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "warning: could not install chromium; the report screenshot test will not run" >&2
+fi
+
+export ESN_PSEUDONYM_KEY="${ESN_PSEUDONYM_KEY:-test-key-not-a-secret}"
+.venv/bin/ruff check pipelines dags tests bench
+exec .venv/bin/python -m pytest "$@"
