@@ -22,6 +22,7 @@ from pipelines.privacy import Pseudonymiser
 #: kind -> module implementing it
 REGISTRY: dict[str, str] = {
     "demo": "pipelines.sources.demo",
+    "file": "pipelines.sources.file_import",
     "slack": "pipelines.sources.slack",
     "slack_export": "pipelines.sources.slack_export",
 }
