@@ -1,0 +1,164 @@
+"""Scheduled stakeholder emails and the static organisation report (issue 7).
+
+  render_reports(settings, as_of, out_dir)   write <audience>.eml / <audience>.html and report.html; send nothing
+  send_reports(settings, as_of)              render the audiences due on `as_of`, write the same files, send them
+
+Both are plain functions for the CLI and an Airflow task alike: explicit inputs, a small return value.
+The audiences come from the `reports` section of the settings (or a separate YAML file until `Settings`
+has that field, see `pipelines.reports.config`). Nothing here reads the wall clock for its logic: the
+period always ends on the given `as_of`.
+
+This package must never publish a figure about a group smaller than `privacy.min_group_size`, never take
+recipients from anywhere but the configuration, and never write to the warehouse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from pipelines.config import Settings
+from pipelines.reports.config import (
+    Audience,
+    ReportsConfig,
+    Section,
+    is_due,
+    load_reports_config,
+)
+from pipelines.reports.content import Report, build_report
+from pipelines.reports.render import RenderedEmail, render_email, render_static
+
+__all__ = ["render_reports", "send_reports", "ReportsConfig", "load_reports_config", "build_reports"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Built:
+    report: Report
+    email: RenderedEmail
+
+
+def _organisation_audience(config: ReportsConfig) -> Audience:
+    # never sent: it only frames the static report, so it needs no recipients
+    return Audience.model_construct(name="organisation", title=config.organisation_name,
+                                    recipients=[], frequency=config.static_report_frequency, scope=None,
+                                    sections=list(Section))
+
+
+def _docs_url(config: ReportsConfig) -> str:
+    return config.docs_base_url.split("#")[0]
+
+
+def build_reports(settings: Settings, as_of: dt.date, audiences: Sequence[Audience], config: ReportsConfig,
+                  engine: sa.Engine) -> tuple[dict[str, Built], str]:
+    """Reports and rendered emails of the audiences, plus the static organisation page, in one read pass."""
+    built: dict[str, Built] = {}
+    with engine.connect() as conn:
+        for audience in audiences:
+            report = build_report(conn, settings, config, audience, as_of)
+            built[audience.name] = Built(report, render_email(report, _docs_url(config)))
+            if report.missing_from_catalogue:
+                log.warning("metrics not in the catalogue (links use derived anchors): %s",
+                            report.missing_from_catalogue)
+        org = build_report(conn, settings, config, _organisation_audience(config), as_of)
+    return built, render_static(org, _docs_url(config))
+
+
+def _write(out_dir: Path, built: dict[str, Built], static_html: str, config: ReportsConfig) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    report_html = out_dir / "report.html"
+    _atomic_write(report_html, static_html.encode("utf-8"))
+    paths.append(report_html)
+    for name, b in built.items():
+        if b.report.is_empty:
+            continue
+        eml = out_dir / f"{name}.eml"
+        _atomic_write(eml, b.email.message(config.delivery.sender, list(b.report.audience.recipients),
+                                                config.delivery.reply_to).as_bytes())
+        html_path = out_dir / f"{name}.html"
+        _atomic_write(html_path, b.email.preview_html().encode("utf-8"))
+        paths += [eml, html_path]
+    return paths
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def _select(config: ReportsConfig, names: Sequence[str] | None) -> list[Audience]:
+    if names is None:
+        return list(config.audiences)
+    return [config.audience(n) for n in names]
+
+
+def render_reports(settings: Settings, as_of: dt.date, out_dir: Path, audiences: Sequence[str] | None = None, *,
+                   config: ReportsConfig | None = None, config_path: Path | None = None,
+                   engine: sa.Engine | None = None) -> list[Path]:
+    """Write report.html (whole organisation) and, per audience, <name>.eml and <name>.html. Sends nothing.
+
+    Every configured audience is rendered whatever its frequency (a preview); an audience whose report
+    has nothing to say gets no files.
+    """
+    from pipelines.warehouse import make_engine
+
+    config = config or load_reports_config(settings, config_path)
+    engine = engine or make_engine(settings.warehouse_url)
+    built, static_html = build_reports(settings, as_of, _select(config, audiences), config, engine)
+    return _write(Path(out_dir), built, static_html, config)
+
+
+def send_reports(settings: Settings, as_of: dt.date, smtp_conn_id: str = "smtp_default", *,
+                 audiences: Sequence[str] | None = None, config: ReportsConfig | None = None,
+                 config_path: Path | None = None, engine: sa.Engine | None = None, only_due: bool = True,
+                 out_dir: Path | None = None, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """Render and send the audiences due on `as_of` (all given ones when only_due is False).
+
+    Returns {"as_of", "transport", "out_dir", "delivered": n, "failed": [...], "results": [...],
+    "skipped": {audience: reason}}. A failed recipient never stops the others and never raises.
+    """
+    from pipelines.reports.deliver import Deliverer, choose_transport
+    from pipelines.warehouse import make_engine
+
+    config = config or load_reports_config(settings, config_path)
+    engine = engine or make_engine(settings.warehouse_url)
+    selected = _select(config, audiences)
+    skipped: dict[str, str] = {}
+    due = []
+    for a in selected:
+        if only_due and not is_due(a.frequency, as_of, config.weekly_on):
+            skipped[a.name] = f"not due ({a.frequency.value}) on {as_of}"
+        else:
+            due.append(a)
+    built, static_html = build_reports(settings, as_of, due, config, engine)
+    target = Path(out_dir) if out_dir else config.output_dir / as_of.isoformat()
+    _write(target, built, static_html, config)
+    to_send = {}
+    for name, b in built.items():
+        if b.report.is_empty:
+            skipped[name] = "nothing to say: no section has data"
+        else:
+            to_send[name] = b
+    transport = choose_transport(config.delivery, smtp_conn_id) if to_send else None
+    results = []
+    if transport is not None:
+        deliverer = Deliverer(transport, config.delivery, sleep=sleep)
+        for b in to_send.values():
+            results += [r.as_dict() for r in deliverer.send(b.email, b.report.audience.recipients)]
+    failed = [r for r in results if not r["delivered"]]
+    for r in failed:
+        log.error("report %s not delivered to %s after %d attempt(s): %s %s", r["audience"], r["recipient"],
+                  r["attempts"], r.get("code"), r.get("error"))
+    return {"as_of": as_of.isoformat(), "transport": transport.name if transport else None,
+            "out_dir": str(target), "delivered": sum(r["delivered"] for r in results), "failed": failed,
+            "results": results, "skipped": skipped}

@@ -1,0 +1,223 @@
+"""Typed configuration of the stakeholder reports: audiences, delivery, links, where the marts are.
+
+It is read from the `reports` key of the settings YAML (once `Settings` carries `reports: ReportsConfig`)
+or, until then, from a YAML file of its own (`--reports-config`, or $ESN_REPORTS_CONFIG) holding either a
+top-level `reports:` mapping or the section itself. Errors name the bad field, like `pipelines.config`.
+
+Recipients come from this configuration only, never from the warehouse. This module must never hold a
+secret: SMTP credentials are the *names* of environment variables or an Airflow connection id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipelines.config import ConfigError, Settings
+
+REPORTS_CONFIG_ENV = "ESN_REPORTS_CONFIG"
+_EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Frequency(StrEnum):
+    weekly = "weekly"
+    monthly = "monthly"
+
+
+class Section(StrEnum):
+    """The sections an email can carry, in the order they appear."""
+
+    kpis = "kpis"
+    activity_trend = "activity_trend"
+    adoption_by_department = "adoption_by_department"
+    alerts = "alerts"
+    questions = "questions"
+    network = "network"
+    influence = "influence"
+
+
+class Scope(_Strict):
+    """The segment an audience looks at; it is always shown against the whole organisation."""
+
+    segment_type: str = Field("department", pattern=r"^[a-z][a-z_]*$")
+    segment_value: str = Field(..., min_length=1)
+
+
+class Audience(_Strict):
+    name: str = Field(..., pattern=r"^[a-z][a-z0-9_-]*$", description="used in file names and logs")
+    title: str | None = Field(None, description="shown in the subject and heading; default from the scope")
+    recipients: list[str] = Field(..., min_length=1)
+    frequency: Frequency = Frequency.weekly
+    scope: Scope | None = Field(None, description="omit for the whole organisation")
+    sections: list[Section] = Field(default_factory=lambda: list(Section))
+
+    @field_validator("recipients")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not _EMAIL.match(v)]
+        if bad:
+            raise ValueError(f"not an email address: {bad}")
+        if len(set(v.lower() for v in value)) != len(value):
+            raise ValueError("a recipient is listed twice")
+        return value
+
+    @property
+    def display_title(self) -> str:
+        if self.title:
+            return self.title
+        if self.scope is None:
+            return "Organisation"
+        return f"{self.scope.segment_value} ({self.scope.segment_type.replace('_', ' ')})"
+
+
+class SmtpServer(_Strict):
+    """The plain smtplib path, used when no Airflow SMTP connection is configured."""
+
+    host: str = "localhost"
+    port: int = Field(25, ge=0, le=65535)
+    starttls: bool = False
+    ssl: bool = False
+    timeout_seconds: float = Field(30.0, gt=0)
+    username_env: str | None = Field(None, description="environment variable holding the SMTP user")
+    password_env: str | None = Field(None, description="environment variable holding the SMTP password")
+
+
+class Delivery(_Strict):
+    sender: str = Field("esn-metrics@localhost", description="From: address")
+    reply_to: str | None = None
+    transport: str = Field("auto", pattern=r"^(auto|airflow|smtp)$",
+                           description="auto: the Airflow connection when it is defined, else `smtp`")
+    smtp: SmtpServer = Field(default_factory=SmtpServer)
+    max_attempts: int = Field(3, ge=1, le=10, description="tries per recipient before it is reported failed")
+    backoff_seconds: float = Field(2.0, ge=0, description="wait before the second try; multiplied each time")
+    backoff_factor: float = Field(2.0, ge=1)
+    retry_permanent_failures: bool = Field(
+        True, description="also retry 5xx answers (some relays answer 550 for transient reasons); "
+                          "set false to follow RFC 5321 strictly")
+
+    @field_validator("sender", "reply_to")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value):
+            raise ValueError(f"not an email address: {value!r}")
+        return value
+
+
+class Tables(_Strict):
+    """Where each section reads from. A section whose table does not exist is left out.
+
+    Several candidates may be given for marts still being named; the first that exists is used.
+    """
+
+    engagement: list[str] = Field(default_factory=lambda: ["mart_engagement_daily"])
+    alerts: list[str] = Field(default_factory=lambda: ["mart_alerts"])
+    questions: list[str] = Field(default_factory=lambda: [
+        "mart_knowledge_sharing_daily", "mart_knowledge_daily", "mart_questions_daily", "mart_knowledge_sharing"])
+    unanswered: list[str] = Field(default_factory=lambda: [
+        "mart_unanswered_backlog", "mart_knowledge_unanswered_backlog", "mart_unanswered_questions",
+        "mart_knowledge_backlog"])
+    containers: list[str] = Field(default_factory=lambda: ["stg_containers"])
+    network_org: list[str] = Field(default_factory=lambda: ["mart_network_org"])
+    network_department: list[str] = Field(default_factory=lambda: ["mart_network_department"])
+    influence_tiers: list[str] = Field(default_factory=lambda: ["mart_network_influence_tiers"])
+    person_network: list[str] = Field(default_factory=lambda: ["fct_person_network"])
+
+
+class ReportsConfig(_Strict):
+    audiences: list[Audience] = Field(default_factory=list)
+    organisation_name: str = "the organisation"
+    docs_base_url: str = Field("docs/metrics.md", description="figures link to <docs_base_url>#<metric anchor>")
+    catalogue_path: Path = Field(Path("catalogue/metrics.yaml"), description="metric catalogue (name, table, column)")
+    names_file: Path | None = Field(
+        None, description="YAML mapping person_key -> display name; people are named only when this file "
+                          "exists AND privacy.allow_named_leaderboards is true")
+    leaderboard_size: int = Field(10, ge=1, le=50)
+    trend_days: int = Field(91, ge=14, le=730, description="days shown in trend charts")
+    weekly_on: int = Field(6, ge=0, le=6, description="weekday (0 = Monday) whose date closes a weekly period")
+    static_report_frequency: Frequency = Field(Frequency.weekly, description="period of the organisation-wide "
+                                                                             "report.html written with each run")
+    output_dir: Path = Field(Path("output/reports"), description="where each run writes report.html, .eml, .html")
+    delivery: Delivery = Field(default_factory=Delivery)
+    tables: Tables = Field(default_factory=Tables)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ReportsConfig:
+        names = [a.name for a in self.audiences]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"audience names must be unique, repeated: {dup}")
+        return self
+
+    def audience(self, name: str) -> Audience:
+        for a in self.audiences:
+            if a.name == name:
+                return a
+        raise ConfigError(f"no audience named {name!r} (have {[a.name for a in self.audiences]})")
+
+
+def is_due(frequency: Frequency, as_of: dt.date, weekly_on: int = 6) -> bool:
+    """Whether a period of this frequency closes on `as_of` (weekly: the configured weekday; monthly: month end)."""
+    if frequency is Frequency.weekly:
+        return as_of.weekday() == weekly_on
+    return (as_of + dt.timedelta(days=1)).day == 1
+
+
+def _format(err: ValidationError, origin: str) -> str:
+    lines = [f"invalid reports configuration in {origin}:"]
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        lines.append(f"  reports.{where}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def parse_reports_config(data: Any, origin: str = "reports") -> ReportsConfig:
+    if isinstance(data, ReportsConfig):
+        return data
+    try:
+        return ReportsConfig.model_validate(data or {})
+    except ValidationError as err:
+        raise ConfigError(_format(err, origin)) from None
+
+
+def load_reports_config(settings: Settings, path: str | Path | None = None) -> ReportsConfig:
+    """The `reports` section of the settings if it has one, else `path` (or $ESN_REPORTS_CONFIG), else defaults."""
+    section = getattr(settings, "reports", None)
+    if section is not None and path is None:
+        return parse_reports_config(section, "settings")
+    path = path or os.environ.get(REPORTS_CONFIG_ENV)
+    if not path:
+        return ReportsConfig()
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"reports configuration file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"reports configuration file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"reports configuration file {path} must hold a mapping")
+    if "reports" in data:
+        data = data["reports"]
+    return parse_reports_config(data, str(path))
+
+
+def load_names(settings: Settings, config: ReportsConfig) -> dict[str, str]:
+    """person_key -> display name, or {} unless named leaderboards are allowed AND the mapping file exists."""
+    if not settings.privacy.allow_named_leaderboards or config.names_file is None:
+        return {}
+    if not config.names_file.exists():
+        return {}
+    data = yaml.safe_load(config.names_file.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"names file {config.names_file} must map person keys to display names")
+    return {str(k): str(v) for k, v in data.items() if v}
