@@ -50,24 +50,39 @@ def degrees(g: PersonGraph) -> pd.DataFrame:
 def pagerank(g: PersonGraph, alpha: float = 0.85, tol: float = 1e-10, max_iter: int = 1000,
              weights: np.ndarray | None = None) -> np.ndarray:
     """Weighted PageRank; sums to 1. Zero-weight edges count as absent (used by the bootstrap)."""
-    n = g.n
-    if n == 0:
-        return np.zeros(0)
-    w = g.weight if weights is None else weights
-    out = np.bincount(g.src, weights=w, minlength=n)
-    dangling = out <= 0
-    inv = np.zeros(n)
-    inv[~dangling] = 1.0 / out[~dangling]
-    # Transposed transition matrix, built once: x_new = alpha * (P^T x + dangling share) + teleport.
-    pt = sparse.csr_matrix((w * inv[g.src], (g.dst, g.src)), shape=(n, n))
-    x = np.full(n, 1.0 / n)
-    for _ in range(max_iter):
-        x_new = alpha * (pt @ x + x[dangling].sum() / n) + (1.0 - alpha) / n
-        err = np.abs(x_new - x).sum()
-        x = x_new
-        if err < tol:
-            break
-    return x / x.sum()
+    return PageRank(g).run(alpha, tol, max_iter, weights)
+
+
+class PageRank:
+    """PageRank with the transposed sparsity pattern built once, so the bootstrap only swaps weights."""
+
+    def __init__(self, g: PersonGraph):
+        self.g = g
+        # CSR of P^T: rows are targets. Sorting edges by (dst, src) once gives indices and indptr.
+        self.order = np.lexsort((g.src, g.dst))
+        self.indices = g.src[self.order].astype(np.int32)
+        self.indptr = np.searchsorted(g.dst[self.order], np.arange(g.n + 1)).astype(np.int32)
+
+    def run(self, alpha: float = 0.85, tol: float = 1e-10, max_iter: int = 1000,
+            weights: np.ndarray | None = None) -> np.ndarray:
+        g, n = self.g, self.g.n
+        if n == 0:
+            return np.zeros(0)
+        w = g.weight if weights is None else weights
+        out = np.bincount(g.src, weights=w, minlength=n)
+        dangling = out <= 0
+        inv = np.zeros(n)
+        inv[~dangling] = 1.0 / out[~dangling]
+        data = (w * inv[g.src])[self.order]
+        pt = sparse.csr_matrix((data, self.indices, self.indptr), shape=(n, n))
+        x = np.full(n, 1.0 / n)
+        for _ in range(max_iter):
+            x_new = alpha * (pt @ x + x[dangling].sum() / n) + (1.0 - alpha) / n
+            err = np.abs(x_new - x).sum()
+            x = x_new
+            if err < tol:
+                break
+        return x / x.sum()
 
 
 def eigenvector(g: PersonGraph, tol: float = 1e-10, max_iter: int = 10_000) -> tuple[np.ndarray, bool]:

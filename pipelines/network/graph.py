@@ -125,19 +125,22 @@ def build_graph(edges: pd.DataFrame, people_keys: pd.Series | np.ndarray | None 
     if missing:
         raise ValueError(f"interactions frame lacks columns {missing} (have {list(edges.columns)})")
     dropped: dict[str, int] = {}
+    rows = len(edges)
 
-    src_key = edges["source_key"].to_numpy(dtype=object)
-    dst_key = edges["target_key"].to_numpy(dtype=object)
+    # Work in integer space: one factorize of all endpoint keys (fast on Arrow-backed strings), then
+    # map the distinct keys to node ids. Per-row Python objects would cost ~10x more at millions of rows.
+    codes, uniques = pd.factorize(pd.concat([edges["source_key"], edges["target_key"]], ignore_index=True))
+    src_code, dst_code = codes[:rows], codes[rows:]
     if rules.direction == "to_source":
-        src_key, dst_key = dst_key, src_key
-    itype = edges["interaction_type"].astype("string").to_numpy(dtype=object, na_value=None)
-    type_w = pd.Series(itype).map(rules.type_weights).to_numpy(dtype=float, na_value=np.nan)
-    w = np.where(np.isnan(type_w), 0.0, type_w)
+        src_code, dst_code = dst_code, src_code
+    type_code, type_names = pd.factorize(edges["interaction_type"])
+    type_w_of = np.array([rules.type_weights.get(str(t), 0.0) for t in type_names] + [0.0])
+    w = type_w_of[type_code]  # code -1 (missing type) hits the trailing 0
     if rules.use_input_weight and "weight" in edges.columns:
         w = w * edges["weight"].to_numpy(dtype=float, na_value=1.0)
 
-    null_end = pd.isna(src_key) | pd.isna(dst_key)
-    self_edge = ~null_end & (src_key == dst_key)
+    null_end = (src_code < 0) | (dst_code < 0)
+    self_edge = ~null_end & (src_code == dst_code)
     no_weight = ~null_end & ~self_edge & (w <= 0)
     dropped["null_endpoint"] = int(null_end.sum())
     dropped["self_edge"] = int(self_edge.sum())
@@ -147,35 +150,40 @@ def build_graph(edges: pd.DataFrame, people_keys: pd.Series | np.ndarray | None 
     # Audience cap: counted on distinct targets per event after self-edges are gone, so a reply-all that
     # includes the sender does not count the sender.
     if rules.audience_key is not None and rules.audience_cap is not None and rules.audience_key in edges.columns:
-        ev = edges[rules.audience_key].to_numpy(dtype=object)
-        has_ev = keep & ~pd.isna(ev)
-        frame = pd.DataFrame({"ev": ev[has_ev], "t": dst_key[has_ev]})
-        audience = frame.groupby("ev", sort=False)["t"].transform("nunique").to_numpy()
-        over = audience > rules.audience_cap
-        idx = np.flatnonzero(has_ev)[over]
+        ev_code, ev_names = pd.factorize(edges[rules.audience_key])
+        has_ev = keep & (ev_code >= 0)
+        pair = np.unique(ev_code[has_ev].astype(np.int64) * (len(uniques) + 1) + dst_code[has_ev])
+        audience_of = np.bincount(pair // (len(uniques) + 1), minlength=len(ev_names))
+        audience = np.where(has_ev, audience_of[np.maximum(ev_code, 0)], 0)
+        over = has_ev & (audience > rules.audience_cap)
         dropped["audience_cap"] = int(over.sum()) if rules.audience_policy == "drop" else 0
         dropped["audience_scaled"] = int(over.sum()) if rules.audience_policy == "scale" else 0
         if rules.audience_policy == "drop":
-            keep[idx] = False
+            keep &= ~over
         else:
-            w[idx] = w[idx] * rules.audience_cap / audience[over]
-
-    src_key, dst_key, w, itype = src_key[keep], dst_key[keep], w[keep], itype[keep]
+            w = np.where(over, w * rules.audience_cap / np.maximum(audience, 1), w)
 
     directory = (pd.Index(pd.Series(people_keys, dtype=object)).drop_duplicates()
                  if people_keys is not None else pd.Index([], dtype=object))
+    key_to_node = directory.get_indexer(pd.Index(uniques, dtype=object))
+    unknown = key_to_node < 0
     if rules.keep_unknown_people:
-        others = pd.Index(np.concatenate([src_key, dst_key])).unique().difference(directory).sort_values()
+        others = pd.Index(np.asarray(uniques, dtype=object)[unknown]).sort_values()
+        key_to_node[unknown] = len(directory) + others.get_indexer(np.asarray(uniques, dtype=object)[unknown])
         nodes = directory.append(others)
     else:
-        nodes = directory
         if people_keys is None:
             raise ValueError("keep_unknown_people=False needs the directory (people_keys)")
-    s = nodes.get_indexer(src_key)
-    t = nodes.get_indexer(dst_key)
-    known = (s >= 0) & (t >= 0)
-    dropped["unknown_person"] = int((~known).sum())
-    s, t, w, itype = s[known].astype(np.int64), t[known].astype(np.int64), w[known], itype[known]
+        nodes = directory
+    s_all = np.where(src_code >= 0, key_to_node[np.maximum(src_code, 0)], -1)
+    t_all = np.where(dst_code >= 0, key_to_node[np.maximum(dst_code, 0)], -1)
+    known = keep & (s_all >= 0) & (t_all >= 0)
+    dropped["unknown_person"] = int((keep & ~known).sum())
+    s = s_all[known].astype(np.int64)
+    t = t_all[known].astype(np.int64)
+    w = w[known]
+    tcode = type_code[known]
+    code_of = {str(name): i for i, name in enumerate(type_names)}
 
     n = len(nodes)
     key = s * n + t
@@ -184,7 +192,8 @@ def build_graph(edges: pd.DataFrame, people_keys: pd.Series | np.ndarray | None 
     weight = np.bincount(inverse, weights=w, minlength=m)
     count = np.bincount(inverse, minlength=m).astype(np.int64)
     type_counts = {
-        name: np.bincount(inverse[itype == name], minlength=m).astype(np.int64) for name in INTERACTION_VERBS
+        name: np.bincount(inverse[tcode == code_of.get(name, -2)], minlength=m).astype(np.int64)
+        for name in INTERACTION_VERBS
     }
 
     ok = (weight >= rules.min_weight) & (count >= rules.min_interactions)

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pipelines.network.centrality import pagerank
+from pipelines.network.centrality import PageRank
 from pipelines.network.graph import PersonGraph
 
 TIERS: tuple[str, ...] = ("Top Influencer", "Active Influencer", "Observer")
@@ -121,11 +121,12 @@ def bootstrap_ranks(g: PersonGraph, rules: InfluenceRules, min_weight: float, se
         return pd.DataFrame({"rank_ci_low": np.full(n, np.nan), "rank_ci_high": np.full(n, np.nan)})
     rng = np.random.default_rng(seed)
     ranks = np.empty((b, n), dtype=np.int64)
+    engine = PageRank(g)
     for r in range(b):
         c = rng.poisson(1.0, size=len(g.row_weight))
         w = np.bincount(g.row_edge, weights=g.row_weight * c, minlength=g.m)
         w[w < min_weight] = 0.0  # the minimum-weight rule applies to the replicate as to the original
-        ranks[r], _ = percentile_and_rank(pagerank(g, alpha=rules.damping, weights=w))
+        ranks[r], _ = percentile_and_rank(engine.run(alpha=rules.damping, weights=w))
     tail = (1 - rules.bootstrap_level) / 2
     return pd.DataFrame({
         "rank_ci_low": np.quantile(ranks, tail, axis=0, method="lower"),
