@@ -70,8 +70,9 @@ class TokenBucket:
                     wait = self._paused_until - now
                 else:
                     self._refill(now)
-                    if self._tokens >= 1.0:
-                        self._tokens -= 1.0
+                    # tolerance: float sums of tiny refills must not leave us a hair short forever
+                    if self._tokens >= 1.0 - 1e-9:
+                        self._tokens = max(0.0, self._tokens - 1.0)
                         st = self.stats
                         st.requests += 1
                         st.waited_s += waited

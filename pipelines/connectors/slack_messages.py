@@ -125,7 +125,9 @@ def minimise(msg: Mapping[str, Any], channel: str, key: KeyFn) -> dict[str, Any]
     # Slack's own placeholder author of tombstones is not a person
     actor = key(user) if user and user != "USLACKBOT" else None
     parent_user = msg.get("parent_user_id")
-    mentions = [k for k in (key(u) for u in mentioned_ids(text, msg.get("blocks"))) if k] if kind == "person" else []
+    # self-mentions are no interaction; old exports also write "<@author> uploaded a file" in file_share
+    mentions = [k for k in (key(u) for u in mentioned_ids(text, msg.get("blocks")) if u != user) if k] \
+        if kind == "person" else []
     names: list[str] = []
     reactors: list[str] = []
     for reaction in msg.get("reactions") or []:

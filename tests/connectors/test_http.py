@@ -1,0 +1,132 @@
+"""The shared HTTP client: retries, Retry-After in any case, fatal vs retryable, budgets across threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from pipelines.connectors.budget import Budget, TokenBucket
+from pipelines.connectors.errors import ApiError, AuthError, RetriesExhaustedError
+from pipelines.connectors.http import HttpClient, RetryPolicy, parse_retry_after
+
+
+class FakeTime:
+    """A clock that only moves when somebody sleeps: retries and budgets become instant and exact."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def client(responses: list, fake: FakeTime, **kw) -> HttpClient:
+    seq = iter(responses)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        item = next(seq)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    budget = Budget(default_limit=1e9, period_s=1.0, clock=fake.clock, sleep=fake.sleep)
+    return HttpClient("https://api.example/", budget=budget, transport=httpx.MockTransport(handler),
+                      sleep=fake.sleep, policy=RetryPolicy(max_attempts=kw.pop("attempts", 5), jitter=0.0), seed=1, **kw)
+
+
+@pytest.mark.parametrize("header", ["Retry-After", "retry-after", "RETRY-AFTER"])
+def test_429_waits_exactly_retry_after_in_any_header_case(header: str) -> None:
+    fake = FakeTime()
+    c = client([httpx.Response(429, headers={header: "7"}, json={"ok": False, "error": "ratelimited"}),
+                httpx.Response(200, json={"ok": True})], fake)
+    assert c.call("m") == {"ok": True}
+    assert sum(fake.sleeps) == pytest.approx(7.0, rel=1e-6)
+    assert c.stats.retries["RateLimitedError"] == 1
+
+
+def test_5xx_timeout_dropped_connection_and_truncated_body_are_retried_with_backoff() -> None:
+    fake = FakeTime()
+    req = httpx.Request("GET", "https://api.example/m")
+    c = client([httpx.Response(503, text="<html>"), httpx.ReadTimeout("slow", request=req),
+                httpx.RemoteProtocolError("peer closed", request=req),
+                httpx.Response(200, content=b'{"ok":true,"mess'), httpx.Response(200, json={"ok": True, "x": 1})],
+               fake)
+    assert c.call("m") == {"ok": True, "x": 1}
+    assert fake.sleeps == [1.0, 2.0, 4.0, 8.0]  # exponential, no jitter in this policy
+    assert set(c.stats.retries) == {"ServerError", "TransportTimeoutError", "InvalidBodyError"}
+
+
+def test_401_is_fatal_at_once_and_names_the_token_source_not_the_token() -> None:
+    fake = FakeTime()
+    c = client([httpx.Response(401, json={"error": "x"})], fake, auth_header="Bearer xoxb-SECRET",
+               token_source="the token in $SLACK_BOT_TOKEN")
+    with pytest.raises(AuthError) as exc:
+        c.call("m")
+    assert "$SLACK_BOT_TOKEN" in str(exc.value) and "SECRET" not in str(exc.value)
+    assert fake.sleeps == [] and c.stats.requests == 1
+
+
+def test_other_4xx_is_fatal() -> None:
+    with pytest.raises(ApiError):
+        client([httpx.Response(404)], FakeTime()).call("m")
+
+
+def test_gives_up_after_max_attempts_with_the_last_error_chained() -> None:
+    fake = FakeTime()
+    c = client([httpx.Response(500)] * 3, fake, attempts=3)
+    with pytest.raises(RetriesExhaustedError) as exc:
+        c.call("m")
+    assert "3 attempts" in str(exc.value) and exc.value.__cause__ is not None
+
+
+def test_json_that_is_not_an_object_is_invalid() -> None:
+    c = client([httpx.Response(200, json=[1, 2]), httpx.Response(200, json={"ok": True})], FakeTime())
+    assert c.call("m") == {"ok": True}
+    assert c.stats.retries["InvalidBodyError"] == 1
+
+
+def test_parse_retry_after_forms() -> None:
+    assert parse_retry_after({"rEtRy-AfTeR": "30"}) == 30.0
+    assert parse_retry_after(httpx.Headers({"Retry-After": "0.25"})) == 0.25
+    assert parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:10 GMT"}, now=1445412480.0) == 10.0
+    assert parse_retry_after({"Retry-After": "soon"}) is None
+    assert parse_retry_after({}) is None
+
+
+def test_token_bucket_spaces_requests_at_the_rate() -> None:
+    fake = FakeTime()
+    b = TokenBucket(10.0, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(21):
+        b.acquire()
+    assert fake.now == pytest.approx(2.0)  # first token is there, then one every 0.1 s
+
+
+def test_pause_blocks_the_whole_bucket() -> None:
+    fake = FakeTime()
+    b = TokenBucket(100.0, clock=fake.clock, sleep=fake.sleep)
+    b.acquire()
+    b.pause(3.0)
+    b.acquire()
+    assert fake.now >= 3.0
+
+
+def test_budget_shared_between_threads_keeps_the_total_rate() -> None:
+    budget = Budget(limits={"m": 200.0}, period_s=1.0, safety=1.0)
+    started = time.monotonic()
+    threads = [threading.Thread(target=lambda: [budget.acquire("m") for _ in range(25)]) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - started
+    # 100 requests at 200/s need at least 99/200 s whatever the number of threads
+    assert elapsed >= 0.99 * 99 / 200
+    assert budget.usage()["m"]["requests"] == 100
