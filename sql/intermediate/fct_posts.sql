@@ -1,0 +1,46 @@
+-- model: fct_posts
+-- grain: one row per original post (thread root), with its first response from someone else
+-- key: source, event_id
+-- materialized: table
+-- depends_on: stg_activities, int_post_responses
+-- owner: esn-metrics
+-- description: INTERNAL post-level facts. Rebuilt each run from the warehouse's activity history because a
+--   reply arriving today changes a post of any earlier day; it is O(posts) and every mart reads it
+--   "as of" a date (first_reply_date <= as_of_date), so published daily rows never change afterwards.
+--   A question is `is_question` as decided at extraction (platform question type, else the heuristic).
+with posts as (
+    select source, event_id, activity_date, occurred_at, actor_key, container_id, is_question
+    from stg_activities
+    where verb = 'post' and not is_deleted
+),
+firsts as (
+    select
+        source,
+        post_id,
+        min(occurred_at) as first_response_at,
+        min(case when verb = 'reply' then occurred_at end) as first_reply_at
+    from int_post_responses
+    group by source, post_id
+),
+accepted as (
+    select r.source, r.post_id, min(a.occurred_at) as accepted_at
+    from stg_activities a
+    join int_post_responses r on r.source = a.source and r.event_id = a.parent_id
+    where a.verb = 'answer_accepted' and r.verb = 'reply'
+    group by r.source, r.post_id
+)
+select
+    p.source,
+    p.event_id,
+    p.activity_date,
+    p.occurred_at,
+    p.actor_key as author_key,
+    p.container_id,
+    p.is_question,
+    cast(f.first_response_at as date) as first_response_date,
+    cast(f.first_reply_at as date) as first_reply_date,
+    cast(extract(epoch from (f.first_reply_at - p.occurred_at)) / 3600.0 as double precision) as hours_to_first_reply,
+    cast(a.accepted_at as date) as accepted_date
+from posts p
+left join firsts f on f.source = p.source and f.post_id = p.event_id
+left join accepted a on a.source = p.source and a.post_id = p.event_id

@@ -1,0 +1,93 @@
+-- model: mart_adoption_daily
+-- grain: one row per day and segment
+-- key: as_of_date, segment_type, segment_value
+-- materialized: incremental
+-- partition_by: as_of_date
+-- depends_on: fct_person_daily_activity, fct_person_usage_daily, int_segment_membership, int_segment_headcount_daily, stg_people
+-- owner: esn-metrics
+-- description: registered and claimed people, usage segments (power / habitual / novice / low / non-user,
+--   12 weeks ending on the day) and the adoption curve (cumulative share of headcount that has ever been
+--   habitual or power, vivainsights create_rogers). Registered: the canonical model has no separate account
+--   table, so every employed person of the directory counts as registered; claimed: employed and active at
+--   least once on or before the day. Among employed people only. Suppressed below :min_group_size.
+with calendar as (
+    select cast(cast(:start_date as date) + cast(g.i as integer) as date) as as_of_date
+    from generate_series(0, cast(:end_date as date) - cast(:start_date as date)) as g(i)
+),
+employed as (
+    select c.as_of_date, p.person_key
+    from calendar c
+    join stg_people p
+      on (p.hire_date is null or p.hire_date <= c.as_of_date)
+     and (p.termination_date is null or p.termination_date > c.as_of_date)
+),
+first_activity as (
+    select person_key, min(activity_date) as first_active_date
+    from fct_person_daily_activity
+    where activity_date <= :end_date
+    group by person_key
+),
+first_habitual as (
+    select person_key, min(as_of_date) as first_habitual_date
+    from fct_person_usage_daily
+    where as_of_date <= :end_date and usage_segment in ('power', 'habitual')
+    group by person_key
+),
+usage as (
+    select as_of_date, person_key, usage_segment
+    from fct_person_usage_daily
+    where as_of_date between :start_date and :end_date
+),
+people_day as (
+    select
+        e.as_of_date,
+        e.person_key,
+        coalesce(u.usage_segment, 'non-user') as usage_segment,
+        case when f.first_active_date <= e.as_of_date then 1 else 0 end as claimed,
+        case when h.first_habitual_date <= e.as_of_date then 1 else 0 end as ever_habitual
+    from employed e
+    left join usage u on u.as_of_date = e.as_of_date and u.person_key = e.person_key
+    left join first_activity f on f.person_key = e.person_key
+    left join first_habitual h on h.person_key = e.person_key
+),
+aggregated as (
+    select
+        d.as_of_date,
+        m.segment_type,
+        m.segment_value,
+        count(*) as headcount,
+        sum(d.claimed) as claimed,
+        sum(case when d.usage_segment = 'power' then 1 else 0 end) as power_users,
+        sum(case when d.usage_segment = 'habitual' then 1 else 0 end) as habitual_users,
+        sum(case when d.usage_segment = 'novice' then 1 else 0 end) as novice_users,
+        sum(case when d.usage_segment = 'low' then 1 else 0 end) as low_users,
+        sum(case when d.usage_segment = 'non-user' then 1 else 0 end) as non_users,
+        sum(d.ever_habitual) as ever_habitual
+    from people_day d
+    join int_segment_membership m
+      on m.person_key = d.person_key
+     and d.as_of_date between m.valid_from and m.valid_to
+    group by d.as_of_date, m.segment_type, m.segment_value
+),
+flagged as (
+    select *, headcount < :min_group_size as suppressed from aggregated
+)
+select
+    as_of_date,
+    segment_type,
+    segment_value,
+    suppressed,
+    case when suppressed then null else cast(headcount as bigint) end as headcount,
+    case when suppressed then null else cast(headcount as bigint) end as registered,
+    case when suppressed then null else cast(claimed as bigint) end as claimed,
+    case when suppressed then null else cast(claimed as double precision) / headcount end as claimed_rate,
+    case when suppressed then null else cast(power_users as bigint) end as power_users,
+    case when suppressed then null else cast(habitual_users as bigint) end as habitual_users,
+    case when suppressed then null else cast(novice_users as bigint) end as novice_users,
+    case when suppressed then null else cast(low_users as bigint) end as low_users,
+    case when suppressed then null else cast(non_users as bigint) end as non_users,
+    case when suppressed then null else cast(power_users + habitual_users as double precision) / headcount end
+        as habitual_or_power_share,
+    case when suppressed then null else cast(ever_habitual as bigint) end as ever_habitual,
+    case when suppressed then null else cast(ever_habitual as double precision) / headcount end as adoption_curve_share
+from flagged

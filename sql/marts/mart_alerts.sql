@@ -1,0 +1,235 @@
+-- model: mart_alerts
+-- grain: one row per day, alert type, segment and metric that crossed its threshold
+-- key: alert_date, alert_type, segment_type, segment_value, metric
+-- materialized: incremental
+-- partition_by: alert_date
+-- depends_on: mart_engagement_daily, mart_department_concentration, mart_leader_engagement, mart_knowledge_sharing, fct_person_daily_activity
+-- not_null: severity, observed, threshold, evidence
+-- owner: esn-metrics
+-- description: the daily alerts of METRICS.md section 1, rendered in emails. Computed only from published,
+--   unsuppressed rows, for segment types org, department and location (and container for unanswered
+--   questions), and only once the 28-day windows they read are fully covered by data. Thresholds are bound
+--   parameters (defaults in sql/alert_thresholds.yaml):
+--   decline_after_enthusiasm: MAU's peak over :decline_lookback_weeks weekly snapshots is at least
+--     :decline_weeks weeks old, MAU is at least :decline_min_drop below it and lower than :decline_weeks ago;
+--   single_department_adoption: one department > :single_department_max_share of 28-day contributors;
+--   absent_leaders: leader_posting_share < :absent_leaders_min_posting_share or
+--     leader_reach < :absent_leaders_min_reach (28 days);
+--   rising_unanswered_questions: 28-day unanswered rate up by :unanswered_min_increase against 28 days
+--     before, at least :unanswered_min_rate, over at least :unanswered_min_questions questions, and a
+--     two-proportion z statistic of at least :unanswered_min_z.
+with calendar as (
+    select cast(cast(:start_date as date) + cast(g.i as integer) as date) as alert_date
+    from generate_series(0, cast(:end_date as date) - cast(:start_date as date)) as g(i)
+),
+data_start as (
+    select min(activity_date) as first_day from fct_person_daily_activity
+),
+eligible_days as (
+    -- a day is eligible once its 28-day window lies entirely within the data
+    select c.alert_date
+    from calendar c
+    cross join data_start s
+    where c.alert_date >= s.first_day + 27
+),
+weeks as (
+    select cast(g.i as integer) as k
+    from generate_series(0, cast(:decline_lookback_weeks as integer)) as g(i)
+),
+snapshots as (
+    select d.alert_date, w.k, e.activity_date as snapshot_date, e.segment_type, e.segment_value, e.mau
+    from eligible_days d
+    cross join weeks w
+    cross join data_start s
+    join mart_engagement_daily e on e.activity_date = d.alert_date - 7 * w.k
+    where not e.suppressed
+      and e.segment_type in ('org', 'department', 'location')
+      and e.activity_date >= s.first_day + 27
+),
+peaks as (
+    select *
+    from (
+        select
+            *,
+            row_number() over (partition by alert_date, segment_type, segment_value order by mau desc, k) as peak_rank
+        from snapshots
+    ) ranked
+    where peak_rank = 1
+),
+decline as (
+    select
+        p.alert_date,
+        p.segment_type,
+        p.segment_value,
+        p.snapshot_date as peak_date,
+        p.k as weeks_since_peak,
+        p.mau as peak_mau,
+        now_.mau as current_mau,
+        before_.mau as mau_n_weeks_ago,
+        1.0 - cast(now_.mau as double precision) / p.mau as drop_share,
+        (select count(*)
+         from snapshots a
+         join snapshots b
+           on b.alert_date = a.alert_date and b.segment_type = a.segment_type
+          and b.segment_value = a.segment_value and b.k = a.k + 1
+         where a.alert_date = p.alert_date and a.segment_type = p.segment_type
+           and a.segment_value = p.segment_value and a.k < p.k and a.mau < b.mau) as weeks_down
+    from peaks p
+    join snapshots now_
+      on now_.alert_date = p.alert_date and now_.segment_type = p.segment_type
+     and now_.segment_value = p.segment_value and now_.k = 0
+    join snapshots before_
+      on before_.alert_date = p.alert_date and before_.segment_type = p.segment_type
+     and before_.segment_value = p.segment_value and before_.k = cast(:decline_weeks as integer)
+    where p.mau > 0
+      and p.k >= cast(:decline_weeks as integer)
+      and now_.mau < before_.mau
+      and 1.0 - cast(now_.mau as double precision) / p.mau >= :decline_min_drop
+),
+decline_alerts as (
+    select
+        alert_date,
+        'decline_after_enthusiasm' as alert_type,
+        case when drop_share >= 2 * :decline_min_drop then 'high'
+             when drop_share >= 1.5 * :decline_min_drop then 'medium'
+             else 'low' end as severity,
+        segment_type,
+        segment_value,
+        'mau_drop_from_peak' as metric,
+        cast(drop_share as double precision) as observed,
+        cast(:decline_min_drop as double precision) as threshold,
+        'MAU below its peak for ' || cast(weeks_since_peak as varchar) || ' consecutive weeks (down in '
+            || cast(weeks_down as varchar) || ' of them), ' || cast(peak_mau as varchar) || ' -> '
+            || cast(current_mau as varchar) || ' (-' || cast(cast(round(100 * drop_share) as integer) as varchar)
+            || '%) since its peak on ' || cast(peak_date as varchar) as evidence
+    from decline
+),
+concentration as (
+    select c.*
+    from mart_department_concentration c
+    join eligible_days d on d.alert_date = c.as_of_date
+    where c.period_type = 'rolling_28d' and c.segment_type = 'org' and not c.suppressed
+      and c.largest_department_share > :single_department_max_share
+),
+single_department_alerts as (
+    select
+        as_of_date as alert_date,
+        'single_department_adoption' as alert_type,
+        case when largest_department_share >= :single_department_max_share + 0.25 then 'high'
+             when largest_department_share >= :single_department_max_share + 0.10 then 'medium'
+             else 'low' end as severity,
+        'department' as segment_type,
+        largest_department as segment_value,
+        'largest_department_share' as metric,
+        cast(largest_department_share as double precision) as observed,
+        cast(:single_department_max_share as double precision) as threshold,
+        largest_department || ' makes up ' || cast(cast(round(100 * largest_department_share) as integer) as varchar)
+            || '% of the ' || cast(contributors as varchar) || ' contributors of the last 28 days (threshold '
+            || cast(cast(round(100 * :single_department_max_share) as integer) as varchar) || '%), '
+            || cast(departments_contributing as varchar) || ' departments contributing' as evidence
+    from concentration
+),
+leaders as (
+    select l.*
+    from mart_leader_engagement l
+    join eligible_days d on d.alert_date = l.as_of_date
+    where l.period_type = 'rolling_28d' and not l.suppressed
+      and l.segment_type in ('org', 'department', 'location')
+),
+absent_leader_alerts as (
+    select
+        as_of_date as alert_date,
+        'absent_leaders' as alert_type,
+        case when leader_posting_share < :absent_leaders_min_posting_share / 2 then 'high' else 'medium' end as severity,
+        segment_type,
+        segment_value,
+        'leader_posting_share' as metric,
+        cast(leader_posting_share as double precision) as observed,
+        cast(:absent_leaders_min_posting_share as double precision) as threshold,
+        'only ' || cast(cast(round(100 * leader_posting_share) as integer) as varchar) || '% of the '
+            || cast(leaders as varchar) || ' leaders posted in the last 28 days (threshold '
+            || cast(cast(round(100 * :absent_leaders_min_posting_share) as integer) as varchar) || '%)' as evidence
+    from leaders
+    where not leaders_suppressed and leader_posting_share < :absent_leaders_min_posting_share
+    union all
+    select
+        as_of_date,
+        'absent_leaders',
+        case when leader_reach < :absent_leaders_min_reach / 2 then 'high' else 'medium' end,
+        segment_type,
+        segment_value,
+        'leader_reach',
+        cast(leader_reach as double precision),
+        cast(:absent_leaders_min_reach as double precision),
+        cast(people_reached_by_leaders as varchar) || ' people ('
+            || cast(cast(round(1000 * leader_reach) as integer) / 10.0 as varchar)
+            || '%) responded to a leader''s post in the last 28 days (threshold '
+            || cast(cast(round(1000 * :absent_leaders_min_reach) as integer) / 10.0 as varchar) || '%)'
+    from leaders
+    where leader_reach < :absent_leaders_min_reach
+),
+unanswered as (
+    select
+        cur.as_of_date,
+        cur.segment_type,
+        cur.segment_value,
+        cur.questions,
+        cur.unanswered_rate,
+        prev.unanswered_rate as previous_rate,
+        prev.questions as previous_questions
+    from mart_knowledge_sharing cur
+    join eligible_days d on d.alert_date = cur.as_of_date
+    cross join data_start s
+    join mart_knowledge_sharing prev
+      on prev.as_of_date = cur.as_of_date - 28
+     and prev.period_type = cur.period_type
+     and prev.segment_type = cur.segment_type
+     and prev.segment_value = cur.segment_value
+    where cur.period_type = 'rolling_28d'
+      and cur.segment_type in ('org', 'department', 'location', 'container')
+      and not cur.suppressed and not prev.suppressed
+      and prev.as_of_date >= s.first_day + 27
+      and cur.questions >= :unanswered_min_questions
+      and cur.unanswered_rate >= :unanswered_min_rate
+      and cur.unanswered_rate - prev.unanswered_rate >= :unanswered_min_increase
+),
+significant as (
+    -- two-proportion z statistic with the pooled rate: small containers swing by chance
+    select *
+    from (
+        select
+            u.*,
+            (unanswered_rate - previous_rate) / sqrt(
+                greatest(pooled * (1 - pooled) * (1.0 / questions + 1.0 / previous_questions), 1e-12)) as z
+        from (
+            select *, (unanswered_rate * questions + previous_rate * previous_questions)
+                      / (questions + previous_questions) as pooled
+            from unanswered
+        ) u
+    ) z_scored
+    where z >= :unanswered_min_z
+),
+unanswered_alerts as (
+    select
+        as_of_date as alert_date,
+        'rising_unanswered_questions' as alert_type,
+        case when unanswered_rate - previous_rate >= 2 * :unanswered_min_increase then 'high' else 'medium' end
+            as severity,
+        segment_type,
+        segment_value,
+        'unanswered_rate' as metric,
+        cast(unanswered_rate as double precision) as observed,
+        cast(:unanswered_min_increase as double precision) as threshold,
+        'unanswered questions ' || cast(cast(round(100 * previous_rate) as integer) as varchar) || '% -> '
+            || cast(cast(round(100 * unanswered_rate) as integer) as varchar) || '% of the '
+            || cast(questions as varchar) || ' questions of the last 28 days, against 28 days earlier (z = '
+            || cast(cast(round(10 * z) as integer) / 10.0 as varchar) || ')' as evidence
+    from significant
+)
+select * from decline_alerts
+union all
+select * from single_department_alerts
+union all
+select * from absent_leader_alerts
+union all
+select * from unanswered_alerts

@@ -1,0 +1,95 @@
+-- model: mart_participation_inequality
+-- grain: one row per day (as_of_date), period type (rolling_28d, week, month) and segment
+-- key: as_of_date, period_type, segment_type, segment_value
+-- materialized: incremental
+-- partition_by: as_of_date
+-- depends_on: fct_person_daily_activity, int_segment_membership
+-- owner: esn-metrics
+-- description: participation inequality among the people active in the window (any action; people with
+--   zero contributions count as zeros): Gini coefficient of contributions per person, share of
+--   contributions by the top 1% and top 10% of active people (ceil of the share, at least one person),
+--   and the observed 90-9-1 split: lurkers (active, no contribution), intermittent contributors, heavy
+--   contributors (the top decile of contributors by contributions). Suppressed when fewer than
+--   :min_group_size people were active.
+with calendar as (
+    select cast(cast(:start_date as date) + cast(g.i as integer) as date) as as_of_date
+    from generate_series(0, cast(:end_date as date) - cast(:start_date as date)) as g(i)
+),
+windows as (
+    select as_of_date, 'rolling_28d' as period_type, as_of_date - 27 as period_start from calendar
+    union all
+    select as_of_date, 'week', cast(date_trunc('week', as_of_date) as date) from calendar
+    union all
+    select as_of_date, 'month', cast(date_trunc('month', as_of_date) as date) from calendar
+),
+activity as (
+    select activity_date, person_key, contributions
+    from fct_person_daily_activity
+    where activity_date between cast(:start_date as date) - 30 and :end_date
+),
+per_person as (
+    select w.as_of_date, w.period_type, a.person_key, sum(a.contributions) as contributions
+    from windows w
+    join activity a on a.activity_date between w.period_start and w.as_of_date
+    group by w.as_of_date, w.period_type, a.person_key
+),
+segmented as (
+    select p.as_of_date, p.period_type, m.segment_type, m.segment_value, p.person_key,
+           cast(p.contributions as double precision) as contributions
+    from per_person p
+    join int_segment_membership m
+      on m.person_key = p.person_key
+     and p.as_of_date between m.valid_from and m.valid_to
+),
+ranked as (
+    -- one sort per group: the top-k sums depend only on the values, so the descending rank is n + 1 - asc_rank
+    select
+        *,
+        row_number() over (partition by as_of_date, period_type, segment_type, segment_value
+                           order by contributions, person_key) as asc_rank,
+        count(*) over (partition by as_of_date, period_type, segment_type, segment_value) as n
+    from segmented
+),
+aggregated as (
+    select
+        as_of_date,
+        period_type,
+        segment_type,
+        segment_value,
+        max(n) as active_users,
+        sum(case when contributions > 0 then 1 else 0 end) as contributors,
+        sum(contributions) as contributions,
+        sum((2 * asc_rank - n - 1) * contributions) as gini_numerator,
+        sum(case when n + 1 - asc_rank <= greatest(ceil(0.01 * n), 1) then contributions else 0 end) as top1_contributions,
+        sum(case when n + 1 - asc_rank <= greatest(ceil(0.10 * n), 1) then contributions else 0 end) as top10_contributions
+    from ranked
+    group by as_of_date, period_type, segment_type, segment_value
+),
+with_heavy as (
+    -- heavy contributors: the top decile of contributors (at least one when anyone contributed)
+    select *, case when contributors > 0 then greatest(ceil(0.10 * contributors), 1) else 0 end as heavy_contributors
+    from aggregated
+),
+flagged as (
+    select *, active_users < :min_group_size as suppressed from with_heavy
+)
+select
+    as_of_date,
+    period_type,
+    segment_type,
+    segment_value,
+    suppressed,
+    case when suppressed then null else cast(active_users as bigint) end as active_users,
+    case when suppressed then null else cast(contributors as bigint) end as contributors,
+    case when suppressed then null else cast(contributions as bigint) end as contributions,
+    case when suppressed or contributions = 0 then null
+         else gini_numerator / (active_users * contributions) end as gini,
+    case when suppressed or contributions = 0 then null else top1_contributions / contributions end as top1_share,
+    case when suppressed or contributions = 0 then null else top10_contributions / contributions end as top10_share,
+    case when suppressed then null
+         else cast(active_users - contributors as double precision) / active_users end as lurker_share,
+    case when suppressed then null
+         else cast(contributors - heavy_contributors as double precision) / active_users end as intermittent_share,
+    case when suppressed then null
+         else cast(heavy_contributors as double precision) / active_users end as heavy_share
+from flagged
