@@ -388,6 +388,15 @@ class _Builder:
         self._sizes[key] = size
         return size
 
+    def _container_info(self) -> dict[str, dict[str, Any]]:
+        """container_id -> kind, owner_department, member_count from the container directory, if it exists."""
+        table = self.wh.first(self.config.tables.containers)
+        if not table or not self.wh.col(table, "container_id"):
+            return {}
+        cols = [c for c in ("kind", "owner_department", "member_count") if self.wh.col(table, c)]
+        df = self.wh.frame(f"select container_id{''.join(', ' + c for c in cols)} from {_ident(table)}")
+        return {str(r["container_id"]): {c: r[c] for c in cols} for _, r in df.iterrows()}
+
     def _container_size(self, container_id: str | None) -> int | None:
         table = self.wh.first(self.config.tables.containers)
         if not table or container_id is None or not self.wh.col(table, "member_count"):
@@ -642,20 +651,22 @@ class _Builder:
         df = self.wh.frame(sql, params)
         if df.empty:
             return
-        dept_col = self.wh.col(table, "owner_department", "department")
-        if self.scope is not None and self.scope.segment_type == "department" and dept_col:
-            df = df[df[dept_col] == self.scope.segment_value]
-        rows: list[BacklogRow] = []
-        withheld = 0
+        info = self._container_info()
         size_col = self.wh.col(table, "member_count", "members", "group_size")
         kind_col = self.wh.col(table, "kind", "container_kind")
+        dept_col = self.wh.col(table, "owner_department", "department")
+        rows: list[BacklogRow] = []
+        withheld = 0
         for container, g in df.groupby(cid, sort=False):
-            flagged = "suppressed" in g.columns and g["suppressed"].map(_truthy).any()
-            size = None
-            if size_col and _num(g[size_col].max()) is not None:
-                size = int(g[size_col].max())
-            own = self._container_size(str(container))
-            size = min(s for s in (size, own) if s is not None) if (size or own) is not None else None
+            known = info.get(str(container), {})
+            dept = g[dept_col].iloc[0] if dept_col else known.get("owner_department")
+            if self.scope is not None and self.scope.segment_type == "department" and dept != self.scope.segment_value:
+                continue
+            # the smaller of the sizes the backlog mart and the container directory give; unknown = withheld
+            sizes = [int(v) for v in ((g[size_col].max() if size_col else None), known.get("member_count"))
+                     if _num(v) is not None]
+            size = min(sizes) if sizes else None
+            flagged = "suppressed" in g.columns and bool(g["suppressed"].map(_truthy).any())
             if flagged or not self.ok(size):
                 withheld += 1
                 continue
@@ -666,8 +677,9 @@ class _Builder:
                 continue
             by_age = ({str(b): Figure(float(v), "int", size) for b, v in zip(g[band], counts, strict=True)}
                       if band else {})
-            kind = f" ({g[kind_col].iloc[0]})" if kind_col and g[kind_col].iloc[0] else ""
-            rows.append(BacklogRow(f"{container}{kind}", Figure(total, "int", size), by_age, size))
+            kind = g[kind_col].iloc[0] if kind_col else known.get("kind")
+            label = f"{container} ({kind})" if kind else str(container)
+            rows.append(BacklogRow(label, Figure(total, "int", size), by_age, size))
         rows.sort(key=lambda r: -r.open_questions.value)
         self.report.backlog = rows[:15]
         self.report.backlog_withheld = withheld

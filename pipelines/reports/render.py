@@ -11,6 +11,7 @@ its privacy check: rendering is the last gate before a figure leaves the pipelin
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -99,8 +100,15 @@ def _age_bands(rows: list[BacklogRow]) -> list[str]:
     bands: list[str] = []
     for r in rows:
         bands += [b for b in r.by_age if b not in bands]
-    return sorted(bands, key=lambda b: (float(b.split("-")[0].lstrip(">").split()[0])
-                                        if b[:1].isdigit() or b[:1] == ">" else 1e9, b))
+    return sorted(bands, key=_band_order)
+
+
+def _band_order(band: str) -> tuple[float, str]:
+    """'0-1d' < '1-7d' < '7-30d' < '>30d'; bands without a leading number go last, alphabetically."""
+    m = re.match(r"\s*(>=?|<)?\s*(\d+(?:\.\d+)?)", band)
+    if not m:
+        return float("inf"), band
+    return float(m.group(2)) + (0.5 if m.group(1) and m.group(1).startswith(">") else 0.0), band
 
 
 def _tier_names(rows: list[TierRow]) -> list[str]:
@@ -175,7 +183,10 @@ def _data_uri(png: bytes) -> str:
 
 
 def subject_for(report: Report) -> str:
-    return f"{report.audience.display_title}: enterprise social network, {report.period.label}"
+    """Short enough (< 70 characters for usual names) that mail clients show it unfolded."""
+    a = report.audience
+    who = a.title or (a.scope.segment_value if a.scope else report.organisation)
+    return f"{who}: social network report, {report.period.label}"
 
 
 def _render(report: Report, image_src: dict[str, str], docs_url: str) -> tuple[str, str]:
