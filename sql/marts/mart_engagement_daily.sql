@@ -3,11 +3,12 @@
 -- key: activity_date, segment_type, segment_value
 -- materialized: incremental
 -- partition_by: activity_date
--- depends_on: fct_person_daily_activity, int_person_segments, stg_people
+-- depends_on: fct_person_daily_activity, int_segment_membership, int_segment_headcount_daily
 -- owner: esn-metrics
 -- description: DAU, WAU, MAU (1/7/28-day windows ending on the day), posting users, participation and
 --   contributor rates against headcount, stickiness. Published: every metric is NULL and suppressed is
---   true when the segment's headcount is below :min_group_size.
+--   true when the segment's headcount is below :min_group_size. Segments are point-in-time
+--   (int_segment_membership: the tenure band as of the day), so a day-by-day run equals a full recompute.
 with calendar as (
     select cast(cast(:start_date as date) + cast(g.i as integer) as date) as activity_date
     from generate_series(0, cast(:end_date as date) - cast(:start_date as date)) as g(i)
@@ -44,17 +45,15 @@ usage as (
         sum(w.posting_28d) as posting_users_28d,
         sum(w.actions_28d) as actions_28d
     from windowed w
-    join int_person_segments s on s.person_key = w.person_key
+    join int_segment_membership s
+      on s.person_key = w.person_key
+     and w.activity_date between s.valid_from and s.valid_to
     group by w.activity_date, s.segment_type, s.segment_value
 ),
 headcount as (
-    select c.activity_date, s.segment_type, s.segment_value, count(*) as headcount
-    from calendar c
-    join stg_people p
-      on (p.hire_date is null or p.hire_date <= c.activity_date)
-     and (p.termination_date is null or p.termination_date > c.activity_date)
-    join int_person_segments s on s.person_key = p.person_key
-    group by c.activity_date, s.segment_type, s.segment_value
+    select as_of_date as activity_date, segment_type, segment_value, headcount
+    from int_segment_headcount_daily
+    where as_of_date between :start_date and :end_date
 ),
 joined as (
     select
@@ -62,13 +61,13 @@ joined as (
         h.segment_type,
         h.segment_value,
         h.headcount,
-        coalesce(u.dau, 0) as dau,
-        coalesce(u.wau, 0) as wau,
-        coalesce(u.mau, 0) as mau,
-        coalesce(u.posting_users_1d, 0) as posting_users_1d,
-        coalesce(u.posting_users_7d, 0) as posting_users_7d,
-        coalesce(u.posting_users_28d, 0) as posting_users_28d,
-        coalesce(u.actions_28d, 0) as actions_28d,
+        cast(coalesce(u.dau, 0) as bigint) as dau,
+        cast(coalesce(u.wau, 0) as bigint) as wau,
+        cast(coalesce(u.mau, 0) as bigint) as mau,
+        cast(coalesce(u.posting_users_1d, 0) as bigint) as posting_users_1d,
+        cast(coalesce(u.posting_users_7d, 0) as bigint) as posting_users_7d,
+        cast(coalesce(u.posting_users_28d, 0) as bigint) as posting_users_28d,
+        cast(coalesce(u.actions_28d, 0) as bigint) as actions_28d,
         h.headcount < :min_group_size as suppressed
     from headcount h
     left join usage u
@@ -81,7 +80,7 @@ select
     segment_type,
     segment_value,
     suppressed,
-    case when suppressed then null else headcount end as headcount,
+    case when suppressed then null else cast(headcount as bigint) end as headcount,
     case when suppressed then null else dau end as dau,
     case when suppressed then null else wau end as wau,
     case when suppressed then null else mau end as mau,
