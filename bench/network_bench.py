@@ -38,7 +38,9 @@ TYPES = np.array(["reply", "reaction", "mention", "share"])
 TYPE_P = np.array([0.35, 0.45, 0.12, 0.08])
 
 
-def synthetic_org(people: int, edges: int, seed: int, n_departments: int = 20) -> tuple[pd.DataFrame, pd.DataFrame]:
+def synthetic_org(
+    people: int, edges: int, seed: int, n_departments: int = 20
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(seed)
     sizes = 1.0 / np.arange(1, n_departments + 1) ** 0.8
     dept = np.sort(rng.choice(n_departments, size=people, p=sizes / sizes.sum()))
@@ -77,13 +79,24 @@ def synthetic_org(people: int, edges: int, seed: int, n_departments: int = 20) -
     dst = np.concatenate([dst, cc, src[back]])
 
     keys = np.array([f"p{i:06d}" for i in range(people)], dtype=object)
-    frame = pd.DataFrame({
-        "source_key": keys[src], "target_key": keys[dst],
-        "interaction_type": TYPES[rng.choice(4, size=len(src), p=TYPE_P)],
-        "weight": 1.0, "event_id": np.arange(len(src)).astype(str),
-    })
-    directory = pd.DataFrame({"person_key": keys, "department": np.char.add("D", dept.astype(str)),
-                              "location": "L", "level": "Associate", "is_leader": False})
+    frame = pd.DataFrame(
+        {
+            "source_key": keys[src],
+            "target_key": keys[dst],
+            "interaction_type": TYPES[rng.choice(4, size=len(src), p=TYPE_P)],
+            "weight": 1.0,
+            "event_id": np.arange(len(src)).astype(str),
+        }
+    )
+    directory = pd.DataFrame(
+        {
+            "person_key": keys,
+            "department": np.char.add("D", dept.astype(str)),
+            "location": "L",
+            "level": "Associate",
+            "is_leader": False,
+        }
+    )
     return frame, directory
 
 
@@ -109,8 +122,9 @@ class PeakRss:
         self._thread.join()
 
 
-def betweenness_quality(edges: pd.DataFrame, people: pd.DataFrame, target: int, source_counts: list[int],
-                        seed: int) -> dict:
+def betweenness_quality(
+    edges: pd.DataFrame, people: pd.DataFrame, target: int, source_counts: list[int], seed: int
+) -> dict:
     depts = people["department"].value_counts().sort_values(ascending=False)
     chosen: list[str] = []
     total = 0
@@ -128,29 +142,42 @@ def betweenness_quality(edges: pd.DataFrame, people: pd.DataFrame, target: int, 
     exact = c.betweenness(g, None)
     exact_s = time.perf_counter() - t0
     top_exact = set(np.argsort(-exact)[:100])
-    out: dict = {"nodes": g.n, "edges": g.m, "departments": len(chosen), "exact_seconds": round(exact_s, 2),
-                 "sampled": []}
+    out: dict = {
+        "nodes": g.n,
+        "edges": g.m,
+        "departments": len(chosen),
+        "exact_seconds": round(exact_s, 2),
+        "sampled": [],
+    }
     for k in source_counts:
         for rep in range(3):
             sources = c.choose_sources(g, 0, k, seed + rep)
             t0 = time.perf_counter()
             est = c.betweenness(g, sources)
             secs = time.perf_counter() - t0
-            out["sampled"].append({
-                "sources": k, "replicate": rep, "seconds": round(secs, 2),
-                "spearman": round(float(stats.spearmanr(exact, est).statistic), 4),
-                "top100_overlap": len(top_exact & set(np.argsort(-est)[:100])) / 100,
-                "max_abs_error": float(np.abs(exact - est).max()),
-                "stated_error_bound_95": round(c.sampled_error_bound(g.n, k), 4),
-            })
+            out["sampled"].append(
+                {
+                    "sources": k,
+                    "replicate": rep,
+                    "seconds": round(secs, 2),
+                    "spearman": round(float(stats.spearmanr(exact, est).statistic), 4),
+                    "top100_overlap": len(top_exact & set(np.argsort(-est)[:100])) / 100,
+                    "max_abs_error": float(np.abs(exact - est).max()),
+                    "stated_error_bound_95": round(c.sampled_error_bound(g.n, k), 4),
+                }
+            )
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=100_000)
-    parser.add_argument("--edges", type=int, default=2_300_000,
-                        help="interaction rows generated (~2.0M distinct directed edges after aggregation)")
+    parser.add_argument(
+        "--edges",
+        type=int,
+        default=2_300_000,
+        help="interaction rows generated (~2.0M distinct directed edges after aggregation)",
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--subgraph", type=int, default=10_000)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -169,14 +196,35 @@ def main() -> None:
     quality = betweenness_quality(edges, people, args.subgraph, [100, 500], args.seed)
 
     result = {
-        "machine": {"cpus": psutil.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
-                    "python": platform.python_version()},
-        "input": {"people": args.people, "interaction_rows": len(edges), "seed": args.seed,
-                  "generate_seconds": round(gen_s, 2)},
-        "graph": {k: org[k] for k in ("nodes", "edges", "undirected_ties", "density", "reciprocity",
-                                      "largest_wcc_share", "average_clustering", "modularity", "nmi_department",
-                                      "triangle_wedges", "path_method", "path_sources",
-                                      "betweenness_error_bound")},
+        "machine": {
+            "cpus": psutil.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+            "python": platform.python_version(),
+        },
+        "input": {
+            "people": args.people,
+            "interaction_rows": len(edges),
+            "seed": args.seed,
+            "generate_seconds": round(gen_s, 2),
+        },
+        "graph": {
+            k: org[k]
+            for k in (
+                "nodes",
+                "edges",
+                "undirected_ties",
+                "density",
+                "reciprocity",
+                "largest_wcc_share",
+                "average_clustering",
+                "modularity",
+                "nmi_department",
+                "triangle_wedges",
+                "path_method",
+                "path_sources",
+                "betweenness_error_bound",
+            )
+        },
         "seconds_per_stage": {k: round(v, 2) for k, v in timings.items()},
         "total_seconds": round(total_s, 2),
         "peak_rss_gb_during_compute": round(rss.peak, 2),
@@ -219,12 +267,18 @@ def render_md(r: dict) -> str:
         "",
     ]
     q = r["betweenness_quality_10k"]
-    lines += [f"Subgraph: {q['nodes']:,} people ({q['departments']} whole departments), {q['edges']:,} edges; "
-              f"exact betweenness {q['exact_seconds']} s.", "",
-              "| sources | replicate | seconds | Spearman | top-100 overlap | max abs error | stated bound |",
-              "|---|---|---|---|---|---|---|"]
-    lines += [f"| {s['sources']} | {s['replicate']} | {s['seconds']} | {s['spearman']} | {s['top100_overlap']} | "
-              f"{s['max_abs_error']:.2e} | {s['stated_error_bound_95']} |" for s in q["sampled"]]
+    lines += [
+        f"Subgraph: {q['nodes']:,} people ({q['departments']} whole departments), {q['edges']:,} edges; "
+        f"exact betweenness {q['exact_seconds']} s.",
+        "",
+        "| sources | replicate | seconds | Spearman | top-100 overlap | max abs error | stated bound |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {s['sources']} | {s['replicate']} | {s['seconds']} | {s['spearman']} | {s['top100_overlap']} | "
+        f"{s['max_abs_error']:.2e} | {s['stated_error_bound_95']} |"
+        for s in q["sampled"]
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -26,11 +26,25 @@ from pipelines.network.influence import InfluenceRules, PersonaRules
 from pipelines.network.ties import TieRules
 from pipelines.network.triangles import Undirected, triangle_sums, undirected
 
-__all__ = ["NetworkRules", "EdgeRules", "TieRules", "InfluenceRules", "PersonaRules", "compute_network",
-           "build_graph", "PersonGraph"]
+__all__ = [
+    "NetworkRules",
+    "EdgeRules",
+    "TieRules",
+    "InfluenceRules",
+    "PersonaRules",
+    "compute_network",
+    "build_graph",
+    "PersonGraph",
+]
 
-TABLES: tuple[str, ...] = ("fct_person_network", "fct_network_ties", "mart_network_department",
-                           "mart_network_community", "mart_network_org", "mart_network_influence_tiers")
+TABLES: tuple[str, ...] = (
+    "fct_person_network",
+    "fct_network_ties",
+    "mart_network_department",
+    "mart_network_community",
+    "mart_network_org",
+    "mart_network_influence_tiers",
+)
 
 
 class NetworkRules(BaseModel):
@@ -43,15 +57,23 @@ class NetworkRules(BaseModel):
     influence: InfluenceRules = Field(default_factory=InfluenceRules)
     personas: PersonaRules = Field(default_factory=PersonaRules)
     exact_paths_max_nodes: int = Field(
-        5000, ge=0, description="closeness and betweenness are exact up to this many nodes, sampled above"
+        default=5000,
+        ge=0,
+        description="closeness and betweenness are exact up to this many nodes, sampled above",
     )
     path_sources: int = Field(
-        500, ge=1, description="BFS sources sampled for closeness and betweenness above the exact threshold "
+        default=500,
+        ge=1,
+        description="BFS sources sampled for closeness and betweenness above the exact threshold "
         "(500 gave Spearman 0.96-0.97, top-100 overlap 0.94-0.95 on a 10k graph, PERFORMANCE.md)",
     )
-    community_method: Literal["plm", "leiden"] = Field("plm", description="Louvain (networkit PLM) or Leiden (igraph)")
-    community_resolution: float = Field(1.0, gt=0.0, description="modularity resolution (gamma)")
-    min_group_size: int = Field(5, ge=1, description="published aggregates over fewer people are suppressed")
+    community_method: Literal["plm", "leiden"] = Field(
+        default="plm", description="Louvain (networkit PLM) or Leiden (igraph)"
+    )
+    community_resolution: float = Field(default=1.0, gt=0.0, description="modularity resolution (gamma)")
+    min_group_size: int = Field(
+        default=5, ge=1, description="published aggregates over fewer people are suppressed"
+    )
 
 
 @contextmanager
@@ -64,10 +86,16 @@ def _timed(timings: dict[str, float] | None, name: str) -> Iterator[None]:
             timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
 
-def compute_network(edges: pd.DataFrame, people: pd.DataFrame, *, rules: NetworkRules | EdgeRules | None = None,
-                    previous: dict[str, pd.DataFrame] | None = None, seed: int = 0,
-                    contributions: pd.DataFrame | None = None,
-                    timings: dict[str, float] | None = None) -> dict[str, pd.DataFrame]:
+def compute_network(
+    edges: pd.DataFrame,
+    people: pd.DataFrame,
+    *,
+    rules: NetworkRules | EdgeRules | None = None,
+    previous: dict[str, pd.DataFrame] | None = None,
+    seed: int = 0,
+    contributions: pd.DataFrame | None = None,
+    timings: dict[str, float] | None = None,
+) -> dict[str, pd.DataFrame]:
     """All network tables for one window.
 
     edges: interactions (pipelines.model.INTERACTIONS columns; source_key, target_key, interaction_type
@@ -124,8 +152,9 @@ def compute_network(edges: pd.DataFrame, people: pd.DataFrame, *, rules: Network
         person["closeness"] = centrality.closeness(g, sources)
 
     with _timed(timings, "communities"):
-        community = communities.detect(u, method=rules.community_method,
-                                       resolution=rules.community_resolution, seed=seed)
+        community = communities.detect(
+            u, method=rules.community_method, resolution=rules.community_resolution, seed=seed
+        )
         person["community_id"] = pd.array(np.where(community >= 0, community, -1), dtype="Int64")
         person.loc[community < 0, "community_id"] = pd.NA
         modularity = communities.modularity(u, community, rules.community_resolution)
@@ -146,21 +175,31 @@ def compute_network(edges: pd.DataFrame, people: pd.DataFrame, *, rules: Network
         person["influence_tier"] = influence.tiers(pct, rules.influence)
         posts = np.zeros(g.n)
         if contributions is not None:
-            posts = (contributions.groupby("person_key")["posts"].sum().reindex(g.nodes).fillna(0).to_numpy(float))
+            posts = (
+                contributions.groupby("person_key")["posts"].sum().reindex(g.nodes).fillna(0).to_numpy(float)
+            )
         person["posts"] = posts.astype(np.int64)
-        person["persona"] = influence.personas(person["interactions_given"].to_numpy(float),
-                                               person["interactions_received"].to_numpy(float), posts,
-                                               rules.personas)
+        person["persona"] = influence.personas(
+            person["interactions_given"].to_numpy(float),
+            person["interactions_received"].to_numpy(float),
+            posts,
+            rules.personas,
+        )
         person = pd.concat([person, influence.explanation(g, dept)], axis=1)
         prev_person = previous.get("fct_person_network") if previous else None
         person = pd.concat([person, influence.rising_stars(person, prev_person, rules.influence)], axis=1)
     with _timed(timings, "bootstrap"):
-        person = pd.concat([person, influence.bootstrap_ranks(g, rules.influence, rules.edges.min_weight, seed)],
-                           axis=1)
+        person = pd.concat(
+            [person, influence.bootstrap_ranks(g, rules.influence, rules.edges.min_weight, seed)], axis=1
+        )
 
     with _timed(timings, "dynamics"):
-        dyn: dict[str, float] = {"ties_added": np.nan, "ties_dropped": np.nan, "ties_kept": np.nan,
-                                 "tie_turnover": np.nan}
+        dyn: dict[str, float] = {
+            "ties_added": np.nan,
+            "ties_dropped": np.nan,
+            "ties_kept": np.nan,
+            "tie_turnover": np.nan,
+        }
         if previous and "fct_network_ties" in previous:
             dyn, per = dynamics.tie_changes(fct_ties, previous["fct_network_ties"])
             joined = per.reindex(g.nodes).fillna(0).astype(np.int64)
@@ -171,27 +210,30 @@ def compute_network(edges: pd.DataFrame, people: pd.DataFrame, *, rules: Network
             person["ties_dropped"] = pd.array([pd.NA] * g.n, dtype="Int64")
 
     with _timed(timings, "marts"):
-        org = summary.org_summary(g, u, n_directory, local)
+        org: dict[str, object] = dict(summary.org_summary(g, u, n_directory, local))
         path_exact = sources is None
-        org.update({
-            "communities": float(community.max() + 1) if g.n else 0.0,
-            "modularity": modularity,
-            "nmi_department": nmi,
-            **org_ei,
-            "strong_weight_threshold": ties.weight_threshold(g, rules.ties),
-            "path_method": "exact" if path_exact else "sampled_sources",
-            "path_sources": float(g.n if path_exact else len(sources)),
-            "betweenness_error_bound": 0.0 if path_exact else centrality.sampled_error_bound(g.n, len(sources)),
-            "eigenvector_converged": bool(eig_converged),
-            "bootstrap_replicates": float(rules.influence.bootstrap_replicates),
-            "triangle_wedges": float(tri.wedges),
-            **dyn,
-            **{f"dropped_{k}": float(v) for k, v in g.dropped.items()},
-            "seed": float(seed),
-        })
+        org.update(
+            {
+                "communities": float(community.max() + 1) if g.n else 0.0,
+                "modularity": modularity,
+                "nmi_department": nmi,
+                **org_ei,
+                "strong_weight_threshold": ties.weight_threshold(g, rules.ties),
+                "path_method": "exact" if path_exact else "sampled_sources",
+                "path_sources": float(g.n if sources is None else len(sources)),
+                "betweenness_error_bound": 0.0
+                if sources is None
+                else centrality.sampled_error_bound(g.n, len(sources)),
+                "eigenvector_converged": bool(eig_converged),
+                "bootstrap_replicates": float(rules.influence.bootstrap_replicates),
+                "triangle_wedges": float(tri.wedges),
+                **dyn,
+                **{f"dropped_{k}": float(v) for k, v in g.dropped.items()},
+                "seed": float(seed),
+            }
+        )
         mart_org = pd.DataFrame([org])
-        mart_dept = _suppress(dept_tab, rules.min_group_size,
-                              keep=("department", "people"))
+        mart_dept = _suppress(dept_tab, rules.min_group_size, keep=("department", "people"))
         mart_comm = _community_table(person, community, dept, dept_names, u, rules.min_group_size)
         mart_tiers = _tier_table(person, n_directory, dept_names, rules.min_group_size)
 
@@ -205,7 +247,9 @@ def compute_network(edges: pd.DataFrame, people: pd.DataFrame, *, rules: Network
     }
 
 
-def _suppress(table: pd.DataFrame, min_group_size: int, keep: tuple[str, ...], size_col: str = "people") -> pd.DataFrame:
+def _suppress(
+    table: pd.DataFrame, min_group_size: int, keep: tuple[str, ...], size_col: str = "people"
+) -> pd.DataFrame:
     """NULL every measure of groups smaller than min_group_size and flag them."""
     out = table.copy()
     small = out[size_col] < min_group_size
@@ -219,11 +263,24 @@ def _suppress(table: pd.DataFrame, min_group_size: int, keep: tuple[str, ...], s
     return out
 
 
-def _community_table(person: pd.DataFrame, community: np.ndarray, dept: np.ndarray, dept_names: list[str],
-                     u: Undirected, min_group_size: int) -> pd.DataFrame:
+def _community_table(
+    person: pd.DataFrame,
+    community: np.ndarray,
+    dept: np.ndarray,
+    dept_names: list[str],
+    u: Undirected,
+    min_group_size: int,
+) -> pd.DataFrame:
     k = int(community.max()) + 1 if len(community) else 0
-    cols = ["community_id", "people", "departments", "top_department", "top_department_share",
-            "internal_weight_share", "suppressed"]
+    cols = [
+        "community_id",
+        "people",
+        "departments",
+        "top_department",
+        "top_department_share",
+        "internal_weight_share",
+        "suppressed",
+    ]
     if k <= 0:
         return pd.DataFrame(columns=cols)
     has = community >= 0
@@ -239,14 +296,16 @@ def _community_table(person: pd.DataFrame, community: np.ndarray, dept: np.ndarr
     strength = u.strength()
     internal = 2 * np.bincount(cl[inside], weights=u.s[inside], minlength=k)
     total = np.bincount(community[has], weights=strength[has], minlength=k)
-    table = pd.DataFrame({
-        "community_id": np.arange(k),
-        "people": size.astype(np.int64),
-        "departments": (mix > 0).sum(axis=1).astype(np.int64),
-        "top_department": [dept_names[i] if mix[c].sum() > 0 else None for c, i in enumerate(top)],
-        "top_department_share": top_share,
-        "internal_weight_share": np.where(total > 0, internal / np.maximum(total, 1e-300), np.nan),
-    })
+    table = pd.DataFrame(
+        {
+            "community_id": np.arange(k),
+            "people": size.astype(np.int64),
+            "departments": (mix > 0).sum(axis=1).astype(np.int64),
+            "top_department": [dept_names[i] if mix[c].sum() > 0 else None for c, i in enumerate(top)],
+            "top_department_share": top_share,
+            "internal_weight_share": np.where(total > 0, internal / np.maximum(total, 1e-300), np.nan),
+        }
+    )
     small = table["people"] < min_group_size
     table["suppressed"] = small
     table["departments"] = table["departments"].astype("Int64")
@@ -256,7 +315,9 @@ def _community_table(person: pd.DataFrame, community: np.ndarray, dept: np.ndarr
     return table
 
 
-def _tier_table(person: pd.DataFrame, n_directory: int, dept_names: list[str], min_group_size: int) -> pd.DataFrame:
+def _tier_table(
+    person: pd.DataFrame, n_directory: int, dept_names: list[str], min_group_size: int
+) -> pd.DataFrame:
     """People per influence tier per department (and org-wide, department NULL), suppressed when small."""
     staff = person.iloc[:n_directory]
     rows = []
@@ -266,8 +327,15 @@ def _tier_table(person: pd.DataFrame, n_directory: int, dept_names: list[str], m
         small = len(members) < min_group_size
         counts = members["influence_tier"].value_counts()
         for tier in influence.TIERS:
-            rows.append({"department": name, "influence_tier": tier, "group_size": None if small else len(members),
-                         "people": None if small else int(counts.get(tier, 0)), "suppressed": small})
+            rows.append(
+                {
+                    "department": name,
+                    "influence_tier": tier,
+                    "group_size": None if small else len(members),
+                    "people": None if small else int(counts.get(tier, 0)),
+                    "suppressed": small,
+                }
+            )
     out = pd.DataFrame(rows)
     out["group_size"] = out["group_size"].astype("Int64")
     out["people"] = out["people"].astype("Int64")

@@ -37,18 +37,25 @@ from pipelines.network.triangles import TriangleSums, Undirected, node_triangles
 
 def degrees(g: PersonGraph) -> pd.DataFrame:
     n = g.n
-    return pd.DataFrame({
-        "in_degree": np.bincount(g.dst, minlength=n),
-        "out_degree": np.bincount(g.src, minlength=n),
-        "in_strength": np.bincount(g.dst, weights=g.weight, minlength=n),
-        "out_strength": np.bincount(g.src, weights=g.weight, minlength=n),
-        "interactions_received": np.bincount(g.dst, weights=g.count, minlength=n).astype(np.int64),
-        "interactions_given": np.bincount(g.src, weights=g.count, minlength=n).astype(np.int64),
-    })
+    return pd.DataFrame(
+        {
+            "in_degree": np.bincount(g.dst, minlength=n),
+            "out_degree": np.bincount(g.src, minlength=n),
+            "in_strength": np.bincount(g.dst, weights=g.weight, minlength=n),
+            "out_strength": np.bincount(g.src, weights=g.weight, minlength=n),
+            "interactions_received": np.bincount(g.dst, weights=g.count, minlength=n).astype(np.int64),
+            "interactions_given": np.bincount(g.src, weights=g.count, minlength=n).astype(np.int64),
+        }
+    )
 
 
-def pagerank(g: PersonGraph, alpha: float = 0.85, tol: float = 1e-10, max_iter: int = 1000,
-             weights: np.ndarray | None = None) -> np.ndarray:
+def pagerank(
+    g: PersonGraph,
+    alpha: float = 0.85,
+    tol: float = 1e-10,
+    max_iter: int = 1000,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
     """Weighted PageRank; sums to 1. Zero-weight edges count as absent (used by the bootstrap)."""
     return PageRank(g).run(alpha, tol, max_iter, weights)
 
@@ -63,8 +70,9 @@ class PageRank:
         self.indices = g.src[self.order].astype(np.int32)
         self.indptr = np.searchsorted(g.dst[self.order], np.arange(g.n + 1)).astype(np.int32)
 
-    def run(self, alpha: float = 0.85, tol: float = 1e-10, max_iter: int = 1000,
-            weights: np.ndarray | None = None) -> np.ndarray:
+    def run(
+        self, alpha: float = 0.85, tol: float = 1e-10, max_iter: int = 1000, weights: np.ndarray | None = None
+    ) -> np.ndarray:
         g, n = self.g, self.g.n
         if n == 0:
             return np.zeros(0)
@@ -215,11 +223,15 @@ def structural_holes(u: Undirected, t: TriangleSums) -> pd.DataFrame:
     with np.errstate(divide="ignore", invalid="ignore"):
         c_lo = (inner / strength[u.lo]) ** 2
         c_hi = (inner / strength[u.hi]) ** 2
-        constraint = np.bincount(u.lo, weights=c_lo, minlength=n) + np.bincount(u.hi, weights=c_hi, minlength=n)
+        constraint = np.bincount(u.lo, weights=c_lo, minlength=n) + np.bincount(
+            u.hi, weights=c_hi, minlength=n
+        )
         # redundancy of i seen through neighbour j: product[e] / (strength_i * max_w_j)
         r_lo = t.product / (strength[u.lo] * max_w[u.hi])
         r_hi = t.product / (strength[u.hi] * max_w[u.lo])
-        redundancy = np.bincount(u.lo, weights=r_lo, minlength=n) + np.bincount(u.hi, weights=r_hi, minlength=n)
+        redundancy = np.bincount(u.lo, weights=r_lo, minlength=n) + np.bincount(
+            u.hi, weights=r_hi, minlength=n
+        )
         eff = deg - redundancy
         efficiency = eff / deg
     isolated = deg == 0
@@ -243,12 +255,13 @@ def reciprocity(g: PersonGraph, u: Undirected) -> pd.DataFrame:
     n = g.n
     d_in = np.bincount(g.dst, minlength=n).astype(float)
     d_out = np.bincount(g.src, minlength=n).astype(float)
-    two_way = (np.bincount(u.lo[u.mutual], minlength=n) + np.bincount(u.hi[u.mutual], minlength=n))
+    two_way = np.bincount(u.lo[u.mutual], minlength=n) + np.bincount(u.hi[u.mutual], minlength=n)
     with np.errstate(divide="ignore", invalid="ignore"):
         receive = np.where(d_in + d_out > 0, d_in / (d_in + d_out), np.nan)
         mutual_share = np.where(d_in + d_out > 0, 2 * two_way / (d_in + d_out), np.nan)
-    return pd.DataFrame({"reciprocity": receive, "reciprocity_mutual": mutual_share,
-                         "two_way_ties": two_way.astype(np.int64)})
+    return pd.DataFrame(
+        {"reciprocity": receive, "reciprocity_mutual": mutual_share, "two_way_ties": two_way.astype(np.int64)}
+    )
 
 
 def global_reciprocity(g: PersonGraph, u: Undirected) -> float:

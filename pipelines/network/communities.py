@@ -22,8 +22,9 @@ import numpy as np
 from pipelines.network.triangles import Undirected
 
 
-def detect(u: Undirected, *, method: Literal["plm", "leiden"] = "plm", resolution: float = 1.0,
-           seed: int = 0) -> np.ndarray:
+def detect(
+    u: Undirected, *, method: Literal["plm", "leiden"] = "plm", resolution: float = 1.0, seed: int = 0
+) -> np.ndarray:
     """Community id per node (-1 for isolated people)."""
     n = u.n
     labels = np.full(n, -1, dtype=np.int64)
@@ -45,8 +46,9 @@ def detect(u: Undirected, *, method: Literal["plm", "leiden"] = "plm", resolutio
         state = random.getstate()
         random.seed(seed)  # igraph draws from Python's `random` by default
         try:
-            part = graph.community_leiden(objective_function="modularity", weights=u.s.tolist(),
-                                          resolution=resolution, n_iterations=-1)
+            part = graph.community_leiden(
+                objective_function="modularity", weights=u.s.tolist(), resolution=resolution, n_iterations=-1
+            )
         finally:
             random.setstate(state)
         raw = np.asarray(part.membership, dtype=np.int64)

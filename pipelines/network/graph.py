@@ -36,31 +36,38 @@ class EdgeRules(BaseModel):
         "Types absent from this mapping (or with weight 0) create no edge.",
     )
     direction: Literal["to_target", "to_source"] = Field(
-        "to_target",
+        default="to_target",
         description="to_target: the edge points from the person acting to the person receiving (the author "
         "replied to, reacted to, mentioned or shared), so PageRank flows to those who draw attention. "
         "to_source reverses every edge.",
     )
     use_input_weight: bool = Field(
-        True, description="multiply the type weight by the `weight` column of the input (when present)"
+        default=True,
+        description="multiply the type weight by the `weight` column of the input (when present)",
     )
     audience_key: str | None = Field(
-        "event_id",
+        default="event_id",
         description="column identifying one event; events that reach more distinct targets than "
         "audience_cap are capped. None disables the cap.",
     )
     audience_cap: int | None = Field(
-        50, ge=1, description="largest audience of a single event that counts in full (e.g. a message to a list)"
+        default=50,
+        ge=1,
+        description="largest audience of a single event that counts in full (e.g. a message to a list)",
     )
     audience_policy: Literal["drop", "scale"] = Field(
-        "scale",
+        default="scale",
         description="drop: events above the cap create no edge; scale: their edges keep weight * cap / audience, "
         "so one event never contributes more than `audience_cap` in total",
     )
-    min_weight: float = Field(0.0, ge=0.0, description="aggregated edges lighter than this are dropped")
-    min_interactions: int = Field(1, ge=1, description="aggregated edges with fewer interactions are dropped")
+    min_weight: float = Field(
+        default=0.0, ge=0.0, description="aggregated edges lighter than this are dropped"
+    )
+    min_interactions: int = Field(
+        default=1, ge=1, description="aggregated edges with fewer interactions are dropped"
+    )
     keep_unknown_people: bool = Field(
-        True,
+        default=True,
         description="keep edges whose endpoints are not in the directory (department unknown); if False "
         "they are dropped",
     )
@@ -70,7 +77,9 @@ class EdgeRules(BaseModel):
     def _known_types(cls, value: dict[str, float]) -> dict[str, float]:
         unknown = sorted(set(value) - set(INTERACTION_VERBS))
         if unknown:
-            raise ValueError(f"type_weights: unknown interaction types {unknown}; allowed {INTERACTION_VERBS}")
+            raise ValueError(
+                f"type_weights: unknown interaction types {unknown}; allowed {INTERACTION_VERBS}"
+            )
         negative = sorted(k for k, w in value.items() if w < 0)
         if negative:
             raise ValueError(f"type_weights: negative weight for {negative}")
@@ -113,8 +122,9 @@ class PersonGraph:
         return pd.Index(self.nodes, name="person_key")
 
 
-def build_graph(edges: pd.DataFrame, people_keys: pd.Series | np.ndarray | None = None,
-                rules: EdgeRules | None = None) -> PersonGraph:
+def build_graph(
+    edges: pd.DataFrame, people_keys: pd.Series | np.ndarray | None = None, rules: EdgeRules | None = None
+) -> PersonGraph:
     """Apply `rules` to interaction rows and aggregate them to unique directed edges.
 
     Nodes are the directory's people (in the given order, so isolated people exist in the graph) followed
@@ -149,7 +159,11 @@ def build_graph(edges: pd.DataFrame, people_keys: pd.Series | np.ndarray | None 
 
     # Audience cap: counted on distinct targets per event after self-edges are gone, so a reply-all that
     # includes the sender does not count the sender.
-    if rules.audience_key is not None and rules.audience_cap is not None and rules.audience_key in edges.columns:
+    if (
+        rules.audience_key is not None
+        and rules.audience_cap is not None
+        and rules.audience_key in edges.columns
+    ):
         ev_code, ev_names = pd.factorize(edges[rules.audience_key])
         has_ev = keep & (ev_code >= 0)
         pair = np.unique(ev_code[has_ev].astype(np.int64) * (len(uniques) + 1) + dst_code[has_ev])
@@ -163,8 +177,11 @@ def build_graph(edges: pd.DataFrame, people_keys: pd.Series | np.ndarray | None 
         else:
             w = np.where(over, w * rules.audience_cap / np.maximum(audience, 1), w)
 
-    directory = (pd.Index(pd.Series(people_keys, dtype=object)).drop_duplicates()
-                 if people_keys is not None else pd.Index([], dtype=object))
+    directory = (
+        pd.Index(pd.Series(people_keys, dtype=object)).drop_duplicates()
+        if people_keys is not None
+        else pd.Index([], dtype=object)
+    )
     key_to_node = directory.get_indexer(pd.Index(uniques, dtype=object))
     unknown = key_to_node < 0
     if rules.keep_unknown_people:
@@ -218,12 +235,14 @@ def build_graph(edges: pd.DataFrame, people_keys: pd.Series | np.ndarray | None 
 
 def edges_frame(g: PersonGraph) -> pd.DataFrame:
     """The aggregated edges with person keys: source_key, target_key, weight, interactions, n_<type>."""
-    out = pd.DataFrame({
-        "source_key": g.nodes[g.src],
-        "target_key": g.nodes[g.dst],
-        "weight": g.weight,
-        "interactions": g.count,
-    })
+    out = pd.DataFrame(
+        {
+            "source_key": g.nodes[g.src],
+            "target_key": g.nodes[g.dst],
+            "weight": g.weight,
+            "interactions": g.count,
+        }
+    )
     for name, counts in g.type_counts.items():
         out[f"n_{name}"] = counts
     return out

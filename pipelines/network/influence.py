@@ -32,13 +32,21 @@ PERSONAS: tuple[str, ...] = ("Engager", "Catalyst", "Responder", "Broadcaster", 
 class InfluenceRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    damping: float = Field(0.85, gt=0.0, lt=1.0, description="PageRank damping factor")
-    top_percentile: float = Field(0.8, ge=0.0, le=1.0, description="Top Influencer at or above this percentile")
-    active_percentile: float = Field(0.25, ge=0.0, le=1.0, description="Active Influencer at or above this percentile")
-    rising_star_min_gain: float = Field(0.1, ge=0.0, le=1.0, description="smallest percentile gain for a rising star")
-    rising_star_top_n: int = Field(20, ge=0, description="at most this many rising stars per run")
-    bootstrap_replicates: int = Field(20, ge=0, description="Poisson-bootstrap replicates for the rank interval (0 = off)")
-    bootstrap_level: float = Field(0.9, gt=0.0, lt=1.0, description="coverage of the rank interval")
+    damping: float = Field(default=0.85, gt=0.0, lt=1.0, description="PageRank damping factor")
+    top_percentile: float = Field(
+        default=0.8, ge=0.0, le=1.0, description="Top Influencer at or above this percentile"
+    )
+    active_percentile: float = Field(
+        default=0.25, ge=0.0, le=1.0, description="Active Influencer at or above this percentile"
+    )
+    rising_star_min_gain: float = Field(
+        default=0.1, ge=0.0, le=1.0, description="smallest percentile gain for a rising star"
+    )
+    rising_star_top_n: int = Field(default=20, ge=0, description="at most this many rising stars per run")
+    bootstrap_replicates: int = Field(
+        default=20, ge=0, description="Poisson-bootstrap replicates for the rank interval (0 = off)"
+    )
+    bootstrap_level: float = Field(default=0.9, gt=0.0, lt=1.0, description="coverage of the rank interval")
 
     @model_validator(mode="after")
     def _ordered(self) -> InfluenceRules:
@@ -53,14 +61,21 @@ class PersonaRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     min_activity: int = Field(
-        3, ge=0, description="Observer when given + received interactions (+ posts) are fewer than this"
+        default=3,
+        ge=0,
+        description="Observer when given + received interactions (+ posts) are fewer than this",
     )
     balance_ratio: float = Field(
-        2.0, gt=1.0, description="Engager when received/given lies within [1/ratio, ratio]; Catalyst above, "
+        default=2.0,
+        gt=1.0,
+        description="Engager when received/given lies within [1/ratio, ratio]; Catalyst above, "
         "Responder or Broadcaster below",
     )
     broadcaster_post_share: float = Field(
-        0.5, ge=0.0, le=1.0, description="a giver is a Broadcaster when posts are at least this share of what "
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="a giver is a Broadcaster when posts are at least this share of what "
         "they give, else a Responder (needs post counts; without them nobody is a Broadcaster)",
     )
 
@@ -81,7 +96,9 @@ def percentile_and_rank(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def tiers(pct: np.ndarray, rules: InfluenceRules) -> np.ndarray:
-    return np.where(pct >= rules.top_percentile, TIERS[0], np.where(pct >= rules.active_percentile, TIERS[1], TIERS[2]))
+    return np.where(
+        pct >= rules.top_percentile, TIERS[0], np.where(pct >= rules.active_percentile, TIERS[1], TIERS[2])
+    )
 
 
 def personas(given: np.ndarray, received: np.ndarray, posts: np.ndarray, rules: PersonaRules) -> np.ndarray:
@@ -89,27 +106,48 @@ def personas(given: np.ndarray, received: np.ndarray, posts: np.ndarray, rules: 
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(give > 0, received / np.maximum(give, 1e-300), np.inf)
         post_share = np.where(give > 0, posts / np.maximum(give, 1e-300), 0.0)
-    out = np.where(ratio > rules.balance_ratio, "Catalyst",
-                   np.where(ratio >= 1.0 / rules.balance_ratio, "Engager",
-                            np.where(post_share >= rules.broadcaster_post_share, "Broadcaster", "Responder")))
+    out = np.where(
+        ratio > rules.balance_ratio,
+        "Catalyst",
+        np.where(
+            ratio >= 1.0 / rules.balance_ratio,
+            "Engager",
+            np.where(post_share >= rules.broadcaster_post_share, "Broadcaster", "Responder"),
+        ),
+    )
     return np.where(give + received < rules.min_activity, "Observer", out)
 
 
 def explanation(g: PersonGraph, dept: np.ndarray) -> pd.DataFrame:
     """What each person's score is made of: interactions received by type, from whom."""
     n = g.n
-    out = pd.DataFrame({f"received_{k}": np.bincount(g.dst, weights=v, minlength=n).astype(np.int64)
-                        for k, v in g.type_counts.items()})
+    out = pd.DataFrame(
+        {
+            f"received_{k}": np.bincount(g.dst, weights=v, minlength=n).astype(np.int64)
+            for k, v in g.type_counts.items()
+        }
+    )
     out["received_from_people"] = np.bincount(g.dst, minlength=n)
     ds = dept[g.src]
     known = ds >= 0
-    pairs = np.unique(g.dst[known] * (int(dept.max()) + 2) + ds[known]) if known.any() else np.zeros(0, np.int64)
+    pairs = (
+        np.unique(g.dst[known] * (int(dept.max()) + 2) + ds[known]) if known.any() else np.zeros(0, np.int64)
+    )
     out["received_from_departments"] = np.bincount(pairs // (int(dept.max()) + 2), minlength=n)
-    text = (out["received_reply"].astype(str) + " replies, " + out["received_reaction"].astype(str)
-            + " reactions, " + out["received_mention"].astype(str) + " mentions, "
-            + out["received_share"].astype(str) + " shares from "
-            + out["received_from_people"].astype(str) + " people in "
-            + out["received_from_departments"].astype(str) + " departments")
+    text = (
+        out["received_reply"].astype(str)
+        + " replies, "
+        + out["received_reaction"].astype(str)
+        + " reactions, "
+        + out["received_mention"].astype(str)
+        + " mentions, "
+        + out["received_share"].astype(str)
+        + " shares from "
+        + out["received_from_people"].astype(str)
+        + " people in "
+        + out["received_from_departments"].astype(str)
+        + " departments"
+    )
     out["explanation"] = text.where(out["received_from_people"] > 0, "no interactions received")
     return out
 
@@ -128,10 +166,12 @@ def bootstrap_ranks(g: PersonGraph, rules: InfluenceRules, min_weight: float, se
         w[w < min_weight] = 0.0  # the minimum-weight rule applies to the replicate as to the original
         ranks[r], _ = percentile_and_rank(engine.run(alpha=rules.damping, weights=w))
     tail = (1 - rules.bootstrap_level) / 2
-    return pd.DataFrame({
-        "rank_ci_low": np.quantile(ranks, tail, axis=0, method="lower"),
-        "rank_ci_high": np.quantile(ranks, 1 - tail, axis=0, method="higher"),
-    })
+    return pd.DataFrame(
+        {
+            "rank_ci_low": np.quantile(ranks, tail, axis=0, method="lower"),
+            "rank_ci_high": np.quantile(ranks, 1 - tail, axis=0, method="higher"),
+        }
+    )
 
 
 def rising_stars(current: pd.DataFrame, previous: pd.DataFrame | None, rules: InfluenceRules) -> pd.DataFrame:
@@ -150,7 +190,13 @@ def rising_stars(current: pd.DataFrame, previous: pd.DataFrame | None, rules: In
     joined = current[["person_key"]].join(prev, on="person_key")
     out["rank_delta"] = (joined["influence_rank"] - current["influence_rank"]).astype("Int64")
     out["percentile_delta"] = current["influence_percentile"] - joined["influence_percentile"]
-    eligible = (out["percentile_delta"] >= rules.rising_star_min_gain) & (current["influence_tier"] != TIERS[2])
-    chosen = out["percentile_delta"][eligible].sort_values(ascending=False, kind="stable").index[: rules.rising_star_top_n]
+    eligible = (out["percentile_delta"] >= rules.rising_star_min_gain) & (
+        current["influence_tier"] != TIERS[2]
+    )
+    chosen = (
+        out["percentile_delta"][eligible]
+        .sort_values(ascending=False, kind="stable")
+        .index[: rules.rising_star_top_n]
+    )
     out["is_rising_star"] = current.index.isin(chosen)
     return out

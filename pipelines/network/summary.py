@@ -31,7 +31,9 @@ def component_shares(g: PersonGraph) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def org_summary(g: PersonGraph, u: Undirected, n_directory: int, local_clustering: np.ndarray) -> dict[str, float]:
+def org_summary(
+    g: PersonGraph, u: Undirected, n_directory: int, local_clustering: np.ndarray
+) -> dict[str, float]:
     n = g.n
     active = np.bincount(np.concatenate([g.src, g.dst]), minlength=n) > 0
     wcc, scc = component_shares(g)

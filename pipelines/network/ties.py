@@ -30,13 +30,19 @@ class TieRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     strong_weight_quantile: float = Field(
-        0.75, ge=0.0, le=1.0, description="edges at or above this quantile of edge weight are strong by weight"
+        default=0.75,
+        ge=0.0,
+        le=1.0,
+        description="edges at or above this quantile of edge weight are strong by weight",
     )
     strong_weight_min: float | None = Field(
-        None, ge=0.0, description="absolute weight threshold; overrides the quantile when set"
+        default=None, ge=0.0, description="absolute weight threshold; overrides the quantile when set"
     )
     strong_overlap_min: float = Field(
-        0.1, ge=0.0, le=1.0, description="neighbourhood overlap at or above which a tie is strong by embeddedness"
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="neighbourhood overlap at or above which a tie is strong by embeddedness",
     )
 
 
@@ -53,8 +59,9 @@ def weight_threshold(g: PersonGraph, rules: TieRules) -> float:
     return float(np.quantile(g.weight, rules.strong_weight_quantile)) if g.m else float("nan")
 
 
-def tie_table(g: PersonGraph, u: Undirected, t: TriangleSums, dept: np.ndarray, community: np.ndarray,
-              rules: TieRules) -> pd.DataFrame:
+def tie_table(
+    g: PersonGraph, u: Undirected, t: TriangleSums, dept: np.ndarray, community: np.ndarray, rules: TieRules
+) -> pd.DataFrame:
     """One row per directed edge (person keys attached by the caller)."""
     e = edge_to_undirected(g, u)
     deg = u.degree()
@@ -65,21 +72,25 @@ def tie_table(g: PersonGraph, u: Undirected, t: TriangleSums, dept: np.ndarray, 
     threshold = weight_threshold(g, rules)
     by_weight = g.weight >= threshold
     by_embed = overlap >= rules.strong_overlap_min
-    strength = np.where(by_weight & by_embed, "strong", np.where(by_weight | by_embed, "intermediate", "weak"))
+    strength = np.where(
+        by_weight & by_embed, "strong", np.where(by_weight | by_embed, "intermediate", "weak")
+    )
     ds, dt = dept[g.src], dept[g.dst]
     known = (ds >= 0) & (dt >= 0)
     cs, ct = community[g.src], community[g.dst]
-    return pd.DataFrame({
-        "is_reciprocated": u.mutual[e],
-        "embeddedness": common.astype(np.int64),
-        "neighbourhood_overlap": overlap,
-        "is_strong_by_weight": by_weight,
-        "is_strong_by_embeddedness": by_embed,
-        "strength_class": strength,
-        "crosses_department": np.where(known, ds != dt, pd.NA),
-        "crosses_community": (cs != ct) & (cs >= 0) & (ct >= 0),
-        "is_local_bridge": common == 0,
-    })
+    return pd.DataFrame(
+        {
+            "is_reciprocated": u.mutual[e],
+            "embeddedness": common.astype(np.int64),
+            "neighbourhood_overlap": overlap,
+            "is_strong_by_weight": by_weight,
+            "is_strong_by_embeddedness": by_embed,
+            "strength_class": strength,
+            "crosses_department": np.where(known, ds != dt, pd.NA),
+            "crosses_community": (cs != ct) & (cs >= 0) & (ct >= 0),
+            "is_local_bridge": common == 0,
+        }
+    )
 
 
 def person_bridging(g: PersonGraph, u: Undirected, dept: np.ndarray, community: np.ndarray) -> pd.DataFrame:
@@ -89,10 +100,14 @@ def person_bridging(g: PersonGraph, u: Undirected, dept: np.ndarray, community: 
     cross_d = (dl >= 0) & (dh >= 0) & (dl != dh)
     cl, ch = community[u.lo], community[u.hi]
     cross_c = (cl >= 0) & (ch >= 0) & (cl != ch)
-    return pd.DataFrame({
-        "cross_department_ties": np.bincount(u.lo[cross_d], minlength=n) + np.bincount(u.hi[cross_d], minlength=n),
-        "cross_community_ties": np.bincount(u.lo[cross_c], minlength=n) + np.bincount(u.hi[cross_c], minlength=n),
-    })
+    return pd.DataFrame(
+        {
+            "cross_department_ties": np.bincount(u.lo[cross_d], minlength=n)
+            + np.bincount(u.hi[cross_d], minlength=n),
+            "cross_community_ties": np.bincount(u.lo[cross_c], minlength=n)
+            + np.bincount(u.hi[cross_c], minlength=n),
+        }
+    )
 
 
 def _ei(external: np.ndarray | float, internal: np.ndarray | float) -> np.ndarray:
@@ -102,8 +117,9 @@ def _ei(external: np.ndarray | float, internal: np.ndarray | float) -> np.ndarra
         return np.where(ext + inn > 0, (ext - inn) / (ext + inn), np.nan)
 
 
-def department_table(g: PersonGraph, u: Undirected, dept: np.ndarray, dept_names: list[str],
-                     headcount: np.ndarray) -> tuple[pd.DataFrame, dict[str, float]]:
+def department_table(
+    g: PersonGraph, u: Undirected, dept: np.ndarray, dept_names: list[str], headcount: np.ndarray
+) -> tuple[pd.DataFrame, dict[str, float]]:
     """Per-department measures (indexed by department code) and the org-wide E-I / cross-department share."""
     k = len(dept_names)
     dl, dh = dept[u.lo], dept[u.hi]
@@ -113,8 +129,9 @@ def department_table(g: PersonGraph, u: Undirected, dept: np.ndarray, dept_names
     i_ties = np.bincount(dl[internal], minlength=k)
     e_ties = np.bincount(dl[external], minlength=k) + np.bincount(dh[external], minlength=k)
     i_w = np.bincount(dl[internal], weights=u.s[internal], minlength=k)
-    e_w = (np.bincount(dl[external], weights=u.s[external], minlength=k)
-           + np.bincount(dh[external], weights=u.s[external], minlength=k))
+    e_w = np.bincount(dl[external], weights=u.s[external], minlength=k) + np.bincount(
+        dh[external], weights=u.s[external], minlength=k
+    )
 
     ds, dt = dept[g.src], dept[g.dst]
     dknown = (ds >= 0) & (dt >= 0)
@@ -122,8 +139,9 @@ def department_table(g: PersonGraph, u: Undirected, dept: np.ndarray, dept_names
     d_ext = dknown & (ds != dt)
     cnt = g.count.astype(float)
     inter_in = np.bincount(ds[d_int], weights=cnt[d_int], minlength=k)
-    inter_ext = (np.bincount(ds[d_ext], weights=cnt[d_ext], minlength=k)
-                 + np.bincount(dt[d_ext], weights=cnt[d_ext], minlength=k))
+    inter_ext = np.bincount(ds[d_ext], weights=cnt[d_ext], minlength=k) + np.bincount(
+        dt[d_ext], weights=cnt[d_ext], minlength=k
+    )
     internal_edges = np.bincount(ds[d_int], minlength=k)
 
     # Clustering inside each department: keep only internal pairs; the graph falls apart into the
@@ -131,7 +149,9 @@ def department_table(g: PersonGraph, u: Undirected, dept: np.ndarray, dept_names
     sub = Undirected(n=u.n, lo=u.lo[internal], hi=u.hi[internal], s=u.s[internal], mutual=u.mutual[internal])
     local = clustering(sub, triangle_sums(sub))
     member = dept >= 0
-    internal_clustering = np.bincount(dept[member], weights=local[member], minlength=k) / np.maximum(headcount, 1)
+    internal_clustering = np.bincount(dept[member], weights=local[member], minlength=k) / np.maximum(
+        headcount, 1
+    )
     active = np.bincount(np.concatenate([g.src, g.dst]), minlength=g.n) > 0
     active_people = np.bincount(dept[member & active], minlength=k)
 
@@ -139,23 +159,27 @@ def department_table(g: PersonGraph, u: Undirected, dept: np.ndarray, dept_names
         pairs = headcount * (headcount - 1.0)
         density = np.where(pairs > 0, internal_edges / pairs, np.nan)
         share = np.where(inter_in + inter_ext > 0, inter_ext / (inter_in + inter_ext), np.nan)
-    table = pd.DataFrame({
-        "department": dept_names,
-        "people": headcount.astype(np.int64),
-        "active_people": active_people.astype(np.int64),
-        "internal_ties": i_ties.astype(np.int64),
-        "external_ties": e_ties.astype(np.int64),
-        "ei_index": _ei(e_ties, i_ties),
-        "ei_index_weighted": _ei(e_w, i_w),
-        "cross_department_share": share,
-        "density": density,
-        "internal_clustering": internal_clustering,
-    })
+    table = pd.DataFrame(
+        {
+            "department": dept_names,
+            "people": headcount.astype(np.int64),
+            "active_people": active_people.astype(np.int64),
+            "internal_ties": i_ties.astype(np.int64),
+            "external_ties": e_ties.astype(np.int64),
+            "ei_index": _ei(e_ties, i_ties),
+            "ei_index_weighted": _ei(e_w, i_w),
+            "cross_department_share": share,
+            "density": density,
+            "internal_clustering": internal_clustering,
+        }
+    )
     total_int = float(cnt[d_int].sum())
     total_ext = float(cnt[d_ext].sum())
     org = {
         "ei_index": float(_ei(external.sum(), internal.sum())),
         "ei_index_weighted": float(_ei(u.s[external].sum(), u.s[internal].sum())),
-        "cross_department_share": total_ext / (total_int + total_ext) if total_int + total_ext else float("nan"),
+        "cross_department_share": total_ext / (total_int + total_ext)
+        if total_int + total_ext
+        else float("nan"),
     }
     return table, org

@@ -44,8 +44,9 @@ class Undirected:
         return np.bincount(self.lo, minlength=self.n) + np.bincount(self.hi, minlength=self.n)
 
     def strength(self) -> np.ndarray:
-        return (np.bincount(self.lo, weights=self.s, minlength=self.n)
-                + np.bincount(self.hi, weights=self.s, minlength=self.n))
+        return np.bincount(self.lo, weights=self.s, minlength=self.n) + np.bincount(
+            self.hi, weights=self.s, minlength=self.n
+        )
 
     def max_weight(self) -> np.ndarray:
         out = np.zeros(self.n)
@@ -142,5 +143,7 @@ def triangle_sums(u: Undirected, chunk: int = WEDGE_CHUNK) -> TriangleSums:
 
 def node_triangles(u: Undirected, t: TriangleSums) -> np.ndarray:
     """Triangles through each node (each triangle counted once per node)."""
-    per = np.bincount(u.lo, weights=t.count, minlength=u.n) + np.bincount(u.hi, weights=t.count, minlength=u.n)
+    per = np.bincount(u.lo, weights=t.count, minlength=u.n) + np.bincount(
+        u.hi, weights=t.count, minlength=u.n
+    )
     return (per / 2).astype(np.int64)

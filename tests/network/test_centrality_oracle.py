@@ -13,8 +13,9 @@ from pipelines.network.triangles import triangle_sums, undirected
 from tests.network.helpers import as_array, random_interactions, to_networkx
 
 
-@pytest.fixture(scope="module", params=[(60, 250, 1), (150, 900, 2), (40, 600, 3)],
-                ids=["sparse", "medium", "dense"])
+@pytest.fixture(
+    scope="module", params=[(60, 250, 1), (150, 900, 2), (40, 600, 3)], ids=["sparse", "medium", "dense"]
+)
 def graphs(request):
     n, m, seed = request.param
     people = [f"p{i:03d}" for i in range(n + 3)]  # three isolated people
@@ -79,7 +80,9 @@ def test_embeddedness_is_the_number_of_common_neighbours(graphs):
     u = undirected(g)
     t = triangle_sums(u, chunk=11)
     H = G.to_undirected()
-    expected = [len(list(nx.common_neighbors(H, a, b))) for a, b in zip(u.lo.tolist(), u.hi.tolist(), strict=True)]
+    expected = [
+        len(list(nx.common_neighbors(H, a, b))) for a, b in zip(u.lo.tolist(), u.hi.tolist(), strict=True)
+    ]
     assert t.count.tolist() == expected
 
 

@@ -57,8 +57,16 @@ def test_nmi_hand_values():
 def test_ei_index_hand_computed():
     # Eng = a, b, c; Ops = x, y. Undirected ties: a-b, b-c (internal Eng), x-y (internal Ops),
     # c-x, a-y (external). Eng: E = 2, I = 2 -> 0; Ops: E = 2, I = 1 -> 1/3; org: E = 2, I = 3 -> -1/5.
-    edges = interactions([("a", "b", "reply"), ("b", "a", "reply"), ("b", "c", "reply"), ("x", "y", "reply"),
-                          ("c", "x", "reply"), ("y", "a", "mention")])
+    edges = interactions(
+        [
+            ("a", "b", "reply"),
+            ("b", "a", "reply"),
+            ("b", "c", "reply"),
+            ("x", "y", "reply"),
+            ("c", "x", "reply"),
+            ("y", "a", "mention"),
+        ]
+    )
     people = pd.DataFrame({"person_key": list("abcxy"), "department": ["Eng"] * 3 + ["Ops"] * 2})
     out = compute_network(edges, people, rules=NetworkRules(min_group_size=1))
     dept = out["mart_network_department"].set_index("department")
@@ -70,7 +78,9 @@ def test_ei_index_hand_computed():
     # density Eng: internal directed edges a->b, b->a, b->c = 3 of 3 * 2
     assert dept.loc["Eng", "density"] == pytest.approx(0.5)
     ties = out["fct_network_ties"].set_index(["source_key", "target_key"])
-    assert bool(ties.loc[("c", "x"), "crosses_department"]) and not bool(ties.loc[("a", "b"), "crosses_department"])
+    assert bool(ties.loc[("c", "x"), "crosses_department"]) and not bool(
+        ties.loc[("a", "b"), "crosses_department"]
+    )
     assert bool(ties.loc[("a", "b"), "is_reciprocated"]) and not bool(ties.loc[("b", "c"), "is_reciprocated"])
 
 
@@ -99,19 +109,23 @@ def test_percentile_ties_share_the_bottom_and_tiers_follow_chatter_thresholds():
     assert tiers.tolist() == ["Top Influencer"] * 2 + ["Active Influencer"] * 3 + ["Observer"] * 5
 
 
-@pytest.mark.parametrize(("given", "received", "posts", "expected"), [
-    (0, 0, 0, "Observer"),        # no contribution at all
-    (1, 1, 0, "Observer"),        # below min_activity 3
-    (10, 12, 0, "Engager"),       # balanced
-    (10, 20, 0, "Engager"),       # exactly 2x is still balanced
-    (2, 30, 1, "Catalyst"),       # receives far more
-    (0, 5, 0, "Catalyst"),        # receives, never gives
-    (30, 2, 1, "Responder"),      # gives far more, mostly replies/reactions
-    (5, 2, 20, "Broadcaster"),    # gives far more, mostly posts
-])
+@pytest.mark.parametrize(
+    ("given", "received", "posts", "expected"),
+    [
+        (0, 0, 0, "Observer"),  # no contribution at all
+        (1, 1, 0, "Observer"),  # below min_activity 3
+        (10, 12, 0, "Engager"),  # balanced
+        (10, 20, 0, "Engager"),  # exactly 2x is still balanced
+        (2, 30, 1, "Catalyst"),  # receives far more
+        (0, 5, 0, "Catalyst"),  # receives, never gives
+        (30, 2, 1, "Responder"),  # gives far more, mostly replies/reactions
+        (5, 2, 20, "Broadcaster"),  # gives far more, mostly posts
+    ],
+)
 def test_personas_hand_examples(given, received, posts, expected):
-    got = influence.personas(np.array([given], float), np.array([received], float), np.array([posts], float),
-                             PersonaRules())
+    got = influence.personas(
+        np.array([given], float), np.array([received], float), np.array([posts], float), PersonaRules()
+    )
     assert got.tolist() == [expected]
 
 
@@ -140,14 +154,18 @@ def test_bootstrap_interval_is_seeded_and_brackets_the_rank():
     pd.testing.assert_frame_equal(a, b)
     assert (a["rank_ci_low"] <= a["rank_ci_high"]).all()
     top = a.nsmallest(5, "influence_rank")
-    assert ((top["rank_ci_low"] <= top["influence_rank"]) & (top["influence_rank"] <= top["rank_ci_high"])).all()
+    assert (
+        (top["rank_ci_low"] <= top["influence_rank"]) & (top["influence_rank"] <= top["rank_ci_high"])
+    ).all()
 
 
 def test_tie_strength_classes_and_local_bridges():
     edges, people = _two_cliques()
     edges.loc[len(edges)] = ["a", "b", "reply", 5.0]  # make a->b the heaviest
     # every other edge weighs 1, so the 0.75 quantile would call all of them strong: use a threshold
-    out = compute_network(edges, people, rules=NetworkRules(min_group_size=1, ties=TieRules(strong_weight_min=2.0)))
+    out = compute_network(
+        edges, people, rules=NetworkRules(min_group_size=1, ties=TieRules(strong_weight_min=2.0))
+    )
     ties = out["fct_network_ties"].set_index(["source_key", "target_key"])
     assert out["mart_network_org"].loc[0, "strong_weight_threshold"] == 2.0
     assert ties.loc[("b", "a"), "strength_class"] == "intermediate"

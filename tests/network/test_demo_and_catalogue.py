@@ -15,12 +15,27 @@ def demo():
     org = build_org(people=600, days=60, seed=7)
     activity = pd.concat([frame for _, frame in simulate(org)], ignore_index=True)
     # reply / reaction / share -> author of the parent (target_email); mention -> the mentioned person
-    inter = activity[activity["verb"].isin(["reply", "reaction", "mention", "share"]) & activity["target_email"].notna()]
-    edges = pd.DataFrame({"source_key": inter["actor_email"], "target_key": inter["target_email"],
-                          "interaction_type": inter["verb"], "weight": 1.0, "event_id": inter["event_id"]})
+    inter = activity[
+        activity["verb"].isin(["reply", "reaction", "mention", "share"]) & activity["target_email"].notna()
+    ]
+    edges = pd.DataFrame(
+        {
+            "source_key": inter["actor_email"],
+            "target_key": inter["target_email"],
+            "interaction_type": inter["verb"],
+            "weight": 1.0,
+            "event_id": inter["event_id"],
+        }
+    )
     edges = edges[edges["source_key"] != edges["target_key"]]
-    posts = (activity[activity["verb"] == "post"].groupby("actor_email").size().rename("posts")
-             .rename_axis("person_key").reset_index())
+    posts = (
+        activity[activity["verb"] == "post"]
+        .groupby("actor_email")
+        .size()
+        .rename("posts")
+        .rename_axis("person_key")
+        .reset_index()
+    )
     people = org.people.rename(columns={"email": "person_key"})
     return org, people, compute_network(edges, people, contributions=posts, seed=0)
 

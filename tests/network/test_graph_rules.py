@@ -33,7 +33,9 @@ def test_reaction_weighs_half_a_reply_by_default():
 
 
 def test_type_weights_are_configurable_and_unlisted_types_create_no_edge():
-    e, g = _edges(interactions([("a", "b", "reaction"), ("a", "c", "mention")]), type_weights={"reaction": 2.0})
+    e, g = _edges(
+        interactions([("a", "b", "reaction"), ("a", "c", "mention")]), type_weights={"reaction": 2.0}
+    )
     assert e.loc[("a", "b"), "weight"] == 2.0
     assert ("a", "c") not in e.index
     assert g.dropped["type_not_weighted"] == 1
@@ -51,8 +53,17 @@ def test_input_weight_multiplies_the_type_weight_unless_disabled():
 
 
 def test_aggregation_sums_weights_and_counts_per_type():
-    e, _ = _edges(interactions([("a", "b", "reply"), ("a", "b", "reply"), ("a", "b", "reaction"),
-                                ("a", "b", "share"), ("b", "a", "mention")]))
+    e, _ = _edges(
+        interactions(
+            [
+                ("a", "b", "reply"),
+                ("a", "b", "reply"),
+                ("a", "b", "reaction"),
+                ("a", "b", "share"),
+                ("b", "a", "mention"),
+            ]
+        )
+    )
     row = e.loc[("a", "b")]
     assert row["weight"] == 3.5 and row["interactions"] == 4
     assert (row["n_reply"], row["n_reaction"], row["n_mention"], row["n_share"]) == (2, 1, 0, 1)
@@ -65,8 +76,10 @@ def test_direction_to_source_reverses_edges():
 
 
 def _broadcast(n_targets: int):
-    return interactions([("a", f"t{i}", "mention") for i in range(n_targets)] + [("a", "b", "reply")],
-                        event_id=["big"] * n_targets + ["small"])
+    return interactions(
+        [("a", f"t{i}", "mention") for i in range(n_targets)] + [("a", "b", "reply")],
+        event_id=["big"] * n_targets + ["small"],
+    )
 
 
 def test_audience_above_cap_is_scaled_to_the_cap_in_total():

@@ -49,7 +49,9 @@ def test_sizes_density_and_rule_counts(network):
     assert org["reciprocity"] == pytest.approx(nx.overall_reciprocity(G))
     isolated = sum(1 for v in G if G.degree(v) == 0)
     assert org["isolated_share"] == pytest.approx(isolated / len(people))
-    assert org["largest_wcc_share"] == pytest.approx(max(map(len, nx.weakly_connected_components(G))) / len(G))
+    assert org["largest_wcc_share"] == pytest.approx(
+        max(map(len, nx.weakly_connected_components(G))) / len(G)
+    )
     assert org["average_clustering"] == pytest.approx(nx.average_clustering(G.to_undirected()))
 
 
@@ -111,7 +113,9 @@ def test_ei_index_org_wide_matches_a_pandas_count(network):
     pairs = {tuple(sorted((a, b))) for a, b in G.edges()}
     same = [dept[a] == dept[b] for a, b in pairs]
     internal, external = sum(same), len(same) - sum(same)
-    assert out["mart_network_org"].loc[0, "ei_index"] == pytest.approx((external - internal) / (external + internal))
+    assert out["mart_network_org"].loc[0, "ei_index"] == pytest.approx(
+        (external - internal) / (external + internal)
+    )
 
 
 def test_eu_core_and_enron_rule_counts():
