@@ -1,0 +1,58 @@
+"""Configuration of the business-impact metrics: outcome files, dated interventions, scorecard targets.
+
+Read from the YAML named by $ESN_IMPACT_CONFIG, else `impact_defaults.yaml` next to this module; validated
+at the boundary with messages naming the bad field. It holds no secrets and no data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+IMPACT_CONFIG_ENV = "ESN_IMPACT_CONFIG"
+DEFAULTS_FILE = Path(__file__).with_name("impact_defaults.yaml")
+
+
+class Intervention(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_ .-]+$")
+    date: dt.date
+    metric: str = Field("dau", description="column of mart_engagement_daily (org-wide) to test")
+
+
+class Target(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    target: float
+    direction: str = Field("min", pattern="^(min|max)$", description="min: value >= target; max: value <= target")
+
+
+class ImpactConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    outcome_files: list[Path] = Field(
+        default_factory=list, description="CSV/Parquet outcome files; empty: every file in <lake>/outcomes/")
+    generate_demo_outcomes: bool | None = Field(
+        None, description="write demo outcomes when every source is the demo (None: automatic)")
+    engaged_segments: list[str] = Field(default_factory=lambda: ["power", "habitual"])
+    bootstrap_samples: int = Field(1000, ge=100)
+    seed: int = 0
+    its_window_days: int = Field(56, ge=14, description="days before and after an intervention")
+    interventions: list[Intervention] = Field(default_factory=list)
+    targets: dict[str, Target] = Field(default_factory=dict)
+
+
+def load_impact_config(path: str | Path | None = None) -> ImpactConfig:
+    path = Path(path or os.environ.get(IMPACT_CONFIG_ENV) or DEFAULTS_FILE)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ValueError(f"impact configuration {path} does not exist") from None
+    try:
+        return ImpactConfig.model_validate(data)
+    except ValidationError as err:
+        lines = [f"invalid impact configuration in {path}:"]
+        lines += [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
+        raise ValueError("\n".join(lines)) from None

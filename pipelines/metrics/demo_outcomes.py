@@ -1,0 +1,50 @@
+"""Plausible business outcomes for the demo organisation, so the impact tables are not empty in the demo.
+
+Monthly sales attainment for Sales people, weakly and positively associated with each person's latent
+activity rate in the demo generator (plus a lot of noise), and a department-level monthly case resolution
+time that is a little shorter where the department is more active. Written as a CSV with the fictitious
+demo emails (the loader pseudonymises them), like a file an organisation would drop.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipelines.sources.demo_org import build_org
+
+
+def demo_outcomes(people: int, days: int, start: dt.date, seed: int) -> pd.DataFrame:
+    org = build_org(people, days, start, seed)
+    rng = np.random.default_rng(seed + 101)
+    months = pd.period_range(start, org.end, freq="M")
+    p = org.people
+    latent = np.log1p(org.rate)
+    z = (latent - latent.mean()) / (latent.std() or 1.0)
+    rows = []
+    sales = np.flatnonzero((p["department"] == "Sales").to_numpy())
+    for m in months:
+        noise = rng.normal(0, 1, len(sales))
+        attainment = 0.95 + 0.25 * (0.35 * z[sales] + np.sqrt(1 - 0.35**2) * noise)
+        rows += [{"email": p["email"].iat[i], "period": str(m), "outcome": "sales_attainment", "value": round(v, 4)}
+                 for i, v in zip(sales, attainment, strict=True)]
+    dept_rate = pd.Series(org.rate).groupby(p["department"].to_numpy()).mean()
+    for m in months:
+        for dept, r in dept_rate.items():
+            hours = 30 - 6 * np.log1p(r) + rng.normal(0, 2)
+            rows.append({"department": dept, "period": str(m), "outcome": "case_resolution_hours",
+                         "value": round(float(hours), 3)})
+    return pd.DataFrame(rows)
+
+
+def write_demo_outcomes(directory: Path, people: int, days: int, start: dt.date, seed: int) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    df = demo_outcomes(people, days, start, seed)
+    person = directory / "demo_sales_attainment.csv"
+    group = directory / "demo_case_resolution.csv"
+    df[df["email"].notna()][["email", "period", "outcome", "value"]].to_csv(person, index=False)
+    df[df["department"].notna()][["department", "period", "outcome", "value"]].to_csv(group, index=False)
+    return [person, group]

@@ -1,0 +1,144 @@
+"""Business impact (METRICS.md section 4): engaged vs not, Spearman correlations (same month and lagged
+t -> t+1) and interrupted time series around dated interventions.
+
+Pure functions from frames to frames; `pipelines.metrics.compute_python_metrics` reads the warehouse and
+publishes. Every output row carries n, a 95% interval, a `suppressed` flag (groups below min_group_size
+have their numbers NULLed) and interpretation = 'association, not causation'.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from pipelines.metrics import stats
+
+INTERPRETATION = "association, not causation"
+
+ENGAGED_COLUMNS = ["outcome", "segment_type", "segment_value", "n", "n_engaged", "n_not_engaged",
+                   "mean_engaged", "mean_not_engaged", "difference", "ci_low", "ci_high", "suppressed",
+                   "engaged_definition", "interpretation"]
+CORRELATION_COLUMNS = ["outcome", "level", "engagement_measure", "lag_months", "n", "rho", "ci_low", "ci_high",
+                       "p_value", "suppressed", "interpretation"]
+ITS_COLUMNS = ["intervention", "intervention_date", "metric", "n", "n_before", "n_after", "level_change",
+               "level_ci_low", "level_ci_high", "slope_change_per_week", "slope_ci_low", "slope_ci_high",
+               "suppressed", "interpretation"]
+
+
+def engaged_vs_not(person_months: pd.DataFrame, outcomes: pd.DataFrame, *, min_group_size: int,
+                   engaged_segments: list[str], samples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Difference in each person-level outcome between engaged and not-engaged person-months.
+
+    person_months: person_key, period (month start), department, usage_segment (at the month's end).
+    outcomes: rows of `outcomes.load_outcomes` (person level used). A person-month with an outcome but no
+    usage row counts as not engaged (non-user). Overall (segment org/all) and within each department.
+    """
+    person = outcomes[outcomes["level"] == "person"]
+    if person.empty:
+        return pd.DataFrame(columns=ENGAGED_COLUMNS)
+    joined = person.drop(columns=["department"]).merge(person_months, on=["person_key", "period"], how="left")
+    joined["department"] = joined["department"].fillna("Unknown")
+    joined["engaged"] = joined["usage_segment"].isin(engaged_segments)
+    definition = "usage segment at the end of the month in " + "/".join(engaged_segments)
+    rows = []
+    for outcome, grp in joined.groupby("outcome", sort=True):
+        groups = [("org", "all", grp)] + [("department", str(d), g)
+                                          for d, g in grp.groupby("department", sort=True)]
+        for seg_type, seg_value, g in groups:
+            a = g.loc[g["engaged"], "value"].to_numpy(float)
+            b = g.loc[~g["engaged"], "value"].to_numpy(float)
+            # suppression counts people, not person-months
+            people_a = g.loc[g["engaged"], "person_key"].nunique()
+            people_b = g.loc[~g["engaged"], "person_key"].nunique()
+            suppressed = min(people_a, people_b) < min_group_size
+            row = {"outcome": outcome, "segment_type": seg_type, "segment_value": seg_value, "n": len(g),
+                   "n_engaged": len(a), "n_not_engaged": len(b), "mean_engaged": np.nan,
+                   "mean_not_engaged": np.nan, "difference": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+                   "suppressed": suppressed, "engaged_definition": definition, "interpretation": INTERPRETATION}
+            if not suppressed:
+                est = stats.bootstrap_mean_difference(a, b, samples=samples, seed=seed)
+                row.update(mean_engaged=float(a.mean()), mean_not_engaged=float(b.mean()),
+                           difference=est.value, ci_low=est.ci_low, ci_high=est.ci_high)
+            else:
+                row.update(n=None, n_engaged=None, n_not_engaged=None)
+            rows.append(row)
+    out = pd.DataFrame(rows, columns=ENGAGED_COLUMNS)
+    for c in ("n", "n_engaged", "n_not_engaged"):
+        out[c] = out[c].astype("Int64")
+    return out
+
+
+def _next_month(d: dt.date) -> dt.date:
+    return (d.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def correlations(person_months: pd.DataFrame, dept_months: pd.DataFrame, outcomes: pd.DataFrame, *,
+                 min_group_size: int, measures: list[str]) -> pd.DataFrame:
+    """Spearman rho of each engagement measure with each outcome, same month (lag 0) and engagement in t
+    against the outcome in t+1 (lag 1). Person-level outcomes use person_months[measures]; department-level
+    outcomes use dept_months.participation_rate. Suppressed when n < max(min_group_size, 4)."""
+    rows = []
+    for lag in (0, 1):
+        for level, data, cols, on in (
+            ("person", person_months, measures, "person_key"),
+            ("department", dept_months, ["participation_rate"], "department"),
+        ):
+            out = outcomes[outcomes["level"] == level]
+            if out.empty or data.empty:
+                continue
+            eng = data.copy()
+            if lag:
+                eng["period"] = eng["period"].map(_next_month)
+            joined = out.drop(columns=[c for c in ("person_key", "department") if c != on]).merge(
+                eng, on=[on, "period"], how="inner")
+            for outcome, grp in joined.groupby("outcome", sort=True):
+                for measure in cols:
+                    g = grp.dropna(subset=[measure, "value"])
+                    n = len(g)
+                    row = {"outcome": outcome, "level": level, "engagement_measure": measure, "lag_months": lag,
+                           "n": n, "rho": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan,
+                           "suppressed": n < max(min_group_size, 4), "interpretation": INTERPRETATION}
+                    if not row["suppressed"]:
+                        try:
+                            est, p = stats.spearman(g[measure].to_numpy(), g["value"].to_numpy())
+                            row.update(rho=est.value, ci_low=est.ci_low, ci_high=est.ci_high, p_value=p)
+                        except ValueError:
+                            pass  # no variation: rho undefined, left NULL with its n
+                    rows.append(row)
+    out = pd.DataFrame(rows, columns=CORRELATION_COLUMNS)
+    out["n"] = out["n"].astype("Int64")
+    out["lag_months"] = out["lag_months"].astype("Int64")
+    return out
+
+
+def interrupted_series(daily: pd.DataFrame, interventions: list[tuple[str, dt.date, str]], *,
+                       window_days: int, min_points: int = 14) -> pd.DataFrame:
+    """Level and slope change of an org-wide daily metric around each dated intervention.
+
+    daily: activity_date plus one column per metric. The slope change is reported per week."""
+    rows = []
+    for name, date, metric in interventions:
+        row = {"intervention": name, "intervention_date": date, "metric": metric, "n": 0, "n_before": 0,
+               "n_after": 0, "level_change": np.nan, "level_ci_low": np.nan, "level_ci_high": np.nan,
+               "slope_change_per_week": np.nan, "slope_ci_low": np.nan, "slope_ci_high": np.nan,
+               "suppressed": True, "interpretation": INTERPRETATION}
+        if metric in daily.columns:
+            lo, hi = date - dt.timedelta(days=window_days), date + dt.timedelta(days=window_days - 1)
+            s = daily[(daily["activity_date"] >= lo) & (daily["activity_date"] <= hi)].dropna(subset=[metric])
+            t = np.array([(d - date).days for d in s["activity_date"]], float)
+            n_before, n_after = int((t < 0).sum()), int((t >= 0).sum())
+            row.update(n=len(s), n_before=n_before, n_after=n_after)
+            if min(n_before, n_after) >= min_points:
+                res = stats.interrupted_time_series(t, s[metric].to_numpy(float), 0.0)
+                row.update(level_change=res.level_change.value, level_ci_low=res.level_change.ci_low,
+                           level_ci_high=res.level_change.ci_high,
+                           slope_change_per_week=7 * res.slope_change.value,
+                           slope_ci_low=7 * res.slope_change.ci_low, slope_ci_high=7 * res.slope_change.ci_high,
+                           suppressed=False)
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=ITS_COLUMNS)
+    for c in ("n", "n_before", "n_after"):
+        out[c] = out[c].astype("Int64")
+    return out
