@@ -56,14 +56,14 @@ def _line(ax: Axes, panel: Panel) -> None:
         ax.xaxis.set_major_formatter(DateFormatter("%d %b"))
     ax.yaxis.set_major_formatter(_formatter(panel.fmt))
     ax.yaxis.set_major_locator(MaxNLocator(5, integer=panel.fmt == "int"))
+    top = max((max(s.y) for s in panel.series if s.y), default=1.0)
+    room = 1.35 if len(panel.series) > 1 else 1.15  # headroom for the legend above the lines
     if panel.fmt == "pct":
-        top = max((max(s.y) for s in panel.series if s.y), default=1.0)
-        ax.set_ylim(0, min(1.0, top * 1.15) if top > 0 else 1.0)
+        ax.set_ylim(0, min(1.0 * room / 1.15, top * room) if top > 0 else 1.0)
     else:
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, top * room if top > 0 else 1.0)
     if len(panel.series) > 1:
-        ax.legend(fontsize=7, frameon=False, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=len(panel.series),
-                  borderaxespad=1.2)
+        ax.legend(fontsize=7, frameon=False, loc="upper left", ncol=len(panel.series))
 
 
 def _barh(ax: Axes, panel: Panel) -> None:
@@ -94,8 +94,7 @@ def render_png(chart: Chart) -> bytes:
     for ax, panel in zip(axes, chart.panels, strict=True):
         _style(ax)
         (_barh if panel.kind == "barh" else _line)(ax, panel)
-        ax.set_title(panel.title, fontsize=9, loc="left", color="#222222",
-                     pad=18 if panel.kind == "line" and len(panel.series) > 1 else 6)
+        ax.set_title(panel.title, fontsize=9, loc="left", color="#222222")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, facecolor="white")
