@@ -33,11 +33,13 @@ from pipelines.model import ACTIVITIES, CONTAINER_KINDS, VISIBILITIES
 from pipelines.privacy import Pseudonymiser
 from pipelines.sources import ExtractReport, SourceContext
 from pipelines.sources.file_import_formats import (
+    PEOPLE_COLUMNS,
     ImportRejected,
     Problem,
     directory_as_of,
     read_activities,
     read_directory,
+    read_identity_map,
 )
 from pipelines.sources.file_import_presets import PRESETS, Parsed, PresetInput
 
@@ -62,6 +64,8 @@ class FileImportOptions(BaseModel):
     synthetic_date: dt.date = Field(dt.date(2024, 1, 1), description="date given to events of files "
                                     "without timestamps")
     edge_verb: Literal["mention", "reply", "share"] = "mention"
+    identity_map: Path | None = Field(None, description="CSV native_id,email: native ids of this source "
+                                      "keyed by the email, so they match the same person elsewhere")
     id_namespace: str | None = Field(None, description="namespace of native ids in the pseudonymiser; "
                                      "defaults to the source name. Two sources sharing native ids share it.")
     container_id: str | None = Field(None, description="presets: the container of every event")
@@ -100,7 +104,8 @@ def options(ctx: SourceContext) -> FileImportOptions:
 def parse(opts: FileImportOptions) -> tuple[Parsed, pd.DataFrame | None]:
     """Read and check every input; (parsed activities with preset people, HR directory). Raises
     ImportRejected on any malformed input, before anything is written. Pure apart from reading files."""
-    for label, p in (("path", opts.path), ("directory", opts.directory), ("departments", opts.departments),
+    for label, p in (("path", opts.path), ("directory", opts.directory), ("identity_map", opts.identity_map),
+                     ("departments", opts.departments),
                      ("recipients", opts.recipients), ("core", opts.core)):
         if p is not None and not p.is_file():
             raise ImportRejected([Problem(str(p), None, f"option {label}: file does not exist")])
@@ -113,6 +118,12 @@ def parse(opts: FileImportOptions) -> tuple[Parsed, pd.DataFrame | None]:
     else:
         parsed = Parsed(read_activities(opts.path, opts.tabular_format()))
     directory = read_directory(opts.directory) if opts.directory is not None else None
+    if opts.identity_map is not None:
+        # the mapping file is applied like directory rows that pair an id with an email; it wins on conflict
+        pairs = pd.DataFrame([{"employee_id": k, "email": v} for k, v in read_identity_map(opts.identity_map).items()])
+        mapping = pairs.reindex(columns=list(PEOPLE_COLUMNS)).assign(is_leader=False, _map=True)
+        directory = pd.concat([directory.assign(_map=False), mapping], ignore_index=True) \
+            if directory is not None else mapping
     return parsed, directory
 
 
@@ -125,6 +136,7 @@ class Identity:
         self.ps = ps
         self.namespace = namespace
         self.id_email: dict[str, str] = {}
+        self.email_keys: set[str] = set()  # keys made from an email: they match across platforms
         if directory is not None and not directory.empty:
             both = directory.dropna(subset=["employee_id", "email"])
             self.id_email = dict(zip(both["employee_id"].astype(str), both["email"].astype(str), strict=True))
@@ -139,6 +151,7 @@ class Identity:
         mapping = {(i if pd.notna(i) else None, e if pd.notna(e) else None):
                    self.ps.person(self.namespace, i if pd.notna(i) else None, e if pd.notna(e) else None)
                    for i, e in zip(uniq["i"], uniq["e"], strict=True)}
+        self.email_keys.update(k for (_, e), k in mapping.items() if e is not None and k is not None)
         out = [mapping[(i if pd.notna(i) else None, e if pd.notna(e) else None)]
                for i, e in zip(pairs["i"], pairs["e"], strict=True)]
         return pd.Series(out, index=ids.index, dtype="string")
@@ -158,6 +171,9 @@ def people_snapshot(parsed: Parsed, directory: pd.DataFrame | None, ident: Ident
     that every actor of the file is a known person."""
     frames = []
     if directory is not None:
+        if "_map" in directory.columns:
+            # identity-map rows only pair ids with emails: they are not people of the directory
+            directory = directory[~directory["_map"].astype(bool)].drop(columns="_map")
         frames.append(directory_as_of(directory, day))
     if parsed.people is not None:
         frames.append(parsed.people)
@@ -229,6 +245,9 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date) -> ExtractReport:
         "last_event": occurred.max().isoformat() if len(acts) else None,
         "verbs": {str(k): int(v) for k, v in acts["verb"].value_counts().items()},
         **id_stats, **parsed.details,
+        # the share of participants keyed by an email, i.e. matchable with other platforms (issue 4.6)
+        "participants_keyed_by_email": len(keys & ident.email_keys),
+        "identity_matched_share": round(len(keys & ident.email_keys) / len(keys), 4) if keys else None,
     }
     return report
 

@@ -397,3 +397,32 @@ def directory_as_of(people: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     df["_eff"] = df["effective_date"].fillna(dt.date.min)
     df = df.sort_values(["_who", "_eff"], kind="stable").drop_duplicates("_who", keep="last")
     return df.drop(columns=["_who", "_eff"]).reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------- identity map
+def read_identity_map(path: Path) -> dict[str, str]:
+    """CSV `native_id,email` (aliases: id, employee_id, user_id; mail): a platform's native ids keyed by
+    the person's email. The same id mapped to two different emails is rejected."""
+    records, problems = _records(path, "csv")
+    out: dict[str, str] = {}
+    first: dict[str, int] = {}
+    aliases = {"id": "native_id", "employee_id": "native_id", "user_id": "native_id", "mail": "email"}
+    checked = False
+    for line, rec in records:
+        rec = {aliases.get(k, k): v for k, v in rec.items()}
+        if not checked:
+            checked = True
+            if not {"native_id", "email"} <= set(rec):
+                problems.add(line, "missing column(s): native_id and email are required")
+                break
+        native, email = text_or_none(rec.get("native_id")), text_or_none(rec.get("email"))
+        if native is None or email is None or "@" not in email:
+            problems.add(line, "native_id must be set and email must be an email address")
+            continue
+        if native in out and out[native].lower() != email.lower():
+            problems.add(line, f"native_id mapped to a different email on line {first[native]}")
+            continue
+        out.setdefault(native, email)
+        first.setdefault(native, line)
+    problems.raise_if_any()
+    return out

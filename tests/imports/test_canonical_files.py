@@ -228,3 +228,35 @@ def test_different_keys_give_unlinkable_pseudonyms(tmp_path: Path) -> None:
     file_import.extract(a, *EVER)
     file_import.extract(b, *EVER)
     assert not set(landed(a, "activities")["actor_key"]) & set(landed(b, "activities")["actor_key"])
+
+
+# ------------------------------------------------------------------------------ identity (issue 4.6)
+def test_identity_map_keys_native_ids_by_email_and_reports_the_matched_share(tmp_path: Path) -> None:
+    acts = tmp_path / "acts.csv"
+    acts.write_text("event_id,occurred_at,actor_id,verb,target_id\n"
+                    "x1,2026-03-02T09:00:00Z,U1,mention,U2\n"
+                    "x2,2026-03-02T09:05:00Z,U3,mention,U4\n")
+    mapping = tmp_path / "map.csv"
+    mapping.write_text("native_id,email\nU1,Ann@Corp.example\nU2,bob@corp.example\nU9,zed@corp.example\n")
+    ctx = file_ctx(tmp_path, format="csv", path=str(acts), identity_map=str(mapping))
+    report = file_import.extract(ctx, *EVER)
+    by = landed(ctx, "activities").set_index("event_id")
+    ps = ctx.pseudonymiser
+    # the same key as the person's activity on any other platform keyed by email
+    assert by.loc["x1", "actor_key"] == ps.email("ann@corp.example")
+    assert by.loc["x1", "target_key"] == ps.email("bob@corp.example")
+    assert by.loc["x2", "actor_key"] == ps.native("imp", "U3")
+    assert report.details["participants_keyed_by_email"] == 2
+    assert report.details["identity_matched_share"] == 0.5
+    # mapping rows are not directory people: only the 4 participants are landed, U9 is not
+    assert len(landed(ctx, "people")) == 4
+
+
+def test_identity_map_with_one_id_mapped_to_two_emails_is_rejected(tmp_path: Path) -> None:
+    acts = _write_csv(tmp_path / "a.csv", ROWS)
+    mapping = tmp_path / "map.csv"
+    mapping.write_text("id,email\nU1,ann@corp.example\nU1,other@corp.example\n")
+    ctx = file_ctx(tmp_path, format="csv", path=str(acts), identity_map=str(mapping))
+    with pytest.raises(ImportRejected, match=r"map.csv:line 3: native_id mapped to a different email on line 2"):
+        file_import.extract(ctx, *EVER)
+    assert lake_files(ctx) == []

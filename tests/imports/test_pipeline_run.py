@@ -16,7 +16,7 @@ from tests.imports.conftest import DATA
 
 
 @pytest.mark.slow
-def test_perry_wolfe_sample_runs_end_to_end_into_the_warehouse(tmp_path: Path) -> None:
+def test_perry_wolfe_sample_is_extracted_validated_and_landed(tmp_path: Path) -> None:
     d = DATA / "perry-wolfe-enron"
     settings = load_settings(None, lake_dir=tmp_path / "lake", warehouse_url=f"duckdb:///{tmp_path / 'w.duckdb'}",
                              sources=[SourceConfig(name="enron", kind="file", options={
