@@ -98,7 +98,7 @@ class Delivery(_Strict):
     reply_to: str | None = None
     transport: str = Field("auto", pattern=r"^(auto|airflow|smtp)$",
                            description="auto: the Airflow connection when it is defined, else `smtp`")
-    smtp: SmtpServer = Field(default_factory=SmtpServer)
+    smtp: SmtpServer = Field(default_factory=lambda: SmtpServer.model_validate({}))
     max_attempts: int = Field(3, ge=1, le=10, description="tries per recipient before it is reported failed")
     backoff_seconds: float = Field(2.0, ge=0, description="wait before the second try; multiplied each time")
     backoff_factor: float = Field(2.0, ge=1)
@@ -148,7 +148,7 @@ class ReportsConfig(_Strict):
     static_report_frequency: Frequency = Field(Frequency.weekly, description="period of the organisation-wide "
                                                                              "report.html written with each run")
     output_dir: Path = Field(Path("output/reports"), description="where each run writes report.html, .eml, .html")
-    delivery: Delivery = Field(default_factory=Delivery)
+    delivery: Delivery = Field(default_factory=lambda: Delivery.model_validate({}))
     tables: Tables = Field(default_factory=Tables)
 
     @model_validator(mode="after")
@@ -197,7 +197,7 @@ def load_reports_config(settings: Settings, path: str | Path | None = None) -> R
         return parse_reports_config(section, "settings")
     path = path or os.environ.get(REPORTS_CONFIG_ENV)
     if not path:
-        return ReportsConfig()
+        return ReportsConfig.model_validate({})
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except FileNotFoundError:

@@ -616,9 +616,9 @@ class _Builder:
             for lbl, rows, size in groups:
                 ends = [self.as_of - dt.timedelta(days=7 * i) for i in range(self.config.trend_days // 7 - 1, -1, -1)]
                 pts = [(e, rate(rows, e - dt.timedelta(days=6), e)) for e in ends]
-                pts = [(e, v) for e, v in pts if v is not None]
-                if len(pts) >= 2 and size:
-                    series.append(Series(lbl, [e for e, _ in pts], [v for _, v in pts], size,
+                kept = [(e, v) for e, v in pts if v is not None]
+                if len(kept) >= 2 and size:
+                    series.append(Series(lbl, [e for e, _ in kept], [float(v) for _, v in kept], size,
                                          highlight=lbl != "Organisation" or len(groups) == 1))
             if series:
                 self.report.charts.append(Chart(
@@ -663,8 +663,8 @@ class _Builder:
             if self.scope is not None and self.scope.segment_type == "department" and dept != self.scope.segment_value:
                 continue
             # the smaller of the sizes the backlog mart and the container directory give; unknown = withheld
-            sizes = [int(v) for v in ((g[size_col].max() if size_col else None), known.get("member_count"))
-                     if _num(v) is not None]
+            candidates = ((g[size_col].max() if size_col else None), known.get("member_count"))
+            sizes = [int(n) for n in (_num(v) for v in candidates) if n is not None]
             size = min(sizes) if sizes else None
             flagged = "suppressed" in g.columns and bool(g["suppressed"].map(_truthy).any())
             if flagged or not self.ok(size):
@@ -866,7 +866,8 @@ class _Builder:
         if not names or not table or not self.wh.col(table, "influence_rank"):
             return
         tier = "influence_tier" if self.wh.col(table, "influence_tier") else "null"
-        where, params = "where influence_rank is not null", {}
+        where = "where influence_rank is not null"
+        params: dict[str, Any] = {}
         if self.scope is not None:
             col = self.wh.col(table, _ident(self.scope.segment_type))
             if not col:

@@ -165,6 +165,7 @@ class RenderedEmail:
         msg.set_content(self.text)
         msg.add_alternative(self.html, subtype="html")
         html_part = msg.get_payload()[1]  # type: ignore[index]
+        assert isinstance(html_part, EmailMessage)
         for cid, png in self.images.items():
             html_part.add_related(png, maintype="image", subtype="png", cid=f"<{cid}>",
                                   disposition="inline", filename=f"{cid.split('@')[0]}.png")
