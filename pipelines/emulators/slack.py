@@ -127,6 +127,7 @@ class SlackEmulator:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else host
         return f"http://{host}:{port}/api"
 
     def start(self) -> SlackEmulator:

@@ -203,7 +203,7 @@ class _Run:
     def members(self, channel: str) -> list[str]:
         out = []
         for uid in self.api.items("conversations.members", {"channel": channel, "limit": 200}, "members"):
-            k = self.keys(uid)
+            k = self.keys(str(uid))  # members are plain id strings
             if k:
                 out.append(k)
         return out

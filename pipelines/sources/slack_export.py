@@ -73,8 +73,10 @@ class _Tree:
             return None
         try:
             return json.loads(raw)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise ExportFormatError(f"{self.path}: {rel} is not valid JSON ({exc.msg} at {exc.pos})") from None
+        except UnicodeDecodeError:
+            raise ExportFormatError(f"{self.path}: {rel} is not UTF-8 text") from None
 
     def day_files(self, folder: str) -> list[tuple[dt.date, str]]:
         out = []
