@@ -123,7 +123,7 @@ class Tables(_Strict):
     engagement: list[str] = Field(default_factory=lambda: ["mart_engagement_daily"])
     alerts: list[str] = Field(default_factory=lambda: ["mart_alerts"])
     questions: list[str] = Field(default_factory=lambda: [
-        "mart_knowledge_sharing_daily", "mart_knowledge_daily", "mart_questions_daily", "mart_knowledge_sharing"])
+        "mart_knowledge_sharing", "mart_knowledge_sharing_daily", "mart_knowledge_daily", "mart_questions_daily"])
     unanswered: list[str] = Field(default_factory=lambda: [
         "mart_unanswered_backlog", "mart_knowledge_unanswered_backlog", "mart_unanswered_questions",
         "mart_knowledge_backlog"])

@@ -261,7 +261,14 @@ class Catalogue:
         entries: list[Any] = []
         if path.exists():
             data = yaml.safe_load(path.read_text()) or []
-            if isinstance(data, dict):
+            if isinstance(data, dict) and isinstance(data.get("tables"), dict):
+                # catalogue/metrics.yaml: tables -> {table: {columns: {column: {definition, ...}}}}; the docs
+                # have one heading per table, so that is the anchor until a column carries its own `doc_anchor`
+                data = [{"name": f"{t}.{c}", "table": t, "column": c,
+                         "anchor": (meta or {}).get("doc_anchor") or _slug(t)}
+                        for t, spec in data["tables"].items() if isinstance(spec, dict)
+                        for c, meta in (spec.get("columns") or {}).items()]
+            elif isinstance(data, dict):
                 data = data.get("metrics", [{"name": k, **(v or {})} for k, v in data.items()
                                              if isinstance(v, dict)])
             entries = [e for e in data if isinstance(e, dict) and e.get("name")]
@@ -280,7 +287,7 @@ class Catalogue:
             anchor = _slug(name)
         else:
             anchor = str(entry.get("anchor") or _slug(str(entry["name"])))
-        return MetricRef(name=str(entry["name"]) if entry else name, label=label,
+        return MetricRef(name=name, label=label,
                          url=f"{self.base_url}#{anchor}", in_catalogue=entry is not None)
 
 
@@ -570,9 +577,11 @@ class _Builder:
         if seg_cols:
             cols += ["segment_type", "segment_value"]
         first = self.as_of - dt.timedelta(days=self.config.trend_days - 1)
+        # marts with a period_type carry several windows per day: daily rows only, summed over our periods
+        period_filter = " and period_type = 'day'" if self.wh.col(table, "period_type") else ""
         df = self.wh.frame(f"select {', '.join(_ident(c) for c in cols)} from {_ident(table)} "
-                           f"where {_ident(date_col)} between :s and :e", {"s": min(first, self.period.previous_start),
-                                                                          "e": self.as_of})
+                           f"where {_ident(date_col)} between :s and :e{period_filter}",
+                           {"s": min(first, self.period.previous_start), "e": self.as_of})
         if df.empty:
             return
         df["day"] = df[date_col].map(_as_date)
@@ -631,23 +640,30 @@ class _Builder:
         if not table or Section.questions not in self.audience.sections:
             return
         cid = self.wh.col(table, "container_id", "container")
+        by_segment = cid is None and bool(self.wh.col(table, "segment_type") and self.wh.col(table, "segment_value"))
+        if by_segment:  # one row per segment; containers are segment_type = 'container'
+            cid = "segment_value"
         count = self.wh.col(table, "unanswered_questions", "open_questions", "unanswered", "backlog",
                             "questions", "unanswered_backlog")
+        wide = [c for c in self.wh.columns(table) if re.fullmatch(r"open_(\d+_\d+d|over_\d+d)", c)]
         if not cid or not count:
             log.warning("%s has no container or count column; the backlog section is left out", table)
             return
         band = self.wh.col(table, "age_band", "age_bucket")
         date_col = self.wh.col(table, *DATE_COLUMNS)
-        cols = [cid, count] + [c for c in (band, self.wh.col(table, "suppressed"),
+        cols = [cid, count] + wide + [c for c in (band, self.wh.col(table, "suppressed"),
                                            self.wh.col(table, "member_count", "members", "group_size"),
                                            self.wh.col(table, "kind", "container_kind"),
                                            self.wh.col(table, "owner_department", "department")) if c]
         sql = f"select {', '.join(_ident(c) for c in cols)} from {_ident(table)}"
         params: dict[str, Any] = {}
+        conditions = ["segment_type = 'container'"] if by_segment else []
         if date_col:
-            sql += (f" where {_ident(date_col)} = (select max({_ident(date_col)}) from {_ident(table)} "
-                    f"where {_ident(date_col)} <= :d)")
+            conditions.append(f"{_ident(date_col)} = (select max({_ident(date_col)}) from {_ident(table)} "
+                              f"where {_ident(date_col)} <= :d)")
             params["d"] = self.as_of
+        if conditions:
+            sql += " where " + " and ".join(conditions)
         df = self.wh.frame(sql, params)
         if df.empty:
             return
@@ -672,11 +688,14 @@ class _Builder:
                 continue
             assert size is not None
             counts = pd.to_numeric(g[count], errors="coerce").fillna(0)
-            total = float(counts.sum())
+            total = float(counts.sum()) if band else float(counts.iloc[0])
             if total <= 0:
                 continue
-            by_age = ({str(b): Figure(float(v), "int", size) for b, v in zip(g[band], counts, strict=True)}
-                      if band else {})
+            if band:
+                by_age = {str(b): Figure(float(v), "int", size) for b, v in zip(g[band], counts, strict=True)}
+            else:  # wide layout: open_0_1d, open_1_7d, open_7_30d, open_over_30d
+                by_age = {c.removeprefix("open_").replace("over_", ">").replace("_", "-"):
+                          Figure(float(_num(g[c].iloc[0]) or 0.0), "int", size) for c in wide}
             kind = g[kind_col].iloc[0] if kind_col else known.get("kind")
             label = f"{container} ({kind})" if kind else str(container)
             rows.append(BacklogRow(label, Figure(total, "int", size), by_age, size))

@@ -62,7 +62,7 @@ def test_every_section_is_present_when_every_table_exists(settings, engine, cata
     assert {c.key for c in report.charts} == {"activity_trend", "adoption_by_department", "answered_trend",
                                              "cross_department"}
     assert {k.metric.name for k in report.kpis} >= {"weekly_active_users", "participation_rate", "answered_rate",
-                                                    "Cross-department share"}
+                                                    "cross_department_share"}
     assert report.alerts[0].severity == "high"  # most severe first
     assert report.alerts_withheld == 2  # Tiny Team and the 3-member container
     assert report.backlog[0].container == "c-big (community)" and report.backlog_withheld == 1
@@ -124,3 +124,14 @@ def test_people_are_named_only_with_a_mapping_and_permission(warehouse_url, engi
     render_reports(settings, AS_OF, tmp_path / "out", ["leadership"], config=reports_config(catalogue),
                    engine=engine)
     assert "p001" not in (tmp_path / "out" / "leadership.html").read_text()
+
+
+def test_links_follow_the_repository_catalogue_layout(settings, engine) -> None:
+    from pipelines.reports.content import Catalogue
+
+    repo_catalogue = Path(__file__).resolve().parents[2] / "catalogue" / "metrics.yaml"
+    if not repo_catalogue.exists():
+        pytest.skip("catalogue/metrics.yaml not in this checkout")
+    cat = Catalogue(repo_catalogue, "docs/metrics.md")
+    ref = cat.ref("participation_rate", "Participation", "mart_engagement_daily", "participation_rate")
+    assert ref.in_catalogue and ref.url == "docs/metrics.md#mart_engagement_daily"
