@@ -67,7 +67,7 @@ def demo(
                          privacy={"min_group_size": min_group_size})
     console.print(f"[yellow]demo:[/] pseudonymising with the published demo key (fine for a fictitious "
                   f"organisation, never for real data). {people} people, {interval.start} to {interval.end}.")
-    steps = ["extract", "stage", "validate", "land", "publish"]
+    steps = ["extract", "stage", "validate", "land", "publish", "network"]
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         task = progress.add_task("demo pipeline", total=len(steps))
@@ -80,6 +80,11 @@ def demo(
         except jobs.BatchRejected as exc:
             _fail(str(exc))
             return
+        from pipelines.network_stage import run_network_range
+
+        network = run_network_range(settings, interval.start, interval.end)
+        report["network"] = network
+        on_step("network", network[-1])
     _summary(settings, report)
 
 
@@ -97,6 +102,10 @@ def _summary(settings: Settings, report: dict[str, Any]) -> None:
     pub = report["publish"]
     table.add_row("published tables", ", ".join(f"{k} ({v})" for k, v in pub["models"].items() if v))
     table.add_row("publish time", f"{pub['total_seconds']} s")
+    if report.get("network"):
+        last = report["network"][-1]
+        table.add_row("network tables", f"{len(report['network'])} snapshot date(s); last {last['end']}: "
+                      + ", ".join(f"{k} ({v})" for k, v in last["rows"].items()))
     out.print(table)
     out.print(f"lake:       {settings.lake_dir.resolve()}")
     out.print(f"warehouse:  {settings.warehouse_url}")

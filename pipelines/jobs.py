@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
@@ -231,12 +233,16 @@ def land(settings: Settings, source_name: str, interval: Interval) -> dict[str, 
     """Move a validated batch into the canonical lake, one atomic partition per day."""
     staged = _staging_dir(settings, source_name, interval)
     acts = pq.read_table(staged / "activities.parquet")
-    days = pd.to_datetime(acts.column("occurred_at").to_pandas(), utc=True).dt.date
+    # one sort, then a zero-copy slice per day (a mask per day would rescan the batch every day)
+    acts = acts.sort_by([("occurred_at", "ascending"), ("event_id", "ascending")])
+    epoch_days = pc.divide(pc.cast(pc.cast(acts.column("occurred_at"), pa.int64()), pa.int64()),
+                           86_400_000_000).to_numpy(zero_copy_only=False)
     base = lake.canonical_dir(settings.lake_dir, "activities") / f"source={source_name}"
-    df = acts.to_pandas()
     written = 0
     for day in interval.days:
-        part = pa.Table.from_pandas(df[(days == day).to_numpy()], schema=acts.schema, preserve_index=False)
+        n = (day - dt.date(1970, 1, 1)).days
+        lo, hi = np.searchsorted(epoch_days, [n, n + 1])
+        part = acts.slice(lo, hi - lo)
         lake.write_partition(base, day, part)
         written += part.num_rows
     for table in ("people", "containers"):

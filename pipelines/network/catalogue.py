@@ -38,7 +38,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "interactions_given": "kept interactions given (count)",
         "pagerank": "weighted PageRank, damping 0.85 by default, dangling mass spread uniformly; sums to 1 over nodes",
         "eigenvector": "in-edge eigenvector centrality of the weighted adjacency, L2 norm 1 (networkx definition)",
-        "constraint": "Burt's constraint on mutual weights (both directions summed); NULL for isolated people",
+        "burt_constraint": "Burt's constraint on mutual weights (both directions summed); NULL for isolated people",
         "effective_size": "Burt's effective size on mutual weights (networkx per-node definition); NULL for isolated people",
         "efficiency": "effective_size / number of distinct neighbours; NULL for isolated people",
         "clustering": "local clustering coefficient of the undirected unweighted projection (0 below two neighbours)",

@@ -238,7 +238,7 @@ def structural_holes(u: Undirected, t: TriangleSums) -> pd.DataFrame:
     constraint[isolated] = np.nan
     eff[isolated] = np.nan
     efficiency[isolated] = np.nan
-    return pd.DataFrame({"constraint": constraint, "effective_size": eff, "efficiency": efficiency})
+    return pd.DataFrame({"burt_constraint": constraint, "effective_size": eff, "efficiency": efficiency})
 
 
 def clustering(u: Undirected, t: TriangleSums) -> np.ndarray:

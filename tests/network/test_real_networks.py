@@ -76,7 +76,7 @@ def test_constraint_clustering_reciprocity(network):
     _, person, G, _ = network
     con = nx.constraint(G, weight="weight")
     active = [v for v in G if G.degree(v) > 0]
-    assert np.allclose(person.loc[active, "constraint"], [con[v] for v in active], atol=1e-12)
+    assert np.allclose(person.loc[active, "burt_constraint"], [con[v] for v in active], atol=1e-12)
     cl = nx.clustering(G.to_undirected())
     assert np.allclose(person["clustering"], [cl[v] for v in G])
     rec = nx.reciprocity(G, active)

@@ -1,0 +1,138 @@
+"""Benchmark of the whole pipeline on the demo organisation at a chosen size.
+
+Generates the organisation (people, days, a target number of events), runs every step of the daily
+job as one batch on the embedded default (DuckDB + local Parquet), then a one-day incremental run, and
+writes the wall time and peak memory of each step to bench/results/pipeline.json and .md.
+
+  python bench/pipeline_bench.py --people 20000 --events 10000000
+
+Peak memory per step is the highest resident set size sampled every 20 ms while the step runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from pipelines import jobs, warehouse  # noqa: E402
+from pipelines.config import SourceConfig, load_settings  # noqa: E402
+
+# events the demo generator produces per person-day at events_per_person_day=1 (measured on the default org)
+EVENTS_PER_UNIT = 0.524
+
+
+class PeakRSS:
+    def __init__(self) -> None:
+        self.proc = psutil.Process()
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(0.02)
+
+    def __enter__(self) -> PeakRSS:
+        self.peak = self.proc.memory_info().rss
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def measure(results: list[dict[str, Any]], name: str, fn: Callable[[], Any]) -> Any:
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        value = fn()
+        seconds = time.perf_counter() - t0
+    results.append({"step": name, "seconds": round(seconds, 2), "peak_rss_gb": round(mem.peak / 1e9, 2)})
+    print(f"{name:28s} {seconds:8.1f} s   peak RSS {mem.peak / 1e9:5.2f} GB", flush=True)
+    return value
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--people", type=int, default=20000)
+    ap.add_argument("--days", type=int, default=184)
+    ap.add_argument("--events", type=int, default=10_000_000, help="approximate number of events to generate")
+    ap.add_argument("--work", type=Path, default=REPO / "bench" / "work")
+    ap.add_argument("--results", type=Path, default=REPO / "bench" / "results")
+    ap.add_argument("--warehouse-url", default=None, help="default: a DuckDB file in --work")
+    args = ap.parse_args()
+
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+    epd = args.events / (args.people * args.days * EVENTS_PER_UNIT)
+    start = dt.date(2026, 5, 1)
+    interval = jobs.Interval(start, start + dt.timedelta(days=args.days - 1))
+    settings = load_settings(None, lake_dir=args.work / "lake",
+                             warehouse_url=args.warehouse_url or f"duckdb:///{args.work / 'warehouse.duckdb'}",
+                             sources=[SourceConfig(name="demo", kind="demo", options={
+                                 "people": args.people, "days": args.days, "start": start,
+                                 "events_per_person_day": epd})])
+    engine = warehouse.make_engine(settings.warehouse_url)
+    steps: list[dict[str, Any]] = []
+    t_all = time.perf_counter()
+    ext = measure(steps, "extract (generate + land raw)", lambda: jobs.extract(settings, "demo", interval))
+    measure(steps, "stage (canonicalise)", lambda: jobs.stage(settings, "demo", interval))
+    measure(steps, "validate (GX)", lambda: jobs.validate(settings, "demo", interval, engine=engine))
+    measure(steps, "land (canonical lake)", lambda: jobs.land(settings, "demo", interval))
+    pub = measure(steps, "publish (load + models)", lambda: jobs.publish(settings, interval, engine=engine))
+    total = time.perf_counter() - t_all
+    last = jobs.Interval(interval.end, interval.end)
+    t_inc = time.perf_counter()
+    measure(steps, "incremental day: extract", lambda: jobs.extract(settings, "demo", last))
+    measure(steps, "incremental day: stage", lambda: jobs.stage(settings, "demo", last))
+    measure(steps, "incremental day: validate", lambda: jobs.validate(settings, "demo", last, engine=engine))
+    measure(steps, "incremental day: land", lambda: jobs.land(settings, "demo", last))
+    inc_pub = measure(steps, "incremental day: publish", lambda: jobs.publish(settings, last, engine=engine))
+    inc_total = time.perf_counter() - t_inc
+
+    result = {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+                    "python": platform.python_version(), "platform": platform.platform()},
+        "size": {"people": args.people, "days": args.days, "events": ext["rows"]["activities"]},
+        "warehouse": engine.dialect.name,
+        "steps": steps,
+        "full_run_seconds": round(total, 1),
+        "publish_models_seconds": pub["seconds"],
+        "incremental_day_seconds": round(inc_total, 1),
+        "incremental_publish_models_seconds": inc_pub["seconds"],
+        "peak_rss_gb": max(s["peak_rss_gb"] for s in steps),
+    }
+    args.results.mkdir(parents=True, exist_ok=True)
+    tag = f"{args.people}p_{ext['rows']['activities'] // 1_000_000}M"
+    (args.results / f"pipeline_{tag}.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [f"# Pipeline benchmark: {args.people:,} people, {result['size']['events']:,} events, "
+             f"{args.days} days ({result['warehouse']})", "",
+             f"Machine: {result['machine']['cpus']} CPUs, {result['machine']['memory_gb']} GB; {result['when']}", "",
+             "| step | seconds | peak RSS (GB) |", "|---|---:|---:|"]
+    lines += [f"| {s['step']} | {s['seconds']} | {s['peak_rss_gb']} |" for s in steps]
+    lines += ["", f"Full run: {result['full_run_seconds']} s; one incremental day: "
+              f"{result['incremental_day_seconds']} s; peak RSS {result['peak_rss_gb']} GB."]
+    (args.results / f"pipeline_{tag}.md").write_text("\n".join(lines) + "\n")
+    print(json.dumps({k: result[k] for k in ("size", "full_run_seconds", "incremental_day_seconds", "peak_rss_gb")}))
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""The network stage: organisational network analysis on the published interactions, per window.
+
+Reads `int_interactions`, `stg_people` and `fct_person_daily_activity` from the warehouse, computes
+the tables of `pipelines.network` for the rolling 28- and 90-day windows ending on the run's date and
+for the calendar month when the date is a month end (the monthly snapshots kept over time), and
+publishes them by write-audit-publish in one transaction. The previous window of the same length is
+recomputed from the interactions rather than read back, so a rerun of a date gives the same tables
+whatever ran before. Person-level tables (`fct_`) are internal; `mart_` tables are privacy-safe.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import logging
+import time
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from pipelines import warehouse
+from pipelines.config import Settings
+from pipelines.network import TABLES, NetworkRules, compute_network
+
+log = logging.getLogger(__name__)
+
+ROLLING_WINDOWS = (28, 90)
+#: columns the stage adds to every network table, in front
+WINDOW_COLUMNS = {
+    "window_name": "which window the row describes: rolling_28d, rolling_90d or month (calendar month snapshot)",
+    "window_start": "first day of the window (UTC dates, inclusive)",
+    "window_end": "last day of the window; the run's logical date for rolling windows",
+}
+
+
+def windows_for(end: dt.date) -> list[tuple[str, dt.date, dt.date]]:
+    out = [(f"rolling_{n}d", end - dt.timedelta(days=n - 1), end) for n in ROLLING_WINDOWS]
+    if end.day == calendar.monthrange(end.year, end.month)[1]:
+        out.append(("month", end.replace(day=1), end))
+    return out
+
+
+def _previous(kind: str, start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
+    if kind == "month":
+        prev_end = start - dt.timedelta(days=1)
+        return prev_end.replace(day=1), prev_end
+    length = (end - start).days + 1
+    return start - dt.timedelta(days=length), start - dt.timedelta(days=1)
+
+
+def _inputs(conn: sa.Connection, start: dt.date, end: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    edges = warehouse.read_frame(
+        conn, "select source, event_id, source_key, target_key, interaction_type, weight, activity_date, "
+              "container_id from int_interactions where activity_date between :s and :e", {"s": start, "e": end})
+    posts = warehouse.read_frame(
+        conn, "select person_key, sum(posts) as posts from fct_person_daily_activity "
+              "where activity_date between :s and :e group by person_key", {"s": start, "e": end})
+    posts["posts"] = posts["posts"].astype("int64")
+    return edges, posts
+
+
+def compute_windows(conn: sa.Connection, settings: Settings, end: dt.date,
+                    rules: NetworkRules | None = None) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    rules = rules or NetworkRules(min_group_size=settings.privacy.min_group_size)
+    people = warehouse.read_frame(conn, "select person_key, department, location, level, is_leader, "
+                                        "hire_date, termination_date from stg_people")
+    employed = ((people["hire_date"].isna() | (pd.to_datetime(people["hire_date"]).dt.date <= end))
+                & (people["termination_date"].isna() | (pd.to_datetime(people["termination_date"]).dt.date > end)))
+    people = people[employed.to_numpy()].drop(columns=["hire_date", "termination_date"])
+    out: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}
+    info: dict[str, Any] = {}
+    for kind, start, stop in windows_for(end):
+        p_start, p_end = _previous(kind, start, stop)
+        prev_edges, prev_posts = _inputs(conn, p_start, p_end)
+        previous = (compute_network(prev_edges, people, rules=rules, contributions=prev_posts)
+                    if len(prev_edges) else None)
+        edges, posts = _inputs(conn, start, stop)
+        timings: dict[str, float] = {}
+        tables = compute_network(edges, people, rules=rules, previous=previous, contributions=posts,
+                                 timings=timings)
+        info[kind] = {"edges": len(edges), "seconds": timings}
+        for name, df in tables.items():
+            df = df.copy()
+            df.insert(0, "window_end", stop)
+            df.insert(0, "window_start", start)
+            df.insert(0, "window_name", kind)
+            out[name].append(df)
+    return {name: pd.concat(frames, ignore_index=True) for name, frames in out.items()}, info
+
+
+KEYS: dict[str, list[str]] = {
+    "fct_person_network": ["window_name", "window_end", "person_key"],
+    "fct_network_ties": ["window_name", "window_end", "source_key", "target_key"],
+    "mart_network_department": ["window_name", "window_end", "department"],
+    "mart_network_community": ["window_name", "window_end", "community_id"],
+    "mart_network_org": ["window_name", "window_end"],
+    "mart_network_influence_tiers": ["window_name", "window_end", "department", "influence_tier"],
+}
+
+
+def run_network(settings: Settings, end: dt.date, *, engine: sa.Engine | None = None,
+                rules: NetworkRules | None = None) -> dict[str, Any]:
+    """Compute and publish the network tables for the windows ending on `end`."""
+    engine = engine or warehouse.make_engine(settings.warehouse_url)
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        tables, info = compute_windows(conn, settings, end, rules)
+        rows = {}
+        for name, df in tables.items():
+            key = [k for k in KEYS[name] if k in df.columns]
+            rows[name] = warehouse.publish_frame(conn, name, df, key=key if name != "mart_network_influence_tiers"
+                                                 else [], partition_by="window_end", start=end, end=end)
+    return {"end": end.isoformat(), "rows": rows, "windows": info, "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def network_dates(start: dt.date, end: dt.date) -> list[dt.date]:
+    """The dates a range run computes the network for: every month end in the range (the monthly
+    snapshots) and the range's last day."""
+    dates = []
+    day = start
+    while day <= end:
+        last = day.replace(day=calendar.monthrange(day.year, day.month)[1])
+        if last <= end:
+            dates.append(last)
+        day = last + dt.timedelta(days=1)
+    if not dates or dates[-1] != end:
+        dates.append(end)
+    return dates
+
+
+def run_network_range(settings: Settings, start: dt.date, end: dt.date, *,
+                      engine: sa.Engine | None = None) -> list[dict[str, Any]]:
+    engine = engine or warehouse.make_engine(settings.warehouse_url)
+    return [run_network(settings, d, engine=engine) for d in network_dates(start, end)]
