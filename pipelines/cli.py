@@ -56,17 +56,25 @@ def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="where the lake and warehouse go")] = Path("output/demo"),
     warehouse_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: DuckDB file in --output)")] = None,
     min_group_size: Annotated[int, typer.Option(help="suppress published aggregates below this many people")] = 5,
+    via: Annotated[str, typer.Option(help="'direct' (generator -> raw lake) or 'slack': the same organisation "
+                                          "served by the local Slack API emulator and extracted by the real "
+                                          "Slack connector")] = "direct",
 ) -> None:
     """Run everything on the demo organisation and print where the outputs are."""
     first = dt.date.fromisoformat(start)
     interval = jobs.Interval(first, first + dt.timedelta(days=days - 1))
+    demo_options = {"people": people, "days": days, "start": first, "seed": seed}
+    if via not in ("direct", "slack"):
+        _fail(f"--via must be 'direct' or 'slack', not {via!r}")
+    sources = [SourceConfig(name="demo", kind="demo", options=demo_options)]
     settings = _settings(None, lake_dir=output / "lake",
                          warehouse_url=warehouse_url or f"duckdb:///{(output / 'warehouse.duckdb').as_posix()}",
-                         sources=[SourceConfig(name="demo", kind="demo", options={
-                             "people": people, "days": days, "start": first, "seed": seed})],
-                         privacy={"min_group_size": min_group_size})
+                         sources=sources, privacy={"min_group_size": min_group_size})
     console.print(f"[yellow]demo:[/] pseudonymising with the published demo key (fine for a fictitious "
                   f"organisation, never for real data). {people} people, {interval.start} to {interval.end}.")
+    if via == "slack":
+        _demo_via_slack(settings, interval, demo_options)
+        return
     steps = ["extract", "stage", "validate", "land", "publish", "network"]
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
@@ -85,6 +93,33 @@ def demo(
         network = run_network_range(settings, interval.start, interval.end)
         report["network"] = network
         on_step("network", network[-1])
+    _summary(settings, report)
+
+
+def _demo_via_slack(settings: Settings, interval: jobs.Interval, demo_options: dict[str, Any]) -> None:
+    """The demo through the real extraction path: the HR directory from the generator, the activity
+    from the local Slack emulator through the Slack connector (rate limits scaled down to keep it quick)."""
+    import os
+
+    from pipelines.emulators.slack import SlackEmulator
+    from pipelines.network_stage import run_network_range
+    from pipelines.sources.demo_org import build_org
+
+    org = build_org(demo_options["people"], demo_options["days"], demo_options["start"], demo_options["seed"])
+    token = "xoxb-local-emulator"
+    os.environ["ESN_DEMO_SLACK_TOKEN"] = token
+    with SlackEmulator(org, token=token, period_s=0.01) as emu:
+        emu.advance_to(interval.end)
+        console.print(f"[yellow]demo:[/] Slack API emulator at {emu.url}")
+        settings.sources = [
+            SourceConfig(name="hr", kind="demo", options={**demo_options, "directory_only": True}),
+            SourceConfig(name="slack", kind="slack", options={
+                "base_url": emu.url, "token_env": "ESN_DEMO_SLACK_TOKEN", "rate_period_s": 0.01,
+                "backoff_base_s": 0.01}),
+        ]
+        with console.status("extracting through the Slack API emulator"):
+            report = jobs.run(settings, interval, allow_demo_key=True)
+    report["network"] = run_network_range(settings, interval.start, interval.end)
     _summary(settings, report)
 
 
@@ -143,6 +178,39 @@ def run_cmd(
                 return
             progress.advance(task)
     _summary(settings, report)
+
+
+@app.command()
+def report(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (default: $ESN_CONFIG)")] = None,
+    as_of: Annotated[str | None, typer.Option(help="last day the report covers (default: latest published day)")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="where .eml/.html files go")] = Path("output/reports"),
+    warehouse_url: Annotated[str | None, typer.Option(help="override the configured warehouse")] = None,
+    audience: Annotated[list[str] | None, typer.Option(help="only these audiences (repeatable)")] = None,
+    send: Annotated[bool, typer.Option(help="also send the emails (Airflow SMTP connection or configured SMTP)")] = False,
+) -> None:
+    """Render the stakeholder emails (.eml, .html) and the static organisation report; optionally send."""
+    from pipelines import reports, warehouse
+
+    settings = _settings(config, warehouse_url=warehouse_url)
+    if as_of is None:
+        engine = warehouse.make_engine(settings.warehouse_url)
+        latest = warehouse.read_frame(engine, "select max(activity_date) as d from mart_engagement_daily")
+        engine.dispose()
+        if latest.empty or latest.loc[0, "d"] is None:
+            _fail(f"nothing published yet in {settings.warehouse_url}: run `esn demo` or `esn run` first")
+        day = latest.loc[0, "d"]
+    else:
+        day = dt.date.fromisoformat(as_of)
+    if send:
+        result = reports.send_reports(settings, day, audiences=audience)
+        out.print_json(json.dumps(result, default=str))
+        if result.get("failed"):
+            raise typer.Exit(code=1)
+        return
+    paths = reports.render_reports(settings, day, output, audiences=audience)
+    for p in paths:
+        out.print(str(p))
 
 
 @app.command("check-config")

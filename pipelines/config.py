@@ -14,11 +14,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pipelines.errors import ConfigError
+from pipelines.reports_config import ReportsConfig
+
+__all__ = ["ConfigError", "Settings", "SourceConfig", "load_settings"]
+
 CONFIG_ENV = "ESN_CONFIG"
-
-
-class ConfigError(ValueError):
-    pass
 
 
 class _Strict(BaseModel):
@@ -70,6 +71,7 @@ class Settings(_Strict):
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     interactions: InteractionRules = Field(default_factory=InteractionRules)
+    reports: ReportsConfig = Field(default_factory=lambda: ReportsConfig.model_validate({}))
 
     @property
     def raw_dir(self) -> Path:

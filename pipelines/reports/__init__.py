@@ -5,7 +5,7 @@
 
 Both are plain functions for the CLI and an Airflow task alike: explicit inputs, a small return value.
 The audiences come from the `reports` section of the settings (or a separate YAML file until `Settings`
-has that field, see `pipelines.reports.config`). Nothing here reads the wall clock for its logic: the
+has that field, see `pipelines.reports_config`). Nothing here reads the wall clock for its logic: the
 period always ends on the given `as_of`.
 
 This package must never publish a figure about a group smaller than `privacy.min_group_size`, never take
@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pipelines.config import Settings
-from pipelines.reports.config import (
+from pipelines.reports_config import (
     Audience,
     ReportsConfig,
     Section,

@@ -29,7 +29,7 @@ import yaml
 from sqlalchemy.engine import Connection
 
 from pipelines.config import Settings
-from pipelines.reports.config import Audience, Frequency, ReportsConfig, Scope, Section, load_names
+from pipelines.reports_config import Audience, Frequency, ReportsConfig, Scope, Section, load_names
 
 log = logging.getLogger(__name__)
 

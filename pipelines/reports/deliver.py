@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pipelines.reports.config import Delivery, SmtpServer
+from pipelines.reports_config import Delivery, SmtpServer
 from pipelines.reports.render import RenderedEmail
 
 log = logging.getLogger(__name__)

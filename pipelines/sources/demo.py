@@ -26,6 +26,8 @@ class DemoOptions(BaseModel):
     start: dt.date = dt.date(2026, 5, 1)
     seed: int = 7
     events_per_person_day: float = Field(1.0, gt=0)
+    directory_only: bool = Field(False, description="land only the HR directory (when another source, "
+                                 "such as the Slack emulator, carries the activity)")
 
 
 @lru_cache(maxsize=2)
@@ -61,7 +63,8 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date) -> ExtractReport:
     ps = ctx.pseudonymiser
     base = lake.raw_dir(ctx.lake_dir, name, "activities")
     rows = 0
-    for day, events in simulate(org, until=end):
+    opts = options(ctx)
+    for day, events in ([] if opts.directory_only else simulate(org, until=end)):
         if day < start:
             continue
         events = events.assign(
@@ -76,10 +79,12 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date) -> ExtractReport:
     people = directory(org, ctx)
     lake.write_partition(lake.raw_dir(ctx.lake_dir, name, "people"), end,
                          pa.Table.from_pandas(people, preserve_index=False))
-    containers = org.containers.assign(source=name)
-    lake.write_partition(lake.raw_dir(ctx.lake_dir, name, "containers"), end,
-                         pa.Table.from_pandas(containers, preserve_index=False))
-    report.rows = {"activities": rows, "people": len(people), "containers": len(containers)}
+    report.rows = {"activities": rows, "people": len(people)}
+    if not opts.directory_only:
+        containers = org.containers.assign(source=name)
+        lake.write_partition(lake.raw_dir(ctx.lake_dir, name, "containers"), end,
+                             pa.Table.from_pandas(containers, preserve_index=False))
+        report.rows["containers"] = len(containers)
     return report
 
 

@@ -24,7 +24,7 @@ import yaml
 from aiosmtpd.controller import Controller
 
 from pipelines.config import Settings, load_settings
-from pipelines.reports.config import ReportsConfig
+from pipelines.reports_config import ReportsConfig
 
 AS_OF = dt.date(2026, 10, 25)  # a Sunday: weekly audiences are due
 FIRST = dt.date(2026, 7, 1)

@@ -1,4 +1,4 @@
-"""Typed configuration of the stakeholder reports: audiences, delivery, links, where the marts are.
+"""Typed configuration of the stakeholder reports (`pipelines.reports`): audiences, delivery, links, tables.
 
 It is read from the `reports` key of the settings YAML (once `Settings` carries `reports: ReportsConfig`)
 or, until then, from a YAML file of its own (`--reports-config`, or $ESN_REPORTS_CONFIG) holding either a
@@ -15,12 +15,15 @@ import os
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipelines.config import ConfigError, Settings
+from pipelines.errors import ConfigError
+
+if TYPE_CHECKING:  # pipelines.config embeds ReportsConfig, so import Settings for typing only
+    from pipelines.config import Settings
 
 REPORTS_CONFIG_ENV = "ESN_REPORTS_CONFIG"
 _EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
