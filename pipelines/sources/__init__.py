@@ -25,6 +25,8 @@ REGISTRY: dict[str, str] = {
     "file": "pipelines.sources.file_import",
     "slack": "pipelines.sources.slack",
     "slack_export": "pipelines.sources.slack_export",
+    "yammer": "pipelines.sources.yammer",
+    "yammer_export": "pipelines.sources.yammer_export",
 }
 
 

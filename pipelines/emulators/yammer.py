@@ -1,0 +1,291 @@
+"""A local Viva Engage (Yammer) REST v1 emulator: a real HTTP server on 127.0.0.1 serving a demo network.
+
+Endpoints (under `/api/v1`): `messages.json` (the All feed, newest first, `older_than` / `newer_than` /
+`threaded=true` / `limit` capped at 20, with `references` for users, groups, threads and replied-to
+messages, and `meta.older_available`), `messages/<id>.json`, `users.json?page=N` and
+`groups.json?page=N` (50 per page), and `export?since=&until=` (the Data Export zip of CSVs, see
+`yammer_network.export_zip`). Auth: `Authorization: Bearer <token>`, else 401 with the documented
+`{"response":{"message":"Token not found.","code":16,"stat":"fail"}}`. Rate limits per the docs,
+scaled by `period_s` (the docs' 10 s): messages 10 requests per 3 periods, everything else 10 per
+period; over the limit: 429 with `Retry-After` (its presence is unverified for the real API, the
+connector copes either way). A fault rate injects 429s, 500/503s, timeouts and truncated bodies. The
+data clock (`advance_to`) decides what exists. Never bind to anything but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from pipelines.emulators.slack import _Window
+from pipelines.emulators.yammer_network import Network, YMessage, build_network, export_zip
+from pipelines.sources.demo_org import DemoOrg
+
+FAULT_KINDS = ("429", "500", "503", "timeout", "truncated")
+PAGE_MAX = 20  # the messages API gives at most 20 messages per call
+DIRECTORY_PAGE = 50
+
+
+@dataclass
+class Faults:
+    rate: float = 0.0
+    kinds: tuple[str, ...] = FAULT_KINDS
+    retry_after_s: float = 0.05
+    timeout_delay_s: float = 0.6
+    seed: int = 0
+
+
+@dataclass
+class ServerStats:
+    requests: Counter = field(default_factory=Counter)
+    rate_limited: Counter = field(default_factory=Counter)
+    faults: Counter = field(default_factory=Counter)
+
+
+class _NotFound(Exception):
+    pass
+
+
+def endpoint_of(path: str) -> str:
+    """The rate-limit family of a request path: `messages` (every messages feed) or the resource."""
+    tail = path.split("/api/v1/", 1)[-1]
+    if tail.startswith("messages"):
+        return "messages"
+    return tail.split("/", 1)[0].removesuffix(".json") or "root"
+
+
+class YammerEmulator:
+    def __init__(self, org: DemoOrg, *, token: str = "yammer-emulator", period_s: float = 10.0,
+                 faults: Faults | None = None, enforce_limits: bool = True, network: Network | None = None,
+                 port: int = 0):
+        self.net = network or build_network(org)
+        self.users = self.net.users_by_id
+        self.token = token
+        self.period_s = period_s
+        self.enforce_limits = enforce_limits
+        self.faults = faults or Faults()
+        self.stats = ServerStats()
+        # documented: messages 10 per 30 s, everything else 10 per 10 s (period_s stands for 10 s)
+        self._windows = {"messages": _Window(10, 3 * period_s)}
+        self._lock = threading.Lock()
+        self._rng = random.Random(self.faults.seed)
+        self.now = _day_end(self.net.end)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else host
+        return f"http://{host}:{port}/api/v1"
+
+    def start(self) -> YammerEmulator:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="yammer-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> YammerEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def advance_to(self, day: dt.date) -> None:
+        """Everything up to the end of `day` (UTC) exists; nothing later does."""
+        with self._lock:
+            self.now = _day_end(day)
+
+    def admission(self, family: str) -> tuple[str, Any] | None:
+        with self._lock:
+            self.stats.requests[family] += 1
+            window = self._windows.get(family)
+            if window is None:
+                window = self._windows[family] = _Window(10, self.period_s)
+            wait = window.admit(time.monotonic()) if self.enforce_limits else None
+            if wait is not None:
+                self.stats.rate_limited[family] += 1
+                return ("ratelimited", wait)
+            if self.faults.rate and self._rng.random() < self.faults.rate:
+                kind = self._rng.choice(self.faults.kinds)
+                self.stats.faults[kind] += 1
+                return (kind, None)
+        return None
+
+    # --- ground truth for tests -------------------------------------------------------------------
+    def visible_messages(self, until: dt.date) -> list[YMessage]:
+        limit = _day_end(until)
+        return [m for m in self.net.messages if m.exists(self.now) and m.created < limit]
+
+    # --- endpoints --------------------------------------------------------------------------------
+    def messages(self, params: dict[str, str]) -> dict[str, Any]:
+        now = self.now
+        older = int(params["older_than"]) if params.get("older_than") else None
+        newer = int(params["newer_than"]) if params.get("newer_than") else None
+        limit = max(1, min(int(params.get("limit") or PAGE_MAX), PAGE_MAX))
+        threaded = params.get("threaded") in ("true", "extended")
+        shown: list[YMessage] = []
+        more = False
+        for m in reversed(self.net.messages):  # newest first, by id
+            if older is not None and m.id >= older:
+                continue
+            if newer is not None and m.id <= newer:
+                break
+            if not m.exists(now) or (threaded and m.replied_to is not None):
+                continue
+            if len(shown) == limit:
+                more = True
+                break
+            shown.append(m)
+        refs: dict[tuple[str, int], dict[str, Any]] = {}
+        for m in shown:
+            for uid in [m.sender, *m.notified, *(u for at, u in m.likes if at <= now)]:
+                u = self.users.get(uid)
+                if u is not None:
+                    refs[("user", uid)] = {"type": "user", "id": uid, "full_name": u["full_name"], "name": u["name"],
+                                           "state": u["state"], "url": u["url"]}
+            starter = m.thread or m
+            refs[("thread", starter.id)] = {
+                "type": "thread", "id": starter.id, "thread_starter_id": starter.id,
+                "best_reply_id": starter.best_reply_id(now),  # unverified field name (see module doc)
+                "stats": {"updates": starter.replies + 1}, "privacy": "private" if starter.private else "public"}
+            if m.replied_to is not None and m.replied_to.exists(now):
+                p = m.replied_to
+                refs[("message", p.id)] = {"type": "message", "id": p.id, "sender_id": p.sender,
+                                           "sender_type": "user", "thread_id": p.thread_id,
+                                           "replied_to_id": p.replied_to.id if p.replied_to else None}
+        return {"messages": [m.render(now, self.users) for m in shown], "references": list(refs.values()),
+                "threaded_extended": {},
+                "meta": {"older_available": more, "requested_poll_interval": 60, "feed_name": "All",
+                         "current_user_id": self.net.users[0]["id"], "last_seen_message_id": None}}
+
+    def message(self, mid: int) -> dict[str, Any]:
+        m = self.net.by_id.get(mid)
+        if m is None or not m.exists(self.now):
+            raise _NotFound
+        return m.render(self.now, self.users)
+
+    def directory(self, items: list[dict[str, Any]], params: dict[str, str]) -> list[dict[str, Any]]:
+        page = max(1, int(params.get("page") or 1))
+        return [{k: v for k, v in i.items() if not k.startswith("_")}
+                for i in items[(page - 1) * DIRECTORY_PAGE: page * DIRECTORY_PAGE]]
+
+    def export(self, params: dict[str, str]) -> bytes:
+        since = _parse_bound(params.get("since"), 0.0)
+        until = _parse_bound(params.get("until"), self.now + 1)
+        return export_zip(self.net, since, min(until, self.now + 1), self.now)
+
+
+def _parse_bound(value: str | None, default: float) -> float:
+    if not value:
+        return default
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def _day_end(day: dt.date) -> float:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() + 86400 - 1e-6
+
+
+_MESSAGE_ID = re.compile(r"^messages/(\d+)\.json$")
+
+
+def _handler(emu: YammerEmulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            return
+
+        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None,
+                  content_type: str = "application/json; charset=utf-8") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+            parts = urlsplit(self.path)
+            params = dict(parse_qsl(parts.query))
+            tail = parts.path.split("/api/v1/", 1)[-1]
+            try:
+                verdict = emu.admission(endpoint_of(parts.path))
+                if verdict is not None:
+                    self._fault(*verdict)
+                    return
+                if self.headers.get("Authorization") != f"Bearer {emu.token}":
+                    self._send(401, json.dumps({"response": {"message": "Token not found.", "code": 16,
+                                                             "stat": "fail"}}).encode())
+                    return
+                with emu._lock:
+                    try:
+                        if tail == "messages.json":
+                            body: Any = emu.messages(params)
+                        elif (m := _MESSAGE_ID.match(tail)) is not None:
+                            body = emu.message(int(m.group(1)))
+                        elif tail == "users.json":
+                            body = emu.directory(emu.net.users, params)
+                        elif tail == "groups.json":
+                            body = emu.directory(emu.net.groups, params)
+                        elif tail in ("export", "export.json"):
+                            data = emu.export(params)
+                            self._send(200, data, content_type="application/zip")
+                            return
+                        else:
+                            raise _NotFound
+                    except _NotFound:
+                        self._send(404, b'{"response":{"message":"Not found","stat":"fail"}}')
+                        return
+                self._send(200, json.dumps(body).encode())
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+
+        def _fault(self, kind: str, detail: Any) -> None:
+            f = emu.faults
+            if kind == "ratelimited":
+                self._send(429, b'{"response":{"message":"Rate limited","stat":"fail"}}',
+                           {"Retry-After": f"{max(float(detail), 0.001):.3f}"})
+            elif kind == "429":
+                self._send(429, b'{"response":{"message":"Rate limited","stat":"fail"}}',
+                           {"Retry-After": f"{f.retry_after_s:g}"})
+            elif kind in ("500", "503"):
+                self._send(int(kind), b"<html><body>Service Unavailable</body></html>", content_type="text/html")
+            elif kind == "timeout":
+                time.sleep(f.timeout_delay_s)
+                self.close_connection = True
+            elif kind == "truncated":
+                self._send(200, b'{"messages":[{"id":2000337749565441,"sender_id":')
+
+    return Handler
+
+
+def serve(org: DemoOrg, port: int = 0, **options: Any) -> tuple[str, Callable[[], None]]:
+    """Start an emulator in a background thread; returns (base url, stop)."""
+    faults = options.pop("faults", None)
+    if isinstance(faults, dict):
+        faults = Faults(**faults)
+    emu = YammerEmulator(org, port=port, faults=faults, **options).start()
+    return emu.url, emu.stop

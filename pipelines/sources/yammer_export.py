@@ -1,0 +1,334 @@
+"""The Viva Engage (Yammer) Data Export source (kind "yammer_export"): the bulk path.
+
+Input: the export zip of CSVs (Messages.csv, Users.csv, Groups.csv, ...; UTF-8 with BOM; columns read
+by header name, in any order, extra columns ignored), either
+  - local: option `path` = one zip, or a folder of daily export zips (imported in name order), or
+  - the export endpoint: option `base_url` (+ `token_env`, a verified admin's token): one
+    `export?since=D&until=D+1` download per day of [start, end], the one-day range the docs recommend.
+Every zip is parsed and checked completely first: a malformed file raises `ImportRejected` listing
+file, line and reason (the style of `pipelines.sources.file_import`), and nothing at all is written.
+
+Landing: the raw `messages` stream of `pipelines.sources.yammer_messages` (the REST source's, so both
+canonicalise alike), merged by message id into the day partitions (an export may carry a new version
+of an older message: a deletion, a best answer), and the `groups` containers snapshot at `end`.
+Replies and best answers whose parent or thread starter is in an earlier export are resolved from the
+landed partitions of the previous `lookback_days`.
+
+Columns used. Messages.csv: id, thread_id, sender_id, created_at (required); replied_to_id, group_id,
+in_private_conversation, deleted_at, body, message_type, sender_type, best_reply_id (optional;
+`message_type` and `best_reply_id` are not in the columns verified from the Discourse importer: without
+them no question and no best answer is seen). Users.csv: id, email. Groups.csv: id (private/privacy,
+created_at optional). The export has no likes: this path lands no reactions (the REST source does).
+
+This module must never write, log or return message text, user ids or emails: the body is only
+measured (length, `[[user:ID]]` mentions), ids are keyed before landing.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pipelines import lake
+from pipelines.connectors.http import RetryPolicy
+from pipelines.sources import ExtractReport, SourceContext
+from pipelines.sources.file_import_formats import ImportRejected, Problem, Problems, normalise_header
+from pipelines.sources.yammer import UserKeys, resolve_token
+from pipelines.sources.yammer_api import YammerApi
+from pipelines.sources.yammer_messages import (
+    MESSAGES_SCHEMA,
+    USER_TOKEN,
+    canonicalise_landing,
+    containers_frame,
+    native_id,
+    parse_time,
+    row,
+    rows_table,
+)
+
+csv.field_size_limit(16 * 1024 * 1024)  # message bodies can be long; the default 128 KiB rejects them
+
+REQUIRED = {"Messages.csv": ("id", "thread_id", "sender_id", "created_at"),
+            "Users.csv": ("id", "email"), "Groups.csv": ("id",)}
+TRUE = {"true", "t", "1", "yes"}
+
+
+class YammerExportOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: Path | None = Field(None, description="an export zip, or a folder of daily export zips")
+    base_url: str | None = Field(None, description="REST base (https://www.yammer.com/api/v1) to call the "
+                                 "export endpoint instead of reading files")
+    token_env: str = Field("YAMMER_TOKEN", description="environment variable holding a verified admin's token")
+    lookback_days: int = Field(90, ge=0, description="landed days searched for the parents of replies")
+    rate_period_s: float = Field(10.0, gt=0)
+    max_attempts: int = Field(6, ge=1)
+    backoff_base_s: float = Field(1.0, ge=0)
+    timeout_s: float = Field(120.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_input(self) -> YammerExportOptions:
+        if (self.path is None) == (self.base_url is None):
+            raise ValueError("set exactly one of path (local export) or base_url (export endpoint)")
+        return self
+
+
+def options(ctx: SourceContext) -> YammerExportOptions:
+    return YammerExportOptions.model_validate(ctx.source.options)
+
+
+@dataclass
+class Parsed:
+    """Clear content of the exports, in memory only."""
+
+    messages: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> latest row
+    emails: dict[str, str] = field(default_factory=dict)
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    files: int = 0
+    rows_read: int = 0
+
+
+def _records(data: bytes, required: tuple[str, ...], problems: Problems) -> Iterator[tuple[int, dict[str, str]]]:
+    """(starting line, row by normalised header) of one CSV; a missing column is one problem for the file."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        problems.add(None, f"not UTF-8 ({exc.reason} at byte {exc.start})")
+        return
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [normalise_header(h) for h in next(reader)]
+    except StopIteration:
+        problems.add(None, "empty file (no header row)")
+        return
+    missing = [c for c in required if c not in header]
+    if missing:
+        problems.add(1, f"missing column(s) {missing} (have {header[:12]})")
+        return
+    line = reader.line_num
+    try:
+        for values in reader:
+            start = line + 1
+            line = reader.line_num
+            if not values or values == [""]:
+                continue
+            if len(values) != len(header):
+                problems.add(start, f"{len(values)} fields, the header has {len(header)}")
+                continue
+            yield start, dict(zip(header, values, strict=True))
+    except csv.Error as exc:
+        problems.add(line + 1, f"CSV syntax: {exc}")
+
+
+def parse_zip(data: bytes, label: str, parsed: Parsed) -> list[Problem]:
+    """Add one export zip to `parsed`; returns its problems (none means everything was read)."""
+    try:
+        z = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        return [Problem(label, None, "not a zip file (truncated download, or not a Data Export)")]
+    names = {n.rsplit("/", 1)[-1]: n for n in z.namelist() if not n.endswith("/")}  # zips use "/"
+    problems: list[Problem] = []
+    if "Messages.csv" not in names:
+        return [Problem(label, None, f"no Messages.csv in the zip (has {sorted(names)[:10]})")]
+    with z:
+        for fname in ("Users.csv", "Groups.csv", "Messages.csv"):
+            if fname not in names:
+                continue
+            p = Problems(f"{label}!{fname}")
+            for line, rec in _records(z.read(names[fname]), REQUIRED[fname], p):
+                parsed.rows_read += 1
+                _take(fname, line, rec, parsed, p)
+            problems += p.items
+    parsed.files += 1
+    return problems
+
+
+def _take(fname: str, line: int, rec: dict[str, str], parsed: Parsed, p: Problems) -> None:
+    rid = native_id(rec.get("id"))
+    if rid is None or not rid.isdigit():
+        p.add(line, f"id {rec.get('id')!r} is not a numeric Yammer id")
+        return
+    if fname == "Users.csv":
+        email = (rec.get("email") or "").strip()
+        if email and email.lower() != "null":
+            parsed.emails[rid] = email
+        return
+    if fname == "Groups.csv":
+        private = (rec.get("private") or "").strip().lower() in TRUE or (rec.get("privacy") or "") == "private"
+        parsed.groups[rid] = {"id": rid, "private": private, "members": None,
+                              "created_at": parse_time(rec.get("created_at"))}
+        return
+    if parse_time(rec.get("created_at")) is None:
+        p.add(line, f"created_at {rec.get('created_at')!r} is not a timestamp")
+        return
+    for col in ("thread_id", "sender_id", "replied_to_id", "group_id", "best_reply_id"):
+        v = native_id(rec.get(col))
+        if v is not None and not v.isdigit():
+            p.add(line, f"{col} {v!r} is not a numeric Yammer id")
+            return
+    if native_id(rec.get("sender_id")) is None:
+        p.add(line, "sender_id is empty")
+        return
+    if (rec.get("deleted_at") or "").strip() not in ("", "null") and parse_time(rec["deleted_at"]) is None:
+        p.add(line, f"deleted_at {rec['deleted_at']!r} is not a timestamp")
+        return
+    parsed.messages[rid] = rec  # a later version of the same message replaces the earlier one
+
+
+def _inputs(opts: YammerExportOptions, start: dt.date, end: dt.date, token: str | None) -> Iterator[tuple[str, bytes]]:
+    if opts.path is not None:
+        if opts.path.is_dir():
+            zips = sorted(p for p in opts.path.iterdir() if p.suffix.lower() == ".zip")
+            if not zips:
+                raise ImportRejected([Problem(str(opts.path), None, "folder holds no .zip export")])
+            for z in zips:
+                yield z.name, z.read_bytes()
+        elif opts.path.is_file():
+            yield opts.path.name, opts.path.read_bytes()
+        else:
+            raise ImportRejected([Problem(str(opts.path), None, "option path: file does not exist")])
+        return
+    assert opts.base_url is not None
+    value, where = resolve_token(opts.token_env, token)
+    policy = RetryPolicy(max_attempts=opts.max_attempts, base_delay_s=opts.backoff_base_s,
+                         default_retry_after_s=min(5.0, opts.rate_period_s / 2))
+    api = YammerApi(opts.base_url, value, token_source=where, period_s=opts.rate_period_s, policy=policy,
+                    timeout_s=opts.timeout_s)
+    try:
+        for day in lake.days_between(start, end):
+            nxt = day + dt.timedelta(days=1)
+            yield f"export-{day.isoformat()}.zip", api.export({
+                "since": f"{day.isoformat()}T00:00:00+00:00", "until": f"{nxt.isoformat()}T00:00:00+00:00",
+                "model": "Message", "include": "csv"})
+    finally:
+        api.close()
+
+
+class _LandedKeys:
+    """message id -> author key of messages landed in the previous `lookback_days` (keys only)."""
+
+    def __init__(self, base: Path, first: dt.date, last: dt.date):
+        self.base, self.first, self.last = base, first, last
+        self._map: dict[str, str | None] | None = None
+
+    def get(self, message_id: str) -> str | None:
+        if self._map is None:
+            self._map = {}
+            for day in lake.partition_days(self.base):
+                if self.first <= day <= self.last:
+                    t = lake.read_partition(self.base, day)
+                    if t is not None:
+                        ids = t.column("message_id").to_pylist()
+                        self._map.update(zip(ids, t.column("actor_key").to_pylist(), strict=True))
+        return self._map.get(message_id)
+
+
+def build_rows(parsed: Parsed, keys: UserKeys, landed: _LandedKeys) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Keyed rows of the parsed messages, and the best answers (reply id -> asker key) whose reply row
+    is not among them."""
+    def author(mid: str | None) -> str | None:
+        if mid is None:
+            return None
+        rec = parsed.messages.get(mid)
+        return keys(rec.get("sender_id")) if rec is not None else landed.get(mid)
+
+    best: dict[str, str] = {}
+    for rec in parsed.messages.values():
+        reply = native_id(rec.get("best_reply_id"))
+        if reply and native_id(rec.get("replied_to_id")) is None:
+            asker = keys(rec.get("sender_id"))
+            if asker:
+                best[reply] = asker
+    rows = []
+    for mid, rec in parsed.messages.items():
+        created = parse_time(rec["created_at"])
+        assert created is not None  # checked by _take
+        parent = native_id(rec.get("replied_to_id"))
+        body = rec.get("body") or ""
+        mtype = (rec.get("message_type") or "").strip().lower()
+        person = mtype != "system" and (rec.get("sender_type") or "user").strip().lower() in ("user", "")
+        rows.append(row(
+            message_id=mid, thread_id=native_id(rec.get("thread_id")), replied_to_id=parent,
+            group_id=native_id(rec.get("group_id")),
+            private=(rec.get("in_private_conversation") or "").strip().lower() in TRUE, created_at=created,
+            person=person, actor_key=keys(rec.get("sender_id")), parent_actor_key=author(parent),
+            thread_starter_key=best.get(mid), text_length=len(body), is_question=mtype == "question",
+            is_best_answer=mid in best, is_deleted=(rec.get("deleted_at") or "").strip() not in ("", "null"),
+            mention_keys=[k for k in (keys(u) for u in USER_TOKEN.findall(body)) if k], like_keys=[]))
+    return rows, {r: a for r, a in best.items() if r not in parsed.messages}
+
+
+def _merge(base: Path, day: dt.date, rows: list[dict[str, Any]], best: dict[str, str]) -> bool:
+    """Upsert `rows` into the day partition and mark best answers found in it; True when it changed."""
+    old = lake.read_partition(base, day)
+    merged: dict[str, dict[str, Any]] = {}
+    if old is not None:
+        merged = {r["message_id"]: r for r in old.cast(MESSAGES_SCHEMA).to_pylist()}
+    merged.update({r["message_id"]: r for r in rows})
+    for mid, asker in best.items():
+        r = merged.get(mid)
+        if r is not None and r["replied_to_id"] is not None:
+            r["is_best_answer"], r["thread_starter_key"] = True, asker
+    table = rows_table(merged.values())
+    if old is not None and old.cast(MESSAGES_SCHEMA).equals(table):
+        return False
+    lake.write_partition(base, day, table)
+    return True
+
+
+def extract(ctx: SourceContext, start: dt.date, end: dt.date, *, token: str | None = None) -> ExtractReport:
+    if end < start:
+        raise ValueError(f"end {end} is before start {start}")
+    opts = options(ctx)
+    name = ctx.source.name
+    parsed = Parsed()
+    problems: list[Problem] = []
+    for label, data in _inputs(opts, start, end, token):
+        problems += parse_zip(data, label, parsed)
+    if problems:
+        raise ImportRejected(problems)  # before any write
+    keys = UserKeys(ctx)
+    for uid, email in parsed.emails.items():
+        keys.learn(uid, email)
+    base = lake.raw_dir(ctx.lake_dir, name, "messages")
+    landed = _LandedKeys(base, start - dt.timedelta(days=opts.lookback_days), end)
+    rows, pending_best = build_rows(parsed, keys, landed)
+    by_day: dict[dt.date, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_day.setdefault(r["created_at"].date(), []).append(r)
+    if pending_best:
+        # best answers chosen now for replies landed by an earlier import: their days are rewritten too
+        for day in lake.partition_days(base):
+            if start - dt.timedelta(days=opts.lookback_days) <= day <= end and day not in by_day:
+                t = lake.read_partition(base, day)
+                if t is not None and pc.any(pc.is_in(t.column("message_id"),
+                                                     pa.array(list(pending_best)))).as_py():
+                    by_day[day] = []
+    written = [d for d in sorted(by_day) if _merge(base, d, by_day[d], pending_best)]
+    lake.write_partition(lake.raw_dir(ctx.lake_dir, name, "groups"), end,
+                         pa.Table.from_pandas(containers_frame(name, parsed.groups.values()), preserve_index=False))
+    actors = {r["actor_key"] for r in rows if r["kind"] == "person" and r["actor_key"]}
+    matched = len(actors & keys.email_keys)
+    unresolved = sum(1 for r in rows if r["replied_to_id"] and r["parent_actor_key"] is None)
+    return ExtractReport(source=name, days=written, rows={"messages": len(rows), "groups": len(parsed.groups),
+                                                          "users": len(parsed.emails)}, details={
+        "files": parsed.files, "csv_rows": parsed.rows_read,
+        "days_outside_interval": sorted({d.isoformat() for d in by_day if not start <= d <= end}),
+        "deleted": sum(r["is_deleted"] for r in rows), "questions": sum(r["is_question"] for r in rows),
+        "best_answers": len([r for r in rows if r["is_best_answer"]]) + len(pending_best),
+        "replies_without_known_parent": unresolved, "actors": len(actors),
+        "identity_matched_share": round(matched / len(actors), 4) if actors else None})
+
+
+def canonicalise(ctx: SourceContext, day: dt.date) -> dict[str, pd.DataFrame]:
+    return canonicalise_landing(ctx.lake_dir, ctx.source.name, day)
