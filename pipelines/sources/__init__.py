@@ -25,8 +25,11 @@ REGISTRY: dict[str, str] = {
     "file": "pipelines.sources.file_import",
     "slack": "pipelines.sources.slack",
     "slack_export": "pipelines.sources.slack_export",
+    "msgraph": "pipelines.sources.msgraph",
+    "m365_usage": "pipelines.sources.usage_reports",
     "yammer": "pipelines.sources.yammer",
     "yammer_export": "pipelines.sources.yammer_export",
+    "salesforce": "pipelines.sources.salesforce",
 }
 
 

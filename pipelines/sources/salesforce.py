@@ -1,0 +1,367 @@
+"""The Salesforce Chatter source (kind "salesforce"): posts, comments, likes, questions and best
+answers through SOQL, incremental by `SystemModstamp`, within the org's daily API allocation.
+
+Queries (REST `query`/`queryAll`, `nextRecordsUrl` paging, `pipelines.sources.salesforce_api`):
+  - `User` (Id, Email, IsActive): the directory; ids are keyed through the email
+    (`pseudonymiser.person("salesforce", id, email)`) so people match other platforms;
+  - `CollaborationGroup`: the containers;
+  - `FeedItem` with the child sub-queries `FeedComments` and `FeedLikes` (FeedLike cannot be queried on
+    its own), through `queryAll` so that deletions (`IsDeleted`) are seen, `WHERE SystemModstamp >=
+    watermark AND SystemModstamp < end+1`, `ORDER BY SystemModstamp, Id`. A new comment, like, best
+    answer or deletion moves the item's SystemModstamp, so the item comes back whole with its children.
+`Type: QuestionPost` items are questions; `BestCommentId` marks the best answer, which gives an
+`answer_accepted` activity (actor = asker, target = the comment's author, dated at the comment: the
+time of the choice is not in the data). `TrackedChange` and other system item types are not people
+activity. Mentions are not extracted: SOQL bodies are plain text (only Chatter REST structures them).
+Likes on comments cannot be queried through the API at all (documented limit).
+
+Streams under raw/source=<name>/: `feed_items` (by the item's day), `feed_comments` and `feed_likes`
+(by their own day), each row keyed (no ids of people, no text: `content_length` only), `groups`
+(containers snapshot at `end`). A re-read item replaces all its earlier rows, in every day.
+
+Daily limit: 403 REQUEST_LIMIT_EXCEEDED stops the run cleanly: what was received is landed, the
+watermark is the SystemModstamp of the last item landed (`>=` re-reads the ties, idempotently), and
+the report says `stopped_by_daily_limit`; the next run resumes from there. It is neither retried nor a
+crash. The usage header (`api-usage=N/M`) is reported. Auth: an access token from the environment
+variable named by `token_env` (+ `instance_url`), or the client credentials flow with the client id and
+secret from the variables named by `client_id_env` / `client_secret_env`.
+
+This module must never write, log or return Chatter text, user ids or emails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pipelines import lake
+from pipelines.canonical import raw_activities_to_canonical
+from pipelines.connectors.errors import AuthError
+from pipelines.connectors.http import RetryPolicy
+from pipelines.connectors.state import StateStore
+from pipelines.model import ACTIVITIES, TS
+from pipelines.sources import ExtractReport, SourceContext
+from pipelines.sources.salesforce_api import (
+    DEFAULT_VERSION,
+    DailyLimitExceeded,
+    SalesforceApi,
+    client_credentials,
+    parse_datetime,
+    soql_datetime,
+    to18,
+)
+
+PLATFORM = "salesforce"
+STATE = "feed"
+#: item types written by a person; TrackedChange, CreateRecordEvent and the like are the system's
+PERSON_TYPES = frozenset({"TextPost", "LinkPost", "ContentPost", "QuestionPost", "PollPost", "AdvancedTextPost",
+                          "UserStatus", "RypplePost", "ProfileSkillPost", "CanvasPost", "AnnouncementPost"})
+USER_FEEDS = "user_profiles"  # posts on people's profiles: the parent id is a person, it is never kept
+_TAG = re.compile(r"<[^>]+>")
+
+FEED_QUERY = ("SELECT Id, ParentId, CreatedById, CreatedDate, SystemModstamp, Type, Body, IsRichText, IsDeleted, "
+              "BestCommentId, (SELECT Id, CreatedById, CreatedDate, CommentBody, IsDeleted FROM FeedComments), "
+              "(SELECT Id, CreatedById, CreatedDate FROM FeedLikes) FROM FeedItem "
+              "WHERE SystemModstamp >= {lower} AND SystemModstamp < {upper} ORDER BY SystemModstamp, Id")
+
+ITEMS = pa.schema([("item_id", pa.string()), ("container_id", pa.string()), ("created_at", TS),
+                   ("actor_key", pa.string()), ("kind", pa.string()), ("is_question", pa.bool_()),
+                   ("is_deleted", pa.bool_()), ("content_length", pa.int32())])
+COMMENTS = pa.schema([("comment_id", pa.string()), ("item_id", pa.string()), ("container_id", pa.string()),
+                      ("created_at", TS), ("actor_key", pa.string()), ("item_actor_key", pa.string()),
+                      ("is_best_answer", pa.bool_()), ("is_deleted", pa.bool_()), ("content_length", pa.int32())])
+LIKES = pa.schema([("like_id", pa.string()), ("item_id", pa.string()), ("container_id", pa.string()),
+                   ("created_at", TS), ("actor_key", pa.string()), ("item_actor_key", pa.string())])
+STREAMS = {"feed_items": ITEMS, "feed_comments": COMMENTS, "feed_likes": LIKES}
+
+
+class SalesforceOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    instance_url: str | None = Field(None, description="https://<domain>.my.salesforce.com (token_env mode)")
+    api_version: str = Field(DEFAULT_VERSION, pattern=r"^\d+\.\d$")
+    token_env: str | None = Field(None, description="environment variable holding an access token")
+    login_url: str = Field("https://login.salesforce.com", description="token endpoint host (client credentials)")
+    client_id_env: str | None = Field(None, description="environment variable holding the connected app's id")
+    client_secret_env: str | None = Field(None, description="environment variable holding its secret")
+    requests_per_s: float = Field(10.0, gt=0)
+    max_attempts: int = Field(6, ge=1)
+    backoff_base_s: float = Field(1.0, ge=0)
+    timeout_s: float = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _auth(self) -> SalesforceOptions:
+        creds = self.client_id_env is not None or self.client_secret_env is not None
+        if creds and (self.client_id_env is None or self.client_secret_env is None):
+            raise ValueError("client credentials need both client_id_env and client_secret_env")
+        if not creds and self.token_env is None:
+            raise ValueError("set token_env (+ instance_url), or client_id_env and client_secret_env")
+        if self.token_env is not None and not creds and self.instance_url is None:
+            raise ValueError("token_env needs instance_url")
+        return self
+
+
+def options(ctx: SourceContext) -> SalesforceOptions:
+    return SalesforceOptions.model_validate(ctx.source.options)
+
+
+def make_api(opts: SalesforceOptions, token: str | None = None) -> SalesforceApi:
+    policy = RetryPolicy(max_attempts=opts.max_attempts, base_delay_s=opts.backoff_base_s)
+    if token or (opts.token_env and not opts.client_id_env):
+        value = token or os.environ.get(opts.token_env or "", "")
+        where = "the token passed by the caller" if token else f"the token in ${opts.token_env}"
+        if not value:
+            raise AuthError(f"no Salesforce token: the environment variable {opts.token_env} (option token_env) "
+                            "is unset or empty")
+        instance = opts.instance_url or ""
+        return SalesforceApi(lambda: (value, instance), token_source=where, version=opts.api_version,
+                             policy=policy, timeout_s=opts.timeout_s, requests_per_s=opts.requests_per_s)
+    cid = os.environ.get(opts.client_id_env or "", "")
+    secret = os.environ.get(opts.client_secret_env or "", "")
+    where = f"the client credentials in ${opts.client_id_env} / ${opts.client_secret_env}"
+    if not cid or not secret:
+        raise AuthError(f"no Salesforce client credentials: {opts.client_id_env} or {opts.client_secret_env} "
+                        "is unset or empty")
+
+    def fetch() -> tuple[str, str]:
+        try:
+            return client_credentials(opts.login_url, cid, secret, policy=policy, timeout_s=opts.timeout_s)
+        except AuthError as exc:
+            raise AuthError(f"{exc}; check {where}") from None
+    return SalesforceApi(fetch, token_source=where, version=opts.api_version, refreshable=True, policy=policy,
+                         timeout_s=opts.timeout_s, requests_per_s=opts.requests_per_s)
+
+
+def _length(body: Any) -> int | None:
+    return len(_TAG.sub("", body)) if isinstance(body, str) else None
+
+
+class _Run:
+    def __init__(self, ctx: SourceContext, api: SalesforceApi, store: StateStore, start: dt.date, end: dt.date):
+        self.ctx, self.api, self.store, self.start, self.end = ctx, api, store, start, end
+        self.name = ctx.source.name
+        self.emails: dict[str, str] = {}
+        self.email_keys: set[str] = set()
+
+    def key(self, uid: Any) -> str | None:
+        if not isinstance(uid, str) or not uid:
+            return None
+        uid = to18(uid)
+        email = self.emails.get(uid)
+        k = self.ctx.pseudonymiser.person(PLATFORM, uid, email)
+        if email and k:
+            self.email_keys.add(k)
+        return k
+
+    def container(self, parent: Any) -> str:
+        parent = str(parent or "")
+        if parent.startswith("005"):
+            return USER_FEEDS
+        if parent.startswith("0F9"):
+            return to18(parent)
+        return f"records:{parent[:3]}"  # a record's feed, by object type: record ids are not kept
+
+    def rows(self, item: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+        iid = to18(str(item["Id"]))
+        created = parse_datetime(item.get("CreatedDate"))
+        if created is None:
+            raise ValueError(f"FeedItem {iid}: unparseable CreatedDate")
+        container = self.container(item.get("ParentId"))
+        author = self.key(item.get("CreatedById"))
+        person = item.get("Type") in PERSON_TYPES and author is not None
+        deleted = bool(item.get("IsDeleted"))
+        best = item.get("BestCommentId")
+        best = to18(best) if isinstance(best, str) and best else None
+        item_row = {"item_id": iid, "container_id": container, "created_at": created, "actor_key": author,
+                    "kind": "person" if person else "system", "is_question": item.get("Type") == "QuestionPost",
+                    "is_deleted": deleted, "content_length": _length(item.get("Body")) if person else None}
+        comments = []
+        for c in (item.get("FeedComments") or {}).get("records") or []:
+            when = parse_datetime(c.get("CreatedDate"))
+            if when is None or not c.get("Id"):
+                continue
+            cid = to18(str(c["Id"]))
+            comments.append({"comment_id": cid, "item_id": iid, "container_id": container, "created_at": when,
+                             "actor_key": self.key(c.get("CreatedById")), "item_actor_key": author,
+                             "is_best_answer": cid == best, "is_deleted": deleted or bool(c.get("IsDeleted")),
+                             "content_length": _length(c.get("CommentBody"))})
+        likes = []
+        for x in (item.get("FeedLikes") or {}).get("records") or []:
+            when = parse_datetime(x.get("CreatedDate"))
+            if when is None or not x.get("Id"):
+                continue
+            likes.append({"like_id": to18(str(x["Id"])), "item_id": iid, "container_id": container,
+                          "created_at": when, "actor_key": self.key(x.get("CreatedById")), "item_actor_key": author})
+        return item_row, comments, likes
+
+    def execute(self) -> ExtractReport:
+        report = ExtractReport(source=self.name, days=[])
+        first = self.store.get(STATE, "first_day")
+        watermark = self.store.get(STATE, "watermark")
+        day0 = dt.datetime(self.start.year, self.start.month, self.start.day, tzinfo=dt.UTC)
+        lower = day0 if watermark is None or (first and self.start.isoformat() < first) \
+            else parse_datetime(watermark) or day0
+        upper = dt.datetime(self.end.year, self.end.month, self.end.day, tzinfo=dt.UTC) + dt.timedelta(days=1)
+        fetched: dict[str, tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]] = {}
+        new_mark: str | None = None
+        stopped: str | None = None
+        groups: list[dict[str, Any]] | None = None
+        try:
+            for page in self.api.query("SELECT Id, Email, IsActive FROM User"):
+                for u in page:
+                    if u.get("Id") and u.get("Email"):
+                        self.emails[to18(str(u["Id"]))] = str(u["Email"])
+            groups = [g for page in self.api.query(
+                "SELECT Id, CollaborationType, MemberCount, CreatedDate FROM CollaborationGroup") for g in page]
+            soql = FEED_QUERY.format(lower=soql_datetime(lower), upper=soql_datetime(upper))
+            for page in self.api.query(soql, include_deleted=True):
+                for item in page:
+                    fetched[to18(str(item["Id"]))] = self.rows(item)
+                    new_mark = item.get("SystemModstamp") or new_mark
+        except DailyLimitExceeded as exc:
+            stopped = str(exc)  # keep what was received; the watermark says where to resume
+        written = self.land(fetched)
+        if groups is not None:
+            lake.write_partition(lake.raw_dir(self.ctx.lake_dir, self.name, "groups"), self.end,
+                                 pa.Table.from_pandas(self.containers(groups), preserve_index=False))
+        changes: dict[tuple[str, str], Any] = {}
+        if new_mark is not None:
+            changes[(STATE, "watermark")] = new_mark
+        elif stopped is None and watermark is None:
+            changes[(STATE, "watermark")] = soql_datetime(lower)
+        if not first or self.start.isoformat() < first:
+            changes[(STATE, "first_day")] = self.start.isoformat()
+        self.store.commit(changes, stamp=f"{self.start.isoformat()}..{self.end.isoformat()}")
+        items = [v[0] for v in fetched.values()]
+        actors = {r["actor_key"] for v in fetched.values() for r in (v[0], *v[1], *v[2])
+                  if r.get("actor_key") and r.get("kind", "person") == "person"}
+        report.days = written
+        report.rows = {"feed_items": len(items), "feed_comments": sum(len(v[1]) for v in fetched.values()),
+                       "feed_likes": sum(len(v[2]) for v in fetched.values()), "users": len(self.emails)}
+        report.details = {
+            "stopped_by_daily_limit": stopped is not None, "stop_reason": stopped,
+            "watermark_from": soql_datetime(lower), "watermark_to": new_mark,
+            "questions": sum(r["is_question"] and r["kind"] == "person" for r in items),
+            "best_answers": sum(c["is_best_answer"] for v in fetched.values() for c in v[1]),
+            "days_rewritten_before_start": [d.isoformat() for d in written if d < self.start],
+            "identity_matched_share": round(len(actors & self.email_keys) / len(actors), 4) if actors else None,
+            **self.api.stats(),
+        }
+        return report
+
+    def containers(self, groups: Iterable[dict[str, Any]]) -> pd.DataFrame:
+        rows = [{"source": self.name, "container_id": USER_FEEDS, "kind": "feed", "visibility": "public",
+                 "member_count": None, "created_at": None}]
+        for g in groups:
+            rows.append({"source": self.name, "container_id": to18(str(g["Id"])), "kind": "group",
+                         "visibility": "private" if g.get("CollaborationType") in ("Private", "Unlisted") else "public",
+                         "member_count": g.get("MemberCount"), "created_at": parse_datetime(g.get("CreatedDate"))})
+        df = pd.DataFrame(rows, columns=["source", "container_id", "kind", "visibility", "member_count",
+                                         "owner_department", "created_at"])
+        df["member_count"] = df["member_count"].astype("Int32")
+        df["created_at"] = pd.to_datetime(df["created_at"], utc=True)
+        return df
+
+    def land(self, fetched: dict[str, tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]]) -> list[dt.date]:
+        """Replace every earlier row of the fetched items, in every day from the oldest fetched item's
+        day to the newest row's day; rewrite only the partitions that changed."""
+        if not fetched:
+            return []
+        new = {"feed_items": [v[0] for v in fetched.values()],
+               "feed_comments": [c for v in fetched.values() for c in v[1]],
+               "feed_likes": [x for v in fetched.values() for x in v[2]]}
+        all_rows = [r for rows in new.values() for r in rows]
+        first = min(r["created_at"] for r in new["feed_items"]).date()
+        last = max(r["created_at"] for r in all_rows).date()
+        ids = pa.array(sorted(fetched))
+        written: set[dt.date] = set()
+        for stream, schema in STREAMS.items():
+            base = lake.raw_dir(self.ctx.lake_dir, self.name, stream)
+            by_day: dict[dt.date, list[dict[str, Any]]] = {}
+            for r in new[stream]:
+                by_day.setdefault(r["created_at"].date(), []).append(r)
+            for day in lake.days_between(first, last):
+                old = lake.read_partition(base, day)
+                if old is None and day not in by_day:
+                    continue
+                kept = old.cast(schema).filter(pc.invert(pc.is_in(old.column("item_id"), ids))) \
+                    if old is not None else schema.empty_table()
+                table = pa.concat_tables([kept, pa.Table.from_pylist(by_day.get(day, []), schema=schema)])
+                table = table.sort_by([("created_at", "ascending"), (schema.names[0], "ascending")])
+                if old is not None and old.cast(schema).equals(table):
+                    continue
+                lake.write_partition(base, day, table)
+                written.add(day)
+        return sorted(written)
+
+
+def extract(ctx: SourceContext, start: dt.date, end: dt.date, *, token: str | None = None,
+            engine: sa.Engine | None = None) -> ExtractReport:
+    """Land Chatter changes up to the end of `end` (UTC): the first run from `start`, later runs from the
+    watermark. `token` (an access token from an Airflow connection) overrides the options' auth."""
+    if end < start:
+        raise ValueError(f"end {end} is before start {start}")
+    opts = options(ctx)
+    api = make_api(opts, token)
+    own_engine = engine is None
+    engine = engine or sa.create_engine(ctx.settings.warehouse_url)
+    try:
+        store = StateStore(engine, ctx.source.name)
+        store.ensure_table()
+        return _Run(ctx, api, store, start, end).execute()
+    finally:
+        api.close()
+        if own_engine:
+            engine.dispose()
+
+
+def canonical_activities(items: pa.Table | None, comments: pa.Table | None, likes: pa.Table | None,
+                         source: str) -> list[dict[str, Any]]:
+    """Activities of one day: person items -> post; comments -> reply (target: the item's author);
+    best comments -> answer_accepted (actor: the asker); likes -> reaction (their own time)."""
+    base = {"source": source, "is_question": False, "is_edited": False, "is_deleted": False, "content_length": None}
+    out: list[dict[str, Any]] = []
+    for r in items.to_pylist() if items is not None else []:
+        if r["kind"] == "person" and r["actor_key"]:
+            out.append({**base, "event_id": r["item_id"], "occurred_at": r["created_at"], "actor_key": r["actor_key"],
+                        "verb": "post", "container_id": r["container_id"], "thread_id": r["item_id"],
+                        "parent_id": None, "target_key": None, "content_length": r["content_length"],
+                        "is_question": bool(r["is_question"]), "is_deleted": bool(r["is_deleted"])})
+    for r in comments.to_pylist() if comments is not None else []:
+        if not r["actor_key"]:
+            continue
+        common = {**base, "occurred_at": r["created_at"], "container_id": r["container_id"], "thread_id": r["item_id"]}
+        out.append({**common, "event_id": r["comment_id"], "actor_key": r["actor_key"], "verb": "reply",
+                    "parent_id": r["item_id"], "target_key": r["item_actor_key"],
+                    "content_length": r["content_length"], "is_deleted": bool(r["is_deleted"])})
+        if r["is_best_answer"] and r["item_actor_key"] and r["item_actor_key"] != r["actor_key"]:
+            out.append({**common, "event_id": f"{r['comment_id']}:accepted", "actor_key": r["item_actor_key"],
+                        "verb": "answer_accepted", "parent_id": r["comment_id"], "target_key": r["actor_key"]})
+    for r in likes.to_pylist() if likes is not None else []:
+        if r["actor_key"]:
+            out.append({**base, "event_id": r["like_id"], "occurred_at": r["created_at"], "actor_key": r["actor_key"],
+                        "verb": "reaction", "container_id": r["container_id"], "thread_id": r["item_id"],
+                        "parent_id": r["item_id"], "target_key": r["item_actor_key"]})
+    return out
+
+
+def canonicalise(ctx: SourceContext, day: dt.date) -> dict[str, pd.DataFrame]:
+    name = ctx.source.name
+    parts = {s: lake.read_partition(lake.raw_dir(ctx.lake_dir, name, s), day) for s in STREAMS}
+    out: dict[str, pd.DataFrame] = {}
+    if any(t is not None for t in parts.values()):
+        records = canonical_activities(parts["feed_items"], parts["feed_comments"], parts["feed_likes"], name)
+        frame = pd.DataFrame.from_records(records, columns=list(ACTIVITIES.names))
+        out["activities"] = raw_activities_to_canonical(frame, name)
+    groups = lake.read_partition(lake.raw_dir(ctx.lake_dir, name, "groups"), day)
+    if groups is not None:
+        out["containers"] = groups.to_pandas()
+    return out
