@@ -71,6 +71,8 @@ class Settings(_Strict):
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     interactions: InteractionRules = Field(default_factory=InteractionRules)
+    alert_thresholds: dict[str, float] = Field(
+        default_factory=dict, description="overrides of sql/alert_thresholds.yaml (unknown names are errors)")
     reports: ReportsConfig = Field(default_factory=lambda: ReportsConfig.model_validate({}))
 
     @property

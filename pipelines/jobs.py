@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -86,8 +86,31 @@ def extract(settings: Settings, source_name: str, interval: Interval, *, key: st
     module = sources.load(ctx.source.kind)
     t0 = time.perf_counter()
     report = module.extract(ctx, interval.start, interval.end)
+    # a source may rewrite raw days before the interval (edits, reactions, late thread replies on
+    # older messages): remember them so that stage, validate, land and publish cover those days too
+    rewritten = sorted(dt.date.fromisoformat(d) for d in report.details.get("days_rewritten_before_start", []))
+    marker = _rewrite_marker(settings, source_name, interval)
+    if rewritten:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps([d.isoformat() for d in rewritten]))
+    elif marker.exists():
+        marker.unlink()
     return {"source": source_name, "rows": report.rows, "days": len(report.days),
-            "details": report.details, "seconds": round(time.perf_counter() - t0, 2)}
+            "details": report.details, "seconds": round(time.perf_counter() - t0, 2),
+            "covered": effective_interval(settings, source_name, interval).batch}
+
+
+def _rewrite_marker(settings: Settings, source: str, interval: Interval) -> Path:
+    return settings.lake_dir / "staging" / f"source={source}" / f"rewrites-{interval.batch}.json"
+
+
+def effective_interval(settings: Settings, source: str, interval: Interval) -> Interval:
+    """The run's interval, extended back to the earliest raw day the extraction rewrote."""
+    marker = _rewrite_marker(settings, source, interval)
+    if not marker.exists():
+        return interval
+    days = [dt.date.fromisoformat(d) for d in json.loads(marker.read_text())]
+    return Interval(min(days + [interval.start]), interval.end)
 
 
 def _opt_out_keys(settings: Settings, ps: Pseudonymiser) -> set[str]:
@@ -105,6 +128,7 @@ def _opt_out_keys(settings: Settings, ps: Pseudonymiser) -> set[str]:
 def stage(settings: Settings, source_name: str, interval: Interval, *, key: str | None = None,
           allow_demo_key: bool = False) -> dict[str, Any]:
     """Canonicalise the raw landing of the interval into a staged batch; quarantine malformed records."""
+    interval = effective_interval(settings, source_name, interval)
     ctx = _context(settings, source_name, key, allow_demo_key)
     module = sources.load(ctx.source.kind)
     frames: dict[str, list[pd.DataFrame]] = {t: [] for t in STAGED_TABLES}
@@ -161,6 +185,7 @@ def validate(settings: Settings, source_name: str, interval: Interval, *, run_id
              engine: sa.Engine | None = None) -> dict[str, Any]:
     """Run the GX suites on the staged batch. Blocking failure: quarantine the batch and raise."""
     run_id = run_id or quality.new_run_id()
+    interval = effective_interval(settings, source_name, interval)
     staged = _staging_dir(settings, source_name, interval)
     if not (staged / "activities.parquet").exists():
         raise FileNotFoundError(f"no staged batch for {source_name} {interval.batch} in {staged}: run stage first")
@@ -231,6 +256,7 @@ def _recent_volume(settings: Settings, source: str, interval: Interval, window: 
 
 def land(settings: Settings, source_name: str, interval: Interval) -> dict[str, Any]:
     """Move a validated batch into the canonical lake, one atomic partition per day."""
+    interval = effective_interval(settings, source_name, interval)
     staged = _staging_dir(settings, source_name, interval)
     acts = pq.read_table(staged / "activities.parquet")
     # one sort, then a zero-copy slice per day (a mask per day would rescan the batch every day)
@@ -255,8 +281,11 @@ def land(settings: Settings, source_name: str, interval: Interval) -> dict[str, 
 
 
 def model_params(settings: Settings, interval: Interval) -> dict[str, Any]:
+    from pipelines.metrics.thresholds import load_thresholds
+
     w = settings.interactions.weights
-    return {"start_date": interval.start, "end_date": interval.end,
+    return {**load_thresholds(overrides=settings.alert_thresholds),
+            "start_date": interval.start, "end_date": interval.end,
             "min_group_size": settings.privacy.min_group_size,
             "w_reply": w.get("reply", 1.0), "w_reaction": w.get("reaction", 0.5),
             "w_mention": w.get("mention", 1.0), "w_share": w.get("share", 1.0)}
@@ -268,6 +297,8 @@ def publish(settings: Settings, interval: Interval, *, engine: sa.Engine | None 
     """Load the canonical lake of the interval into the warehouse and rebuild the models, atomically."""
     engine = engine or warehouse.make_engine(settings.warehouse_url)
     source_names = source_names or [s.name for s in settings.sources if s.enabled]
+    requested = interval
+    interval = Interval(min(effective_interval(settings, s, interval).start for s in source_names), interval.end)
     t0 = time.perf_counter()
     models = warehouse.discover_models()
     params = model_params(settings, interval)
@@ -295,8 +326,15 @@ def publish(settings: Settings, interval: Interval, *, engine: sa.Engine | None 
             t1 = time.perf_counter()
             rows[model.name] = warehouse.run_model(conn, model, params)
             timings[model.name] = round(time.perf_counter() - t1, 2)
+        t1 = time.perf_counter()
+        from pipelines.metrics import compute_python_metrics
+
+        rows.update(compute_python_metrics(conn, settings, interval))
+        timings["python_metrics"] = round(time.perf_counter() - t1, 2)
         if after_models is not None:
             after_models(conn)
+    for src in source_names:  # the extended days are published: the next run starts afresh
+        _rewrite_marker(settings, src, requested).unlink(missing_ok=True)
     return {"interval": interval.batch, "activities_loaded": loaded, "models": rows, "seconds": timings,
             "total_seconds": round(time.perf_counter() - t0, 2)}
 

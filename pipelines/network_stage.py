@@ -34,8 +34,8 @@ WINDOW_COLUMNS = {
 }
 
 
-def windows_for(end: dt.date) -> list[tuple[str, dt.date, dt.date]]:
-    out = [(f"rolling_{n}d", end - dt.timedelta(days=n - 1), end) for n in ROLLING_WINDOWS]
+def windows_for(end: dt.date, *, rolling: bool = True) -> list[tuple[str, dt.date, dt.date]]:
+    out = [(f"rolling_{n}d", end - dt.timedelta(days=n - 1), end) for n in ROLLING_WINDOWS] if rolling else []
     if end.day == calendar.monthrange(end.year, end.month)[1]:
         out.append(("month", end.replace(day=1), end))
     return out
@@ -60,8 +60,8 @@ def _inputs(conn: sa.Connection, start: dt.date, end: dt.date) -> tuple[pd.DataF
     return edges, posts
 
 
-def compute_windows(conn: sa.Connection, settings: Settings, end: dt.date,
-                    rules: NetworkRules | None = None) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+def compute_windows(conn: sa.Connection, settings: Settings, end: dt.date, rules: NetworkRules | None = None,
+                    *, rolling: bool = True) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
     rules = rules or NetworkRules(min_group_size=settings.privacy.min_group_size)
     people = warehouse.read_frame(conn, "select person_key, department, location, level, is_leader, "
                                         "hire_date, termination_date from stg_people")
@@ -70,7 +70,7 @@ def compute_windows(conn: sa.Connection, settings: Settings, end: dt.date,
     people = people[employed.to_numpy()].drop(columns=["hire_date", "termination_date"])
     out: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}
     info: dict[str, Any] = {}
-    for kind, start, stop in windows_for(end):
+    for kind, start, stop in windows_for(end, rolling=rolling):
         p_start, p_end = _previous(kind, start, stop)
         prev_edges, prev_posts = _inputs(conn, p_start, p_end)
         previous = (compute_network(prev_edges, people, rules=rules, contributions=prev_posts)
@@ -100,12 +100,15 @@ KEYS: dict[str, list[str]] = {
 
 
 def run_network(settings: Settings, end: dt.date, *, engine: sa.Engine | None = None,
-                rules: NetworkRules | None = None) -> dict[str, Any]:
-    """Compute and publish the network tables for the windows ending on `end`."""
+                rules: NetworkRules | None = None, rolling: bool = True) -> dict[str, Any]:
+    """Compute and publish the network tables for the windows ending on `end` (the rolling windows
+    unless `rolling` is false, and the calendar month when `end` is a month end)."""
     engine = engine or warehouse.make_engine(settings.warehouse_url)
     t0 = time.perf_counter()
     with engine.begin() as conn:
-        tables, info = compute_windows(conn, settings, end, rules)
+        tables, info = compute_windows(conn, settings, end, rules, rolling=rolling)
+        if not info:
+            return {"end": end.isoformat(), "rows": {}, "windows": {}, "seconds": 0.0}
         rows = {}
         for name, df in tables.items():
             key = [k for k in KEYS[name] if k in df.columns]
@@ -116,7 +119,7 @@ def run_network(settings: Settings, end: dt.date, *, engine: sa.Engine | None = 
 
 def network_dates(start: dt.date, end: dt.date) -> list[dt.date]:
     """The dates a range run computes the network for: every month end in the range (the monthly
-    snapshots) and the range's last day."""
+    snapshots) and the range's last day (the rolling windows)."""
     dates = []
     day = start
     while day <= end:
@@ -132,4 +135,5 @@ def network_dates(start: dt.date, end: dt.date) -> list[dt.date]:
 def run_network_range(settings: Settings, start: dt.date, end: dt.date, *,
                       engine: sa.Engine | None = None) -> list[dict[str, Any]]:
     engine = engine or warehouse.make_engine(settings.warehouse_url)
-    return [run_network(settings, d, engine=engine) for d in network_dates(start, end)]
+    dates = network_dates(start, end)
+    return [run_network(settings, d, engine=engine, rolling=(d == end)) for d in dates]
