@@ -137,7 +137,7 @@ class SalesforceApi:
 
     def __init__(self, token_fn: TokenFn, *, token_source: str, version: str = DEFAULT_VERSION,
                  refreshable: bool = False, policy: RetryPolicy | None = None, timeout_s: float = 60.0,
-                 requests_per_s: float = 10.0):
+                 requests_per_s: float = 10.0, inner: httpx.BaseTransport | None = None):
         self._token_fn = token_fn
         self.token_source = token_source
         self.version = version
@@ -146,7 +146,7 @@ class SalesforceApi:
         self.timeout_s = timeout_s
         # Salesforce has no per-second limit, only the daily allocation: the budget only keeps us polite
         self.budget = Budget(default_limit=requests_per_s, period_s=1.0)
-        self.transport = SalesforceTransport()
+        self.transport = SalesforceTransport(inner)  # `inner`: tests serve recorded bodies through it
         self.requests = 0
         self.retries: dict[str, int] = {}
         self.http = self._client()

@@ -302,6 +302,9 @@ def minimise_payload(msgs: Iterable[dict[str, Any]], ctx: SourceContext,
     run.sender_of = known  # type: ignore[method-assign]
     out = []
     for m in msgs:
+        if "thread_id" not in m or "sender_id" not in m and m.get("message_type") != "system":
+            raise ValueError(f"not a message object (no thread_id / sender_id): type {m.get('type')!r}, "
+                             f"keys {sorted(m)[:6]}")
         if parse_time(m.get("created_at")) is None or native_id(m.get("id")) is None:
             raise ValueError(f"message {m.get('id')!r}: missing id or unparseable created_at "
                              f"{m.get('created_at')!r} (expected '2013/06/25 18:14:45 +0000')")
