@@ -199,7 +199,9 @@ class SalesforceApi:
         for _ in range(MAX_PAGES):
             records = body.get("records")
             if not isinstance(records, list):
-                raise InvalidBodyError("query: no 'records' list")
+                # a well-formed object of another shape is no transient fault: retrying cannot help
+                raise ApiError("query: the answer has no 'records' list (not a SOQL query result)",
+                               code="not_a_query_result")
             for r in records:
                 self._complete_children(r)
             yield records
