@@ -190,7 +190,7 @@ def esn_daily() -> None:
 
     sources = list_sources()
     # publish runs only when every source has landed (all_success): never a partial warehouse
-    ingest_source.expand(source=sources) >> publish_warehouse(sources)
+    ingest_source.expand(source=sources) >> publish_warehouse(sources)  # type: ignore[arg-type]
 
 
 esn_daily()
