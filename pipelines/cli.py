@@ -28,6 +28,19 @@ console = Console(stderr=True)
 out = Console()
 
 
+#: who receives what in the demo organisation (fictitious addresses; nothing is sent by `esn demo`)
+DEMO_AUDIENCES: dict[str, Any] = {
+    "organisation_name": "Demo Corp",
+    "audiences": [
+        {"name": "leadership", "title": "Demo Corp leadership", "recipients": ["ceo@demo-corp.example"]},
+        {"name": "sales", "recipients": ["vp-sales@demo-corp.example"],
+         "scope": {"segment_type": "department", "segment_value": "Sales"}},
+        {"name": "legal", "recipients": ["general-counsel@demo-corp.example"],
+         "scope": {"segment_type": "department", "segment_value": "Legal"}},
+    ],
+}
+
+
 def _fail(message: str) -> None:
     console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code=2)
@@ -69,13 +82,14 @@ def demo(
     sources = [SourceConfig(name="demo", kind="demo", options=demo_options)]
     settings = _settings(None, lake_dir=output / "lake",
                          warehouse_url=warehouse_url or f"duckdb:///{(output / 'warehouse.duckdb').as_posix()}",
-                         sources=sources, privacy={"min_group_size": min_group_size})
+                         sources=sources, privacy={"min_group_size": min_group_size},
+                         reports={**DEMO_AUDIENCES, "output_dir": output / "reports"})
     console.print(f"[yellow]demo:[/] pseudonymising with the published demo key (fine for a fictitious "
                   f"organisation, never for real data). {people} people, {interval.start} to {interval.end}.")
     if via == "slack":
         _demo_via_slack(settings, interval, demo_options)
         return
-    steps = ["extract", "stage", "validate", "land", "publish", "network"]
+    steps = ["extract", "stage", "validate", "land", "publish", "network", "reports"]
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         task = progress.add_task("demo pipeline", total=len(steps))
@@ -93,6 +107,8 @@ def demo(
         network = run_network_range(settings, interval.start, interval.end)
         report["network"] = network
         on_step("network", network[-1])
+        report["reports"] = _render_demo_reports(settings, interval.end)
+        on_step("reports", {})
     _summary(settings, report)
 
 
@@ -120,7 +136,14 @@ def _demo_via_slack(settings: Settings, interval: jobs.Interval, demo_options: d
         with console.status("extracting through the Slack API emulator"):
             report = jobs.run(settings, interval, allow_demo_key=True)
     report["network"] = run_network_range(settings, interval.start, interval.end)
+    report["reports"] = _render_demo_reports(settings, interval.end)
     _summary(settings, report)
+
+
+def _render_demo_reports(settings: Settings, as_of: dt.date) -> list[str]:
+    from pipelines.reports import render_reports
+
+    return [str(p) for p in render_reports(settings, as_of, settings.reports.output_dir)]
 
 
 def _summary(settings: Settings, report: dict[str, Any]) -> None:
@@ -147,6 +170,8 @@ def _summary(settings: Settings, report: dict[str, Any]) -> None:
     docs = next((s["validate"].get("data_docs") for s in report["sources"].values()), None)
     if docs:
         out.print(f"data docs:  {docs}")
+    for path in report.get("reports", []):
+        out.print(f"report:     {path}")
 
 
 @app.command("run")

@@ -741,7 +741,12 @@ class _Builder:
                 observed=Figure(obs, fmt, size) if obs is not None else None,
                 threshold=Figure(thr, fmt, size) if thr is not None else None,
                 evidence=str(r.get("evidence") or ""), group_size=size))
-        items.sort(key=lambda a: (_SEVERITY_RANK.get(a.severity.lower(), 9), -a.date.toordinal()))
+        # an alert raised every day of the period is one finding: keep its latest evidence
+        latest: dict[tuple[str, str, str], AlertItem] = {}
+        for a in sorted(items, key=lambda a: a.date):
+            latest[(a.alert_type, a.segment, a.metric.name if a.metric else "")] = a
+        items = sorted(latest.values(), key=lambda a: (_SEVERITY_RANK.get(a.severity.lower(), 9), a.alert_type,
+                                                       a.segment))
         self.report.alerts = items
         self.report.alerts_withheld = withheld
         if items:
