@@ -183,9 +183,11 @@ def esn_daily() -> None:
                                   source_names=list(sources))
         finally:
             engine.dispose()
-        # consumers (esn_network) read the published interval from the asset event
+        # consumers (esn_network) read the published interval from the asset event; publish may have
+        # covered earlier days too (a source rewrote them), which its summary's interval says
+        published_start = str(report.get("interval", interval.batch)).split("_")[0]
         get_current_context()["outlet_events"][PUBLISHED].extra = {
-            "start_date": interval.start.isoformat(), "end_date": interval.end.isoformat()}
+            "start_date": published_start, "end_date": interval.end.isoformat()}
         return report
 
     sources = list_sources()
