@@ -258,7 +258,7 @@ class _Run:
         return report
 
     def containers(self, groups: Iterable[dict[str, Any]]) -> pd.DataFrame:
-        rows = [{"source": self.name, "container_id": USER_FEEDS, "kind": "feed", "visibility": "public",
+        rows: list[dict[str, Any]] = [{"source": self.name, "container_id": USER_FEEDS, "kind": "feed", "visibility": "public",
                  "member_count": None, "created_at": None}]
         for g in groups:
             rows.append({"source": self.name, "container_id": to18(str(g["Id"])), "kind": "group",

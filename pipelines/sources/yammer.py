@@ -187,7 +187,7 @@ class _Run:
         sender = native_id(msg.get("sender_id"))
         person = (msg.get("message_type") != "system" and not msg.get("system_message")
                   and msg.get("sender_type", "user") == "user" and sender is not None)
-        body = msg.get("body") if isinstance(msg.get("body"), dict) else {}
+        body: dict[str, Any] = msg["body"] if isinstance(msg.get("body"), dict) else {}
         plain = str(body.get("plain") or "")
         mentioned = [*(msg.get("notified_user_ids") or []), *USER_TOKEN.findall(str(body.get("parsed") or ""))]
         likes = (msg.get("liked_by") or {}).get("names") or []
@@ -248,7 +248,7 @@ class _Run:
 
 
 def _primary_email(user: dict[str, Any]) -> str | None:
-    contact = user.get("contact") if isinstance(user.get("contact"), dict) else {}
+    contact: dict[str, Any] = user["contact"] if isinstance(user.get("contact"), dict) else {}
     for e in contact.get("email_addresses") or []:
         if isinstance(e, dict) and e.get("type") == "primary" and e.get("address"):
             return str(e["address"])

@@ -139,7 +139,7 @@ class YammerApi:
                 raise InvalidBodyError("messages.json: no 'messages' list")
             yield body
             ids = [int(m["id"]) for m in messages if isinstance(m, dict) and m.get("id") is not None]
-            meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+            meta: dict[str, Any] = body["meta"] if isinstance(body.get("meta"), dict) else {}
             if not ids or meta.get("older_available") is False:
                 return
             if older is not None and min(ids) >= older:
