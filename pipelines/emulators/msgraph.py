@@ -503,7 +503,7 @@ def _handler(emu: GraphEmulator) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def _error(self, err: _GraphError) -> None:
-            body = {"error": {"code": err.code, "message": err.message, "innerError": {
+            body: dict[str, Any] = {"error": {"code": err.code, "message": err.message, "innerError": {
                 "date": dt.datetime.now(tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"),
                 "request-id": "00000000-0000-0000-0000-000000000001",
                 "client-request-id": "00000000-0000-0000-0000-000000000001"}}}

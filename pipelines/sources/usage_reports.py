@@ -119,10 +119,7 @@ class UsageOptions(BaseModel):
         return value
 
     def graph(self) -> GraphOptions:
-        return GraphOptions(base_url=self.base_url, token_url=self.token_url, tenant_id_env=self.tenant_id_env,
-                            client_id_env=self.client_id_env, client_secret_env=self.client_secret_env,
-                            rate_period_s=self.rate_period_s, max_attempts=self.max_attempts,
-                            backoff_base_s=self.backoff_base_s, timeout_s=self.timeout_s)
+        return GraphOptions.model_validate(self.model_dump(exclude={"reports", "synthesise_views"}))
 
 
 def options(ctx: SourceContext) -> UsageOptions:
