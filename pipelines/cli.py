@@ -238,6 +238,25 @@ def report(
         out.print(str(p))
 
 
+@app.command()
+def erase(
+    identifiers: Annotated[list[str], typer.Argument(help="emails or person keys to erase")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (default: $ESN_CONFIG)")] = None,
+    demo_key: Annotated[bool, typer.Option(help="hash emails with the demo key (demo organisation only)")] = False,
+) -> None:
+    """Honour an erasure request: remove people from the lake and the warehouse, then rebuild the marts."""
+    from pipelines.erasure import erase as erase_people
+    from pipelines.privacy import resolve_key
+
+    settings = _settings(config)
+    try:
+        key = resolve_key(None, env_var=settings.privacy.pseudonym_key_env, allow_demo=demo_key)
+    except MissingKeyError as exc:
+        _fail(str(exc))
+        return
+    out.print_json(json.dumps(erase_people(settings, identifiers, key), default=str))
+
+
 @app.command("check-config")
 def check_config(config: Annotated[Path, typer.Argument(help="YAML configuration file")]) -> None:
     """Validate a configuration file; errors name the bad field."""

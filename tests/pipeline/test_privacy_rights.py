@@ -1,0 +1,91 @@
+"""Opt-out and erasure are honoured everywhere: lake files, warehouse tables and published aggregates."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from pipelines import jobs, warehouse
+from pipelines.erasure import erase
+from pipelines.privacy import DEMO_KEY, Pseudonymiser
+from tests.conftest import demo_settings
+from tests.pipeline.test_end_to_end import FULL
+
+KEY_COLUMNS = ("actor_key", "person_key", "target_key", "manager_key", "source_key")
+
+
+def _busiest_person(engine) -> tuple[str, int]:
+    row = warehouse.read_frame(engine, "select actor_key, count(*) as n from lake_activities "
+                                       "group by actor_key order by n desc, actor_key limit 1")
+    return row.loc[0, "actor_key"], int(row.loc[0, "n"])
+
+
+def _email_of(settings, key: str) -> str:
+    from pipelines.sources import SourceContext
+    from pipelines.sources.demo import org_for
+
+    ctx = SourceContext(settings=settings, source=settings.sources[0], pseudonymiser=Pseudonymiser(DEMO_KEY.encode()))
+    ps = ctx.pseudonymiser
+    for email in org_for(ctx).people["email"]:
+        if ps.email(email) == key:
+            return email
+    raise AssertionError("key not in the demo directory")
+
+
+def _key_everywhere(settings, engine, key: str) -> list[str]:
+    found = []
+    for path in settings.lake_dir.rglob("*.parquet"):
+        table = pq.read_table(path)
+        for col in KEY_COLUMNS:
+            if col in table.column_names and key in set(table.column(col).to_pylist()):
+                found.append(f"{path.relative_to(settings.lake_dir)}:{col}")
+    with engine.connect() as conn:
+        columns = conn.execute(sa.text(
+            "select table_name, column_name from information_schema.columns "
+            "where table_schema in ('main', 'public')")).fetchall()
+        for table, col in columns:
+            if col in KEY_COLUMNS:
+                n = conn.execute(sa.text(f"select count(*) from {table} where {col} = :k"), {"k": key}).scalar()
+                if n:
+                    found.append(f"warehouse {table}.{col}")
+    return found
+
+
+def test_erasure_removes_a_person_everywhere_and_rebuilds_the_aggregates(tmp_path):
+    settings = demo_settings(tmp_path)
+    engine = warehouse.make_engine(settings.warehouse_url)
+    jobs.run(settings, FULL, engine=engine)
+    key, _ = _busiest_person(engine)
+    mau_before = warehouse.read_frame(engine, "select mau from mart_engagement_daily where segment_type = 'org' "
+                                              "and activity_date = :d", {"d": FULL.end}).loc[0, "mau"]
+    active = warehouse.read_frame(engine, "select count(*) as n from fct_person_daily_activity where person_key = :k "
+                                          "and activity_date > :d", {"k": key, "d": FULL.end - dt.timedelta(days=28)})
+    assert _key_everywhere(settings, engine, key)  # the person is there before
+    report = erase(settings, [_email_of(settings, key)], DEMO_KEY.encode(), engine=engine)
+    assert report["lake"]["files_rewritten"] > 0 and report["warehouse_rows_removed"] > 0
+    assert _key_everywhere(settings, engine, key) == []
+    mau_after = warehouse.read_frame(engine, "select mau from mart_engagement_daily where segment_type = 'org' "
+                                             "and activity_date = :d", {"d": FULL.end}).loc[0, "mau"]
+    assert mau_after == mau_before - (1 if active.loc[0, "n"] else 0)
+    engine.dispose()
+
+
+def test_opt_out_list_keeps_new_data_of_the_person_out(tmp_path):
+    probe = demo_settings(tmp_path / "probe")
+    probe_engine = warehouse.make_engine(probe.warehouse_url)
+    jobs.run(probe, FULL, engine=probe_engine)
+    key, _ = _busiest_person(probe_engine)
+    probe_engine.dispose()
+
+    opt_out = tmp_path / "opt_out.txt"
+    opt_out.write_text(f"# people who opted out\n{_email_of(probe, key)}\n")
+    settings = demo_settings(tmp_path / "run")
+    settings.privacy.opt_out_file = opt_out
+    engine = warehouse.make_engine(settings.warehouse_url)
+    report = jobs.run(settings, FULL, engine=engine)
+    assert report["sources"]["demo"]["stage"]["opted_out_rows"] > 0
+    found = [f for f in _key_everywhere(settings, engine, key) if not f.startswith("raw/")]
+    assert found == []  # only the immutable raw landing (before the opt-out) may hold the key
+    engine.dispose()
