@@ -89,6 +89,21 @@ def _pseudonym_key(settings: Settings) -> str | None:
     return conn.password or None
 
 
+def _source_credentials(settings: Settings, source: str) -> dict[str, Any]:
+    """The source's credentials from its Airflow connection (`conn_id` in the config), if it names one;
+    otherwise the source reads the environment variables named in its options."""
+    from airflow.sdk import Connection
+
+    from pipelines.sources import credentials_from_connection
+
+    cfg = settings.source(source)
+    if not cfg.conn_id:
+        return {}
+    conn = Connection.get(cfg.conn_id)
+    return credentials_from_connection(cfg.kind, login=conn.login, password=conn.password,
+                                       extra=conn.extra_dejson)
+
+
 def _quality_run_id() -> str:
     """The Airflow run (and try) as a file-name-safe id, so DQ evidence links back to the DAG run."""
     context = get_current_context()
@@ -133,7 +148,8 @@ def esn_daily() -> None:
 
         settings = _settings()
         try:
-            return jobs.extract(settings, source, _current_interval(), key=_pseudonym_key(settings))
+            return jobs.extract(settings, source, _current_interval(), key=_pseudonym_key(settings),
+                                credentials=_source_credentials(settings, source))
         except MissingKeyError as exc:
             raise _fail_fast(exc) from exc
 

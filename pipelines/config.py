@@ -40,6 +40,9 @@ class SourceConfig(_Strict):
     name: str = Field(..., pattern=r"^[a-z][a-z0-9_]*$")
     kind: str
     enabled: bool = True
+    conn_id: str | None = Field(
+        None, description="Airflow connection holding this source's credentials (token in the password; "
+                          "Graph: client id in login, secret in password, tenant_id in extra)")
     options: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -80,12 +80,14 @@ def _staging_dir(settings: Settings, source: str, interval: Interval) -> Path:
 
 # ----------------------------------------------------------------------------------------------- steps
 def extract(settings: Settings, source_name: str, interval: Interval, *, key: str | None = None,
-            allow_demo_key: bool = False) -> dict[str, Any]:
-    """Call the source and land its raw data for the interval."""
+            allow_demo_key: bool = False, credentials: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Call the source and land its raw data for the interval. `credentials` (from an Airflow
+    connection, see `sources.credentials_from_connection`) go to the source's `extract`."""
     ctx = _context(settings, source_name, key, allow_demo_key)
     module = sources.load(ctx.source.kind)
     t0 = time.perf_counter()
-    report = module.extract(ctx, interval.start, interval.end)
+    extra = {k: v for k, v in (credentials or {}).items() if v is not None}
+    report = module.extract(ctx, interval.start, interval.end, **extra)
     # a source may rewrite raw days before the interval (edits, reactions, late thread replies on
     # older messages): remember them so that stage, validate, land and publish cover those days too
     rewritten = sorted(dt.date.fromisoformat(d) for d in report.details.get("days_rewritten_before_start", []))

@@ -64,3 +64,14 @@ def load(kind: str) -> SourceModule:
     except KeyError:
         raise ConfigError(f"unknown source kind {kind!r}; known kinds: {sorted(REGISTRY)}") from None
     return importlib.import_module(module_name)  # type: ignore[return-value]
+
+
+def credentials_from_connection(kind: str, *, login: str | None, password: str | None,
+                                extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The keyword arguments a source's `extract` takes, from the fields of an Airflow connection."""
+    extra = extra or {}
+    if kind in ("msgraph", "m365_usage"):
+        return {"tenant_id": extra.get("tenant_id"), "client_id": login, "client_secret": password}
+    if kind in ("slack", "yammer", "yammer_export", "salesforce"):
+        return {"token": password}
+    return {}
