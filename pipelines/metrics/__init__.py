@@ -98,7 +98,7 @@ def _scorecard_inputs(conn: sa.Connection, end: dt.date) -> dict[str, object]:
     if r:
         inputs["participation_rate"] = (float(r[0]), float(r[1]))
     acts = warehouse.read_frame(conn, "select person_key, sum(actions) as a from fct_person_daily_activity "
-                                "where activity_date between :s and :d group by person_key",
+                                "where activity_date between :s and :d group by person_key order by person_key",
                                 {"s": end - dt.timedelta(days=27), "d": end})
     inputs["activity_per_active_user"] = acts["a"].to_numpy(float)
     r = one("select questions_answered, questions from mart_knowledge_sharing where as_of_date = :d "
@@ -106,7 +106,8 @@ def _scorecard_inputs(conn: sa.Connection, end: dt.date) -> dict[str, object]:
     if r:
         inputs["answered_rate"] = (float(r[0]), float(r[1]))
     hours = warehouse.read_frame(conn, "select hours_to_first_reply as h from fct_posts where is_question "
-                                 "and activity_date between :s and :d and first_reply_date <= :d",
+                                 "and activity_date between :s and :d and first_reply_date <= :d "
+                                 "order by source, event_id",
                                  {"s": end - dt.timedelta(days=27), "d": end})
     inputs["median_hours_to_first_response"] = hours["h"].to_numpy(float)
     r = one("select cross_department_interactions, interactions from mart_interactions_period where as_of_date = :d "
@@ -165,7 +166,8 @@ def compute_python_metrics(conn: sa.Connection, settings: Any, interval: Any, *,
                                                          key=["intervention", "metric"])
     card = scorecard.scorecard(end, _scorecard_inputs(conn, end), cfg.targets, min_group_size=k,
                                samples=cfg.bootstrap_samples, seed=cfg.seed)
-    written["mart_esn_scorecard"] = warehouse.publish_frame(
-        conn, "mart_esn_scorecard", card, key=["as_of_date", "metric"], partition_by="as_of_date",
-        start=end, end=end)
+    # a snapshot of the run's last day (not one row set per run): a batch run and the same days run one by
+    # one publish the same table; the history of every input is kept in the marts it reads
+    written["mart_esn_scorecard"] = warehouse.publish_frame(conn, "mart_esn_scorecard", card,
+                                                            key=["as_of_date", "metric"])
     return written

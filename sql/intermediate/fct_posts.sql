@@ -4,7 +4,7 @@
 -- materialized: table
 -- depends_on: stg_activities, int_post_responses
 -- owner: esn-metrics
--- description: INTERNAL post-level facts. Rebuilt each run from the warehouse's activity history because a
+-- description: INTERNAL post-level facts: first response (reply or reaction from someone else), first reply. Rebuilt each run from the warehouse's activity history because a
 --   reply arriving today changes a post of any earlier day; it is O(posts) and every mart reads it
 --   "as of" a date (first_reply_date <= as_of_date), so published daily rows never change afterwards.
 --   A question is `is_question` as decided at extraction (platform question type, else the heuristic).
@@ -17,7 +17,8 @@ firsts as (
     select
         source,
         post_id,
-        min(occurred_at) as first_response_at,
+        -- a response (response rate, SWOOP) is a reply or a reaction; a share alone does not count
+        min(case when verb in ('reply', 'reaction') then occurred_at end) as first_response_at,
         min(case when verb = 'reply' then occurred_at end) as first_reply_at
     from int_post_responses
     group by source, post_id

@@ -13,11 +13,19 @@
 --   decline_after_enthusiasm: MAU's peak over :decline_lookback_weeks weekly snapshots is at least
 --     :decline_weeks weeks old, MAU is at least :decline_min_drop below it and lower than :decline_weeks ago;
 --   single_department_adoption: one department > :single_department_max_share of 28-day contributors;
---   absent_leaders: leader_posting_share < :absent_leaders_min_posting_share or
---     leader_reach < :absent_leaders_min_reach (28 days);
+--   absent_leaders (two rules, each robust to the one or two leaders of a small department):
+--     leader_posting_share < :absent_leaders_min_posting_share, only for segments with at least
+--     min_group_size leaders (mart_leader_engagement.leaders_suppressed is false);
+--     leader_reach < :absent_leaders_min_reach in the 28 days ending on the day AND, in the 28 days before
+--     that (the previous window, which must lie within the data too), leader_reach was already below
+--     :absent_leaders_min_reach or below :absent_leaders_max_reach_ratio times the org-wide leader_reach:
+--     one window at zero by chance is not enough, the segment must have been persistently unreached;
 --   rising_unanswered_questions: 28-day unanswered rate up by :unanswered_min_increase against 28 days
 --     before, at least :unanswered_min_rate, over at least :unanswered_min_questions questions, and a
---     two-proportion z statistic of at least :unanswered_min_z.
+--     two-proportion z statistic of at least :unanswered_min_z, on the day AND on the day one week earlier
+--     (two consecutive weekly checks: a single day just past the z threshold is noise among the many
+--     segments and days tested).
+--   Percentages in the evidence are formatted with integer arithmetic, identical on DuckDB and PostgreSQL.
 with calendar as (
     select cast(cast(:start_date as date) + cast(g.i as integer) as date) as alert_date
     from generate_series(0, cast(:end_date as date) - cast(:start_date as date)) as g(i)
@@ -136,6 +144,36 @@ leaders as (
     where l.period_type = 'rolling_28d' and not l.suppressed
       and l.segment_type in ('org', 'department', 'location')
 ),
+reach_history as (
+    -- every published 28-day reach of a segment next to the org-wide reach of the same window
+    select seg.as_of_date, seg.segment_type, seg.segment_value, seg.leader_reach, org.leader_reach as org_reach
+    from mart_leader_engagement seg
+    join mart_leader_engagement org
+      on org.as_of_date = seg.as_of_date and org.period_type = seg.period_type and org.segment_type = 'org'
+    where seg.period_type = 'rolling_28d' and not seg.suppressed and not org.suppressed
+),
+reach_persistent as (
+    -- low reach now, and already low (absolutely, or against the org) in the previous 28-day window
+    select
+        l.*,
+        cast(cast(floor(round(1000 * l.leader_reach) / 10) as integer) as varchar) || '.'
+            || cast(mod(cast(round(1000 * l.leader_reach) as integer), 10) as varchar) as reach_pct,
+        cast(cast(floor(round(1000 * :absent_leaders_min_reach) / 10) as integer) as varchar) || '.'
+            || cast(mod(cast(round(1000 * :absent_leaders_min_reach) as integer), 10) as varchar) as threshold_pct,
+        cast(cast(floor(round(1000 * prev.leader_reach) / 10) as integer) as varchar) || '.'
+            || cast(mod(cast(round(1000 * prev.leader_reach) as integer), 10) as varchar) as previous_pct,
+        cast(cast(floor(round(1000 * prev.org_reach) / 10) as integer) as varchar) || '.'
+            || cast(mod(cast(round(1000 * prev.org_reach) as integer), 10) as varchar) as previous_org_pct
+    from leaders l
+    cross join data_start s
+    join reach_history prev
+      on prev.as_of_date = l.as_of_date - 28
+     and prev.segment_type = l.segment_type and prev.segment_value = l.segment_value
+    where prev.as_of_date >= s.first_day + 27
+      and l.leader_reach < :absent_leaders_min_reach
+      and (prev.leader_reach < :absent_leaders_min_reach
+           or prev.leader_reach < :absent_leaders_max_reach_ratio * prev.org_reach)
+),
 absent_leader_alerts as (
     select
         as_of_date as alert_date,
@@ -161,12 +199,17 @@ absent_leader_alerts as (
         'leader_reach',
         cast(leader_reach as double precision),
         cast(:absent_leaders_min_reach as double precision),
-        cast(people_reached_by_leaders as varchar) || ' people ('
-            || cast(cast(round(1000 * leader_reach) as integer) / 10.0 as varchar)
-            || '%) responded to a leader''s post in the last 28 days (threshold '
-            || cast(cast(round(1000 * :absent_leaders_min_reach) as integer) / 10.0 as varchar) || '%)'
-    from leaders
-    where leader_reach < :absent_leaders_min_reach
+        cast(people_reached_by_leaders as varchar) || ' people (' || reach_pct
+            || '%) responded to a leader''s post in the last 28 days (threshold ' || threshold_pct
+            || '%), and ' || previous_pct || '% in the 28 days before (org-wide ' || previous_org_pct || '%)'
+    from reach_persistent
+),
+check_days as (
+    -- the days of the interval and the week before: the rule needs the check of one week earlier too
+    select cast(cast(:start_date as date) - 7 + cast(g.i as integer) as date) as check_date
+    from generate_series(0, cast(:end_date as date) - cast(:start_date as date) + 7) as g(i)
+    cross join data_start s
+    where cast(cast(:start_date as date) - 7 + cast(g.i as integer) as date) >= s.first_day + 27
 ),
 unanswered as (
     select
@@ -178,7 +221,7 @@ unanswered as (
         prev.unanswered_rate as previous_rate,
         prev.questions as previous_questions
     from mart_knowledge_sharing cur
-    join eligible_days d on d.alert_date = cur.as_of_date
+    join check_days d on d.check_date = cur.as_of_date
     cross join data_start s
     join mart_knowledge_sharing prev
       on prev.as_of_date = cur.as_of_date - 28
@@ -209,6 +252,16 @@ significant as (
     ) z_scored
     where z >= :unanswered_min_z
 ),
+persistent_rise as (
+    -- significant on the day (within the interval) and on the same day one week earlier
+    select cur.*
+    from significant cur
+    join significant week_before
+      on week_before.as_of_date = cur.as_of_date - 7
+     and week_before.segment_type = cur.segment_type
+     and week_before.segment_value = cur.segment_value
+    where cur.as_of_date >= :start_date
+),
 unanswered_alerts as (
     select
         as_of_date as alert_date,
@@ -223,8 +276,10 @@ unanswered_alerts as (
         'unanswered questions ' || cast(cast(round(100 * previous_rate) as integer) as varchar) || '% -> '
             || cast(cast(round(100 * unanswered_rate) as integer) as varchar) || '% of the '
             || cast(questions as varchar) || ' questions of the last 28 days, against 28 days earlier (z = '
-            || cast(cast(round(10 * z) as integer) / 10.0 as varchar) || ')' as evidence
-    from significant
+            || cast(cast(floor(round(10 * z) / 10) as integer) as varchar) || '.'
+            || cast(mod(cast(round(10 * z) as integer), 10) as varchar) || '), also significant a week earlier'
+            as evidence
+    from persistent_rise
 )
 select * from decline_alerts
 union all

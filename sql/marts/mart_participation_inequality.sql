@@ -41,14 +41,33 @@ segmented as (
       on m.person_key = p.person_key
      and p.as_of_date between m.valid_from and m.valid_to
 ),
+value_counts as (
+    -- people with the same number of contributions are interchangeable in every statistic below, so the
+    -- sort runs over the few distinct values of a group instead of over its people (same results, exactly)
+    select as_of_date, period_type, segment_type, segment_value, contributions, count(*) as people
+    from segmented
+    group by as_of_date, period_type, segment_type, segment_value, contributions
+),
 ranked as (
-    -- one sort per group: the top-k sums depend only on the values, so the descending rank is n + 1 - asc_rank
+    -- below: people with fewer contributions (ascending ranks 1..below are theirs), above: with more
     select
         *,
-        row_number() over (partition by as_of_date, period_type, segment_type, segment_value
-                           order by contributions, person_key) as asc_rank,
-        count(*) over (partition by as_of_date, period_type, segment_type, segment_value) as n
-    from segmented
+        cast(coalesce(sum(people) over (partition by as_of_date, period_type, segment_type, segment_value
+                                        order by contributions rows between unbounded preceding and 1 preceding),
+                      0) as bigint) as below,
+        cast(sum(people) over (partition by as_of_date, period_type, segment_type, segment_value) as bigint) as n
+    from value_counts
+),
+weighted as (
+    -- the c people of a value hold ascending ranks below+1 .. below+c, so their Gini weights
+    -- sum(2 * rank - n - 1) add up to c * (2 * below + c - n); the top-k people are the k highest ranks
+    select
+        *,
+        n - below - people as above,
+        people * (2 * below + people - n) as gini_weight,
+        greatest(ceil(0.01 * n), 1) as top1_k,
+        greatest(ceil(0.10 * n), 1) as top10_k
+    from ranked
 ),
 aggregated as (
     select
@@ -57,12 +76,12 @@ aggregated as (
         segment_type,
         segment_value,
         max(n) as active_users,
-        sum(case when contributions > 0 then 1 else 0 end) as contributors,
-        sum(contributions) as contributions,
-        sum((2 * asc_rank - n - 1) * contributions) as gini_numerator,
-        sum(case when n + 1 - asc_rank <= greatest(ceil(0.01 * n), 1) then contributions else 0 end) as top1_contributions,
-        sum(case when n + 1 - asc_rank <= greatest(ceil(0.10 * n), 1) then contributions else 0 end) as top10_contributions
-    from ranked
+        sum(case when contributions > 0 then people else 0 end) as contributors,
+        sum(people * contributions) as contributions,
+        sum(gini_weight * contributions) as gini_numerator,
+        sum(least(people, greatest(top1_k - above, 0)) * contributions) as top1_contributions,
+        sum(least(people, greatest(top10_k - above, 0)) * contributions) as top10_contributions
+    from weighted
     group by as_of_date, period_type, segment_type, segment_value
 ),
 with_heavy as (
