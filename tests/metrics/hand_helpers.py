@@ -33,6 +33,7 @@ def row(engine: sa.Engine, table: str, **where: Any) -> dict[str, Any]:
 def check(engine: sa.Engine, table: str, expected: dict[str, Any], covered: set[str], **where: Any) -> None:
     """The one row of `table` at `where` has the expected values (floats to 1e-9; None means NULL)."""
     got = row(engine, table, **where)
+    covered.update(f"{table}.{k}" for k in where)  # the row exists with exactly these key values
     wrong = {}
     for col, want in expected.items():
         covered.add(f"{table}.{col}")

@@ -11,7 +11,6 @@ Headcount: a b c d e g on D1-D2 (6); f joins on D3 (7). Contributions in March: 
 
 from __future__ import annotations  # noqa: I001
 
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa

@@ -47,13 +47,13 @@ def test_alerts_name_sales_and_legal_and_no_other_department(demo_engine: sa.Eng
     decline = set(alerts.loc[alerts.alert_type == "decline_after_enthusiasm", "segment_value"])
     leaders = set(alerts.loc[alerts.alert_type == "absent_leaders", "segment_value"])
     assert decline == {"Sales"}
-    assert "Legal" in leaders and "Sales" in leaders
+    assert leaders == {"Legal", "Sales"}
     assert not set(alerts.loc[alerts.alert_type == "single_department_adoption", "segment_value"])
     row = alerts[alerts.alert_type == "decline_after_enthusiasm"].iloc[-1]
     assert "since its peak on" in row.evidence and row.severity in ("high", "medium", "low")
-    if not leaders <= {"Sales", "Legal"}:
-        # KNOWN GAP: at 600 people a department has one or two leaders and leader_reach swings to 0 by chance
-        pytest.xfail(f"absent_leaders also names {sorted(leaders - {'Sales', 'Legal'})} at {PEOPLE} people")
+    # rising unanswered questions need two consecutive weekly checks: no single-day noise
+    rising = alerts[alerts.alert_type == "rising_unanswered_questions"]
+    assert rising.empty or (rising.segment_type != "container").all()
 
 
 def test_alerts_have_exactly_the_email_columns(demo_engine: sa.Engine) -> None:
