@@ -114,9 +114,10 @@ def main() -> None:
         "warehouse": engine.dialect.name,
         "steps": steps,
         "full_run_seconds": round(total, 1),
-        "publish_models_seconds": pub["seconds"],
+        "publish_seconds_by_model": pub["seconds"],
         "incremental_day_seconds": round(inc_total, 1),
-        "incremental_publish_models_seconds": inc_pub["seconds"],
+        "incremental_publish_seconds_by_model": inc_pub["seconds"],
+        "incremental_to_full_ratio": round(inc_total / total, 3),
         "peak_rss_gb": max(s["peak_rss_gb"] for s in steps),
     }
     args.results.mkdir(parents=True, exist_ok=True)
@@ -128,7 +129,12 @@ def main() -> None:
              "| step | seconds | peak RSS (GB) |", "|---|---:|---:|"]
     lines += [f"| {s['step']} | {s['seconds']} | {s['peak_rss_gb']} |" for s in steps]
     lines += ["", f"Full run: {result['full_run_seconds']} s; one incremental day: "
-              f"{result['incremental_day_seconds']} s; peak RSS {result['peak_rss_gb']} GB."]
+              f"{result['incremental_day_seconds']} s ({result['incremental_to_full_ratio']:.1%} of the full run); "
+              f"peak RSS {result['peak_rss_gb']} GB.", "",
+              "Slowest models of the full publish (s): " + ", ".join(
+                  f"{k} {v}" for k, v in sorted(pub["seconds"].items(), key=lambda kv: -kv[1])[:8]),
+              "", "Slowest models of the incremental publish (s): " + ", ".join(
+                  f"{k} {v}" for k, v in sorted(inc_pub["seconds"].items(), key=lambda kv: -kv[1])[:8])]
     (args.results / f"pipeline_{tag}.md").write_text("\n".join(lines) + "\n")
     print(json.dumps({k: result[k] for k in ("size", "full_run_seconds", "incremental_day_seconds", "peak_rss_gb")}))
     engine.dispose()

@@ -307,14 +307,9 @@ def publish(settings: Settings, interval: Interval, *, engine: sa.Engine | None 
     timings: dict[str, float] = {}
     with engine.begin() as conn:
         warehouse.ensure_lake_tables(conn)
-        tables = []
-        for src in source_names:
-            base = lake.canonical_dir(settings.lake_dir, "activities") / f"source={src}"
-            for f in lake.partition_files(base, interval.days):
-                t = pq.read_table(f)
-                day = dt.date.fromisoformat(f.parent.name[5:])
-                tables.append(t.append_column("activity_date", pa.array([day] * t.num_rows, pa.date32())))
-        loaded = warehouse.replace_activity_days(conn, source_names, interval.days, tables)
+        files = [f for src in source_names for f in lake.partition_files(
+            lake.canonical_dir(settings.lake_dir, "activities") / f"source={src}", interval.days)]
+        loaded = warehouse.replace_activity_days(conn, source_names, interval.days, files)
         people = _latest_canonical(settings, "people", interval.end)
         if people is not None:
             people = people.assign(snapshot_date=interval.end)
@@ -322,6 +317,9 @@ def publish(settings: Settings, interval: Interval, *, engine: sa.Engine | None 
         containers = _latest_canonical(settings, "containers", interval.end)
         if containers is not None:
             warehouse.replace_table(conn, "lake_containers", pa.Table.from_pandas(containers, preserve_index=False))
+        if warehouse.dialect(conn) == "postgresql":  # fresh statistics, or the planner guesses badly
+            for table in warehouse.LAKE_DDL:
+                conn.exec_driver_sql(f"analyze {table}")
         timings["load"] = round(time.perf_counter() - t0, 2)
         rows: dict[str, int] = {}
         for model in models:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -50,8 +52,23 @@ def make_engine(url: str) -> Engine:
         def _utc(dbapi_conn, _record):  # pragma: no cover - trivial
             if engine.dialect.name == "duckdb":
                 dbapi_conn.execute("SET TimeZone = 'UTC'")
+                # bounded memory (spills to disk beyond it) and no ordering guarantee we do not need
+                dbapi_conn.execute(f"SET memory_limit = '{_duckdb_memory_limit()}'")
+                dbapi_conn.execute("SET preserve_insertion_order = false")
 
     return engine
+
+
+def _duckdb_memory_limit() -> str:
+    """DuckDB's memory budget: $ESN_DUCKDB_MEMORY_LIMIT (e.g. '8GB'), default a third of the machine."""
+    value = os.environ.get("ESN_DUCKDB_MEMORY_LIMIT")
+    if value:
+        if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", value.strip(), re.I):
+            raise ValueError(f"ESN_DUCKDB_MEMORY_LIMIT must look like '8GB', got {value!r}")
+        return value.strip()
+    import psutil
+
+    return f"{max(1, psutil.virtual_memory().total // 3 // 2**30)}GB"
 
 
 def dialect(conn: Connection | Engine) -> str:
@@ -118,15 +135,33 @@ def insert_arrow(conn: Connection, table: str, data: pa.Table) -> int:
 
 
 def replace_activity_days(conn: Connection, sources: Sequence[str], days: Sequence[dt.date],
-                          tables: Iterable[pa.Table]) -> int:
-    """Idempotent load: the given days of the given sources are deleted and inserted again."""
+                          files: Sequence[Path]) -> int:
+    """Idempotent load: the given days of the given sources are deleted, then the canonical partition
+    files (`.../date=YYYY-MM-DD/part-0.parquet`) are inserted. DuckDB reads the files itself; other
+    engines get them one file at a time, so memory stays at one day's partition."""
     if days:
         conn.execute(sa.text("delete from lake_activities where activity_date between :s and :e "
                              "and source in :src").bindparams(sa.bindparam("src", expanding=True)),
                      {"s": min(days), "e": max(days), "src": list(sources)})
+    if not files:
+        return 0
+    from pipelines.model import ACTIVITIES
+
+    if dialect(conn) == "duckdb":
+        cols = ", ".join(ACTIVITIES.names)
+        raw = conn.connection.driver_connection
+        before = raw.execute("select count(*) from lake_activities").fetchone()[0]
+        raw.execute(
+            f"insert into lake_activities ({cols}, activity_date) "
+            f"select {cols}, cast(regexp_extract(filename, 'date=([0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}})', 1) as date) "
+            f"from read_parquet(?, filename = true)", [[str(f) for f in files]])
+        return raw.execute("select count(*) from lake_activities").fetchone()[0] - before
     n = 0
-    for t in tables:
-        n += insert_arrow(conn, "lake_activities", t)
+    for f in files:
+        t = pq.read_table(f)
+        day = dt.date.fromisoformat(Path(f).parent.name.removeprefix("date="))
+        n += insert_arrow(conn, "lake_activities", t.append_column(
+            "activity_date", pa.array([day] * t.num_rows, pa.date32())))
     return n
 
 

@@ -25,6 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from pipelines.config import Settings
+from pipelines.reports.content import Report, build_report
+from pipelines.reports.render import RenderedEmail, render_email, render_static
 from pipelines.reports_config import (
     Audience,
     ReportsConfig,
@@ -32,8 +34,6 @@ from pipelines.reports_config import (
     is_due,
     load_reports_config,
 )
-from pipelines.reports.content import Report, build_report
-from pipelines.reports.render import RenderedEmail, render_email, render_static
 
 __all__ = ["render_reports", "send_reports", "ReportsConfig", "load_reports_config", "build_reports"]
 

@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pipelines.reports_config import Delivery, SmtpServer
 from pipelines.reports.render import RenderedEmail
+from pipelines.reports_config import Delivery, SmtpServer
 
 log = logging.getLogger(__name__)
 
