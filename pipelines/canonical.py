@@ -48,7 +48,9 @@ def split_malformed_activities(df: pd.DataFrame) -> Split:
     """Separate well-formed activities from malformed ones, with a reason per record."""
     reason = pd.Series(pd.NA, index=df.index, dtype="string")
     for col in REQUIRED_ACTIVITY_FIELDS:
-        missing = df[col].isna() | (df[col].astype("string").str.len() == 0)
+        missing = df[col].isna()
+        if not pd.api.types.is_datetime64_any_dtype(df[col]):  # formatting timestamps would cost seconds
+            missing |= df[col].eq("").fillna(False).astype(bool)
         reason = reason.mask(reason.isna() & missing, f"missing {col}")
     ts = pd.to_datetime(df["occurred_at"], errors="coerce", utc=True)
     reason = reason.mask(reason.isna() & ts.isna() & df["occurred_at"].notna(), "unparseable occurred_at")
