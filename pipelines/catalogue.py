@@ -33,6 +33,11 @@ class Entry:
     internal: bool = False
     shared: bool = False  # from common_columns: applies only where the table has the column
 
+    @property
+    def doc_id(self) -> str:
+        """The HTML anchor of this metric in docs/metrics.md (emails and BI tools link to it)."""
+        return f"{self.table}__{self.column}"
+
 
 def load_entries(path: Path = CATALOGUE_FILE, *, include_network: bool = True) -> list[Entry]:
     data = yaml.safe_load(path.read_text())
@@ -111,7 +116,8 @@ def render_markdown(entries: list[Entry]) -> str:
         for e in rows:
             if e.shared:
                 continue
-            lines.append(f"| {e.column} | {e.definition.replace('|', '/')} | {e.anchor} | {e.version} |")
+            lines.append(f'| <a name="{e.doc_id}"></a>{e.column} | {e.definition.replace("|", "/")} '
+                         f"| {e.anchor} | {e.version} |")
         lines.append("")
     return "\n".join(lines)
 

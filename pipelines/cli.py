@@ -213,11 +213,18 @@ def report(
     warehouse_url: Annotated[str | None, typer.Option(help="override the configured warehouse")] = None,
     audience: Annotated[list[str] | None, typer.Option(help="only these audiences (repeatable)")] = None,
     send: Annotated[bool, typer.Option(help="also send the emails (Airflow SMTP connection or configured SMTP)")] = False,
+    demo_audiences: Annotated[bool, typer.Option(help="use the demo organisation's audiences (leadership, "
+                                                      "Sales, Legal) instead of the configured ones")] = False,
 ) -> None:
-    """Render the stakeholder emails (.eml, .html) and the static organisation report; optionally send."""
+    """Render the stakeholder emails (.eml, .html) and the static organisation report; optionally send.
+
+    On the demo: `esn report --warehouse-url duckdb:///output/demo/warehouse.duckdb --demo-audiences`."""
     from pipelines import reports, warehouse
 
-    settings = _settings(config, warehouse_url=warehouse_url)
+    overrides: dict[str, Any] = {"warehouse_url": warehouse_url}
+    if demo_audiences:
+        overrides["reports"] = {**DEMO_AUDIENCES, "output_dir": output}
+    settings = _settings(config, **overrides)
     if as_of is None:
         engine = warehouse.make_engine(settings.warehouse_url)
         latest = warehouse.read_frame(engine, "select max(activity_date) as d from mart_engagement_daily")

@@ -25,7 +25,6 @@ from typing import Any, Literal
 
 import pandas as pd
 import sqlalchemy as sa
-import yaml
 from sqlalchemy.engine import Connection
 
 from pipelines.config import Settings
@@ -258,26 +257,17 @@ class Catalogue:
         self.by_column: dict[tuple[str, str], dict[str, Any]] = {}
         self.by_name: dict[str, dict[str, Any]] = {}
         self.missing: list[str] = []
-        entries: list[Any] = []
-        if path.exists():
-            data = yaml.safe_load(path.read_text()) or []
-            if isinstance(data, dict) and isinstance(data.get("tables"), dict):
-                # catalogue/metrics.yaml: tables -> {table: {columns: {column: {definition, ...}}}}; the docs
-                # have one heading per table, so that is the anchor until a column carries its own `doc_anchor`
-                data = [{"name": f"{t}.{c}", "table": t, "column": c,
-                         "anchor": (meta or {}).get("doc_anchor") or _slug(t)}
-                        for t, spec in data["tables"].items() if isinstance(spec, dict)
-                        for c, meta in (spec.get("columns") or {}).items()]
-            elif isinstance(data, dict):
-                data = data.get("metrics", [{"name": k, **(v or {})} for k, v in data.items()
-                                             if isinstance(v, dict)])
-            entries = [e for e in data if isinstance(e, dict) and e.get("name")]
-        else:
+        if not path.exists():
             log.warning("metric catalogue %s not found: links point at anchors derived from metric names", path)
-        for e in entries:
-            self.by_name[str(e["name"])] = e
-            if e.get("table") and e.get("column"):
-                self.by_column[(str(e["table"]), str(e["column"]))] = e
+            return
+        from pipelines.catalogue import load_entries
+
+        for e in load_entries(path):  # the same entries the docs are generated from, network included
+            meta = {"name": e.name, "anchor": e.doc_id}
+            self.by_column[(e.table, e.column)] = meta
+            self.by_name.setdefault(e.name, meta)
+            if not e.shared:
+                self.by_name.setdefault(e.column, meta)
 
     def ref(self, name: str, label: str, table: str | None = None, column: str | None = None) -> MetricRef:
         entry = self.by_column.get((table or "", column or "")) or self.by_name.get(name)
@@ -732,7 +722,9 @@ class _Builder:
                 continue
             assert size is not None
             metric = str(r["metric"]) if r.get("metric") else None
-            ref = self.cat.ref(metric, metric.replace("_", " "), None, None) if metric else None
+            # a metric of its own in the catalogue, else the alert table's list of alert metrics
+            ref = (None if not metric else self.cat.ref(metric, metric.replace("_", " "), None, None)
+                   if metric in self.cat.by_name else self.cat.ref(metric, metric.replace("_", " "), table, "metric"))
             obs, thr = _num(r.get("observed")), _num(r.get("threshold"))
             fmt: Fmt = "pct" if all(v is None or abs(v) <= 1 for v in (obs, thr)) else "ratio"
             items.append(AlertItem(

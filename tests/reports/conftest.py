@@ -176,15 +176,16 @@ def settings(warehouse_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture(scope="session")
 def catalogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("catalogue") / "metrics.yaml"
-    path.write_text(yaml.safe_dump({"metrics": [
-        {"name": "participation_rate", "table": "mart_engagement_daily", "column": "participation_rate",
-         "definition": "28-day active people / headcount"},
-        {"name": "weekly_active_users", "table": "mart_engagement_daily", "column": "wau", "definition": "..."},
-        {"name": "answered_rate", "table": "mart_knowledge_sharing_daily", "column": "answered_rate",
-         "definition": "..."},
-        {"name": "Cross-department share", "table": "mart_network_org", "column": "cross_department_share",
-         "definition": "..."},
-    ]}))
+    # the repository's catalogue layout (catalogue/metrics.yaml), cut down to the tables the fixtures have
+    path.write_text(yaml.safe_dump({"version": 1, "tables": {
+        "mart_engagement_daily": {"section": "1", "grain": "day x segment", "columns": {
+            "participation_rate": {"definition": "28-day active people / headcount"},
+            "wau": {"definition": "people active in the 7 days ending on the day"}}},
+        "mart_knowledge_sharing_daily": {"section": "2", "grain": "day x segment", "columns": {
+            "answered_rate": {"definition": "answered questions / questions"}}},
+        "mart_network_org": {"section": "3", "grain": "window", "columns": {
+            "cross_department_share": {"definition": "cross-department interactions / interactions"}}},
+    }}))
     return path
 
 

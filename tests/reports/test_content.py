@@ -98,12 +98,13 @@ def test_every_figure_links_to_its_catalogue_definition(settings, engine, catalo
     html = (tmp_path / "leadership.html").read_text()
     base = "https://esn.example/docs/metrics.html#"
     anchors = set(re.findall(re.escape(base) + r"([\w-]+)", html))
-    assert {"participation_rate", "weekly_active_users", "answered_rate", "cross-department-share"} <= anchors
+    assert {"mart_engagement_daily__participation_rate", "mart_engagement_daily__wau",
+            "mart_knowledge_sharing_daily__answered_rate", "mart_network_org__cross_department_share"} <= anchors
     # each KPI row and each chart title is a link
     assert html.count(f'href="{base}') >= 4 + 4
     text = email.message_from_bytes((tmp_path / "leadership.eml").read_bytes(), policy=policy.default)
     plain = text.get_body(("plain",)).get_content()
-    assert f"{base}participation_rate" in plain
+    assert f"{base}mart_engagement_daily__participation_rate" in plain
 
 
 def test_people_are_named_only_with_a_mapping_and_permission(warehouse_url, engine, catalogue, tmp_path) -> None:
@@ -134,4 +135,6 @@ def test_links_follow_the_repository_catalogue_layout(settings, engine) -> None:
         pytest.skip("catalogue/metrics.yaml not in this checkout")
     cat = Catalogue(repo_catalogue, "docs/metrics.md")
     ref = cat.ref("participation_rate", "Participation", "mart_engagement_daily", "participation_rate")
-    assert ref.in_catalogue and ref.url == "docs/metrics.md#mart_engagement_daily"
+    assert ref.in_catalogue and ref.url == "docs/metrics.md#mart_engagement_daily__participation_rate"
+    assert '<a name="mart_engagement_daily__participation_rate">' in (repo_catalogue.parent.parent / "docs" /
+                                                                       "metrics.md").read_text()
