@@ -11,9 +11,14 @@ from __future__ import annotations
 
 
 class ConnectorError(RuntimeError):
-    """Base of all connector errors."""
+    """Base of all connector errors. `status` is the HTTP status of the response that caused it, when
+    there was one (401 vs 403, 404 vs 410 are told apart on it, never on the message)."""
 
     retryable: bool = False
+
+    def __init__(self, message: str = "", *, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 class FatalError(ConnectorError):
@@ -27,8 +32,8 @@ class AuthError(FatalError):
 class MissingScopeError(FatalError):
     """The token lacks a permission scope; `needed` names it when the platform says so."""
 
-    def __init__(self, message: str, needed: str | None = None):
-        super().__init__(message)
+    def __init__(self, message: str, needed: str | None = None, *, status: int | None = None):
+        super().__init__(message, status=status)
         self.needed = needed
 
 
@@ -38,16 +43,16 @@ class ApiError(FatalError):
     `code` is the platform's error code, so that callers can handle the ones they expect
     (`not_in_channel`: join or skip) and let the others stop the run."""
 
-    def __init__(self, message: str, code: str):
-        super().__init__(message)
+    def __init__(self, message: str, code: str, *, status: int | None = None):
+        super().__init__(message, status=status)
         self.code = code
 
 
 class RetryableError(ConnectorError):
     retryable = True
 
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
+    def __init__(self, message: str, retry_after: float | None = None, *, status: int | None = None):
+        super().__init__(message, status=status)
         self.retry_after = retry_after
 
 

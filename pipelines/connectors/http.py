@@ -4,8 +4,13 @@ Every request first takes a token from the method's bucket (`budget.Budget`), so
 the rate limit too. Failures are classified (`errors`): 429, 5xx, timeouts, dropped connections and
 bodies that are not a JSON object are retried, waiting `Retry-After` when the server sent one (header
 name in any case) and an exponentially growing, jittered delay otherwise; 401/403 and other 4xx stop at
-once. A platform adds its own envelope rules through `check` (Slack: `ok:false` is an error, never an
-empty page). This module never logs or puts in an exception a token, a query string or a body.
+once. Every HTTP error carries the response's `status`. A platform adds its own envelope rules through
+`check` (Slack: `ok:false` is an error, never an empty page) and may look at every response first
+through `on_response` (its headers, e.g. a usage header, or a status the platform means differently,
+e.g. a 403 that is a quota, not a permission: the hook raises the connector error it means); the
+headers of the last response are kept in `last_headers`. A GET without params sends the URL exactly as
+given, query string included, so an absolute "next page" link can be followed as is. This module never
+logs or puts in an exception a token, a query string or a body.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ from pipelines.connectors.errors import (
 
 #: check(method, body) raises a connector error when the envelope says the call failed
 BodyCheck = Callable[[str, dict[str, Any]], None]
+#: on_response(method, response) sees every response before it is classified; it may raise a connector
+#: error to classify the response itself (the body is read: `response.content` is available)
+ResponseHook = Callable[[str, httpx.Response], None]
 
 
 @dataclass(frozen=True)
@@ -93,7 +101,7 @@ class HttpClient:
                  token_source: str = "the configured token", policy: RetryPolicy | None = None,
                  timeout_s: float = 30.0, check: BodyCheck | None = None,
                  transport: httpx.BaseTransport | None = None, sleep: Callable[[float], None] = time.sleep,
-                 seed: int | None = None):
+                 seed: int | None = None, on_response: ResponseHook | None = None):
         headers = {"Accept": "application/json", "User-Agent": "esn-metrics/0.1"}
         if auth_header:
             headers["Authorization"] = auth_header
@@ -103,6 +111,9 @@ class HttpClient:
         self.policy = policy or RetryPolicy()
         self.token_source = token_source
         self._check = check
+        self._on_response = on_response
+        #: headers of the last response received (any status), None before the first
+        self.last_headers: httpx.Headers | None = None
         self._sleep = sleep
         self._rng = random.Random(seed)
         self.stats = CallStats()
@@ -136,7 +147,7 @@ class HttpClient:
                     wait = exc.retry_after if exc.retry_after is not None else self.policy.backoff(attempt, self._rng)
                 if attempt >= self.policy.max_attempts:
                     raise RetriesExhaustedError(
-                        f"{method}: gave up after {attempt} attempts; last error: {exc}") from exc
+                        f"{method}: gave up after {attempt} attempts; last error: {exc}", status=exc.status) from exc
                 if not isinstance(exc, RateLimitedError):
                     self._sleep(wait)
                 # for a 429 the paused bucket does the waiting in the next acquire()
@@ -146,30 +157,36 @@ class HttpClient:
             if post:
                 response = self._client.post(method, data=dict(params or {}))
             else:
-                response = self._client.get(method, params=dict(params or {}))
+                # no params: None, not {}, or httpx would drop the query string of an absolute URL
+                response = self._client.get(method, params=dict(params) if params else None)
         except httpx.TimeoutException as exc:
             raise TransportTimeoutError(f"{method}: timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
             # dropped connection, reset, incomplete chunked body: transient
             raise TransportTimeoutError(f"{method}: connection failed ({type(exc).__name__})") from None
         status = response.status_code
+        self.last_headers = response.headers
+        if self._on_response is not None:
+            self._on_response(method, response)
         retry_after = parse_retry_after(response.headers)
         if status == 429:
-            raise RateLimitedError(f"{method}: HTTP 429 rate limited (Retry-After {retry_after})", retry_after)
+            raise RateLimitedError(f"{method}: HTTP 429 rate limited (Retry-After {retry_after})", retry_after,
+                                   status=status)
         if status >= 500:
-            raise ServerError(f"{method}: HTTP {status}", retry_after)
+            raise ServerError(f"{method}: HTTP {status}", retry_after, status=status)
         if status in (401, 403):
             raise AuthError(f"{method}: HTTP {status}: {self.token_source} was refused; check it is valid "
-                            "and has the needed permissions")
+                            "and has the needed permissions", status=status)
         if status >= 400:
-            raise ApiError(f"{method}: HTTP {status}", code=f"http_{status}")
+            raise ApiError(f"{method}: HTTP {status}", code=f"http_{status}", status=status)
         try:
             body = json.loads(response.content)
         except (ValueError, UnicodeDecodeError):
             raise InvalidBodyError(f"{method}: body is not valid JSON ({len(response.content)} bytes, "
-                                   "truncated or not JSON)") from None
+                                   "truncated or not JSON)", status=status) from None
         if not isinstance(body, dict):
-            raise InvalidBodyError(f"{method}: body is JSON but not an object ({type(body).__name__})")
+            raise InvalidBodyError(f"{method}: body is JSON but not an object ({type(body).__name__})",
+                                   status=status)
         if self._check is not None:
             self._check(method, body)
         return body

@@ -210,6 +210,7 @@ class _Run:
         self.n = Counters()
         self.state: dict[tuple[str, str], Any] = {}
         self.rows: dict[tuple[str, str], dict[str, Any]] = {}
+        self.chat_created: dict[str, Any] = {}  # chat container id -> createdDateTime, of this run's chats
         first = store.get(HISTORY, "first_day")
         self.first_day = min(start, dt.date.fromisoformat(first)) if first else start
         self.sweep_start = self._sweep_start(first)
@@ -349,22 +350,37 @@ class _Run:
 
     # --- chats -----------------------------------------------------------------------------------
     def chats(self) -> list[str]:
-        found: set[str] = set()
+        found: dict[str, Any] = {}
         for uid in self.user_ids:
             url = self.api.url(f"users/{uid}/chats", {"$top": 50})
             try:
                 for chat in self.api.items(url, endpoint="user-chats", buckets=("tenant",)):
                     if chat.get("id"):
-                        found.add(str(chat["id"]))
+                        found[str(chat["id"])] = chat.get("createdDateTime")
             except AuthError as exc:
-                if "HTTP 403" not in str(exc):
+                if exc.status != 403:
                     raise
                 self.n.chats_forbidden = True  # Chat.Read.All not granted: chats are optional
                 return []
+        self.chat_created = {self.chat_key(cid): created for cid, created in found.items()}
         return sorted(found)
 
+    def chat_key(self, chat_id: str) -> str:
+        """The container id of a chat: a keyed hash (a chat id names its members' conversation)."""
+        return "chat:" + self.ctx.pseudonymiser.key_for("msgraph-chat:" + chat_id)
+
+    def chat_containers(self) -> list[dict[str, Any]]:
+        """A containers row per chat, so that every container an activity names is listed (the validation
+        checks activities against the snapshot): the chats listed by this run, and the chats of earlier
+        runs (their watermarks are in the state) whose messages are still in the lake."""
+        keys = {k: None for k in (f"chat:{skey}" for skey in self.store.load(CHATS))}
+        keys.update(self.chat_created)
+        return [{"source": self.name, "container_id": k, "kind": "chat", "visibility": "direct",
+                 "member_count": None, "owner_department": None, "created_at": created}
+                for k, created in sorted(keys.items())]
+
     def chat(self, chat_id: str) -> None:
-        hashed = "chat:" + self.ctx.pseudonymiser.key_for("msgraph-chat:" + chat_id)
+        hashed = self.chat_key(chat_id)
         skey = hashed.removeprefix("chat:")
         stored = self.store.get(CHATS, skey)
         since = (parse_time(stored, "watermark") - dt.timedelta(seconds=self.opts.chat_overlap_s)) if stored else \
@@ -403,6 +419,7 @@ class _Run:
         if self.opts.include_chats:
             for chat_id in self.chats():
                 self.chat(chat_id)
+        containers += self.chat_containers()
         written = self.land()
         self.land_snapshots(users, containers)
         self.finish_state()

@@ -75,8 +75,63 @@ def test_401_is_fatal_at_once_and_names_the_token_source_not_the_token() -> None
 
 
 def test_other_4xx_is_fatal() -> None:
-    with pytest.raises(ApiError):
+    with pytest.raises(ApiError) as exc:
         client([httpx.Response(404)], FakeTime()).call("m")
+    assert exc.value.status == 404 and exc.value.code == "http_404"
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_auth_errors_carry_the_http_status(status: int) -> None:
+    with pytest.raises(AuthError) as exc:
+        client([httpx.Response(status)], FakeTime()).call("m")
+    assert exc.value.status == status
+
+
+def test_exhausted_retries_carry_the_last_status_and_errors_without_response_have_none() -> None:
+    with pytest.raises(RetriesExhaustedError) as exc:
+        client([httpx.Response(503)] * 2, FakeTime(), attempts=2).call("m")
+    assert exc.value.status == 503
+    assert AuthError("no token").status is None and ApiError("x", code="c").status is None
+
+
+def test_an_absolute_url_is_sent_with_its_query_string_and_params_are_still_encoded() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json={"ok": True})
+
+    budget = Budget(default_limit=1e9, period_s=1.0)
+    with HttpClient("https://api.example/v1", budget=budget, transport=httpx.MockTransport(handler)) as c:
+        c.call("https://api.example/v1/items?$skiptoken=abc%3D%3D&$top=5")  # a nextLink, as given
+        c.call("items", {"limit": 2})
+        c.call("items", {})
+    assert seen == ["https://api.example/v1/items?$skiptoken=abc%3D%3D&$top=5",
+                    "https://api.example/v1/items?limit=2", "https://api.example/v1/items"]
+
+
+def test_response_hook_and_last_headers() -> None:
+    seen: list[tuple[str, int]] = []
+
+    class Quota(ApiError):
+        pass
+
+    def hook(method: str, response: httpx.Response) -> None:
+        seen.append((method, response.status_code))
+        if response.status_code == 403 and b"QUOTA" in response.content:
+            raise Quota(f"{method}: quota", code="quota", status=403)
+
+    c = client([httpx.Response(200, headers={"X-Usage": "1/10"}, json={"ok": True}),
+                httpx.Response(403, json=[{"errorCode": "QUOTA"}]), httpx.Response(403, json={})],
+               FakeTime(), on_response=hook)
+    assert c.last_headers is None
+    assert c.call("m") == {"ok": True}
+    assert c.last_headers is not None and c.last_headers["x-usage"] == "1/10"
+    with pytest.raises(Quota):
+        c.call("m")
+    with pytest.raises(AuthError):  # the hook lets the default classification through
+        c.call("m")
+    assert seen == [("m", 200), ("m", 403), ("m", 403)]
 
 
 def test_gives_up_after_max_attempts_with_the_last_error_chained() -> None:
