@@ -1,11 +1,11 @@
 """Microsoft Graph transport on top of the shared connector framework (`pipelines.connectors`).
 
 What Graph needs that the generic `HttpClient` does not do by itself, added without copying it:
-  - `@odata.nextLink` / `@odata.deltaLink` are followed *exactly as given*: httpx drops a URL's query string
-    when `params` is passed (even empty), so every URL is registered in `Routes` under a short label
-    (`channel-delta/17`) and `GraphTransport` swaps the label for the exact URL just before sending. The
-    label is also what ends up in error messages and budget keys, so no Graph URL (team, channel or chat
-    ids, opaque skip tokens) is ever put in an exception;
+  - `@odata.nextLink` / `@odata.deltaLink` are followed *exactly as given*: every URL is registered in
+    `Routes` under a short label (`channel-delta/17`) and `GraphTransport` swaps the label for the exact URL
+    just before sending. (`HttpClient` now keeps an absolute URL's query string itself; the labels stay
+    because they are what ends up in error messages and budget keys, so no Graph URL (team, channel or
+    chat ids, opaque skip tokens) is ever put in an exception, and they carry each route's buckets);
   - headers on every Graph request: `Prefer: include-unknown-enum-members` (without it system events come
     back as `unknownFutureValue`) and the current bearer token, which can be refreshed once on a 401;
   - OAuth2 client credentials against the token endpoint (the token request goes through the same
@@ -272,7 +272,7 @@ class GraphClient:
             try:
                 return self.http.call(label)
             except AuthError as exc:
-                if "HTTP 401" not in str(exc) or self.credentials.access_token or self.refreshes >= 1:
+                if exc.status != 401 or self.credentials.access_token or self.refreshes >= 1:
                     raise
                 # an expired token: get a new one once, then fail for good
                 self.refreshes += 1

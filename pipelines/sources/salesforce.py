@@ -19,6 +19,16 @@ Streams under raw/source=<name>/: `feed_items` (by the item's day), `feed_commen
 (by their own day), each row keyed (no ids of people, no text: `content_length` only), `groups`
 (containers snapshot at `end`). A re-read item replaces all its earlier rows, in every day.
 
+Containers: a post's container is its parent: a group (`0F9...`, its 18-character id), a person's profile
+(all of them one container, `user_profiles`: a person's id is never kept) or a record (an account, an
+opportunity, a case...: one container per object type, `records:<key prefix>`, since record ids are not
+kept). The containers snapshot lists every one of them, so that the validation finds every container an
+activity names: the groups of `CollaborationGroup`, `user_profiles` (kind `feed`, public) and a row per
+record key prefix ever seen by this source (kind `record_feed`, visibility `private`: a record's feed is
+visible only to the users who can see the record, under the org's sharing rules). The prefixes seen are
+kept in the source's state (`feed/record_prefixes`), so the snapshot still lists the object types of items
+landed by earlier runs. A key prefix (`001` Account, `006` Opportunity) names an object type, not a record.
+
 Daily limit: 403 REQUEST_LIMIT_EXCEEDED stops the run cleanly: what was received is landed, the
 watermark is the SystemModstamp of the last item landed (`>=` re-reads the ties, idempotently), and
 the report says `stopped_by_daily_limit`; the next run resumes from there. It is neither retried nor a
@@ -66,6 +76,7 @@ STATE = "feed"
 PERSON_TYPES = frozenset({"TextPost", "LinkPost", "ContentPost", "QuestionPost", "PollPost", "AdvancedTextPost",
                           "UserStatus", "RypplePost", "ProfileSkillPost", "CanvasPost", "AnnouncementPost"})
 USER_FEEDS = "user_profiles"  # posts on people's profiles: the parent id is a person, it is never kept
+RECORDS = "records:"  # + the record's key prefix: posts on records, by object type (record ids are not kept)
 _TAG = re.compile(r"<[^>]+>")
 
 FEED_QUERY = ("SELECT Id, ParentId, CreatedById, CreatedDate, SystemModstamp, Type, Body, IsRichText, IsDeleted, "
@@ -167,7 +178,7 @@ class _Run:
             return USER_FEEDS
         if parent.startswith("0F9"):
             return to18(parent)
-        return f"records:{parent[:3]}"  # a record's feed, by object type: record ids are not kept
+        return f"{RECORDS}{parent[:3]}"  # a record's feed, by object type: record ids are not kept
 
     def rows(self, item: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
         iid = to18(str(item["Id"]))
@@ -229,10 +240,16 @@ class _Run:
         except DailyLimitExceeded as exc:
             stopped = str(exc)  # keep what was received; the watermark says where to resume
         written = self.land(fetched)
+        changes: dict[tuple[str, str], Any] = {}
+        known_prefixes = sorted(self.store.get(STATE, "record_prefixes") or [])
+        prefixes = sorted(set(known_prefixes) | {v[0]["container_id"].removeprefix(RECORDS)
+                                                  for v in fetched.values()
+                                                  if v[0]["container_id"].startswith(RECORDS)})
+        if prefixes != known_prefixes:
+            changes[(STATE, "record_prefixes")] = prefixes
         if groups is not None:
             lake.write_partition(lake.raw_dir(self.ctx.lake_dir, self.name, "groups"), self.end,
-                                 pa.Table.from_pandas(self.containers(groups), preserve_index=False))
-        changes: dict[tuple[str, str], Any] = {}
+                                 pa.Table.from_pandas(self.containers(groups, prefixes), preserve_index=False))
         if new_mark is not None:
             changes[(STATE, "watermark")] = new_mark
         elif stopped is None and watermark is None:
@@ -257,9 +274,12 @@ class _Run:
         }
         return report
 
-    def containers(self, groups: Iterable[dict[str, Any]]) -> pd.DataFrame:
-        rows: list[dict[str, Any]] = [{"source": self.name, "container_id": USER_FEEDS, "kind": "feed", "visibility": "public",
-                 "member_count": None, "created_at": None}]
+    def containers(self, groups: Iterable[dict[str, Any]], record_prefixes: Iterable[str] = ()) -> pd.DataFrame:
+        """The containers snapshot (module doc): groups, people's profiles, a row per record type."""
+        rows: list[dict[str, Any]] = [{"source": self.name, "container_id": USER_FEEDS, "kind": "feed",
+                                       "visibility": "public", "member_count": None, "created_at": None}]
+        rows += [{"source": self.name, "container_id": f"{RECORDS}{p}", "kind": "record_feed", "visibility": "private",
+                  "member_count": None, "created_at": None} for p in sorted(set(record_prefixes))]
         for g in groups:
             rows.append({"source": self.name, "container_id": to18(str(g["Id"])), "kind": "group",
                          "visibility": "private" if g.get("CollaborationType") in ("Private", "Unlisted") else "public",

@@ -1,15 +1,15 @@
 """Salesforce REST transport on top of `pipelines.connectors.http.HttpClient`: SOQL paging, OAuth,
 the org's daily API limit and its usage header.
 
-Salesforce specifics the shared client cannot know, added through an httpx transport adapter so that
-retries, backoff and timeouts stay the shared client's:
+Salesforce specifics the shared client cannot know, added through its response hook (`on_response`) so
+that retries, backoff and timeouts stay the shared client's:
   - 403 with errorCode `REQUEST_LIMIT_EXCEEDED` is the org's rolling 24-hour API allocation, not a
     permission problem: it raises `DailyLimitExceeded` (fatal: retrying within minutes cannot clear
     it), which the source catches to stop cleanly and resume from its watermark next run;
   - `Sforce-Limit-Info: api-usage=N/M` is read on every response and kept (`usage`) for the report;
   - REST errors are arrays of `{message, errorCode}`: 400/404 raise `ApiError` with the errorCode;
-    the OAuth token endpoint's `{"error", "error_description"}` raises `AuthError`.
-(A response hook in `HttpClient` would make the adapter unnecessary: noted for the framework's owner.)
+    the OAuth token endpoint's `{"error", "error_description"}` raises `AuthError`. Every error carries
+    the HTTP status; a session is refreshed on a 401 only (a 403 is a permission a new session lacks too).
 
 SOQL: `query(soql)` yields pages, following `nextRecordsUrl` (a path relative to the instance) while
 `done` is false, and child sub-queries (`(SELECT ... FROM FeedComments)`) are completed the same way.
@@ -89,43 +89,37 @@ def _error_codes(content: bytes) -> list[str]:
     return []
 
 
-class SalesforceTransport(httpx.BaseTransport):
-    """Reads the usage header and turns Salesforce's error bodies into connector errors (module doc)."""
+class SalesforceResponses:
+    """The `HttpClient` response hook: reads the usage header and turns Salesforce's error bodies into
+    connector errors (module doc)."""
 
-    def __init__(self, inner: httpx.BaseTransport | None = None):
-        self.inner = inner or httpx.HTTPTransport()
+    def __init__(self) -> None:
         self.usage: tuple[int, int] | None = None
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        resp = self.inner.handle_request(request)
+    def __call__(self, method: str, resp: httpx.Response) -> None:
         usage = parse_usage(resp.headers.get("sforce-limit-info"))
         if usage is not None:
             self.usage = usage
-        if resp.status_code not in (400, 403, 404):
-            return resp
-        try:
-            content = resp.read()
-        finally:
-            resp.close()
-        codes = _error_codes(content)
-        where = request.url.path.rsplit("/", 1)[-1] if "/query/" in request.url.path else request.url.path
-        if resp.status_code == 403 and "REQUEST_LIMIT_EXCEEDED" in codes:
+        status = resp.status_code
+        if status not in (400, 403, 404):
+            return
+        path = resp.request.url.path
+        codes = _error_codes(resp.content)
+        where = path.rsplit("/", 1)[-1] if "/query/" in path else path
+        if status == 403 and "REQUEST_LIMIT_EXCEEDED" in codes:
             shown = f"{self.usage[0]}/{self.usage[1]}" if self.usage else "unknown"
             raise DailyLimitExceeded(f"{where}: the org's daily API request limit is exceeded "
-                                     f"(REQUEST_LIMIT_EXCEEDED, last api-usage {shown})")
-        if request.url.path.endswith("/oauth2/token"):
+                                     f"(REQUEST_LIMIT_EXCEEDED, last api-usage {shown})", status=status)
+        if path.endswith("/oauth2/token"):
             try:
-                err = json.loads(content).get("error")
+                err = json.loads(resp.content).get("error")
             except (ValueError, AttributeError):
                 err = None
-            raise AuthError(f"the token endpoint refused the client credentials ({err or resp.status_code})")
-        if resp.status_code == 403:
-            raise AuthError(f"{where}: HTTP 403 {codes[:1] or ''}: the user lacks a permission")
-        code = codes[0] if codes else f"http_{resp.status_code}"
-        raise ApiError(f"{where}: HTTP {resp.status_code} {code}", code=code)
-
-    def close(self) -> None:
-        self.inner.close()
+            raise AuthError(f"the token endpoint refused the client credentials ({err or status})", status=status)
+        if status == 403:
+            raise AuthError(f"{where}: HTTP 403 {codes[:1] or ''}: the user lacks a permission", status=status)
+        code = codes[0] if codes else f"http_{status}"
+        raise ApiError(f"{where}: HTTP {status} {code}", code=code, status=status)
 
 
 TokenFn = Callable[[], tuple[str, str]]  # () -> (access token, instance url)
@@ -146,7 +140,8 @@ class SalesforceApi:
         self.timeout_s = timeout_s
         # Salesforce has no per-second limit, only the daily allocation: the budget only keeps us polite
         self.budget = Budget(default_limit=requests_per_s, period_s=1.0)
-        self.transport = SalesforceTransport(inner)  # `inner`: tests serve recorded bodies through it
+        self.responses = SalesforceResponses()
+        self.inner = inner  # tests serve recorded bodies through it
         self.requests = 0
         self.retries: dict[str, int] = {}
         self.http = self._client()
@@ -157,7 +152,7 @@ class SalesforceApi:
             raise AuthError(f"no Salesforce access token: {self.token_source} is empty")
         return HttpClient(instance, budget=self.budget, auth_header=f"Bearer {token}",
                           token_source=self.token_source, policy=self.policy, timeout_s=self.timeout_s,
-                          transport=self.transport)
+                          transport=self.inner or httpx.HTTPTransport(), on_response=self.responses)
 
     def close(self) -> None:
         self._account()
@@ -172,7 +167,7 @@ class SalesforceApi:
 
     def stats(self) -> dict[str, Any]:
         self._account()
-        usage = self.transport.usage
+        usage = self.responses.usage
         return {"requests": self.requests, "retries": dict(self.retries),
                 "api_usage": f"{usage[0]}/{usage[1]}" if usage else None,
                 "api_remaining": usage[1] - usage[0] if usage else None}
@@ -180,10 +175,8 @@ class SalesforceApi:
     def call(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         try:
             return self.http.call(path.lstrip("/"), params)
-        except DailyLimitExceeded:
-            raise
-        except AuthError:
-            if not self.refreshable:
+        except AuthError as exc:
+            if not self.refreshable or exc.status != 401:
                 raise
             self._account()
             self.http.close()
@@ -228,7 +221,7 @@ def client_credentials(login_url: str, client_id: str, client_secret: str, *, po
                        timeout_s: float = 30.0) -> tuple[str, str]:
     """(access token, instance url) from the OAuth 2.0 client credentials flow."""
     http = HttpClient(login_url, budget=Budget(default_limit=5.0, period_s=1.0), policy=policy,
-                      timeout_s=timeout_s, transport=SalesforceTransport())
+                      timeout_s=timeout_s, transport=httpx.HTTPTransport(), on_response=SalesforceResponses())
     try:
         body = http.call("services/oauth2/token", {"grant_type": "client_credentials", "client_id": client_id,
                                                     "client_secret": client_secret}, post=True)
