@@ -30,16 +30,23 @@ import hashlib
 import json
 import random
 import re
-import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from pipelines.emulators.base import (
+    FaultPlan,
+    LoopbackServer,
+    QuietHandler,
+    draw_fault,
+    pop_faults,
+    utc_midnight,
+)
 from pipelines.emulators.msgraph_tenant import TENANT, Tenant, build_tenant, iso
 from pipelines.sources.demo_org import DemoOrg
 
@@ -48,12 +55,8 @@ MAX_TOP = 50
 
 
 @dataclass
-class Faults:
-    rate: float = 0.0
+class Faults(FaultPlan):
     kinds: tuple[str, ...] = FAULT_KINDS
-    retry_after_s: float = 0.05
-    timeout_delay_s: float = 0.6  # longer than the client's timeout in tests
-    seed: int = 0
 
 
 @dataclass
@@ -73,7 +76,7 @@ class _GraphError(Exception):
 
 
 def _day_end(day: dt.date) -> float:
-    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() + 86400
+    return utc_midnight(day) + 86400
 
 
 def _parse_gt(expr: str | None) -> float | None:
@@ -90,7 +93,10 @@ def _parse_gt(expr: str | None) -> float | None:
         raise _GraphError(400, "BadRequest", "Invalid filter clause.") from exc
 
 
-class GraphEmulator:
+class GraphEmulator(LoopbackServer):
+    url_path = "/v1.0"
+    thread_name = "graph-emulator"
+
     def __init__(self, org: DemoOrg, *, client_id: str = "emu-client", client_secret: str = "emu-secret",
                  tenant: Tenant | None = None, faults: Faults | None = None, expand_limit: int = 1000,
                  token_ttl_requests: int | None = None, chats_permitted: bool = True, concealed: bool = False,
@@ -109,42 +115,13 @@ class GraphEmulator:
         self._lock = threading.Lock()
         self._rng = random.Random(self.faults.seed)
         self.now = _day_end(self.tenant.end)
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._listen(_handler(self), port)
         self._channel_team = {c.id: c.team for c in self.tenant.channels.values()}
 
-    # --- lifecycle --------------------------------------------------------------------------------
-    @property
-    def root(self) -> str:
-        host, port = self._server.server_address[:2]
-        host = host.decode() if isinstance(host, bytes) else host
-        return f"http://{host}:{port}"
-
-    @property
-    def url(self) -> str:
-        return f"{self.root}/v1.0"
-
+    # --- lifecycle (root, url, start, stop: LoopbackServer) ---------------------------------------
     @property
     def token_url(self) -> str:
         return f"{self.root}/{TENANT}/oauth2/v2.0/token"
-
-    def start(self) -> GraphEmulator:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="graph-emulator", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> GraphEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def advance_to(self, day: dt.date) -> None:
         """Everything that happened up to the end of `day` (UTC) exists; nothing later does."""
@@ -155,11 +132,7 @@ class GraphEmulator:
     def fault(self, endpoint: str) -> str | None:
         with self._lock:
             self.stats.requests[endpoint] += 1
-            if self.faults.rate and self._rng.random() < self.faults.rate:
-                kind = self._rng.choice(self.faults.kinds)
-                self.stats.faults[kind] += 1
-                return kind
-        return None
+            return draw_fault(self._rng, self.faults, self.stats.faults)
 
     def issue_token(self, form: dict[str, str]) -> dict[str, Any]:
         if form.get("grant_type") != "client_credentials":
@@ -482,26 +455,7 @@ def report_csv(emu: GraphEmulator, name: str, day: dt.date, refreshed: dt.date) 
 
 
 def _handler(emu: GraphEmulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def setup(self) -> None:
-            super().setup()
-            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            return  # quiet: request lines carry ids
-
-        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None,
-                  content_type: str = "application/json; charset=utf-8") -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(body)
-
+    class Handler(QuietHandler):
         def _error(self, err: _GraphError) -> None:
             body: dict[str, Any] = {"error": {"code": err.code, "message": err.message, "innerError": {
                 "date": dt.datetime.now(tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"),
@@ -577,8 +531,7 @@ def _handler(emu: GraphEmulator) -> type[BaseHTTPRequestHandler]:
             elif kind in ("500", "503", "504"):
                 self._send(int(kind), b'{"error":{"code":"serviceNotAvailable","message":"Service unavailable"}}')
             elif kind == "timeout":
-                time.sleep(f.timeout_delay_s)
-                self.close_connection = True
+                self._stall(f.timeout_delay_s)
             elif kind == "truncated":
                 self._send(200, b'{"@odata.context":"x","value":[{"id":"16169')
             return True
@@ -593,8 +546,6 @@ def _handler(emu: GraphEmulator) -> type[BaseHTTPRequestHandler]:
 
 def serve(org: DemoOrg, port: int = 0, **options: Any) -> tuple[GraphEmulator, Callable[[], None]]:
     """Start an emulator in a background thread; returns (emulator, stop)."""
-    faults = options.pop("faults", None)
-    if isinstance(faults, dict):
-        faults = Faults(**faults)
+    faults = pop_faults(options, Faults)
     emu = GraphEmulator(org, port=port, faults=faults, **options).start()
     return emu, emu.stop

@@ -21,16 +21,15 @@ import datetime as dt
 import json
 import random
 import re
-import socket
 import threading
-import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from pipelines.emulators.base import LoopbackServer, QuietHandler, draw_fault, utc_midnight
 from pipelines.emulators.salesforce_org import ChatterOrg, build_chatter
 from pipelines.sources.demo_org import DemoOrg
 from pipelines.sources.salesforce_api import parse_datetime
@@ -44,7 +43,7 @@ _QUERY_PATH = re.compile(r"^/services/data/v(\d+\.\d+)/(query|queryAll)(?:/([\w]
 
 
 @dataclass
-class Faults:
+class Faults:  # no retry_after_s: the REST API throttles with a daily allocation (403), not 429s
     rate: float = 0.0
     kinds: tuple[str, ...] = FAULT_KINDS
     timeout_delay_s: float = 0.6
@@ -64,7 +63,9 @@ class _SoqlError(Exception):
         self.code = code
 
 
-class SalesforceEmulator:
+class SalesforceEmulator(LoopbackServer):
+    thread_name = "sf-emulator"
+
     def __init__(self, org: DemoOrg, *, client_id: str = "emulator-client", client_secret: str = "emulator-secret",
                  token: str = "00DEMULATOR!token", daily_limit: int = 15000, batch_size: int = 2000,
                  faults: Faults | None = None, chatter: ChatterOrg | None = None, port: int = 0):
@@ -79,32 +80,7 @@ class SalesforceEmulator:
         self._lock = threading.Lock()
         self._rng = random.Random(self.faults.seed)
         self.now = _day_end(self.data.end)
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        host = host.decode() if isinstance(host, bytes) else host
-        return f"http://{host}:{port}"
-
-    def start(self) -> SalesforceEmulator:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="sf-emulator", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> SalesforceEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._listen(_handler(self), port)
 
     def advance_to(self, day: dt.date) -> None:
         with self._lock:
@@ -123,9 +99,8 @@ class SalesforceEmulator:
         request counts, as a failed request at the edge never reached the org."""
         with self._lock:
             self.stats.requests += 1
-            if self.faults.rate and self._rng.random() < self.faults.rate:
-                kind = self._rng.choice(self.faults.kinds)
-                self.stats.faults[kind] += 1
+            kind = draw_fault(self._rng, self.faults, self.stats.faults)
+            if kind is not None:
                 return kind
             if self.usage >= self.daily_limit:
                 self.stats.limited += 1
@@ -184,44 +159,28 @@ def _bound(match: re.Match[str] | None, default: float) -> float:
 
 
 def _day_end(day: dt.date) -> float:
-    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() + 86400 - 1e-3
+    return utc_midnight(day) + 86400 - 1e-3
 
 
 def _handler(emu: SalesforceEmulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def setup(self) -> None:
-            super().setup()
-            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            return
-
-        def _send(self, status: int, body: Any, *, raw: bytes | None = None,
-                  content_type: str = "application/json;charset=UTF-8", headers: dict[str, str] | None = None) -> None:
-            data = raw if raw is not None else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
+    class Handler(QuietHandler):
+        def _reply(self, status: int, body: Any, *, raw: bytes | None = None,
+                   content_type: str = "application/json;charset=UTF-8", headers: dict[str, str] | None = None) -> None:
+            self._send(status, raw if raw is not None else json.dumps(body).encode(), headers, content_type)
 
         def do_POST(self) -> None:  # noqa: N802 - stdlib name
             length = int(self.headers.get("Content-Length") or 0)
             form = dict(parse_qsl(self.rfile.read(length).decode())) if length else {}
             if urlsplit(self.path).path != "/services/oauth2/token":
-                self._send(404, [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}])
+                self._reply(404, [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}])
                 return
             if (form.get("grant_type") != "client_credentials" or form.get("client_id") != emu.client_id
                     or form.get("client_secret") != emu.client_secret):
-                self._send(400, {"error": "invalid_client", "error_description": "invalid client credentials"})
+                self._reply(400, {"error": "invalid_client", "error_description": "invalid client credentials"})
                 return
-            self._send(200, {"access_token": emu.token, "instance_url": emu.url, "token_type": "Bearer",
-                             "id": f"{emu.url}/id/00DEMULATOR/005EMULATOR", "issued_at": "0",
-                             "signature": "emulated"})
+            self._reply(200, {"access_token": emu.token, "instance_url": emu.url, "token_type": "Bearer",
+                              "id": f"{emu.url}/id/00DEMULATOR/005EMULATOR", "issued_at": "0",
+                              "signature": "emulated"})
 
         def do_GET(self) -> None:  # noqa: N802 - stdlib name
             try:
@@ -233,28 +192,27 @@ def _handler(emu: SalesforceEmulator) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             verdict = emu.admission()
             if verdict in ("500", "503"):
-                self._send(int(verdict), None, raw=b"<html>Service Unavailable</html>", content_type="text/html")
+                self._reply(int(verdict), None, raw=b"<html>Service Unavailable</html>", content_type="text/html")
                 return
             if verdict == "timeout":
-                time.sleep(emu.faults.timeout_delay_s)
-                self.close_connection = True
+                self._stall(emu.faults.timeout_delay_s)
                 return
             if verdict == "truncated":
-                self._send(200, None, raw=b'{"totalSize":3,"done":false,"records":[{"attributes":{"ty',
-                           headers=emu.limit_header())
+                self._reply(200, None, raw=b'{"totalSize":3,"done":false,"records":[{"attributes":{"ty',
+                            headers=emu.limit_header())
                 return
             if verdict == "limit":
-                self._send(403, [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}],
-                           headers=emu.limit_header())
+                self._reply(403, [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}],
+                            headers=emu.limit_header())
                 return
             if self.headers.get("Authorization") != f"Bearer {emu.token}":
-                self._send(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}],
-                           headers={"WWW-Authenticate": "Token", **emu.limit_header()})
+                self._reply(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}],
+                            headers={"WWW-Authenticate": "Token", **emu.limit_header()})
                 return
             m = _QUERY_PATH.match(parts.path)
             if m is None:
-                self._send(404, [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}],
-                           headers=emu.limit_header())
+                self._reply(404, [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}],
+                            headers=emu.limit_header())
                 return
             version, endpoint, locator, offset = m.group(1), m.group(2), m.group(3), m.group(4)
             with emu._lock:
@@ -269,9 +227,9 @@ def _handler(emu: SalesforceEmulator) -> type[BaseHTTPRequestHandler]:
                         records = emu.run_query(soql, version, include_deleted=endpoint == "queryAll")
                         body = emu.page(records, version, 0, None)
                 except _SoqlError as err:
-                    self._send(400, [{"message": str(err), "errorCode": err.code}], headers=emu.limit_header())
+                    self._reply(400, [{"message": str(err), "errorCode": err.code}], headers=emu.limit_header())
                     return
                 headers = emu.limit_header()
-            self._send(200, body, headers=headers)
+            self._reply(200, body, headers=headers)
 
     return Handler

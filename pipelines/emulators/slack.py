@@ -20,17 +20,26 @@ import bisect
 import datetime as dt
 import json
 import random
-import socket
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from pipelines.connectors.slack_api import METHOD_TIER, TIER_PER_MINUTE
+from pipelines.emulators.base import (
+    FaultPlan,
+    LoopbackServer,
+    QuietHandler,
+    RateLimits,
+    SlidingWindow,
+    draw_fault,
+    pop_faults,
+    utc_midnight,
+)
 from pipelines.emulators.slack_workspace import Channel, Workspace, build_workspace, micros
 from pipelines.sources.demo_org import DemoOrg
 
@@ -40,12 +49,8 @@ FAULT_KINDS = ("429", "500", "503", "timeout", "truncated", "ok_false")
 
 
 @dataclass
-class Faults:
-    rate: float = 0.0
+class Faults(FaultPlan):
     kinds: tuple[str, ...] = FAULT_KINDS
-    retry_after_s: float = 0.05
-    timeout_delay_s: float = 0.6  # longer than the client's timeout in tests
-    seed: int = 0
 
 
 @dataclass
@@ -55,24 +60,6 @@ class ServerStats:
     faults: Counter = field(default_factory=Counter)  # kind -> injected faults
     first_at: dict[str, float] = field(default_factory=dict)
     last_at: dict[str, float] = field(default_factory=dict)
-
-
-class _Window:
-    """At most `limit` requests in any `period` seconds (a sliding window, as 'N per minute' means)."""
-
-    def __init__(self, limit: float, period: float):
-        self.limit = max(1, int(limit))
-        self.period = period
-        self.times: deque[float] = deque()
-
-    def admit(self, now: float) -> float | None:
-        """None when admitted, else the seconds until a slot frees."""
-        while self.times and self.times[0] <= now - self.period:
-            self.times.popleft()
-        if len(self.times) >= self.limit:
-            return self.times[0] + self.period - now
-        self.times.append(now)
-        return None
 
 
 def _cursor(offset: int) -> str:
@@ -98,7 +85,10 @@ class _SlackError(Exception):
         self.extra = extra
 
 
-class SlackEmulator:
+class SlackEmulator(LoopbackServer):
+    url_path = "/api"
+    thread_name = "slack-emulator"
+
     def __init__(self, org: DemoOrg, *, token: str = "xoxb-emulator", scopes: frozenset[str] = DEFAULT_SCOPES,
                  per_minute: dict[str, float] | None = None, period_s: float = 60.0, faults: Faults | None = None,
                  enforce_limits: bool = True, workspace: Workspace | None = None, port: int = 0,
@@ -114,38 +104,12 @@ class SlackEmulator:
         self.faults = faults or Faults()
         self.stats = ServerStats()
         self._monotonic = monotonic
-        self._windows = {m: _Window(v, period_s) for m, v in limits.items()}
+        self._windows = RateLimits(20, period_s, {m: SlidingWindow(v, period_s) for m, v in limits.items()})
         self._lock = threading.Lock()
         self._rng = random.Random(self.faults.seed)
         self._header_flip = False
         self.now = float(_day_end(self.ws.end))
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle --------------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        host = host.decode() if isinstance(host, bytes) else host
-        return f"http://{host}:{port}/api"
-
-    def start(self) -> SlackEmulator:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="slack-emulator", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> SlackEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._listen(_handler(self), port)
 
     # --- data clock -------------------------------------------------------------------------------
     def set_clock(self, epoch_s: float) -> None:
@@ -169,18 +133,12 @@ class SlackEmulator:
             st.requests[method] += 1
             st.first_at.setdefault(method, t)
             st.last_at[method] = t
-            window = self._windows.get(method)
-            if window is None:
-                window = self._windows[method] = _Window(20, self.period_s)
-            wait = window.admit(t) if self.enforce_limits else None
+            wait = self._windows.admit(method, t) if self.enforce_limits else None
             if wait is not None:
                 st.rate_limited[method] += 1
                 return ("ratelimited", wait)
-            if self.faults.rate and self._rng.random() < self.faults.rate:
-                kind = self._rng.choice(self.faults.kinds)
-                st.faults[kind] += 1
-                return (kind, None)
-        return None
+            kind = draw_fault(self._rng, self.faults, st.faults)
+        return None if kind is None else (kind, None)
 
     def retry_after_header(self) -> str:
         self._header_flip = not self._header_flip
@@ -227,7 +185,7 @@ class SlackEmulator:
 
 
 def _day_end(day: dt.date) -> int:
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()) + 86400
+    return int(utc_midnight(day)) + 86400
 
 
 def _page(items: list[Any], params: dict[str, str], default_limit: int, max_limit: int) -> tuple[list[Any], int | None]:
@@ -358,17 +316,7 @@ _METHODS: dict[str, Callable[[SlackEmulator, dict[str, str], float], dict[str, A
 
 
 def _handler(emu: SlackEmulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as slack.com
-
-        def setup(self) -> None:
-            super().setup()
-            # headers and body go out in two writes: without NODELAY, Nagle + delayed ACK add 40 ms each
-            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            return  # quiet: request lines carry tokens in some clients' query strings
-
+    class Handler(QuietHandler):
         def do_GET(self) -> None:  # noqa: N802 - stdlib name
             self._serve(dict(parse_qsl(urlsplit(self.path).query)))
 
@@ -381,16 +329,6 @@ def _handler(emu: SlackEmulator) -> type[BaseHTTPRequestHandler]:
             else:
                 params.update(dict(parse_qsl(raw)))
             self._serve(params)
-
-        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None,
-                  content_type: str = "application/json; charset=utf-8") -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(body)
 
         def _serve(self, params: dict[str, str]) -> None:
             method = urlsplit(self.path).path.rstrip("/").rsplit("/", 1)[-1]
@@ -419,8 +357,7 @@ def _handler(emu: SlackEmulator) -> type[BaseHTTPRequestHandler]:
             elif kind in ("500", "503"):
                 self._send(int(kind), b"<html><body>Service Unavailable</body></html>", content_type="text/html")
             elif kind == "timeout":
-                time.sleep(f.timeout_delay_s)
-                self.close_connection = True
+                self._stall(f.timeout_delay_s)
             elif kind == "truncated":
                 self._send(200, b'{"ok":true,"messages":[{"type":"message","te')
             elif kind == "ok_false":
@@ -432,8 +369,6 @@ def _handler(emu: SlackEmulator) -> type[BaseHTTPRequestHandler]:
 def serve(org: DemoOrg, port: int = 0, **options: Any) -> tuple[str, Callable[[], None]]:
     """Start an emulator in a background thread; returns (base url, stop). Options: token, scopes,
     per_minute, period_s, faults (a `Faults` or a dict), enforce_limits."""
-    faults = options.pop("faults", None)
-    if isinstance(faults, dict):
-        faults = Faults(**faults)
+    faults = pop_faults(options, Faults)
     emu = SlackEmulator(org, port=port, faults=faults, **options).start()
     return emu.url, emu.stop

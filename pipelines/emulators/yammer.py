@@ -18,17 +18,25 @@ import datetime as dt
 import json
 import random
 import re
-import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from pipelines.emulators.slack import _Window
+from pipelines.emulators.base import (
+    FaultPlan,
+    LoopbackServer,
+    QuietHandler,
+    RateLimits,
+    SlidingWindow,
+    draw_fault,
+    pop_faults,
+    utc_midnight,
+)
 from pipelines.emulators.yammer_network import Network, YMessage, build_network, export_zip
 from pipelines.sources.demo_org import DemoOrg
 
@@ -38,12 +46,8 @@ DIRECTORY_PAGE = 50
 
 
 @dataclass
-class Faults:
-    rate: float = 0.0
+class Faults(FaultPlan):
     kinds: tuple[str, ...] = FAULT_KINDS
-    retry_after_s: float = 0.05
-    timeout_delay_s: float = 0.6
-    seed: int = 0
 
 
 @dataclass
@@ -65,7 +69,10 @@ def endpoint_of(path: str) -> str:
     return tail.split("/", 1)[0].removesuffix(".json") or "root"
 
 
-class YammerEmulator:
+class YammerEmulator(LoopbackServer):
+    url_path = "/api/v1"
+    thread_name = "yammer-emulator"
+
     def __init__(self, org: DemoOrg, *, token: str = "yammer-emulator", period_s: float = 10.0,
                  faults: Faults | None = None, enforce_limits: bool = True, network: Network | None = None,
                  port: int = 0):
@@ -77,36 +84,11 @@ class YammerEmulator:
         self.faults = faults or Faults()
         self.stats = ServerStats()
         # documented: messages 10 per 30 s, everything else 10 per 10 s (period_s stands for 10 s)
-        self._windows = {"messages": _Window(10, 3 * period_s)}
+        self._windows = RateLimits(10, period_s, {"messages": SlidingWindow(10, 3 * period_s)})
         self._lock = threading.Lock()
         self._rng = random.Random(self.faults.seed)
         self.now = _day_end(self.net.end)
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        host = host.decode() if isinstance(host, bytes) else host
-        return f"http://{host}:{port}/api/v1"
-
-    def start(self) -> YammerEmulator:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="yammer-emulator", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> YammerEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._listen(_handler(self), port)
 
     def advance_to(self, day: dt.date) -> None:
         """Everything up to the end of `day` (UTC) exists; nothing later does."""
@@ -116,18 +98,12 @@ class YammerEmulator:
     def admission(self, family: str) -> tuple[str, Any] | None:
         with self._lock:
             self.stats.requests[family] += 1
-            window = self._windows.get(family)
-            if window is None:
-                window = self._windows[family] = _Window(10, self.period_s)
-            wait = window.admit(time.monotonic()) if self.enforce_limits else None
+            wait = self._windows.admit(family, time.monotonic()) if self.enforce_limits else None
             if wait is not None:
                 self.stats.rate_limited[family] += 1
                 return ("ratelimited", wait)
-            if self.faults.rate and self._rng.random() < self.faults.rate:
-                kind = self._rng.choice(self.faults.kinds)
-                self.stats.faults[kind] += 1
-                return (kind, None)
-        return None
+            kind = draw_fault(self._rng, self.faults, self.stats.faults)
+        return None if kind is None else (kind, None)
 
     # --- ground truth for tests -------------------------------------------------------------------
     def visible_messages(self, until: dt.date) -> list[YMessage]:
@@ -200,33 +176,14 @@ def _parse_bound(value: str | None, default: float) -> float:
 
 
 def _day_end(day: dt.date) -> float:
-    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() + 86400 - 1e-6
+    return utc_midnight(day) + 86400 - 1e-6
 
 
 _MESSAGE_ID = re.compile(r"^messages/(\d+)\.json$")
 
 
 def _handler(emu: YammerEmulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def setup(self) -> None:
-            super().setup()
-            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            return
-
-        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None,
-                  content_type: str = "application/json; charset=utf-8") -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(body)
-
+    class Handler(QuietHandler):
         def do_GET(self) -> None:  # noqa: N802 - stdlib name
             parts = urlsplit(self.path)
             params = dict(parse_qsl(parts.query))
@@ -274,8 +231,7 @@ def _handler(emu: YammerEmulator) -> type[BaseHTTPRequestHandler]:
             elif kind in ("500", "503"):
                 self._send(int(kind), b"<html><body>Service Unavailable</body></html>", content_type="text/html")
             elif kind == "timeout":
-                time.sleep(f.timeout_delay_s)
-                self.close_connection = True
+                self._stall(f.timeout_delay_s)
             elif kind == "truncated":
                 self._send(200, b'{"messages":[{"id":2000337749565441,"sender_id":')
 
@@ -284,8 +240,6 @@ def _handler(emu: YammerEmulator) -> type[BaseHTTPRequestHandler]:
 
 def serve(org: DemoOrg, port: int = 0, **options: Any) -> tuple[str, Callable[[], None]]:
     """Start an emulator in a background thread; returns (base url, stop)."""
-    faults = options.pop("faults", None)
-    if isinstance(faults, dict):
-        faults = Faults(**faults)
+    faults = pop_faults(options, Faults)
     emu = YammerEmulator(org, port=port, faults=faults, **options).start()
     return emu.url, emu.stop
