@@ -17,4 +17,17 @@ fi
 
 export ESN_PSEUDONYM_KEY="${ESN_PSEUDONYM_KEY:-test-key-not-a-secret}"
 .venv/bin/ruff check pipelines dags tests bench
-exec .venv/bin/python -m pytest "$@"
+mkdir -p build
+status=0
+.venv/bin/python -m pytest --junitxml=build/junit.xml "$@" || status=$?
+# duckdb's bindings may print reference-leak notes at interpreter exit, after pytest's own summary:
+# repeat the totals as the last line so that whoever reads the end of the log sees them
+.venv/bin/python - <<'PY' || true
+import xml.etree.ElementTree as ET
+suite = ET.parse("build/junit.xml").getroot()
+suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+total, failed = int(suite.get("tests", 0)), int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+skipped = int(suite.get("skipped", 0))
+print(f"tests: {total - failed - skipped} passed, {failed} failed, {skipped} skipped")
+PY
+exit $status

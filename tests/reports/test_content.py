@@ -14,8 +14,8 @@ import yaml
 
 from pipelines.config import load_settings
 from pipelines.reports import render_reports
-from pipelines.reports_config import ConfigError, Frequency, is_due, load_reports_config
 from pipelines.reports.content import Period, build_report
+from pipelines.reports_config import ConfigError, Frequency, is_due, load_reports_config
 
 from .conftest import AS_OF, make_warehouse, reports_config
 
