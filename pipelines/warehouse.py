@@ -60,7 +60,7 @@ def make_engine(url: str) -> Engine:
 
 
 def _duckdb_memory_limit() -> str:
-    """DuckDB's memory budget: $ESN_DUCKDB_MEMORY_LIMIT (e.g. '8GB'), default a third of the machine."""
+    """DuckDB's memory budget: $ESN_DUCKDB_MEMORY_LIMIT (e.g. '8GB'), default half of the machine."""
     value = os.environ.get("ESN_DUCKDB_MEMORY_LIMIT")
     if value:
         if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", value.strip(), re.I):
@@ -68,7 +68,7 @@ def _duckdb_memory_limit() -> str:
         return value.strip()
     import psutil
 
-    return f"{max(1, psutil.virtual_memory().total // 3 // 2**30)}GB"
+    return f"{max(1, psutil.virtual_memory().total // 2 // 2**30)}GB"
 
 
 def dialect(conn: Connection | Engine) -> str:
