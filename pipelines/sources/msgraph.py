@@ -4,7 +4,10 @@ Streams landed under raw/source=<name>/:
   messages/date=D   one row per channel post, channel reply and (option `include_chats`) chat message
                     created on day D, minimised by `pipelines.sources.msgraph_messages` as soon as it is
                     received: no body, no user id, no email, chat ids only as keyed hashes;
-  users/, containers/   snapshots dated at the end of the extracted range.
+  users/, containers/   snapshots dated at the end of the extracted range. The containers are the channels
+                    and, with `include_chats`, every chat (kind `chat`, visibility `direct`, id `chat:<keyed
+                    hash>`): the chats listed by the run and those of earlier runs (their watermarks are in
+                    the state), so the validation finds every container a landed message names.
 
 What is called, per team of `GET /teams` and channel of `GET /teams/{id}/channels`:
   1. `.../messages/delta`: the channel's change feed of root posts (new, edited, deleted, reacted to; Graph
