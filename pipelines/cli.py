@@ -21,7 +21,7 @@ from rich.table import Table
 
 from pipelines import jobs
 from pipelines.config import ConfigError, Settings, SourceConfig, load_settings
-from pipelines.privacy import MissingKeyError
+from pipelines.privacy import DEMO_KEY, MissingKeyError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="esn-metrics: measure enterprise social networks.")
 console = Console(stderr=True)
@@ -124,6 +124,8 @@ def _demo_via_slack(settings: Settings, interval: jobs.Interval, demo_options: d
     org = build_org(demo_options["people"], demo_options["days"], demo_options["start"], demo_options["seed"])
     token = "xoxb-local-emulator"
     os.environ["ESN_DEMO_SLACK_TOKEN"] = token
+    # the organisation is fictitious, so every step of this process may use the published demo key
+    os.environ.setdefault(settings.privacy.pseudonym_key_env, DEMO_KEY)
     with SlackEmulator(org, token=token, period_s=0.01) as emu:
         emu.advance_to(interval.end)
         console.print(f"[yellow]demo:[/] Slack API emulator at {emu.url}")

@@ -76,6 +76,7 @@ def erase_lake(lake_dir: Path, keys: set[str]) -> dict[str, int]:
     return {"files_rewritten": files, "rows_removed": rows}
 
 
+@warehouse.with_engine
 def erase(settings: Settings, identifiers: list[str], key: bytes, *,
           engine: sa.Engine | None = None) -> dict[str, Any]:
     """Erase people everywhere and rebuild the published tables. Returns counts, never identifiers."""

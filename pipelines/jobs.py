@@ -293,6 +293,7 @@ def model_params(settings: Settings, interval: Interval) -> dict[str, Any]:
             "w_mention": w.get("mention", 1.0), "w_share": w.get("share", 1.0)}
 
 
+@warehouse.with_engine
 def publish(settings: Settings, interval: Interval, *, engine: sa.Engine | None = None,
             source_names: list[str] | None = None,
             after_models: Callable[[sa.Connection], None] | None = None) -> dict[str, Any]:
@@ -339,6 +340,7 @@ def publish(settings: Settings, interval: Interval, *, engine: sa.Engine | None 
             "total_seconds": round(time.perf_counter() - t0, 2)}
 
 
+@warehouse.with_engine
 def run(settings: Settings, interval: Interval, *, key: str | None = None, allow_demo_key: bool = False,
         engine: sa.Engine | None = None, on_step: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """The whole daily job for every enabled source: extract, stage, validate, land, publish."""

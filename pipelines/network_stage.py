@@ -99,6 +99,7 @@ KEYS: dict[str, list[str]] = {
 }
 
 
+@warehouse.with_engine
 def run_network(settings: Settings, end: dt.date, *, engine: sa.Engine | None = None,
                 rules: NetworkRules | None = None, rolling: bool = True) -> dict[str, Any]:
     """Compute and publish the network tables for the windows ending on `end` (the rolling windows
@@ -132,6 +133,7 @@ def network_dates(start: dt.date, end: dt.date) -> list[dt.date]:
     return dates
 
 
+@warehouse.with_engine
 def run_network_range(settings: Settings, start: dt.date, end: dt.date, *,
                       engine: sa.Engine | None = None) -> list[dict[str, Any]]:
     engine = engine or warehouse.make_engine(settings.warehouse_url)

@@ -11,14 +11,15 @@ tables exactly as they were. Values are always bound parameters, never formatted
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -29,6 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 LAYERS = ("staging", "intermediate", "marts")
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -69,6 +71,24 @@ def _duckdb_memory_limit() -> str:
     import psutil
 
     return f"{max(1, psutil.virtual_memory().total // 2 // 2**30)}GB"
+
+
+def with_engine(fn: Callable[..., T]) -> Callable[..., T]:
+    """Decorator for steps taking `(settings, ..., engine=None)`: without an engine, one is made from
+    `settings.warehouse_url` for the call and disposed after it (a DuckDB file stays locked while any
+    engine holds it open, so a step must not leave one behind)."""
+
+    @functools.wraps(fn)
+    def wrapper(settings: Any, *args: Any, engine: Engine | None = None, **kwargs: Any) -> T:
+        if engine is not None:
+            return fn(settings, *args, engine=engine, **kwargs)
+        owned = make_engine(settings.warehouse_url)
+        try:
+            return fn(settings, *args, engine=owned, **kwargs)
+        finally:
+            owned.dispose()
+
+    return wrapper
 
 
 def dialect(conn: Connection | Engine) -> str:

@@ -34,6 +34,7 @@ from pipelines.reports_config import (
     is_due,
     load_reports_config,
 )
+from pipelines.warehouse import with_engine
 
 __all__ = ["render_reports", "send_reports", "ReportsConfig", "load_reports_config", "build_reports"]
 
@@ -102,6 +103,7 @@ def _select(config: ReportsConfig, names: Sequence[str] | None) -> list[Audience
     return [config.audience(n) for n in names]
 
 
+@with_engine
 def render_reports(settings: Settings, as_of: dt.date, out_dir: Path, audiences: Sequence[str] | None = None, *,
                    config: ReportsConfig | None = None, config_path: Path | None = None,
                    engine: sa.Engine | None = None) -> list[Path]:
@@ -118,6 +120,7 @@ def render_reports(settings: Settings, as_of: dt.date, out_dir: Path, audiences:
     return _write(Path(out_dir), built, static_html, config)
 
 
+@with_engine
 def send_reports(settings: Settings, as_of: dt.date, smtp_conn_id: str = "smtp_default", *,
                  audiences: Sequence[str] | None = None, config: ReportsConfig | None = None,
                  config_path: Path | None = None, engine: sa.Engine | None = None, only_due: bool = True,

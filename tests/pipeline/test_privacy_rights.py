@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from pipelines import jobs, warehouse
 from pipelines.erasure import erase
-from pipelines.privacy import DEMO_KEY, Pseudonymiser
+from pipelines.privacy import Pseudonymiser, resolve_key
 from tests.conftest import demo_settings
 from tests.pipeline.test_end_to_end import FULL
 
@@ -26,12 +26,17 @@ def _email_of(settings, key: str) -> str:
     from pipelines.sources import SourceContext
     from pipelines.sources.demo import org_for
 
-    ctx = SourceContext(settings=settings, source=settings.sources[0], pseudonymiser=Pseudonymiser(DEMO_KEY.encode()))
+    ctx = SourceContext(settings=settings, source=settings.sources[0], pseudonymiser=Pseudonymiser(_key()))
     ps = ctx.pseudonymiser
     for email in org_for(ctx).people["email"]:
         if ps.email(email) == key:
             return email
     raise AssertionError("key not in the demo directory")
+
+
+def _key() -> bytes:
+    """The key the demo source uses here: the environment's when set (as in CI), else the demo key."""
+    return resolve_key(None, allow_demo=True)
 
 
 def _key_everywhere(settings, engine, key: str) -> list[str]:
@@ -63,7 +68,7 @@ def test_erasure_removes_a_person_everywhere_and_rebuilds_the_aggregates(tmp_pat
     active = warehouse.read_frame(engine, "select count(*) as n from fct_person_daily_activity where person_key = :k "
                                           "and activity_date > :d", {"k": key, "d": FULL.end - dt.timedelta(days=28)})
     assert _key_everywhere(settings, engine, key)  # the person is there before
-    report = erase(settings, [_email_of(settings, key)], DEMO_KEY.encode(), engine=engine)
+    report = erase(settings, [_email_of(settings, key)], _key(), engine=engine)
     assert report["lake"]["files_rewritten"] > 0 and report["warehouse_rows_removed"] > 0
     assert _key_everywhere(settings, engine, key) == []
     mau_after = warehouse.read_frame(engine, "select mau from mart_engagement_daily where segment_type = 'org' "

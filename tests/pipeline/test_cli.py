@@ -1,0 +1,42 @@
+"""The `esn` command line: the demo end to end (directly and through the Slack emulator) and its reports."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("via", ["direct", "slack"])
+def test_demo_runs_end_to_end_and_says_where_the_outputs_are(tmp_path, via):
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--people", "120", "--days", "21", "--output", str(out), "--via", via])
+    assert result.exit_code == 0, result.output
+    assert "warehouse:" in result.output and "report:" in result.output
+    con = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
+    days = con.execute("select count(distinct activity_date) from mart_engagement_daily").fetchone()[0]
+    nodes = con.execute("select count(*) from fct_person_network where window_name = 'rolling_28d'").fetchone()[0]
+    con.close()
+    assert days == 21 and nodes > 0
+    assert (out / "reports" / "report.html").exists() and (out / "reports" / "sales.eml").exists()
+
+
+def test_report_renders_from_an_existing_warehouse(tmp_path):
+    out = tmp_path / "demo"
+    assert runner.invoke(app, ["demo", "--people", "120", "--days", "21", "--output", str(out)]).exit_code == 0
+    result = runner.invoke(app, ["report", "--warehouse-url", f"duckdb:///{out / 'warehouse.duckdb'}",
+                                 "--demo-audiences", "--output", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in (tmp_path / "rep").iterdir()} >= {"report.html", "leadership.eml", "legal.html"}
+
+
+def test_bad_config_names_the_field(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("privacy:\n  min_group_size: -1\n")
+    result = runner.invoke(app, ["check-config", str(cfg)])
+    assert result.exit_code == 2
+    assert "privacy.min_group_size" in result.output
