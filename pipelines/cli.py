@@ -79,7 +79,7 @@ def demo(
     demo_options = {"people": people, "days": days, "start": first, "seed": seed}
     if via not in ("direct", "slack"):
         _fail(f"--via must be 'direct' or 'slack', not {via!r}")
-    sources = [SourceConfig(name="demo", kind="demo", options=demo_options)]
+    sources = [SourceConfig.model_validate({"name": "demo", "kind": "demo", "options": demo_options})]
     settings = _settings(None, lake_dir=output / "lake",
                          warehouse_url=warehouse_url or f"duckdb:///{(output / 'warehouse.duckdb').as_posix()}",
                          sources=sources, privacy={"min_group_size": min_group_size},
@@ -130,10 +130,11 @@ def _demo_via_slack(settings: Settings, interval: jobs.Interval, demo_options: d
         emu.advance_to(interval.end)
         console.print(f"[yellow]demo:[/] Slack API emulator at {emu.url}")
         settings.sources = [
-            SourceConfig(name="hr", kind="demo", options={**demo_options, "directory_only": True}),
-            SourceConfig(name="slack", kind="slack", options={
+            SourceConfig.model_validate({"name": "hr", "kind": "demo",
+                                         "options": {**demo_options, "directory_only": True}}),
+            SourceConfig.model_validate({"name": "slack", "kind": "slack", "options": {
                 "base_url": emu.url, "token_env": "ESN_DEMO_SLACK_TOKEN", "rate_period_s": 0.01,
-                "backoff_base_s": 0.01}),
+                "backoff_base_s": 0.01}}),
         ]
         with console.status("extracting through the Slack API emulator"):
             report = jobs.run(settings, interval, allow_demo_key=True)

@@ -69,11 +69,11 @@ class Settings(_Strict):
     lake_dir: Path = Path("data/lake")
     warehouse_url: str = "duckdb:///data/warehouse.duckdb"
     sources: list[SourceConfig] = Field(
-        default_factory=lambda: [SourceConfig(name="demo", kind="demo", options={})]
+        default_factory=lambda: [SourceConfig.model_validate({"name": "demo", "kind": "demo"})]
     )
-    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
-    quality: QualityConfig = Field(default_factory=QualityConfig)
-    interactions: InteractionRules = Field(default_factory=InteractionRules)
+    privacy: PrivacyConfig = Field(default_factory=lambda: PrivacyConfig.model_validate({}))
+    quality: QualityConfig = Field(default_factory=lambda: QualityConfig.model_validate({}))
+    interactions: InteractionRules = Field(default_factory=lambda: InteractionRules.model_validate({}))
     alert_thresholds: dict[str, float] = Field(
         default_factory=dict, description="overrides of sql/alert_thresholds.yaml (unknown names are errors)")
     reports: ReportsConfig = Field(default_factory=lambda: ReportsConfig.model_validate({}))

@@ -89,7 +89,7 @@ def erase(settings: Settings, identifiers: list[str], key: bytes, *,
     engine = engine or warehouse.make_engine(settings.warehouse_url)
     with engine.begin() as conn:
         warehouse.ensure_lake_tables(conn)
-        expanding = sa.bindparam("keys", expanding=True)
+        expanding: sa.BindParameter[Any] = sa.bindparam("keys", expanding=True)
         removed = conn.execute(sa.text("delete from lake_activities where actor_key in :keys").bindparams(expanding),
                                {"keys": sorted(keys)}).rowcount
         conn.execute(sa.text("update lake_activities set target_key = null where target_key in :keys")

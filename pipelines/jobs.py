@@ -178,8 +178,9 @@ def _latest_canonical(settings: Settings, table: str, on_or_before: dt.date) -> 
     if base.exists():
         for src_dir in sorted(base.glob("source=*")):
             day = lake.latest_on_or_before(src_dir, on_or_before)
-            if day is not None:
-                frames.append(lake.read_partition(src_dir, day).to_pandas())
+            part = lake.read_partition(src_dir, day) if day is not None else None
+            if part is not None:
+                frames.append(part.to_pandas())
     return pd.concat(frames, ignore_index=True) if frames else None
 
 

@@ -97,8 +97,11 @@ class Validator:
         from great_expectations.data_context.types.base import ProgressBarsConfig
         from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
+        from great_expectations.expectations.metadata_types import FailureSeverity
+
         self._gx = gx
         self._config_cls = ExpectationConfiguration
+        self._severity = FailureSeverity
         evidence_dir.mkdir(parents=True, exist_ok=True)
         self.root = evidence_dir
         self.context = gx.get_context(mode="file", project_root_dir=str(evidence_dir))
@@ -114,7 +117,7 @@ class Validator:
         suite = gx.ExpectationSuite(name=suite_name)
         for e in spec["expectations"]:
             cfg = self._config_cls(type=e["type"], kwargs=e["kwargs"], meta=e.get("meta", {}),
-                                   severity=SEVERITY_TO_GX[e["severity"]])
+                                   severity=self._severity(SEVERITY_TO_GX[e["severity"]]))
             suite.add_expectation(cfg.to_domain_obj())
         suite = self.context.suites.add_or_update(suite)
         names = [a.name for a in self._datasource.assets]
@@ -154,7 +157,8 @@ class Validator:
         try:
             self.context.build_data_docs()
             sites = self.context.get_docs_sites_urls()
-            return Path(sites[0]["site_url"].removeprefix("file://")) if sites else None
+            url = sites[0].get("site_url") if sites else None
+            return Path(url.removeprefix("file://")) if url else None
         except Exception as exc:  # docs are evidence, not a gate: a failure here must not stop a run
             log.warning("could not build GX data docs: %s", exc)
             return None

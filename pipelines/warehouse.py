@@ -135,7 +135,7 @@ def insert_arrow(conn: Connection, table: str, data: pa.Table) -> int:
     if data.num_rows == 0:
         return 0
     cols = ", ".join(_check_ident(c) for c in data.column_names)
-    raw = conn.connection.driver_connection
+    raw: Any = conn.connection.driver_connection
     if dialect(conn) == "duckdb":
         view = f"_arrow_{table}"
         raw.register(view, data)
@@ -169,7 +169,7 @@ def replace_activity_days(conn: Connection, sources: Sequence[str], days: Sequen
 
     if dialect(conn) == "duckdb":
         cols = ", ".join(ACTIVITIES.names)
-        raw = conn.connection.driver_connection
+        raw: Any = conn.connection.driver_connection
         before = raw.execute("select count(*) from lake_activities").fetchone()[0]
         raw.execute(
             f"insert into lake_activities ({cols}, activity_date) "

@@ -17,6 +17,7 @@ fi
 
 export ESN_PSEUDONYM_KEY="${ESN_PSEUDONYM_KEY:-test-key-not-a-secret}"
 .venv/bin/ruff check pipelines dags tests bench
+.venv/bin/mypy pipelines
 mkdir -p build
 status=0
 .venv/bin/python -m pytest --junitxml=build/junit.xml "$@" || status=$?

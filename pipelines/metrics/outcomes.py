@@ -82,7 +82,7 @@ def load_outcome_file(path: str | Path, pseudonymiser: Pseudonymiser) -> pd.Data
             rows.append(("department", None, ident, period, name, value))
         else:
             key = pseudonymiser.email(ident) if unit == "email" else ident
-            rows.append(("person", key, None, period, name, value))
+            rows.append(("person", key, None, period, name, value))  # type: ignore[arg-type]
     out = pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
     dup = out.duplicated(["level", "person_key", "department", "period", "outcome"], keep=False)
     if dup.any():

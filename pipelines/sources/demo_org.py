@@ -156,7 +156,7 @@ def build_org(people: int = 3000, days: int = 184, start: dt.date = dt.date(2026
     appeal[brokers] = 4.0
     adopt_day[influencers + brokers] = 0
 
-    containers = []
+    containers: list[dict[str, object]] = []
     for name in [d[0] for d in DEPARTMENTS] + [small_name, "Executive Office"]:
         slug = name.lower().replace(" ", "-")
         size = int((df["department"] == name).sum())
