@@ -11,30 +11,68 @@
 --   low = any action in the 12 weeks. People absent from the table on a day are non-users.
 --   Weeks are the twelve 7-day blocks ending on the day (not ISO weeks), so the result is the same on
 --   every weekday. Thresholds are the specification's (METRICS.md section 1).
-with calendar as (
-    select cast(cast(:start_date as date) + cast(g.i as integer) as date) as as_of_date
-    from generate_series(0, cast(:end_date as date) - cast(:start_date as date)) as g(i)
-),
-activity as (
+--   Computed on a dense person x day grid with window sums (no calendar x 84-day range join): the 12-week
+--   sums are a rolling 84-row sum, and the active weeks add up the 7-day "active" flags of the day and of
+--   the days 7, 14, ..., 77 before it.
+with activity as (
     select activity_date, person_key, actions
     from fct_person_daily_activity
     where activity_date between cast(:start_date as date) - 83 and :end_date
 ),
-per_person as (
+people as (
+    select distinct person_key from activity
+),
+days as (
+    select cast(cast(:start_date as date) - 83 + cast(g.i as integer) as date) as day
+    from generate_series(0, cast(:end_date as date) - cast(:start_date as date) + 83) as g(i)
+),
+grid as (
     select
-        c.as_of_date,
-        a.person_key,
-        cast(sum(a.actions) as bigint) as actions_12w,
-        count(distinct floor(cast(c.as_of_date - a.activity_date as double precision) / 7)) as active_weeks_12w
-    from calendar c
-    join activity a on a.activity_date between c.as_of_date - 83 and c.as_of_date
-    group by c.as_of_date, a.person_key
+        p.person_key,
+        d.day,
+        coalesce(a.actions, 0) as actions,
+        case when a.person_key is null then 0 else 1 end as active
+    from people p
+    cross join days d
+    left join activity a on a.person_key = p.person_key and a.activity_date = d.day
+),
+weekly as (
+    -- active_7d: any action in the 7-day block ending on the day
+    select
+        person_key,
+        day,
+        actions,
+        active,
+        max(active) over (partition by person_key order by day rows between 6 preceding and current row) as active_7d
+    from grid
+),
+rolled as (
+    select
+        person_key,
+        day,
+        sum(actions) over w84 as actions_12w,
+        sum(active) over w84 as active_days_12w,
+        active_7d
+            + lag(active_7d, 7, 0) over w + lag(active_7d, 14, 0) over w + lag(active_7d, 21, 0) over w
+            + lag(active_7d, 28, 0) over w + lag(active_7d, 35, 0) over w + lag(active_7d, 42, 0) over w
+            + lag(active_7d, 49, 0) over w + lag(active_7d, 56, 0) over w + lag(active_7d, 63, 0) over w
+            + lag(active_7d, 70, 0) over w + lag(active_7d, 77, 0) over w as active_weeks_12w
+    from weekly
+    window w as (partition by person_key order by day),
+           w84 as (partition by person_key order by day rows between 83 preceding and current row)
+),
+per_person as (
+    select day as as_of_date, person_key, cast(actions_12w as bigint) as actions_12w,
+           cast(active_weeks_12w as bigint) as active_weeks_12w
+    from rolled
+    where day between :start_date and :end_date
+      and active_days_12w > 0
 )
 select
     as_of_date,
     person_key,
     actions_12w,
-    cast(active_weeks_12w as bigint) as active_weeks_12w,
+    active_weeks_12w,
     case
         when actions_12w / 12.0 >= 15 and active_weeks_12w >= 9 then 'power'
         when active_weeks_12w >= 9 then 'habitual'

@@ -11,6 +11,9 @@
 --   reaction from someone else by the day) and cross-department share of its interactions. Activity
 --   "islands" (runs of days closer than the window) make both distinct counts exact without a per-day
 --   scan of a year of history. Suppressed when fewer than :min_group_size people were active in 12 months.
+--   Every count is a number of day ranges covering the day (islands, or the 28 days following an event),
+--   so each range adds +1 on its first day and -1 after its last, and a running sum over the days gives
+--   the count of every day without joining each day to the events of its window.
 with calendar as (
     select cast(cast(:start_date as date) + cast(g.i as integer) as date) as as_of_date
     from generate_series(0, cast(:end_date as date) - cast(:start_date as date)) as g(i)
@@ -48,74 +51,147 @@ month_islands as (
     from numbered
     group by container_id, person_key, month_island
 ),
-active_12m as (
-    select c.as_of_date, y.container_id, count(*) as active_users_12m
-    from calendar c
-    join year_islands y on c.as_of_date between y.covered_from and y.covered_to
-    group by c.as_of_date, y.container_id
-),
-active_28d as (
-    select c.as_of_date, mi.container_id, count(*) as active_users_28d
-    from calendar c
-    join month_islands mi on c.as_of_date between mi.covered_from and mi.covered_to
-    group by c.as_of_date, mi.container_id
-),
-contributors_28d as (
-    select c.as_of_date, p.container_id, count(distinct p.person_key) as contributors_28d
-    from calendar c
-    join person_days p on p.activity_date between c.as_of_date - 27 and c.as_of_date and p.contributions > 0
-    group by c.as_of_date, p.container_id
-),
-posts_28d as (
+contribution_gaps as (
     select
-        c.as_of_date,
-        p.container_id,
-        count(*) as posts_28d,
-        sum(case when p.first_response_date <= c.as_of_date then 1 else 0 end) as posts_responded_28d
-    from calendar c
-    join fct_posts p on p.activity_date between c.as_of_date - 27 and c.as_of_date
-    where p.container_id is not null
-    group by c.as_of_date, p.container_id
+        container_id,
+        person_key,
+        activity_date,
+        case when lag(activity_date) over (partition by container_id, person_key order by activity_date)
+                  >= activity_date - 27 then 0 else 1 end as new_island
+    from person_days
+    where contributions > 0 and activity_date >= cast(:start_date as date) - 27
 ),
-replies_28d as (
-    select c.as_of_date, r.container_id, count(*) as replies_28d
-    from calendar c
-    join int_post_responses r on r.activity_date between c.as_of_date - 27 and c.as_of_date
-    where r.verb = 'reply' and r.container_id is not null
-    group by c.as_of_date, r.container_id
-),
-interactions_28d as (
+contribution_numbered as (
     select
-        c.as_of_date,
+        *,
+        sum(new_island) over (partition by container_id, person_key order by activity_date
+                              rows between unbounded preceding and current row) as island
+    from contribution_gaps
+),
+contribution_islands as (
+    select container_id, person_key, min(activity_date) as covered_from, max(activity_date) + 27 as covered_to
+    from contribution_numbered
+    group by container_id, person_key, island
+),
+posts_daily as (
+    select container_id, activity_date, first_response_date, count(*) as posts
+    from fct_posts
+    where container_id is not null and activity_date between cast(:start_date as date) - 27 and :end_date
+    group by container_id, activity_date, first_response_date
+),
+replies_daily as (
+    select container_id, activity_date, count(*) as replies
+    from int_post_responses
+    where verb = 'reply' and container_id is not null
+      and activity_date between cast(:start_date as date) - 27 and :end_date
+    group by container_id, activity_date
+),
+interactions_daily as (
+    select
         i.container_id,
-        count(*) as interactions_28d,
-        sum(case when ps.department <> pt.department then 1 else 0 end) as cross_department_28d
-    from calendar c
-    join int_interactions i on i.activity_date between c.as_of_date - 27 and c.as_of_date
+        i.activity_date,
+        count(*) as interactions,
+        sum(case when ps.department <> pt.department then 1 else 0 end) as cross_department
+    from int_interactions i
     join stg_people ps on ps.person_key = i.source_key
     join stg_people pt on pt.person_key = i.target_key
     where i.container_id is not null
-    group by c.as_of_date, i.container_id
+      and i.activity_date between cast(:start_date as date) - 27 and :end_date
+    group by i.container_id, i.activity_date
+),
+ranges as (
+    -- (container, first day, last day, what the range counts): the day ranges each count covers
+    select container_id, covered_from as range_from, covered_to as range_to,
+           1 as active_12m, 0 as active_28d, 0 as contributors, 0 as posts, 0 as posts_responded,
+           0 as replies, 0 as interactions, 0 as cross_department
+    from year_islands
+    union all
+    select container_id, covered_from, covered_to, 0, 1, 0, 0, 0, 0, 0, 0 from month_islands
+    union all
+    select container_id, covered_from, covered_to, 0, 0, 1, 0, 0, 0, 0, 0 from contribution_islands
+    union all
+    select container_id, activity_date, activity_date + 27, 0, 0, 0, posts, 0, 0, 0, 0 from posts_daily
+    union all
+    select container_id, case when first_response_date > activity_date then first_response_date else activity_date end,
+           activity_date + 27, 0, 0, 0, 0, posts, 0, 0, 0
+    from posts_daily
+    where first_response_date is not null
+    union all
+    select container_id, activity_date, activity_date + 27, 0, 0, 0, 0, 0, replies, 0, 0 from replies_daily
+    union all
+    select container_id, activity_date, activity_date + 27, 0, 0, 0, 0, 0, 0, interactions, cross_department
+    from interactions_daily
+),
+clipped as (
+    select
+        container_id,
+        case when range_from < :start_date then cast(:start_date as date) else range_from end as range_from,
+        range_to,
+        active_12m, active_28d, contributors, posts, posts_responded, replies, interactions, cross_department
+    from ranges
+    where range_to >= :start_date and range_from <= :end_date and range_from <= range_to
+),
+deltas as (
+    select container_id, range_from as day,
+           active_12m, active_28d, contributors, posts, posts_responded, replies, interactions, cross_department
+    from clipped
+    union all
+    select container_id, range_to + 1,
+           -active_12m, -active_28d, -contributors, -posts, -posts_responded, -replies, -interactions,
+           -cross_department
+    from clipped
+    where range_to < :end_date
+),
+daily_deltas as (
+    select
+        container_id,
+        day,
+        sum(active_12m) as active_12m,
+        sum(active_28d) as active_28d,
+        sum(contributors) as contributors,
+        sum(posts) as posts,
+        sum(posts_responded) as posts_responded,
+        sum(replies) as replies,
+        sum(interactions) as interactions,
+        sum(cross_department) as cross_department
+    from deltas
+    group by container_id, day
+),
+containers as (
+    select distinct container_id from daily_deltas
+),
+running as (
+    select
+        c.as_of_date,
+        k.container_id,
+        sum(coalesce(d.active_12m, 0)) over w as active_users_12m,
+        sum(coalesce(d.active_28d, 0)) over w as active_users_28d,
+        sum(coalesce(d.contributors, 0)) over w as contributors_28d,
+        sum(coalesce(d.posts, 0)) over w as posts_28d,
+        sum(coalesce(d.posts_responded, 0)) over w as posts_responded_28d,
+        sum(coalesce(d.replies, 0)) over w as replies_28d,
+        sum(coalesce(d.interactions, 0)) over w as interactions_28d,
+        sum(coalesce(d.cross_department, 0)) over w as cross_department_28d
+    from containers k
+    cross join calendar c
+    left join daily_deltas d on d.container_id = k.container_id and d.day = c.as_of_date
+    window w as (partition by k.container_id order by c.as_of_date rows between unbounded preceding and current row)
 ),
 joined as (
     select
-        y.as_of_date,
-        y.container_id,
-        y.active_users_12m,
-        coalesce(m.active_users_28d, 0) as active_users_28d,
-        coalesce(k.contributors_28d, 0) as contributors_28d,
-        coalesce(p.posts_28d, 0) as posts_28d,
-        coalesce(p.posts_responded_28d, 0) as posts_responded_28d,
-        coalesce(r.replies_28d, 0) as replies_28d,
-        coalesce(i.interactions_28d, 0) as interactions_28d,
-        coalesce(i.cross_department_28d, 0) as cross_department_28d,
-        y.active_users_12m < :min_group_size as suppressed
-    from active_12m y
-    left join active_28d m on m.as_of_date = y.as_of_date and m.container_id = y.container_id
-    left join contributors_28d k on k.as_of_date = y.as_of_date and k.container_id = y.container_id
-    left join posts_28d p on p.as_of_date = y.as_of_date and p.container_id = y.container_id
-    left join replies_28d r on r.as_of_date = y.as_of_date and r.container_id = y.container_id
-    left join interactions_28d i on i.as_of_date = y.as_of_date and i.container_id = y.container_id
+        as_of_date,
+        container_id,
+        active_users_12m,
+        active_users_28d,
+        contributors_28d,
+        posts_28d,
+        posts_responded_28d,
+        replies_28d,
+        interactions_28d,
+        cross_department_28d,
+        active_users_12m < :min_group_size as suppressed
+    from running
+    where active_users_12m > 0
 )
 select
     j.as_of_date,

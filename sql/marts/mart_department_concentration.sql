@@ -8,25 +8,57 @@
 -- description: how concentrated contribution is in one department ("only one department adopts"):
 --   contributors (people with a post or reply in the window), the largest department's share of them and
 --   the Herfindahl index over departments (sum of squared shares; 1 = a single department). Suppressed when
---   fewer than :min_group_size people contributed.
-with calendar as (
-    select cast(cast(:start_date as date) + cast(g.i as integer) as date) as as_of_date
-    from generate_series(0, cast(:end_date as date) - cast(:start_date as date)) as g(i)
+--   fewer than :min_group_size people contributed. Who contributed in each period comes from window sums
+--   over a dense contributor x day grid rather than a join of every day to the activity of its window.
+with activity as (
+    select activity_date, person_key
+    from fct_person_daily_activity
+    where activity_date between cast(:start_date as date) - 30 and :end_date
+      and contributions > 0
 ),
-windows as (
-    select as_of_date, 'rolling_28d' as period_type, as_of_date - 27 as period_start from calendar
-    union all
-    select as_of_date, 'week', cast(date_trunc('week', as_of_date) as date) from calendar
-    union all
-    select as_of_date, 'month', cast(date_trunc('month', as_of_date) as date) from calendar
+people as (
+    select distinct person_key from activity
+),
+days as (
+    select cast(cast(:start_date as date) - 30 + cast(g.i as integer) as date) as day
+    from generate_series(0, cast(:end_date as date) - cast(:start_date as date) + 30) as g(i)
+),
+grid as (
+    -- a dense contributor x day grid: whether the person contributed in a period is a window sum over rows
+    select
+        p.person_key,
+        d.day,
+        cast(date_trunc('week', d.day) as date) as week_start,
+        cast(date_trunc('month', d.day) as date) as month_start,
+        case when a.person_key is null then 0 else 1 end as contributed
+    from people p
+    cross join days d
+    left join activity a on a.person_key = p.person_key and a.activity_date = d.day
+),
+rolled as (
+    select
+        person_key,
+        day as as_of_date,
+        sum(contributed) over w28 as r28_days,
+        sum(contributed) over wk as wk_days,
+        sum(contributed) over mo as mo_days
+    from grid
+    window w28 as (partition by person_key order by day rows between 27 preceding and current row),
+           wk as (partition by person_key, week_start order by day rows between unbounded preceding and current row),
+           mo as (partition by person_key, month_start order by day rows between unbounded preceding and current row)
 ),
 contributors as (
-    select distinct w.as_of_date, w.period_type, a.person_key
-    from windows w
-    join fct_person_daily_activity a
-      on a.activity_date between w.period_start and w.as_of_date
-     and a.contributions > 0
-    where a.activity_date between cast(:start_date as date) - 30 and :end_date
+    select as_of_date, 'rolling_28d' as period_type, person_key
+    from rolled
+    where as_of_date between :start_date and :end_date and r28_days > 0
+    union all
+    select as_of_date, 'week', person_key
+    from rolled
+    where as_of_date between :start_date and :end_date and wk_days > 0
+    union all
+    select as_of_date, 'month', person_key
+    from rolled
+    where as_of_date between :start_date and :end_date and mo_days > 0
 ),
 by_department as (
     select c.as_of_date, c.period_type, m.segment_type, m.segment_value, p.department, count(*) as contributors

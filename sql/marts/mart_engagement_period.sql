@@ -10,6 +10,8 @@
 --   week / month is the row whose as_of_date is the period's last day (is_complete). Segments are
 --   point-in-time (tenure band as of as_of_date). Published: every metric is NULL and suppressed is true
 --   when the segment's headcount is below :min_group_size.
+--   The per-person window totals come from window sums over a dense person x day grid (one row per person
+--   and day instead of one per person, day and period), aggregated to segments once for all periods.
 with calendar as (
     select cast(cast(:start_date as date) + cast(g.i as integer) as date) as as_of_date
     from generate_series(0, cast(:end_date as date) - cast(:start_date as date)) as g(i)
@@ -33,40 +35,112 @@ activity as (
     from fct_person_daily_activity
     where activity_date between cast(:start_date as date) - 30 and :end_date
 ),
-per_person as (
-    select
-        w.as_of_date,
-        w.period_type,
-        a.person_key,
-        sum(a.actions) as actions,
-        sum(a.contributions) as contributions,
-        sum(a.posts) as posts,
-        sum(a.replies) as replies,
-        sum(a.reactions) as reactions,
-        count(*) as active_days
-    from windows w
-    join activity a on a.activity_date between w.period_start and w.as_of_date
-    group by w.as_of_date, w.period_type, a.person_key
+people as (
+    select distinct person_key from activity
 ),
-usage as (
+days as (
+    select cast(cast(:start_date as date) - 30 + cast(g.i as integer) as date) as day
+    from generate_series(0, cast(:end_date as date) - cast(:start_date as date) + 30) as g(i)
+),
+grid as (
+    select
+        p.person_key,
+        d.day,
+        cast(date_trunc('week', d.day) as date) as week_start,
+        cast(date_trunc('month', d.day) as date) as month_start,
+        case when a.person_key is null then 0 else 1 end as active_days,
+        coalesce(a.actions, 0) as actions,
+        coalesce(a.contributions, 0) as contributions,
+        coalesce(a.posts, 0) as posts,
+        coalesce(a.replies, 0) as replies,
+        coalesce(a.reactions, 0) as reactions
+    from people p
+    cross join days d
+    left join activity a on a.person_key = p.person_key and a.activity_date = d.day
+),
+rolled as (
+    -- one row per person and day with the totals of every period ending (or to date) on the day
+    select
+        person_key,
+        day as as_of_date,
+        active_days as d_days, actions as d_actions, contributions as d_contributions, posts as d_posts,
+        replies as d_replies, reactions as d_reactions,
+        sum(active_days) over w7 as r7_days, sum(actions) over w7 as r7_actions,
+        sum(contributions) over w7 as r7_contributions, sum(posts) over w7 as r7_posts,
+        sum(replies) over w7 as r7_replies, sum(reactions) over w7 as r7_reactions,
+        sum(active_days) over w28 as r28_days, sum(actions) over w28 as r28_actions,
+        sum(contributions) over w28 as r28_contributions, sum(posts) over w28 as r28_posts,
+        sum(replies) over w28 as r28_replies, sum(reactions) over w28 as r28_reactions,
+        sum(active_days) over wk as wk_days, sum(actions) over wk as wk_actions,
+        sum(contributions) over wk as wk_contributions, sum(posts) over wk as wk_posts,
+        sum(replies) over wk as wk_replies, sum(reactions) over wk as wk_reactions,
+        sum(active_days) over mo as mo_days, sum(actions) over mo as mo_actions,
+        sum(contributions) over mo as mo_contributions, sum(posts) over mo as mo_posts,
+        sum(replies) over mo as mo_replies, sum(reactions) over mo as mo_reactions
+    from grid
+    window w7 as (partition by person_key order by day rows between 6 preceding and current row),
+           w28 as (partition by person_key order by day rows between 27 preceding and current row),
+           wk as (partition by person_key, week_start order by day rows between unbounded preceding and current row),
+           mo as (partition by person_key, month_start order by day rows between unbounded preceding and current row)
+),
+in_range as (
+    select * from rolled
+    where as_of_date between :start_date and :end_date
+      and r28_days + mo_days > 0
+),
+usage_wide as (
     select
         p.as_of_date,
-        p.period_type,
         m.segment_type,
         m.segment_value,
-        count(*) as active_users,
-        sum(case when p.contributions > 0 then 1 else 0 end) as posting_users,
-        sum(p.actions) as actions,
-        sum(p.contributions) as contributions,
-        sum(p.posts) as posts,
-        sum(p.replies) as replies,
-        sum(p.reactions) as reactions,
-        sum(p.active_days) as person_days
-    from per_person p
+        sum(case when p.d_days > 0 then 1 else 0 end) as d_users,
+        sum(case when p.d_contributions > 0 then 1 else 0 end) as d_posting,
+        sum(p.d_actions) as d_actions, sum(p.d_contributions) as d_contributions, sum(p.d_posts) as d_posts,
+        sum(p.d_replies) as d_replies, sum(p.d_reactions) as d_reactions, sum(p.d_days) as d_days,
+        sum(case when p.r7_days > 0 then 1 else 0 end) as r7_users,
+        sum(case when p.r7_contributions > 0 then 1 else 0 end) as r7_posting,
+        sum(p.r7_actions) as r7_actions, sum(p.r7_contributions) as r7_contributions, sum(p.r7_posts) as r7_posts,
+        sum(p.r7_replies) as r7_replies, sum(p.r7_reactions) as r7_reactions, sum(p.r7_days) as r7_days,
+        sum(case when p.r28_days > 0 then 1 else 0 end) as r28_users,
+        sum(case when p.r28_contributions > 0 then 1 else 0 end) as r28_posting,
+        sum(p.r28_actions) as r28_actions, sum(p.r28_contributions) as r28_contributions,
+        sum(p.r28_posts) as r28_posts, sum(p.r28_replies) as r28_replies, sum(p.r28_reactions) as r28_reactions,
+        sum(p.r28_days) as r28_days,
+        sum(case when p.wk_days > 0 then 1 else 0 end) as wk_users,
+        sum(case when p.wk_contributions > 0 then 1 else 0 end) as wk_posting,
+        sum(p.wk_actions) as wk_actions, sum(p.wk_contributions) as wk_contributions, sum(p.wk_posts) as wk_posts,
+        sum(p.wk_replies) as wk_replies, sum(p.wk_reactions) as wk_reactions, sum(p.wk_days) as wk_days,
+        sum(case when p.mo_days > 0 then 1 else 0 end) as mo_users,
+        sum(case when p.mo_contributions > 0 then 1 else 0 end) as mo_posting,
+        sum(p.mo_actions) as mo_actions, sum(p.mo_contributions) as mo_contributions, sum(p.mo_posts) as mo_posts,
+        sum(p.mo_replies) as mo_replies, sum(p.mo_reactions) as mo_reactions, sum(p.mo_days) as mo_days
+    from in_range p
     join int_segment_membership m
       on m.person_key = p.person_key
      and p.as_of_date between m.valid_from and m.valid_to
-    group by p.as_of_date, p.period_type, m.segment_type, m.segment_value
+    group by p.as_of_date, m.segment_type, m.segment_value
+),
+usage as (
+    select as_of_date, 'day' as period_type, segment_type, segment_value, d_users as active_users,
+           d_posting as posting_users, d_actions as actions, d_contributions as contributions, d_posts as posts,
+           d_replies as replies, d_reactions as reactions, d_days as person_days
+    from usage_wide
+    union all
+    select as_of_date, 'rolling_7d', segment_type, segment_value, r7_users, r7_posting, r7_actions,
+           r7_contributions, r7_posts, r7_replies, r7_reactions, r7_days
+    from usage_wide
+    union all
+    select as_of_date, 'rolling_28d', segment_type, segment_value, r28_users, r28_posting, r28_actions,
+           r28_contributions, r28_posts, r28_replies, r28_reactions, r28_days
+    from usage_wide
+    union all
+    select as_of_date, 'week', segment_type, segment_value, wk_users, wk_posting, wk_actions,
+           wk_contributions, wk_posts, wk_replies, wk_reactions, wk_days
+    from usage_wide
+    union all
+    select as_of_date, 'month', segment_type, segment_value, mo_users, mo_posting, mo_actions,
+           mo_contributions, mo_posts, mo_replies, mo_reactions, mo_days
+    from usage_wide
 ),
 joined as (
     select

@@ -10,28 +10,57 @@
 --   contributions by the top 1% and top 10% of active people (ceil of the share, at least one person),
 --   and the observed 90-9-1 split: lurkers (active, no contribution), intermittent contributors, heavy
 --   contributors (the top decile of contributors by contributions). Suppressed when fewer than
---   :min_group_size people were active.
-with calendar as (
-    select cast(cast(:start_date as date) + cast(g.i as integer) as date) as as_of_date
-    from generate_series(0, cast(:end_date as date) - cast(:start_date as date)) as g(i)
-),
-windows as (
-    select as_of_date, 'rolling_28d' as period_type, as_of_date - 27 as period_start from calendar
-    union all
-    select as_of_date, 'week', cast(date_trunc('week', as_of_date) as date) from calendar
-    union all
-    select as_of_date, 'month', cast(date_trunc('month', as_of_date) as date) from calendar
-),
-activity as (
+--   :min_group_size people were active. Per-person window totals are window sums over a dense person x day
+--   grid rather than a join of every day to the activity of its window.
+with activity as (
     select activity_date, person_key, contributions
     from fct_person_daily_activity
     where activity_date between cast(:start_date as date) - 30 and :end_date
 ),
+people as (
+    select distinct person_key from activity
+),
+days as (
+    select cast(cast(:start_date as date) - 30 + cast(g.i as integer) as date) as day
+    from generate_series(0, cast(:end_date as date) - cast(:start_date as date) + 30) as g(i)
+),
+grid as (
+    -- a dense person x day grid, so that each period's totals are window sums over rows
+    select
+        p.person_key,
+        d.day,
+        cast(date_trunc('week', d.day) as date) as week_start,
+        cast(date_trunc('month', d.day) as date) as month_start,
+        case when a.person_key is null then 0 else 1 end as active,
+        coalesce(a.contributions, 0) as contributions
+    from people p
+    cross join days d
+    left join activity a on a.person_key = p.person_key and a.activity_date = d.day
+),
+rolled as (
+    select
+        person_key,
+        day as as_of_date,
+        sum(active) over w28 as r28_active, sum(contributions) over w28 as r28_contributions,
+        sum(active) over wk as wk_active, sum(contributions) over wk as wk_contributions,
+        sum(active) over mo as mo_active, sum(contributions) over mo as mo_contributions
+    from grid
+    window w28 as (partition by person_key order by day rows between 27 preceding and current row),
+           wk as (partition by person_key, week_start order by day rows between unbounded preceding and current row),
+           mo as (partition by person_key, month_start order by day rows between unbounded preceding and current row)
+),
 per_person as (
-    select w.as_of_date, w.period_type, a.person_key, sum(a.contributions) as contributions
-    from windows w
-    join activity a on a.activity_date between w.period_start and w.as_of_date
-    group by w.as_of_date, w.period_type, a.person_key
+    select as_of_date, 'rolling_28d' as period_type, person_key, r28_contributions as contributions
+    from rolled
+    where as_of_date between :start_date and :end_date and r28_active > 0
+    union all
+    select as_of_date, 'week', person_key, wk_contributions
+    from rolled
+    where as_of_date between :start_date and :end_date and wk_active > 0
+    union all
+    select as_of_date, 'month', person_key, mo_contributions
+    from rolled
+    where as_of_date between :start_date and :end_date and mo_active > 0
 ),
 segmented as (
     select p.as_of_date, p.period_type, m.segment_type, m.segment_value, p.person_key,

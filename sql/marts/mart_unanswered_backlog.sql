@@ -8,50 +8,182 @@
 -- description: questions still open at the end of the day (no reply from anyone but the asker yet) by age
 --   band: 0-1 days (asked that day), 1-7, 7-30 and over 30 days. Suppressed when the open questions come
 --   from fewer than :min_group_size distinct askers.
+--   A question is open on the days from its own to the day before its first reply: a range of days, cut by
+--   the asker's segment validity and by the age bands. Every count is a number of ranges covering the day
+--   (+1 on the first day, -1 after the last, running sum), askers' ranges merged per person first.
 with calendar as (
     select cast(cast(:start_date as date) + cast(g.i as integer) as date) as as_of_date
     from generate_series(0, cast(:end_date as date) - cast(:start_date as date)) as g(i)
 ),
 questions as (
-    select author_key, container_id, activity_date, first_reply_date
+    select
+        author_key,
+        container_id,
+        activity_date,
+        coalesce(first_reply_date - 1, date '9999-12-30') as open_to
     from fct_posts
     where is_question and activity_date <= :end_date
       and (first_reply_date is null or first_reply_date >= :start_date)
 ),
-open_questions as (
-    select c.as_of_date, q.author_key, q.container_id, c.as_of_date - q.activity_date as age_days
-    from calendar c
-    join questions q
-      on q.activity_date <= c.as_of_date
-     and (q.first_reply_date is null or q.first_reply_date > c.as_of_date)
-),
-segmented as (
-    select o.*, m.segment_type, m.segment_value
-    from open_questions o
+open_ranges as (
+    -- the asker's segments as of each day (membership validity), or the question's container
+    select
+        m.segment_type,
+        m.segment_value,
+        q.activity_date,
+        greatest(q.activity_date, m.valid_from, cast(:start_date as date)) as open_from,
+        least(q.open_to, m.valid_to, cast(:end_date as date)) as open_to
+    from questions q
     join int_segment_membership m
-      on m.person_key = o.author_key
-     and o.as_of_date between m.valid_from and m.valid_to
+      on m.person_key = q.author_key
+     and m.valid_from <= q.open_to
+     and m.valid_to >= q.activity_date
     union all
-    select o.*, 'container', o.container_id
-    from open_questions o
-    where o.container_id is not null
+    select
+        'container',
+        container_id,
+        activity_date,
+        greatest(activity_date, cast(:start_date as date)),
+        least(open_to, cast(:end_date as date))
+    from questions
+    where container_id is not null
+),
+person_islands as (
+    -- per asker, the union of the open ranges of their questions (a range starting after every earlier
+    -- range has ended opens a new island)
+    select author_key, min(activity_date) as covered_from, max(open_to) as covered_to
+    from (
+        select
+            author_key,
+            activity_date,
+            open_to,
+            sum(new_island) over (partition by author_key order by activity_date, open_to
+                                  rows between unbounded preceding and current row) as island
+        from (
+            select
+                author_key,
+                activity_date,
+                open_to,
+                case when max(open_to) over (partition by author_key order by activity_date, open_to
+                                             rows between unbounded preceding and 1 preceding)
+                          >= activity_date then 0 else 1 end as new_island
+            from questions
+            where activity_date <= open_to
+        ) g
+    ) n
+    group by author_key, island
+),
+container_islands as (
+    select author_key, container_id, min(activity_date) as covered_from, max(open_to) as covered_to
+    from (
+        select
+            author_key,
+            container_id,
+            activity_date,
+            open_to,
+            sum(new_island) over (partition by author_key, container_id order by activity_date, open_to
+                                  rows between unbounded preceding and current row) as island
+        from (
+            select
+                author_key,
+                container_id,
+                activity_date,
+                open_to,
+                case when max(open_to) over (partition by author_key, container_id order by activity_date, open_to
+                                             rows between unbounded preceding and 1 preceding)
+                          >= activity_date then 0 else 1 end as new_island
+            from questions
+            where activity_date <= open_to and container_id is not null
+        ) g
+    ) n
+    group by author_key, container_id, island
+),
+ranges as (
+    -- (group, first day, last day, what the range counts)
+    select m.segment_type, m.segment_value,
+           greatest(i.covered_from, m.valid_from, cast(:start_date as date)) as range_from,
+           least(i.covered_to, m.valid_to, cast(:end_date as date)) as range_to,
+           1 as askers, 0 as open_questions, 0 as open_0_1d, 0 as open_1_7d, 0 as open_7_30d, 0 as open_over_30d
+    from person_islands i
+    join int_segment_membership m
+      on m.person_key = i.author_key
+     and m.valid_from <= i.covered_to
+     and m.valid_to >= i.covered_from
+    union all
+    select 'container', container_id, greatest(covered_from, cast(:start_date as date)),
+           least(covered_to, cast(:end_date as date)), 1, 0, 0, 0, 0, 0
+    from container_islands
+    union all
+    select segment_type, segment_value, open_from, open_to, 0, 1, 0, 0, 0, 0
+    from open_ranges
+    union all
+    select segment_type, segment_value, open_from,
+           case when activity_date < open_to then activity_date else open_to end, 0, 0, 1, 0, 0, 0
+    from open_ranges
+    union all
+    select segment_type, segment_value,
+           case when activity_date + 1 > open_from then activity_date + 1 else open_from end,
+           case when activity_date + 6 < open_to then activity_date + 6 else open_to end, 0, 0, 0, 1, 0, 0
+    from open_ranges
+    union all
+    select segment_type, segment_value,
+           case when activity_date + 7 > open_from then activity_date + 7 else open_from end,
+           case when activity_date + 29 < open_to then activity_date + 29 else open_to end, 0, 0, 0, 0, 1, 0
+    from open_ranges
+    union all
+    select segment_type, segment_value,
+           case when activity_date + 30 > open_from then activity_date + 30 else open_from end,
+           open_to, 0, 0, 0, 0, 0, 1
+    from open_ranges
+),
+range_counts as (
+    select segment_type, segment_value, range_from, range_to,
+           sum(askers) as askers, sum(open_questions) as open_questions, sum(open_0_1d) as open_0_1d,
+           sum(open_1_7d) as open_1_7d, sum(open_7_30d) as open_7_30d, sum(open_over_30d) as open_over_30d
+    from ranges
+    where range_from <= range_to
+    group by segment_type, segment_value, range_from, range_to
+),
+deltas as (
+    select segment_type, segment_value, range_from as day,
+           askers, open_questions, open_0_1d, open_1_7d, open_7_30d, open_over_30d
+    from range_counts
+    union all
+    select segment_type, segment_value, range_to + 1,
+           -askers, -open_questions, -open_0_1d, -open_1_7d, -open_7_30d, -open_over_30d
+    from range_counts
+    where range_to < :end_date
+),
+daily_deltas as (
+    select segment_type, segment_value, day,
+           sum(askers) as askers, sum(open_questions) as open_questions, sum(open_0_1d) as open_0_1d,
+           sum(open_1_7d) as open_1_7d, sum(open_7_30d) as open_7_30d, sum(open_over_30d) as open_over_30d
+    from deltas
+    group by segment_type, segment_value, day
+),
+groups as (
+    select distinct segment_type, segment_value from daily_deltas
 ),
 aggregated as (
     select
-        as_of_date,
-        segment_type,
-        segment_value,
-        count(distinct author_key) as askers,
-        count(*) as open_questions,
-        sum(case when age_days < 1 then 1 else 0 end) as open_0_1d,
-        sum(case when age_days >= 1 and age_days < 7 then 1 else 0 end) as open_1_7d,
-        sum(case when age_days >= 7 and age_days < 30 then 1 else 0 end) as open_7_30d,
-        sum(case when age_days >= 30 then 1 else 0 end) as open_over_30d
-    from segmented
-    group by as_of_date, segment_type, segment_value
+        c.as_of_date,
+        g.segment_type,
+        g.segment_value,
+        cast(sum(coalesce(d.askers, 0)) over w as bigint) as askers,
+        cast(sum(coalesce(d.open_questions, 0)) over w as bigint) as open_questions,
+        cast(sum(coalesce(d.open_0_1d, 0)) over w as bigint) as open_0_1d,
+        cast(sum(coalesce(d.open_1_7d, 0)) over w as bigint) as open_1_7d,
+        cast(sum(coalesce(d.open_7_30d, 0)) over w as bigint) as open_7_30d,
+        cast(sum(coalesce(d.open_over_30d, 0)) over w as bigint) as open_over_30d
+    from groups g
+    cross join calendar c
+    left join daily_deltas d
+      on d.segment_type = g.segment_type and d.segment_value = g.segment_value and d.day = c.as_of_date
+    window w as (partition by g.segment_type, g.segment_value order by c.as_of_date
+                 rows between unbounded preceding and current row)
 ),
 flagged as (
-    select *, askers < :min_group_size as suppressed from aggregated
+    select *, askers < :min_group_size as suppressed from aggregated where open_questions > 0
 )
 select
     as_of_date,
