@@ -20,17 +20,32 @@ parents as (
     select source, event_id, actor_key from stg_activities
 ),
 resolved as (
+    -- the source knows the target (or the event is a mention): no look-up of the parent message
     select
         e.source,
         e.event_id,
         e.occurred_at,
         e.activity_date,
         e.actor_key as source_key,
-        case when e.verb = 'mention' then e.target_key else coalesce(e.target_key, p.actor_key) end as target_key,
+        e.target_key,
+        e.verb as interaction_type,
+        e.container_id
+    from events e
+    where e.target_key is not null or e.verb = 'mention'
+    union all
+    -- else the author of the parent message
+    select
+        e.source,
+        e.event_id,
+        e.occurred_at,
+        e.activity_date,
+        e.actor_key as source_key,
+        p.actor_key as target_key,
         e.verb as interaction_type,
         e.container_id
     from events e
     left join parents p on p.source = e.source and p.event_id = e.parent_id
+    where e.target_key is null and e.verb <> 'mention'
 )
 select
     source,

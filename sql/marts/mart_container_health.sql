@@ -19,9 +19,16 @@ with calendar as (
     from generate_series(0, cast(:end_date as date) - cast(:start_date as date)) as g(i)
 ),
 person_days as (
-    select container_id, person_key, activity_date, contributions
+    -- the days of the interval, and per person and container only the last active day before it: on and
+    -- after :start_date that day covers whatever the earlier ones covered
+    select container_id, person_key, activity_date
     from int_person_container_daily
-    where activity_date between cast(:start_date as date) - 364 and :end_date
+    where activity_date between :start_date and :end_date
+    union all
+    select container_id, person_key, max(activity_date)
+    from int_person_container_daily
+    where activity_date between cast(:start_date as date) - 364 and cast(:start_date as date) - 1
+    group by container_id, person_key
 ),
 gaps as (
     select
@@ -58,8 +65,8 @@ contribution_gaps as (
         activity_date,
         case when lag(activity_date) over (partition by container_id, person_key order by activity_date)
                   >= activity_date - 27 then 0 else 1 end as new_island
-    from person_days
-    where contributions > 0 and activity_date >= cast(:start_date as date) - 27
+    from int_person_container_daily
+    where contributions > 0 and activity_date between cast(:start_date as date) - 27 and :end_date
 ),
 contribution_numbered as (
     select

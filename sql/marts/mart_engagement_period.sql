@@ -10,8 +10,9 @@
 --   week / month is the row whose as_of_date is the period's last day (is_complete). Segments are
 --   point-in-time (tenure band as of as_of_date). Published: every metric is NULL and suppressed is true
 --   when the segment's headcount is below :min_group_size.
---   The per-person window totals come from window sums over a dense person x day grid (one row per person
---   and day instead of one per person, day and period), aggregated to segments once for all periods.
+--   The per-person window totals are differences of running totals over a dense person x day grid (one
+--   row per person and day instead of one per person, day and period), aggregated to segments once for
+--   all periods.
 with calendar as (
     select cast(cast(:start_date as date) + cast(g.i as integer) as date) as as_of_date
     from generate_series(0, cast(:end_date as date) - cast(:start_date as date)) as g(i)
@@ -58,30 +59,56 @@ grid as (
     cross join days d
     left join activity a on a.person_key = p.person_key and a.activity_date = d.day
 ),
+cumulative as (
+    -- running totals per person; a period's total is the running total minus the one the day before it starts
+    select
+        person_key,
+        day,
+        week_start,
+        month_start,
+        active_days as d_days, actions as d_actions, contributions as d_contributions, posts as d_posts,
+        replies as d_replies, reactions as d_reactions,
+        cast(sum(active_days) over w as bigint) as c_days,
+        cast(sum(actions) over w as bigint) as c_actions,
+        cast(sum(contributions) over w as bigint) as c_contributions,
+        cast(sum(posts) over w as bigint) as c_posts,
+        cast(sum(replies) over w as bigint) as c_replies,
+        cast(sum(reactions) over w as bigint) as c_reactions
+    from grid
+    window w as (partition by person_key order by day rows between unbounded preceding and current row)
+),
 rolled as (
     -- one row per person and day with the totals of every period ending (or to date) on the day
     select
         person_key,
         day as as_of_date,
-        active_days as d_days, actions as d_actions, contributions as d_contributions, posts as d_posts,
-        replies as d_replies, reactions as d_reactions,
-        sum(active_days) over w7 as r7_days, sum(actions) over w7 as r7_actions,
-        sum(contributions) over w7 as r7_contributions, sum(posts) over w7 as r7_posts,
-        sum(replies) over w7 as r7_replies, sum(reactions) over w7 as r7_reactions,
-        sum(active_days) over w28 as r28_days, sum(actions) over w28 as r28_actions,
-        sum(contributions) over w28 as r28_contributions, sum(posts) over w28 as r28_posts,
-        sum(replies) over w28 as r28_replies, sum(reactions) over w28 as r28_reactions,
-        sum(active_days) over wk as wk_days, sum(actions) over wk as wk_actions,
-        sum(contributions) over wk as wk_contributions, sum(posts) over wk as wk_posts,
-        sum(replies) over wk as wk_replies, sum(reactions) over wk as wk_reactions,
-        sum(active_days) over mo as mo_days, sum(actions) over mo as mo_actions,
-        sum(contributions) over mo as mo_contributions, sum(posts) over mo as mo_posts,
-        sum(replies) over mo as mo_replies, sum(reactions) over mo as mo_reactions
-    from grid
-    window w7 as (partition by person_key order by day rows between 6 preceding and current row),
-           w28 as (partition by person_key order by day rows between 27 preceding and current row),
-           wk as (partition by person_key, week_start order by day rows between unbounded preceding and current row),
-           mo as (partition by person_key, month_start order by day rows between unbounded preceding and current row)
+        d_days, d_actions, d_contributions, d_posts, d_replies, d_reactions,
+        c_days - lag(c_days, 7, cast(0 as bigint)) over w as r7_days,
+        c_actions - lag(c_actions, 7, cast(0 as bigint)) over w as r7_actions,
+        c_contributions - lag(c_contributions, 7, cast(0 as bigint)) over w as r7_contributions,
+        c_posts - lag(c_posts, 7, cast(0 as bigint)) over w as r7_posts,
+        c_replies - lag(c_replies, 7, cast(0 as bigint)) over w as r7_replies,
+        c_reactions - lag(c_reactions, 7, cast(0 as bigint)) over w as r7_reactions,
+        c_days - lag(c_days, 28, cast(0 as bigint)) over w as r28_days,
+        c_actions - lag(c_actions, 28, cast(0 as bigint)) over w as r28_actions,
+        c_contributions - lag(c_contributions, 28, cast(0 as bigint)) over w as r28_contributions,
+        c_posts - lag(c_posts, 28, cast(0 as bigint)) over w as r28_posts,
+        c_replies - lag(c_replies, 28, cast(0 as bigint)) over w as r28_replies,
+        c_reactions - lag(c_reactions, 28, cast(0 as bigint)) over w as r28_reactions,
+        c_days - lag(c_days, cast(day - week_start as integer) + 1, cast(0 as bigint)) over w as wk_days,
+        c_actions - lag(c_actions, cast(day - week_start as integer) + 1, cast(0 as bigint)) over w as wk_actions,
+        c_contributions - lag(c_contributions, cast(day - week_start as integer) + 1, cast(0 as bigint)) over w as wk_contributions,
+        c_posts - lag(c_posts, cast(day - week_start as integer) + 1, cast(0 as bigint)) over w as wk_posts,
+        c_replies - lag(c_replies, cast(day - week_start as integer) + 1, cast(0 as bigint)) over w as wk_replies,
+        c_reactions - lag(c_reactions, cast(day - week_start as integer) + 1, cast(0 as bigint)) over w as wk_reactions,
+        c_days - lag(c_days, cast(day - month_start as integer) + 1, cast(0 as bigint)) over w as mo_days,
+        c_actions - lag(c_actions, cast(day - month_start as integer) + 1, cast(0 as bigint)) over w as mo_actions,
+        c_contributions - lag(c_contributions, cast(day - month_start as integer) + 1, cast(0 as bigint)) over w as mo_contributions,
+        c_posts - lag(c_posts, cast(day - month_start as integer) + 1, cast(0 as bigint)) over w as mo_posts,
+        c_replies - lag(c_replies, cast(day - month_start as integer) + 1, cast(0 as bigint)) over w as mo_replies,
+        c_reactions - lag(c_reactions, cast(day - month_start as integer) + 1, cast(0 as bigint)) over w as mo_reactions
+    from cumulative
+    window w as (partition by person_key order by day)
 ),
 in_range as (
     select * from rolled

@@ -222,17 +222,17 @@ counted as (
     select * from aggregated_counts where questions > 0
 ),
 published_groups as (
-    -- groups that reach the suppression size on some day: only they publish percentiles (numbered, so
-    -- that the one-row-per-question-and-day step below carries a single small key)
-    select period_type, segment_type, segment_value,
-           row_number() over (order by period_type, segment_type, segment_value) as group_id
+    -- groups that reach the suppression size on some day: only they publish percentiles
+    select period_type, segment_type, segment_value
     from counted
     group by period_type, segment_type, segment_value
     having max(askers) >= :min_group_size
 ),
 answered_spans as (
     select
-        g.group_id,
+        s.period_type,
+        s.segment_type,
+        s.segment_value,
         case when s.first_reply_date > s.span_from then s.first_reply_date else s.span_from end as span_from,
         s.span_to,
         s.hours_to_first_reply
@@ -241,20 +241,17 @@ answered_spans as (
       on g.period_type = s.period_type and g.segment_type = s.segment_type and g.segment_value = s.segment_value
     where s.first_reply_date is not null and s.hours_to_first_reply is not null
 ),
-group_percentiles as (
+percentiles as (
     select
         c.as_of_date,
-        a.group_id,
+        a.period_type,
+        a.segment_type,
+        a.segment_value,
         percentile_cont(0.5) within group (order by a.hours_to_first_reply) as median_hours,
         percentile_cont(0.9) within group (order by a.hours_to_first_reply) as p90_hours
     from answered_spans a
     join calendar c on c.as_of_date between a.span_from and a.span_to
-    group by c.as_of_date, a.group_id
-),
-percentiles as (
-    select p.as_of_date, g.period_type, g.segment_type, g.segment_value, p.median_hours, p.p90_hours
-    from group_percentiles p
-    join published_groups g on g.group_id = p.group_id
+    group by c.as_of_date, a.period_type, a.segment_type, a.segment_value
 ),
 flagged as (
     select k.*, p.median_hours, p.p90_hours, k.askers < :min_group_size as suppressed
