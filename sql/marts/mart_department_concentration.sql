@@ -8,7 +8,7 @@
 -- description: how concentrated contribution is in one department ("only one department adopts"):
 --   contributors (people with a post or reply in the window), the largest department's share of them and
 --   the Herfindahl index over departments (sum of squared shares; 1 = a single department). Suppressed when
---   fewer than :min_group_size people contributed. Who contributed in each period comes from window sums
+--   fewer than :min_group_size people contributed. Who contributed in each period comes from running totals
 --   over a dense contributor x day grid rather than a join of every day to the activity of its window.
 with activity as (
     select activity_date, person_key
@@ -35,17 +35,22 @@ grid as (
     cross join days d
     left join activity a on a.person_key = p.person_key and a.activity_date = d.day
 ),
+cumulative as (
+    select person_key, day, week_start, month_start,
+           cast(sum(contributed) over w as bigint) as c_days
+    from grid
+    window w as (partition by person_key order by day rows between unbounded preceding and current row)
+),
 rolled as (
+    -- days with a contribution in each period: the running total minus the one the day before it starts
     select
         person_key,
         day as as_of_date,
-        sum(contributed) over w28 as r28_days,
-        sum(contributed) over wk as wk_days,
-        sum(contributed) over mo as mo_days
-    from grid
-    window w28 as (partition by person_key order by day rows between 27 preceding and current row),
-           wk as (partition by person_key, week_start order by day rows between unbounded preceding and current row),
-           mo as (partition by person_key, month_start order by day rows between unbounded preceding and current row)
+        c_days - lag(c_days, 28, cast(0 as bigint)) over w as r28_days,
+        c_days - lag(c_days, cast(day - week_start as integer) + 1, cast(0 as bigint)) over w as wk_days,
+        c_days - lag(c_days, cast(day - month_start as integer) + 1, cast(0 as bigint)) over w as mo_days
+    from cumulative
+    window w as (partition by person_key order by day)
 ),
 contributors as (
     select as_of_date, 'rolling_28d' as period_type, person_key

@@ -10,8 +10,8 @@
 --   contributions by the top 1% and top 10% of active people (ceil of the share, at least one person),
 --   and the observed 90-9-1 split: lurkers (active, no contribution), intermittent contributors, heavy
 --   contributors (the top decile of contributors by contributions). Suppressed when fewer than
---   :min_group_size people were active. Per-person window totals are window sums over a dense person x day
---   grid rather than a join of every day to the activity of its window.
+--   :min_group_size people were active. Per-person window totals are differences of running totals over a dense
+--   person x day grid rather than a join of every day to the activity of its window.
 with activity as (
     select activity_date, person_key, contributions
     from fct_person_daily_activity
@@ -25,7 +25,7 @@ days as (
     from generate_series(0, cast(:end_date as date) - cast(:start_date as date) + 30) as g(i)
 ),
 grid as (
-    -- a dense person x day grid, so that each period's totals are window sums over rows
+    -- a dense person x day grid, so that each period's totals come from running totals over rows
     select
         p.person_key,
         d.day,
@@ -37,17 +37,32 @@ grid as (
     cross join days d
     left join activity a on a.person_key = p.person_key and a.activity_date = d.day
 ),
+cumulative as (
+    -- running totals per person; a period's total is the running total minus the one the day before it starts
+    select
+        person_key,
+        day,
+        week_start,
+        month_start,
+        cast(sum(active) over w as bigint) as c_active,
+        cast(sum(contributions) over w as bigint) as c_contributions
+    from grid
+    window w as (partition by person_key order by day rows between unbounded preceding and current row)
+),
 rolled as (
     select
         person_key,
         day as as_of_date,
-        sum(active) over w28 as r28_active, sum(contributions) over w28 as r28_contributions,
-        sum(active) over wk as wk_active, sum(contributions) over wk as wk_contributions,
-        sum(active) over mo as mo_active, sum(contributions) over mo as mo_contributions
-    from grid
-    window w28 as (partition by person_key order by day rows between 27 preceding and current row),
-           wk as (partition by person_key, week_start order by day rows between unbounded preceding and current row),
-           mo as (partition by person_key, month_start order by day rows between unbounded preceding and current row)
+        c_active - lag(c_active, 28, cast(0 as bigint)) over w as r28_active,
+        c_contributions - lag(c_contributions, 28, cast(0 as bigint)) over w as r28_contributions,
+        c_active - lag(c_active, cast(day - week_start as integer) + 1, cast(0 as bigint)) over w as wk_active,
+        c_contributions - lag(c_contributions, cast(day - week_start as integer) + 1, cast(0 as bigint)) over w
+            as wk_contributions,
+        c_active - lag(c_active, cast(day - month_start as integer) + 1, cast(0 as bigint)) over w as mo_active,
+        c_contributions - lag(c_contributions, cast(day - month_start as integer) + 1, cast(0 as bigint)) over w
+            as mo_contributions
+    from cumulative
+    window w as (partition by person_key order by day)
 ),
 per_person as (
     select as_of_date, 'rolling_28d' as period_type, person_key, r28_contributions as contributions
