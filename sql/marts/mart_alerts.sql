@@ -12,6 +12,9 @@
 --   parameters (defaults in sql/alert_thresholds.yaml):
 --   decline_after_enthusiasm: MAU's peak over :decline_lookback_weeks weekly snapshots is at least
 --     :decline_weeks weeks old, MAU is at least :decline_min_drop below it and lower than :decline_weeks ago;
+--   silent_segment: a department or location whose 28-day participation is below :silent_max_participation
+--     while the organisation's is at least :silent_min_org_ratio times that threshold (the network works,
+--     this group does not use it);
 --   single_department_adoption: one department > :single_department_max_share of 28-day contributors;
 --   absent_leaders (two rules, each robust to the one or two leaders of a small department):
 --     leader_posting_share < :absent_leaders_min_posting_share, only for segments with at least
@@ -111,6 +114,36 @@ decline_alerts as (
             || cast(current_mau as varchar) || ' (-' || cast(cast(round(100 * drop_share) as integer) as varchar)
             || '%) since its peak on ' || cast(peak_date as varchar) as evidence
     from decline
+),
+silent as (
+    -- segments that never took the network up: low participation now, while the organisation uses it
+    select e.activity_date as alert_date, e.segment_type, e.segment_value, e.headcount, e.mau,
+           e.participation_rate, org.participation_rate as org_rate
+    from mart_engagement_daily e
+    join eligible_days d on d.alert_date = e.activity_date
+    join mart_engagement_daily org
+      on org.activity_date = e.activity_date and org.segment_type = 'org' and not org.suppressed
+    where not e.suppressed
+      and e.segment_type in ('department', 'location')
+      and e.participation_rate < :silent_max_participation
+      and org.participation_rate >= :silent_min_org_ratio * :silent_max_participation
+),
+silent_alerts as (
+    select
+        alert_date,
+        'silent_segment' as alert_type,
+        case when participation_rate < :silent_max_participation / 2 then 'high' else 'medium' end as severity,
+        segment_type,
+        segment_value,
+        'participation_rate' as metric,
+        cast(participation_rate as double precision) as observed,
+        cast(:silent_max_participation as double precision) as threshold,
+        cast(mau as varchar) || ' of ' || cast(headcount as varchar) || ' people ('
+            || cast(cast(round(100 * participation_rate) as integer) as varchar)
+            || '%) active in the last 28 days, against '
+            || cast(cast(round(100 * org_rate) as integer) as varchar) || '% for the organisation (threshold '
+            || cast(cast(round(100 * :silent_max_participation) as integer) as varchar) || '%)' as evidence
+    from silent
 ),
 concentration as (
     select c.*
@@ -282,6 +315,8 @@ unanswered_alerts as (
     from persistent_rise
 )
 select * from decline_alerts
+union all
+select * from silent_alerts
 union all
 select * from single_department_alerts
 union all

@@ -49,6 +49,12 @@ def test_alerts_name_sales_and_legal_and_no_other_department(demo_engine: sa.Eng
     assert decline == {"Sales"}
     assert leaders == {"Legal", "Sales"}
     assert not set(alerts.loc[alerts.alert_type == "single_department_adoption", "segment_value"])
+    assert set(alerts.loc[alerts.alert_type == "silent_segment", "segment_value"]) == {"Legal"}
+    # over the whole run, the adoption alerts (decline, silence) never name another department
+    every = frame(demo_engine, "select alert_type, segment_value from mart_alerts where segment_type = 'department' "
+                               "and alert_type in ('decline_after_enthusiasm', 'silent_segment')")
+    assert set(every.loc[every.alert_type == "silent_segment", "segment_value"]) == {"Legal"}
+    assert set(every.loc[every.alert_type == "decline_after_enthusiasm", "segment_value"]) == {"Sales"}
     row = alerts[alerts.alert_type == "decline_after_enthusiasm"].iloc[-1]
     assert "since its peak on" in row.evidence and row.severity in ("high", "medium", "low")
     # rising unanswered questions need two consecutive weekly checks: no single-day noise
