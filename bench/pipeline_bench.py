@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from pipelines import jobs, warehouse  # noqa: E402
 from pipelines.config import SourceConfig, load_settings  # noqa: E402
+from pipelines.network_stage import run_network  # noqa: E402
 
 # events the demo generator produces per person-day at events_per_person_day=1 (measured on the default org)
 EVENTS_PER_UNIT = 0.524
@@ -96,6 +97,7 @@ def main() -> None:
     measure(steps, "validate (GX)", lambda: jobs.validate(settings, "demo", interval, engine=engine))
     measure(steps, "land (canonical lake)", lambda: jobs.land(settings, "demo", interval))
     pub = measure(steps, "publish (load + models)", lambda: jobs.publish(settings, interval, engine=engine))
+    net = measure(steps, "network (28/90-day + month)", lambda: run_network(settings, interval.end, engine=engine))
     total = time.perf_counter() - t_all
     last = jobs.Interval(interval.end, interval.end)
     t_inc = time.perf_counter()
@@ -115,6 +117,8 @@ def main() -> None:
         "steps": steps,
         "full_run_seconds": round(total, 1),
         "publish_seconds_by_model": pub["seconds"],
+        "network_edges_by_window": {k: v["edges"] for k, v in net["windows"].items()},
+        "network_seconds_by_window": {k: round(sum(v["seconds"].values()), 1) for k, v in net["windows"].items()},
         "incremental_day_seconds": round(inc_total, 1),
         "incremental_publish_seconds_by_model": inc_pub["seconds"],
         "incremental_to_full_ratio": round(inc_total / total, 3),
@@ -135,6 +139,8 @@ def main() -> None:
                   f"{k} {v}" for k, v in sorted(pub["seconds"].items(), key=lambda kv: -kv[1])[:8]),
               "", "Slowest models of the incremental publish (s): " + ", ".join(
                   f"{k} {v}" for k, v in sorted(inc_pub["seconds"].items(), key=lambda kv: -kv[1])[:8])]
+    lines += ["", "Network stage, interactions per window: " + ", ".join(
+        f"{k} {v:,}" for k, v in result["network_edges_by_window"].items())]
     (args.results / f"pipeline_{tag}.md").write_text("\n".join(lines) + "\n")
     print(json.dumps({k: result[k] for k in ("size", "full_run_seconds", "incremental_day_seconds", "peak_rss_gb")}))
     engine.dispose()

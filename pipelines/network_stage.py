@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from pipelines import warehouse
 from pipelines.config import Settings
-from pipelines.network import TABLES, NetworkRules, compute_network
+from pipelines.network import TABLES, NetworkRules, compute_network, previous_period
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def _previous(kind: str, start: dt.date, end: dt.date) -> tuple[dt.date, dt.date
 
 
 def _inputs(conn: sa.Connection, start: dt.date, end: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    edges = warehouse.read_frame(
+    edges = warehouse.read_bulk(
         conn, "select source, event_id, source_key, target_key, interaction_type, weight, activity_date, "
               "container_id from int_interactions where activity_date between :s and :e", {"s": start, "e": end})
     posts = warehouse.read_frame(
@@ -72,9 +72,8 @@ def compute_windows(conn: sa.Connection, settings: Settings, end: dt.date, rules
     info: dict[str, Any] = {}
     for kind, start, stop in windows_for(end, rolling=rolling):
         p_start, p_end = _previous(kind, start, stop)
-        prev_edges, prev_posts = _inputs(conn, p_start, p_end)
-        previous = (compute_network(prev_edges, people, rules=rules, contributions=prev_posts)
-                    if len(prev_edges) else None)
+        prev_edges, _ = _inputs(conn, p_start, p_end)
+        previous = previous_period(prev_edges, people, rules=rules) if len(prev_edges) else None
         edges, posts = _inputs(conn, start, stop)
         timings: dict[str, float] = {}
         tables = compute_network(edges, people, rules=rules, previous=previous, contributions=posts,

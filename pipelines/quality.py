@@ -96,7 +96,6 @@ class Validator:
         import great_expectations as gx  # heavy: import only when validating
         from great_expectations.data_context.types.base import ProgressBarsConfig
         from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
-
         from great_expectations.expectations.metadata_types import FailureSeverity
 
         self._gx = gx

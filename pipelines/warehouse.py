@@ -105,6 +105,15 @@ def table_exists(conn: Connection, name: str) -> bool:
     return sa.inspect(conn).has_table(name)
 
 
+def columns(conn: Connection, table: str) -> list[str]:
+    """A table's column names, from a zero-row select: duckdb-engine's column reflection breaks on
+    DuckDB 2 with SQLAlchemy 2.1 (it queries pg_catalog tables DuckDB lacks), and this is portable."""
+    result = conn.exec_driver_sql(f"select * from {_check_ident(table)} where 1 = 0")
+    names = [str(c).lower() for c in result.keys()]  # noqa: SIM118 - Result iterates rows, not keys
+    result.close()
+    return names
+
+
 # ---------------------------------------------------------------------------------------- lake tables
 LAKE_DDL: dict[str, str] = {
     "lake_activities": """
@@ -348,6 +357,15 @@ def read_frame(conn: Connection | Engine, sql: str, params: dict[str, Any] | Non
             return read_frame(c, sql, params)
     result = conn.execute(sa.text(sql), params or {})
     return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def read_bulk(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Like `read_frame` for millions of rows: DuckDB fetches columns natively (dates come back as
+    numpy datetimes, not `datetime.date`), other engines go through pandas."""
+    if dialect(conn) == "duckdb":
+        raw: Any = conn.connection.driver_connection
+        return raw.execute(re.sub(r"(?<!:):([a-z_][a-z0-9_]*)", r"$\1", sql), params or {}).df()
+    return pd.read_sql_query(sa.text(sql), conn, params=params or {})
 
 
 def record_rows(conn: Connection, table: str, records: list[dict[str, Any]], ddl: str) -> None:

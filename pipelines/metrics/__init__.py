@@ -143,7 +143,7 @@ def compute_python_metrics(conn: sa.Connection, settings: Any, interval: Any, *,
     pm = _person_months(conn, end)
     measures = ["actions", "active_days"]
     if warehouse.table_exists(conn, "fct_person_network"):
-        cols = {c["name"] for c in sa.inspect(conn).get_columns("fct_person_network")}
+        cols = set(warehouse.columns(conn, "fct_person_network"))
         if {"person_key", "pagerank"} <= cols:
             pr = warehouse.read_frame(conn, "select person_key, max(pagerank) as influence "
                                       "from fct_person_network group by person_key")

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 
 from pipelines.config import Settings
 from pipelines.reports_config import Audience, Frequency, ReportsConfig, Scope, Section, load_names
+from pipelines.warehouse import columns as warehouse_columns
 
 log = logging.getLogger(__name__)
 
@@ -302,11 +303,7 @@ class Warehouse:
 
     def columns(self, table: str) -> list[str]:
         if table not in self._columns:
-            # a zero-row select, not inspector.get_columns: duckdb-engine's reflection of columns breaks
-            # on SQLAlchemy 2.1 (it queries pg_catalog tables DuckDB lacks), and this is portable
-            result = self.conn.execute(sa.text(f"select * from {_ident(table)} where 1 = 0"))
-            self._columns[table] = [str(c).lower() for c in result.keys()]  # noqa: SIM118 - Result iterates rows
-            result.close()
+            self._columns[table] = warehouse_columns(self.conn, _ident(table))
         return self._columns[table]
 
     def col(self, table: str, *candidates: str) -> str | None:

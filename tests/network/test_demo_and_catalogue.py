@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -74,3 +75,23 @@ def test_every_output_column_is_catalogued_and_nothing_else(demo):
         assert list(frame.columns) == list(COLUMNS[table]), table
         assert all(COLUMNS[table].values())
     assert all(RULES.values())
+
+
+def test_previous_period_gives_exactly_what_the_full_computation_gives() -> None:
+    from pipelines.network import compute_network, previous_period
+
+    rng = np.random.default_rng(3)
+    people = pd.DataFrame({"person_key": [f"p{i}" for i in range(40)], "department": ["a", "b"] * 20})
+    edges = pd.DataFrame({
+        "source_key": [f"p{i}" for i in rng.integers(0, 40, 300)],
+        "target_key": [f"p{i}" for i in rng.integers(0, 40, 300)],
+        "interaction_type": rng.choice(["reply", "reaction", "mention"], 300),
+    })
+    full = compute_network(edges, people)
+    light = previous_period(edges, people)
+    cols = ["person_key", "influence_rank", "influence_percentile"]
+    pd.testing.assert_frame_equal(full["fct_person_network"][cols].reset_index(drop=True),
+                                  light["fct_person_network"][cols].reset_index(drop=True))
+    pairs = ["source_key", "target_key"]
+    pd.testing.assert_frame_equal(full["fct_network_ties"][pairs].reset_index(drop=True),
+                                  light["fct_network_ties"][pairs].reset_index(drop=True))
