@@ -169,3 +169,15 @@ def test_malformed_records_are_quarantined_with_counts_and_the_rest_published(pu
     assert ids.empty
     reasons = list((settings.quarantine_dir / "records").rglob("reasons.json"))
     assert len(reasons) == 1
+
+
+def test_a_daily_run_after_the_network_stage_publishes_and_reads_influence(published):
+    from pipelines.network_stage import run_network
+
+    settings, engine, _ = published
+    network = run_network(settings, FULL.end, engine=engine)
+    assert network["rows"]["fct_person_network"] > 0
+    # the next publish reads the published influence scores into the impact metrics
+    jobs.publish(settings, jobs.Interval(FULL.end, FULL.end), engine=engine)
+    corr = warehouse.read_frame(engine, "select distinct engagement_measure from mart_impact_correlation")
+    assert "influence" in set(corr["engagement_measure"])
