@@ -65,8 +65,10 @@ def compute_windows(conn: sa.Connection, settings: Settings, end: dt.date, rules
     rules = rules or NetworkRules(min_group_size=settings.privacy.min_group_size)
     people = warehouse.read_frame(conn, "select person_key, department, location, level, is_leader, "
                                         "hire_date, termination_date from stg_people")
-    employed = ((people["hire_date"].isna() | (pd.to_datetime(people["hire_date"]).dt.date <= end))
-                & (people["termination_date"].isna() | (pd.to_datetime(people["termination_date"]).dt.date > end)))
+    day = pd.Timestamp(end)  # compared as timestamps: an all-null date column has no `.dt.date` to compare
+    hired = pd.to_datetime(people["hire_date"])
+    left = pd.to_datetime(people["termination_date"])
+    employed = (hired.isna() | (hired <= day)) & (left.isna() | (left > day))
     people = people[employed.to_numpy()].drop(columns=["hire_date", "termination_date"])
     out: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}
     info: dict[str, Any] = {}

@@ -6,7 +6,7 @@ script in a fresh interpreter whose environment the test sets:
 
   python dag_probe.py describe              parse the DAG folder; the DAGs' policy-relevant attributes
   python dag_probe.py parse-time FILE       seconds to parse one DAG file (Airflow already imported)
-  python dag_probe.py run DAG_ID LOGICAL_DATE [--no-retries] [--mark-success REGEX]
+  python dag_probe.py run DAG_ID LOGICAL_DATE [--no-retries] [--mark-success REGEX] [--conf JSON]
                                             dag.test() one run; its state, task instances, asset events
 
 The last line of stdout is `ESN_PROBE_RESULT <json>`. This script must never be imported by a test
@@ -72,7 +72,8 @@ def parse_time(path: str) -> dict[str, Any]:
     return {"seconds": seconds, "dag_ids": [d.dag_id for d in found], "import_errors": bag.import_errors}
 
 
-def run(dag_id: str, logical_date: str, no_retries: bool, mark_success: str | None) -> dict[str, Any]:
+def run(dag_id: str, logical_date: str, no_retries: bool, mark_success: str | None,
+        conf: dict[str, Any] | None = None) -> dict[str, Any]:
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
@@ -88,7 +89,7 @@ def run(dag_id: str, logical_date: str, no_retries: bool, mark_success: str | No
     when = dt.datetime.fromisoformat(logical_date)
     when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
     t0 = time.perf_counter()
-    dr = dag.test(logical_date=when, mark_success_pattern=mark_success)
+    dr = dag.test(logical_date=when, mark_success_pattern=mark_success, run_conf=conf)
     seconds = time.perf_counter() - t0
     with create_session() as session:
         tis = {}
@@ -122,13 +123,14 @@ def main(argv: list[str]) -> int:
     r.add_argument("logical_date")
     r.add_argument("--no-retries", action="store_true")
     r.add_argument("--mark-success")
+    r.add_argument("--conf", type=json.loads, default=None, help="the run's conf (params), as JSON")
     args = parser.parse_args(argv)
     if args.cmd == "describe":
         _emit(describe())
     elif args.cmd == "parse-time":
         _emit(parse_time(args.path))
     else:
-        _emit(run(args.dag_id, args.logical_date, args.no_retries, args.mark_success))
+        _emit(run(args.dag_id, args.logical_date, args.no_retries, args.mark_success, args.conf))
     return 0
 
 
