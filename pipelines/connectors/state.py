@@ -11,7 +11,8 @@ upsert is a delete + insert in one transaction. Values must never hold a person 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -80,3 +81,20 @@ class StateStore:
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
+
+
+@contextmanager
+def open_state(warehouse_url: str, source: str, engine: sa.Engine | None = None) -> Iterator[StateStore]:
+    """The source's state store, its table created if needed. Without an engine one is made for the
+    block (UTC session, like every warehouse engine) and disposed after it."""
+    from pipelines.warehouse import make_engine
+
+    own = engine is None
+    engine = engine or make_engine(warehouse_url)
+    try:
+        store = StateStore(engine, source)
+        store.ensure_table()
+        yield store
+    finally:
+        if own:
+            engine.dispose()

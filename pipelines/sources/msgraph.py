@@ -56,7 +56,7 @@ from pipelines import lake
 from pipelines.canonical import raw_activities_to_canonical
 from pipelines.connectors.errors import ApiError, AuthError
 from pipelines.connectors.http import RetryPolicy
-from pipelines.connectors.state import StateStore
+from pipelines.connectors.state import StateStore, open_state
 from pipelines.sources import ExtractReport, SourceContext
 from pipelines.sources.msgraph_http import (
     GRAPH_BASE_URL,
@@ -490,16 +490,11 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date, *, tenant_id: str 
     creds = resolve_credentials(opts, tenant_id=tenant_id, client_id=client_id, client_secret=client_secret,
                                 access_token=access_token)
     api = make_client(opts, creds, budget, transport)
-    own_engine = engine is None
-    engine = engine or sa.create_engine(ctx.settings.warehouse_url)
     try:
-        store = StateStore(engine, ctx.source.name)
-        store.ensure_table()
-        return _Run(ctx, opts, api, store, start, end).execute()
+        with open_state(ctx.settings.warehouse_url, ctx.source.name, engine) as store:
+            return _Run(ctx, opts, api, store, start, end).execute()
     finally:
         api.close()
-        if own_engine:
-            engine.dispose()
 
 
 def canonicalise(ctx: SourceContext, day: dt.date) -> dict[str, pd.DataFrame]:

@@ -57,7 +57,7 @@ from pipelines import lake
 from pipelines.canonical import raw_activities_to_canonical
 from pipelines.connectors.errors import AuthError
 from pipelines.connectors.http import RetryPolicy
-from pipelines.connectors.state import StateStore
+from pipelines.connectors.state import StateStore, open_state
 from pipelines.model import ACTIVITIES, TS
 from pipelines.sources import ExtractReport, SourceContext
 from pipelines.sources.salesforce_api import (
@@ -331,16 +331,11 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date, *, token: str | No
         raise ValueError(f"end {end} is before start {start}")
     opts = options(ctx)
     api = make_api(opts, token)
-    own_engine = engine is None
-    engine = engine or sa.create_engine(ctx.settings.warehouse_url)
     try:
-        store = StateStore(engine, ctx.source.name)
-        store.ensure_table()
-        return _Run(ctx, api, store, start, end).execute()
+        with open_state(ctx.settings.warehouse_url, ctx.source.name, engine) as store:
+            return _Run(ctx, api, store, start, end).execute()
     finally:
         api.close()
-        if own_engine:
-            engine.dispose()
 
 
 def canonical_activities(items: pa.Table | None, comments: pa.Table | None, likes: pa.Table | None,

@@ -49,7 +49,7 @@ from pipelines.connectors.slack_messages import (
     ts_day,
     ts_to_micros,
 )
-from pipelines.connectors.state import StateStore
+from pipelines.connectors.state import StateStore, open_state
 from pipelines.sources import ExtractReport, SourceContext
 
 THREADS = "threads"
@@ -406,16 +406,11 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date, *, token: str | No
     opts = options(ctx)
     value, where = resolve_token(opts, token)
     api = make_api(opts, value, where, budget)
-    own_engine = engine is None
-    engine = engine or sa.create_engine(ctx.settings.warehouse_url)
     try:
-        store = StateStore(engine, ctx.source.name)
-        store.ensure_table()
-        return _Run(ctx, opts, api, store, start, end).execute()
+        with open_state(ctx.settings.warehouse_url, ctx.source.name, engine) as store:
+            return _Run(ctx, opts, api, store, start, end).execute()
     finally:
         api.close()
-        if own_engine:
-            engine.dispose()
 
 
 def canonicalise(ctx: SourceContext, day: dt.date) -> dict[str, pd.DataFrame]:

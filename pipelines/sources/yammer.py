@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipelines import lake
 from pipelines.connectors.errors import AuthError
 from pipelines.connectors.http import RetryPolicy
-from pipelines.connectors.state import StateStore
+from pipelines.connectors.state import StateStore, open_state
 from pipelines.sources import ExtractReport, SourceContext
 from pipelines.sources.yammer_api import DEFAULT_BASE_URL, YammerApi
 from pipelines.sources.yammer_messages import (
@@ -264,16 +264,11 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date, *, token: str | No
     opts = options(ctx)
     value, where = resolve_token(opts.token_env, token)
     api = make_api(opts, value, where)
-    own_engine = engine is None
-    engine = engine or sa.create_engine(ctx.settings.warehouse_url)
     try:
-        store = StateStore(engine, ctx.source.name)
-        store.ensure_table()
-        return _Run(ctx, opts, api, store, start, end).execute()
+        with open_state(ctx.settings.warehouse_url, ctx.source.name, engine) as store:
+            return _Run(ctx, opts, api, store, start, end).execute()
     finally:
         api.close()
-        if own_engine:
-            engine.dispose()
 
 
 def canonicalise(ctx: SourceContext, day: dt.date) -> dict[str, pd.DataFrame]:
