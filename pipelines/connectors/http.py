@@ -9,8 +9,11 @@ once. Every HTTP error carries the response's `status`. A platform adds its own 
 through `on_response` (its headers, e.g. a usage header, or a status the platform means differently,
 e.g. a 403 that is a quota, not a permission: the hook raises the connector error it means); the
 headers of the last response are kept in `last_headers`. A GET without params sends the URL exactly as
-given, query string included, so an absolute "next page" link can be followed as is. This module never
-logs or puts in an exception a token, a query string or a body.
+given, query string included, so an absolute "next page" link can be followed as is. `PageReplays` is
+what every paging loop uses to absorb a replayed page (a proxy or CDN answering with an earlier
+response): the page is dropped, not yielded again, and re-requested after the client's backoff, a
+bounded number of times. This module never logs or puts in an exception a token, a query string or a
+body.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import json
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +87,10 @@ def parse_retry_after(headers: Mapping[str, str] | httpx.Headers, *, now: float 
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+#: times in a row a replayed page is asked for again before the run stops (each after the backoff)
+MAX_PAGE_REPLAYS = 3
+
+
 @dataclass
 class CallStats:
     requests: int = 0
@@ -120,6 +127,14 @@ class HttpClient:
 
     def close(self) -> None:
         self._client.close()
+
+    def backoff_pause(self, attempt: int, reason: str = "ReplayedPage") -> float:
+        """Wait the policy's backoff for the `attempt`-th retry of something the caller retries itself
+        (a replayed page), counted in `stats.retries[reason]`; returns the seconds waited."""
+        self.stats.retries[reason] += 1
+        wait = self.policy.backoff(attempt, self._rng)
+        self._sleep(wait)
+        return wait
 
     def __enter__(self) -> HttpClient:
         return self
@@ -190,3 +205,62 @@ class HttpClient:
         if self._check is not None:
             self._check(method, body)
         return body
+
+
+class PageReplays:
+    """Tells a replayed page from a new one in one paging loop, and bounds how often it is asked again.
+
+    A page is a replay when the "next" it points to (a cursor, a next link, a records URL) was already
+    handed out by an earlier page of the same loop: a proxy or CDN answered with a cached earlier
+    response. Its items were yielded already, so the loop must check *before* yielding, drop the page
+    and request the same page again. `replayed(nxt)` records a new `nxt` and returns False, or, for a
+    replay, waits the client's backoff (`pause(n)`, n = replays in a row) and returns True; after
+    `max_repeats` replays in a row it raises a fatal `ApiError` (code `page_replayed`) that says what
+    happened. Loops whose replay test is not a repeated token (Viva Engage's `older_than`, page numbers)
+    call `again()` / `fresh()` themselves.
+    """
+
+    def __init__(self, what: str, pause: Callable[[int], object], *, max_repeats: int = MAX_PAGE_REPLAYS):
+        self.what = what  # the method or endpoint label, never a URL or a cursor
+        self._pause = pause
+        self.max_repeats = max_repeats
+        self._seen: set[Hashable] = set()
+        self.in_a_row = 0
+        self.total = 0
+
+    def replayed(self, nxt: Hashable | None) -> bool:
+        """Whether the page pointing to `nxt` is a replay (see the class doc); None (the last page) never is."""
+        if nxt is None or nxt not in self._seen:
+            if nxt is not None:
+                self._seen.add(nxt)
+            self.fresh()
+            return False
+        self.again()
+        return True
+
+    def seen_all(self, keys: Iterable[Hashable]) -> bool:
+        """Whether every key of a non-empty page was on earlier pages (for page-numbered lists); the keys
+        of a page that is not all seen are recorded."""
+        keys = list(keys)
+        if keys and all(k in self._seen for k in keys):
+            return True
+        self._seen.update(keys)
+        return False
+
+    def fresh(self) -> None:
+        """A new page came: the count of replays in a row starts again."""
+        self.in_a_row = 0
+
+    def again(self) -> None:
+        """The page just received is a replay: wait the backoff before it is asked again, or raise once
+        it has been replayed more than `max_repeats` times in a row."""
+        self.in_a_row += 1
+        self.total += 1
+        if self.in_a_row > self.max_repeats:
+            raise ApiError(
+                f"{self.what}: the server answered {self.in_a_row} times in a row with a page already "
+                f"received (asked again {self.max_repeats} times, with backoff): a server, proxy or CDN "
+                "is replaying earlier responses instead of the next page. No item was taken twice; "
+                "rerunning later is safe.",
+                code="page_replayed")
+        self._pause(self.in_a_row)

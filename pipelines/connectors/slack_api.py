@@ -5,7 +5,8 @@ and `missing_scope` are fatal and say which token or scope to fix; `ratelimited`
 server-side codes are retried; anything else is an `ApiError` carrying the code so that the caller can
 handle the expected ones (`not_in_channel`). Warnings (`warning`, `response_metadata.warnings`) are
 kept for the report, never raised. The end of pages is recognised in all three forms Slack uses: an
-empty `next_cursor`, no `response_metadata` at all, and `has_more: false`. This module knows nothing
+empty `next_cursor`, no `response_metadata` at all, and `has_more: false`. A replayed page (its next
+cursor already seen) is dropped and asked again (`PageReplays`), never yielded twice. This module knows nothing
 of people or privacy: it returns Slack's objects to `pipelines.sources.slack`, which minimises them
 before anything is written.
 """
@@ -24,7 +25,7 @@ from pipelines.connectors.errors import (
     RateLimitedError,
     ServerError,
 )
-from pipelines.connectors.http import HttpClient, RetryPolicy
+from pipelines.connectors.http import HttpClient, PageReplays, RetryPolicy
 
 DEFAULT_BASE_URL = "https://slack.com/api"
 
@@ -40,7 +41,7 @@ AUTH_CODES = frozenset({"invalid_auth", "not_authed", "account_inactive", "token
                         "not_allowed_token_type", "no_permission", "ekm_access_denied", "team_access_not_granted"})
 RETRYABLE_CODES = frozenset({"ratelimited", "fatal_error", "service_unavailable", "request_timeout",
                              "internal_error"})
-MAX_PAGES = 1_000_000  # a server that hands back the same cursor forever must not loop forever
+MAX_PAGES = 1_000_000  # requests of one paging loop, replays included: never loop forever
 
 
 def method_limits(per_minute_overrides: Mapping[str, float] | None = None, *,
@@ -123,9 +124,14 @@ class SlackApi:
 
     def pages(self, method: str, params: Mapping[str, Any], items_key: str) -> Iterator[list[dict[str, Any]]]:
         """Each page's items; a page without `items_key` is an invalid body (retried upstream once
-        classified), since Slack's `ok:true` pages always carry their list."""
+        classified), since Slack's `ok:true` pages always carry their list.
+
+        A page whose next cursor was already handed out is a replay of an earlier page (a proxy or CDN
+        answering from its cache): it is checked before its items are yielded, dropped (they were
+        yielded already) and the same cursor is asked again after the client's backoff, up to
+        `MAX_PAGE_REPLAYS` times in a row, then an `ApiError` (code `page_replayed`) stops the run."""
         cursor: str | None = None
-        seen: set[str] = set()
+        replays = PageReplays(method, self.http.backoff_pause)
         for _ in range(MAX_PAGES):
             query = dict(params)
             if cursor:
@@ -134,13 +140,13 @@ class SlackApi:
             items = body.get(items_key)
             if not isinstance(items, list):
                 raise InvalidBodyError(f"{method}: ok:true but no '{items_key}' list")
+            nxt = next_cursor(body)
+            if replays.replayed(nxt):
+                continue  # the same cursor again: this page's items were yielded already
             yield items
-            cursor = next_cursor(body)
-            if cursor is None:
+            if nxt is None:
                 return
-            if cursor in seen:
-                raise ApiError(f"{method}: the server repeated a cursor; stopping", code="cursor_loop")
-            seen.add(cursor)
+            cursor = nxt
         raise ApiError(f"{method}: more than {MAX_PAGES} pages", code="too_many_pages")
 
     def items(self, method: str, params: Mapping[str, Any], items_key: str) -> Iterator[dict[str, Any]]:

@@ -36,7 +36,7 @@ import httpx
 
 from pipelines.connectors.budget import Budget
 from pipelines.connectors.errors import ApiError, AuthError, InvalidBodyError
-from pipelines.connectors.http import HttpClient, RetryPolicy
+from pipelines.connectors.http import HttpClient, PageReplays, RetryPolicy
 
 GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
 TOKEN_URL = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
@@ -283,17 +283,20 @@ class GraphClient:
 
     def pages(self, url: str, *, endpoint: str, buckets: tuple[str, ...]) -> Iterator[dict[str, Any]]:
         """Each page body of a collection, following `@odata.nextLink` exactly; the last page is the one
-        without it (it may carry `@odata.deltaLink`)."""
-        seen: set[str] = set()
+        without it (it may carry `@odata.deltaLink`). A page whose nextLink was already handed out is a
+        replay of an earlier page (a proxy answering from its cache): it is dropped before it is yielded
+        and the same link is asked again after the backoff, a few times (`PageReplays`), then the run
+        stops with an `ApiError` (code `page_replayed`)."""
+        replays = PageReplays(endpoint, self.http.backoff_pause)
         for _ in range(MAX_PAGES):
             body = self.call(url, endpoint=endpoint, buckets=buckets, expect="collection")
-            yield body
             nxt = body.get("@odata.nextLink")
-            if not isinstance(nxt, str) or not nxt:
+            nxt = nxt if isinstance(nxt, str) and nxt else None
+            if replays.replayed(nxt):
+                continue  # ask `url` again: this page's items were yielded already
+            yield body
+            if nxt is None:
                 return
-            if nxt in seen:
-                raise ApiError(f"{endpoint}: the server repeated a nextLink; stopping", code="nextlink_loop")
-            seen.add(nxt)
             url = nxt
         raise ApiError(f"{endpoint}: more than {MAX_PAGES} pages", code="too_many_pages")
 

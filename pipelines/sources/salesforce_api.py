@@ -29,7 +29,7 @@ import httpx
 
 from pipelines.connectors.budget import Budget
 from pipelines.connectors.errors import ApiError, AuthError, FatalError, InvalidBodyError
-from pipelines.connectors.http import HttpClient, RetryPolicy
+from pipelines.connectors.http import HttpClient, PageReplays, RetryPolicy
 
 DEFAULT_VERSION = "62.0"
 MAX_PAGES = 1_000_000
@@ -184,37 +184,50 @@ class SalesforceApi:
             self.http = self._client()
             return self.http.call(path.lstrip("/"), params)
 
+    def _pause(self, attempt: int) -> object:
+        return self.http.backoff_pause(attempt)  # `self.http` is replaced when the session is refreshed
+
     def query(self, soql: str, *, include_deleted: bool = False) -> Iterator[list[dict[str, Any]]]:
-        """Pages of records of `soql`, each record's child sub-queries completed."""
+        """Pages of records of `soql`, each record's child sub-queries completed. A page whose
+        `nextRecordsUrl` was already handed out is a replay of an earlier page (a proxy answering from
+        its cache): it is dropped before it is yielded and the same URL is asked again after the
+        backoff, a few times (`PageReplays`), then an `ApiError` (code `page_replayed`)."""
         endpoint = "queryAll" if include_deleted else "query"
-        body = self.call(f"services/data/v{self.version}/{endpoint}", {"q": soql})
-        seen: set[str] = set()
+        path: str = f"services/data/v{self.version}/{endpoint}"
+        params: dict[str, Any] | None = {"q": soql}
+        replays = PageReplays("query", self._pause)
         for _ in range(MAX_PAGES):
+            body = self.call(path, params)
             records = body.get("records")
             if not isinstance(records, list):
                 # a well-formed object of another shape is no transient fault: retrying cannot help
                 raise ApiError("query: the answer has no 'records' list (not a SOQL query result)",
                                code="not_a_query_result")
+            nxt = body.get("nextRecordsUrl")
+            nxt = None if body.get("done", True) or not nxt else str(nxt)
+            if replays.replayed(nxt):
+                continue  # ask the same page again: its records were yielded already
             for r in records:
                 self._complete_children(r)
             yield records
-            nxt = body.get("nextRecordsUrl")
-            if body.get("done", True) or not nxt:
+            if nxt is None:
                 return
-            if nxt in seen:
-                raise ApiError("query: the server repeated a nextRecordsUrl; stopping", code="paging_loop")
-            seen.add(nxt)
-            body = self.call(str(nxt))
+            path, params = nxt, None
         raise ApiError(f"query: more than {MAX_PAGES} pages", code="too_many_pages")
 
     def _complete_children(self, record: dict[str, Any]) -> None:
-        for value in record.values():
+        for name, value in record.items():
             if isinstance(value, dict) and isinstance(value.get("records"), list):
+                replays = PageReplays(f"query ({name})", self._pause)
+                replays.replayed(value.get("nextRecordsUrl"))  # the first link, from the parent's page
                 while value.get("done") is False and value.get("nextRecordsUrl"):
                     more = self.call(str(value["nextRecordsUrl"]))
+                    nxt = more.get("nextRecordsUrl")
+                    if replays.replayed(None if more.get("done", True) or not nxt else str(nxt)):
+                        continue  # the same page of children again: its records were added already
                     value["records"].extend(more.get("records") or [])
                     value["done"] = more.get("done", True)
-                    value["nextRecordsUrl"] = more.get("nextRecordsUrl")
+                    value["nextRecordsUrl"] = nxt
 
 
 def client_credentials(login_url: str, client_id: str, client_secret: str, *, policy: RetryPolicy | None = None,

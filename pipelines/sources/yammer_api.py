@@ -26,7 +26,7 @@ import httpx
 
 from pipelines.connectors.budget import Budget
 from pipelines.connectors.errors import ApiError, AuthError, InvalidBodyError
-from pipelines.connectors.http import HttpClient, RetryPolicy
+from pipelines.connectors.http import HttpClient, PageReplays, RetryPolicy
 
 DEFAULT_BASE_URL = "https://www.yammer.com/api/v1"
 PAGE_SIZE = 20  # the messages API caps a page at about 20
@@ -85,9 +85,13 @@ def method_limits(period_s: float) -> tuple[dict[str, float], float]:
 
 
 class YammerApi:
+    """The Viva Engage REST calls the source makes; `inner` is the transport under the body adapter
+    (tests serve bodies through it)."""
+
     def __init__(self, base_url: str, token: str, *, token_source: str, period_s: float = 10.0,
                  policy: RetryPolicy | None = None, timeout_s: float = 30.0,
-                 budget: Budget | None = None, sleep: Callable[[float], None] | None = None):
+                 budget: Budget | None = None, sleep: Callable[[float], None] | None = None,
+                 inner: httpx.BaseTransport | None = None):
         if not token:
             raise AuthError(f"no Viva Engage token: {token_source} is empty or unset")
         limits, default = method_limits(period_s)
@@ -95,7 +99,7 @@ class YammerApi:
         self.http = HttpClient(base_url, budget=budget or Budget(limits=limits, default_limit=default,
                                                                  period_s=period_s),
                                auth_header=f"Bearer {token}", token_source=token_source, policy=policy,
-                               timeout_s=timeout_s, transport=ObjectBodyTransport(), **kwargs)
+                               timeout_s=timeout_s, transport=ObjectBodyTransport(inner), **kwargs)
 
     def close(self) -> None:
         self.http.close()
@@ -104,15 +108,26 @@ class YammerApi:
         return self.http.call(method, params)
 
     def directory(self, method: str) -> Iterator[dict[str, Any]]:
-        """Every item of a page-numbered list (`users.json`, `groups.json`)."""
-        for page in range(1, MAX_PAGES):
+        """Every item of a page-numbered list (`users.json`, `groups.json`). A full page whose every id
+        was on earlier pages is a replay (a proxy ignoring the page number): dropped and asked again
+        after the backoff, a few times, then an `ApiError` (code `page_replayed`)."""
+        replays = PageReplays(method, self.http.backoff_pause)
+        page = 1
+        for _ in range(MAX_PAGES):
             body = self.call(method, {"page": page})
             items = body.get("items")
             if not isinstance(items, list):
                 raise InvalidBodyError(f"{method}: expected a JSON array")
-            yield from (i for i in items if isinstance(i, dict))
+            objects = [i for i in items if isinstance(i, dict)]
+            ids = [str(i["id"]) if i.get("id") is not None else None for i in objects]
+            if None not in ids and replays.seen_all(ids):
+                replays.again()
+                continue  # the same page number again: its items were yielded already
+            replays.fresh()
+            yield from objects
             if len(items) < DIRECTORY_PAGE:
                 return
+            page += 1
         raise ApiError(f"{method}: more than {MAX_PAGES} pages", code="too_many_pages")
 
     def message(self, message_id: str) -> dict[str, Any] | None:
@@ -127,8 +142,12 @@ class YammerApi:
     def feed(self, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         """Pages of `messages.json` going back in time with `older_than` (the smallest id seen).
         Stops when `meta.older_available` is false or a page is empty; the caller stops earlier when it
-        has gone back far enough."""
+        has gone back far enough. A page that does not go back (no id below `older_than`) is a replay of
+        an earlier page (a proxy answering from its cache): it is dropped before it is yielded and the
+        same `older_than` is asked again after the backoff, a few times, then an `ApiError` (code
+        `page_replayed`) stops the run."""
         older: int | None = None
+        replays = PageReplays("messages.json", self.http.backoff_pause)
         for _ in range(MAX_PAGES):
             query = {**params, "limit": PAGE_SIZE}
             if older is not None:
@@ -137,13 +156,15 @@ class YammerApi:
             messages = body.get("messages")
             if not isinstance(messages, list):
                 raise InvalidBodyError("messages.json: no 'messages' list")
-            yield body
             ids = [int(m["id"]) for m in messages if isinstance(m, dict) and m.get("id") is not None]
+            if older is not None and ids and min(ids) >= older:
+                replays.again()
+                continue  # ask the same older_than again: this page was yielded already
+            replays.fresh()
+            yield body
             meta: dict[str, Any] = body["meta"] if isinstance(body.get("meta"), dict) else {}
             if not ids or meta.get("older_available") is False:
                 return
-            if older is not None and min(ids) >= older:
-                raise ApiError("messages.json: older_than paging did not go back; stopping", code="paging_loop")
             older = min(ids)
         raise ApiError(f"messages.json: more than {MAX_PAGES} pages", code="too_many_pages")
 

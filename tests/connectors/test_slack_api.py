@@ -11,6 +11,7 @@ import pytest
 
 from pipelines.connectors.budget import Budget
 from pipelines.connectors.errors import (
+    ApiError,
     AuthError,
     ConnectorError,
     InvalidBodyError,
@@ -132,6 +133,82 @@ def test_pagination_follows_cursors_until_response_metadata_is_absent() -> None:
         return httpx.Response(200, json=_load(API / pages[request.url.params.get("cursor")]))
     ids = [c["id"] for c in _api(handler).items("conversations.list", {}, "channels")]
     assert ids == ["C1", "C2", "C3"]
+
+
+HISTORY_PAGES = {  # cursor asked -> (messages, next cursor); has_more ends it
+    None: (["1", "2"], "c1"),
+    "c1": (["3", "4"], "c2"),
+    "c2": (["5"], None),
+}
+
+
+def _history_body(cursor: str | None) -> dict[str, Any]:
+    texts, nxt = HISTORY_PAGES[cursor]
+    body: dict[str, Any] = {"ok": True, "messages": [{"type": "message", "ts": t, "text": t} for t in texts],
+                            "has_more": nxt is not None}
+    if nxt is not None:
+        body["response_metadata"] = {"next_cursor": nxt}
+    return body
+
+
+def _replaying(replays: dict[str | None, list[str | None]]):
+    """A handler that answers `cursor` with the page of the cursors in `replays[cursor]` first (what a
+    caching proxy replays), then with the right page; records the cursors asked."""
+    asked: list[str | None] = []
+    queued = {k: list(v) for k, v in replays.items()}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        cursor = request.url.params.get("cursor")
+        asked.append(cursor)
+        stale = queued.get(cursor)
+        served = stale.pop(0) if stale else cursor
+        return httpx.Response(200, json=_history_body(served))
+    return handler, asked
+
+
+def _replay_api(handler, sleeps: list[float]) -> SlackApi:
+    api = SlackApi("https://slack.test/api", "xoxb-SECRET", budget=Budget(default_limit=1e9, period_s=1.0),
+                   token_source="the token in $SLACK_BOT_TOKEN",
+                   policy=RetryPolicy(max_attempts=1, base_delay_s=0.5, jitter=0.0), sleep=sleeps.append)
+    api.http._client = httpx.Client(base_url="https://slack.test/api/", transport=httpx.MockTransport(handler))
+    return api
+
+
+def test_a_replayed_page_is_dropped_and_asked_again_without_duplicates() -> None:
+    handler, asked = _replaying({"c2": ["c1"]})  # asked for c2, the proxy first answers page c1 again
+    sleeps: list[float] = []
+    api = _replay_api(handler, sleeps)
+    texts = [m["text"] for m in api.items("conversations.history", {"channel": "C1"}, "messages")]
+    assert texts == ["1", "2", "3", "4", "5"]
+    assert asked == [None, "c1", "c2", "c2"]
+    assert sleeps == [0.5]  # the client's backoff before asking again
+    assert api.http.stats.retries["ReplayedPage"] == 1
+
+
+def test_a_replay_of_an_older_page_is_recognised_too() -> None:
+    handler, asked = _replaying({"c2": [None, "c1"]})  # the first page, then the second, then the right one
+    api = _replay_api(handler, [])
+    texts = [m["text"] for m in api.items("conversations.history", {"channel": "C1"}, "messages")]
+    assert texts == ["1", "2", "3", "4", "5"]
+    assert asked == [None, "c1", "c2", "c2", "c2"]
+
+
+def test_a_persistent_replay_stops_the_run_with_a_clear_message() -> None:
+    handler, asked = _replaying({"c2": ["c1"] * 100})
+    sleeps: list[float] = []
+    api = _replay_api(handler, sleeps)
+    got: list[str] = []
+    with pytest.raises(ApiError) as exc:
+        for m in api.items("conversations.history", {"channel": "C1"}, "messages"):
+            got.append(m["text"])
+    assert got == ["1", "2", "3", "4"]  # nothing yielded twice
+    assert exc.value.code == "page_replayed"
+    text = str(exc.value)
+    assert "conversations.history" in text and "4 times in a row" in text and "asked again 3 times" in text
+    assert "proxy" in text and "replaying" in text and "rerunning later is safe" in text
+    assert "c2" not in text and "SECRET" not in text  # never a cursor or a token
+    assert asked == [None, "c1"] + ["c2"] * 4
+    assert sleeps == [0.5, 1.0, 2.0]  # exponential backoff between the re-requests
 
 
 def test_the_three_end_of_pagination_forms() -> None:
