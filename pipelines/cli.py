@@ -22,6 +22,7 @@ from rich.table import Table
 from pipelines import jobs
 from pipelines.config import ConfigError, Settings, SourceConfig, load_settings
 from pipelines.privacy import DEMO_KEY, MissingKeyError
+from pipelines.runlock import RunLocked
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="esn-metrics: measure enterprise social networks.")
 console = Console(stderr=True)
@@ -201,7 +202,7 @@ def run_cmd(
             progress.update(task, description=f"{interval.batch}")
             try:
                 report = jobs.run(settings, interval)
-            except (jobs.BatchRejected, MissingKeyError) as exc:
+            except (jobs.BatchRejected, jobs.StaleBatch, MissingKeyError, RunLocked) as exc:
                 _fail(str(exc))
                 return
             progress.advance(task)

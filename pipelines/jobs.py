@@ -16,8 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from pipelines import canonical, lake, quality, sources, warehouse
+from pipelines import canonical, crashpoints, lake, quality, runlock, sources, warehouse
 from pipelines.config import Settings
 from pipelines.privacy import Pseudonymiser, resolve_key
 
@@ -70,49 +72,106 @@ def _context(settings: Settings, source_name: str, key: str | None, allow_demo_k
     cfg = settings.source(source_name)
     # the demo organisation is fictitious: it may use the published demo key; real sources may not
     secret = resolve_key(key, env_var=settings.privacy.pseudonym_key_env,
-                         allow_demo=allow_demo_key or cfg.kind == "demo")
+                         allow_demo=allow_demo_key or cfg.kind == "demo",
+                         conn_id=settings.privacy.pseudonym_key_conn_id)
+    # long enough, never the demo key for real people, and the key the lake was written with
+    from pipelines.privacy import check_key, key_origin
+
+    check_key(settings.lake_dir, secret, source_kind=cfg.kind, allow_demo=allow_demo_key,
+              where=key_origin(settings.privacy.pseudonym_key_env, settings.privacy.pseudonym_key_conn_id,
+                               explicit=bool(key)))
     return sources.SourceContext(settings=settings, source=cfg, pseudonymiser=Pseudonymiser(secret))
 
 
 def _staging_dir(settings: Settings, source: str, interval: Interval) -> Path:
+    """The staged batch of a run, named by the interval the run was asked for (what it covers, which
+    may start earlier, is in its `batch.json`)."""
     return settings.lake_dir / "staging" / f"source={source}" / f"batch={interval.batch}"
+
+
+def _extract_notes(settings: Settings, source: str, interval: Interval) -> Path:
+    return settings.lake_dir / "_state" / "extract" / f"source={source}" / f"batch={interval.batch}.json"
+
+
+def _source_lock(settings: Settings, source: str, interval: Interval):
+    return runlock.hold(settings.lake_dir, f"source={source}", interval=interval.batch)
+
+
+class StaleBatch(RuntimeError):
+    """The raw landing changed after the batch was staged (another run extracted the source meanwhile):
+    landing it would put older data over newer. Nothing was landed; stage the batch again."""
+
+
+# ---------------------------------------------------------------------------------- the run protocol
+def covered_interval(settings: Settings, source: str, interval: Interval) -> tuple[Interval, dict[str, str]]:
+    """The interval a stage of `source` must cover for a run of `interval`: the run's days, extended
+    back to the earliest day whose raw landing changed and is not yet in the canonical lake (late
+    replies, edits, reactions on older days; the days a failed or killed run should have carried on).
+    Returns it with the pending tokens it covers (consumed by `land`)."""
+    _migrate_rewrite_markers(settings, source)
+    snap = lake.pending(settings.lake_dir, source, "raw").snapshot()
+    end = interval.end.isoformat()
+    start = min([interval.start] + [dt.date.fromisoformat(d) for d in snap if d <= end])
+    covered = Interval(start, interval.end)
+    return covered, {d: t for d, t in snap.items() if start.isoformat() <= d <= end}
+
+
+def _migrate_rewrite_markers(settings: Settings, source: str) -> None:
+    """Lakes written before the pending journals kept rewritten days in staging/.../rewrites-*.json."""
+    for marker in sorted((settings.lake_dir / "staging" / f"source={source}").glob("rewrites-*.json")):
+        days = [dt.date.fromisoformat(d) for d in json.loads(marker.read_text())]
+        lake.pending(settings.lake_dir, source, "raw").add(days)
+        marker.unlink()
+
+
+def effective_interval(settings: Settings, source: str, interval: Interval) -> Interval:
+    """The interval the next stage of `source` covers (see `covered_interval`)."""
+    return covered_interval(settings, source, interval)[0]
+
+
+def recover(settings: Settings, source: str) -> dict[str, int]:
+    """Clean what a killed run left in the source's part of the lake (see `lake.recover`)."""
+    totals: dict[str, int] = {}
+    roots = [settings.raw_dir / f"source={source}"] + [
+        lake.canonical_dir(settings.lake_dir, t) / f"source={source}" for t in STAGED_TABLES]
+    staging = settings.lake_dir / "staging" / f"source={source}"
+    for tmp in staging.glob(".batch=*.tmp-*") if staging.exists() else []:
+        shutil.rmtree(tmp, ignore_errors=True)
+        totals["temporary_batches"] = totals.get("temporary_batches", 0) + 1
+    for root in roots:
+        for k, v in lake.recover(root).items():
+            totals[k] = totals.get(k, 0) + v
+    return {k: v for k, v in totals.items() if v}
 
 
 # ----------------------------------------------------------------------------------------------- steps
 def extract(settings: Settings, source_name: str, interval: Interval, *, key: str | None = None,
             allow_demo_key: bool = False, credentials: dict[str, Any] | None = None) -> dict[str, Any]:
     """Call the source and land its raw data for the interval. `credentials` (from an Airflow
-    connection, see `sources.credentials_from_connection`) go to the source's `extract`."""
+    connection, see `sources.credentials_from_connection`) go to the source's `extract`. Every raw day
+    it writes is journaled as pending (`lake.write_partition`), so the following steps cover it even
+    when it lies before the interval or this run dies before them."""
     ctx = _context(settings, source_name, key, allow_demo_key)
     module = sources.load(ctx.source.kind)
-    t0 = time.perf_counter()
     extra = {k: v for k, v in (credentials or {}).items() if v is not None}
-    report = module.extract(ctx, interval.start, interval.end, **extra)
-    # a source may rewrite raw days before the interval (edits, reactions, late thread replies on
-    # older messages): remember them so that stage, validate, land and publish cover those days too
-    rewritten = sorted(dt.date.fromisoformat(d) for d in report.details.get("days_rewritten_before_start", []))
-    marker = _rewrite_marker(settings, source_name, interval)
-    if rewritten:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps([d.isoformat() for d in rewritten]))
-    elif marker.exists():
-        marker.unlink()
-    return {"source": source_name, "rows": report.rows, "days": len(report.days),
-            "details": report.details, "seconds": round(time.perf_counter() - t0, 2),
-            "covered": effective_interval(settings, source_name, interval).batch}
-
-
-def _rewrite_marker(settings: Settings, source: str, interval: Interval) -> Path:
-    return settings.lake_dir / "staging" / f"source={source}" / f"rewrites-{interval.batch}.json"
-
-
-def effective_interval(settings: Settings, source: str, interval: Interval) -> Interval:
-    """The run's interval, extended back to the earliest raw day the extraction rewrote."""
-    marker = _rewrite_marker(settings, source, interval)
-    if not marker.exists():
-        return interval
-    days = [dt.date.fromisoformat(d) for d in json.loads(marker.read_text())]
-    return Interval(min(days + [interval.start]), interval.end)
+    with _source_lock(settings, source_name, interval):
+        recovered = recover(settings, source_name)
+        crashpoints.reached("extract.start")
+        t0 = time.perf_counter()
+        report = module.extract(ctx, interval.start, interval.end, **extra)
+        seconds = round(time.perf_counter() - t0, 2)
+        crashpoints.reached("extract.end")
+        covered, _ = covered_interval(settings, source_name, interval)
+        notes = {"outside_interval": report.details.get("outside_interval"),
+                 "quarantined": report.details.get("quarantined")}
+        path = _extract_notes(settings, source_name, interval)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(notes, default=str, sort_keys=True))
+    summary = {"source": source_name, "rows": report.rows, "days": len(report.days),
+               "details": report.details, "seconds": seconds, "covered": covered.batch}
+    if recovered:
+        summary["recovered"] = recovered
+    return summary
 
 
 def _opt_out_keys(settings: Settings, ps: Pseudonymiser) -> set[str]:
@@ -129,18 +188,26 @@ def _opt_out_keys(settings: Settings, ps: Pseudonymiser) -> set[str]:
 
 def stage(settings: Settings, source_name: str, interval: Interval, *, key: str | None = None,
           allow_demo_key: bool = False) -> dict[str, Any]:
-    """Canonicalise the raw landing of the interval into a staged batch; quarantine malformed records."""
-    interval = effective_interval(settings, source_name, interval)
+    """Canonicalise the raw landing of the interval (and of every earlier day still pending) into a
+    staged batch; quarantine malformed records. The batch folder appears whole or not at all."""
     ctx = _context(settings, source_name, key, allow_demo_key)
     module = sources.load(ctx.source.kind)
+    with _source_lock(settings, source_name, interval):
+        crashpoints.reached("stage.start")
+        covered, tokens = covered_interval(settings, source_name, interval)
+        summary = _stage_batch(settings, ctx, module, source_name, interval, covered, tokens)
+    return summary
+
+
+def _stage_batch(settings: Settings, ctx: sources.SourceContext, module: Any, source_name: str,
+                 requested: Interval, interval: Interval, tokens: dict[str, str]) -> dict[str, Any]:
     frames: dict[str, list[pd.DataFrame]] = {t: [] for t in STAGED_TABLES}
     for day in interval.days:
         for table, df in module.canonicalise(ctx, day).items():
             frames[table].append(df)
-    out = _staging_dir(settings, source_name, interval)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out = _staging_dir(settings, source_name, requested)
+    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir(parents=True)
     opted_out = _opt_out_keys(settings, ctx.pseudonymiser)
     summary: dict[str, Any] = {"source": source_name, "batch": interval.batch, "rows": {}, "quarantined": {}}
     acts = pd.concat(frames["activities"], ignore_index=True) if frames["activities"] else \
@@ -150,7 +217,7 @@ def stage(settings: Settings, source_name: str, interval: Interval, *, key: str 
     if opted_out and "target_key" in good.columns:
         good = good.assign(target_key=good["target_key"].where(~good["target_key"].isin(opted_out)))
     summary["opted_out_rows"] = dropped
-    pq.write_table(canonical.activities_table(good), out / "activities.parquet")
+    pq.write_table(canonical.activities_table(good), tmp / "activities.parquet")
     summary["rows"]["activities"] = len(good)
     if len(split.bad):
         qdir = settings.quarantine_dir / "records" / f"source={source_name}" / f"batch={interval.batch}"
@@ -163,13 +230,30 @@ def stage(settings: Settings, source_name: str, interval: Interval, *, key: str 
     if frames["people"]:
         people = frames["people"][-1]  # the latest snapshot of the interval
         people, _ = canonical.drop_opted_out(people, opted_out, ("person_key",))
-        pq.write_table(canonical.people_table(people), out / "people.parquet")
+        pq.write_table(canonical.people_table(people), tmp / "people.parquet")
         summary["rows"]["people"] = len(people)
     if frames["containers"]:
         containers = frames["containers"][-1]
-        pq.write_table(canonical.containers_table(containers), out / "containers.parquet")
+        pq.write_table(canonical.containers_table(containers), tmp / "containers.parquet")
         summary["rows"]["containers"] = len(containers)
+    (tmp / "batch.json").write_text(json.dumps({
+        "requested": requested.batch, "covered": interval.batch, "raw_tokens": tokens}, sort_keys=True))
+    crashpoints.reached("stage.written")
+    if out.exists():
+        shutil.rmtree(out)
+    os.rename(tmp, out)
+    crashpoints.reached("stage.end")
     return summary
+
+
+def _staged(settings: Settings, source_name: str, interval: Interval) -> tuple[Path, Interval, dict[str, str]]:
+    staged = _staging_dir(settings, source_name, interval)
+    meta_file = staged / "batch.json"
+    if not meta_file.exists():
+        raise FileNotFoundError(f"no staged batch for {source_name} {interval.batch} in {staged}: run stage first")
+    meta = json.loads(meta_file.read_text())
+    start, end = (dt.date.fromisoformat(x) for x in meta["covered"].split("_"))
+    return staged, Interval(start, end), dict(meta.get("raw_tokens") or {})
 
 
 def _latest_canonical(settings: Settings, table: str, on_or_before: dt.date) -> pd.DataFrame | None:
@@ -184,36 +268,62 @@ def _latest_canonical(settings: Settings, table: str, on_or_before: dt.date) -> 
     return pd.concat(frames, ignore_index=True) if frames else None
 
 
+#: checks of membership in a set are run on a boolean column computed here (the set itself would be
+#: embedded in every GX result and data docs page: megabytes of person keys per batch)
+_MEMBERSHIP = {"actor_in_directory": "actor_key", "container_known": "container_id",
+               "target_in_directory": "target_key"}
+
+
+def _membership_columns(acts: pd.DataFrame, person_keys: set[str], container_ids: set[str]) -> pd.DataFrame:
+    return acts.assign(
+        actor_in_directory=acts["actor_key"].isna() | acts["actor_key"].isin(person_keys),
+        container_known=acts["container_id"].isna() | acts["container_id"].isin(container_ids),
+        target_in_directory=acts["target_key"].isna() | acts["target_key"].isin(person_keys),
+    )
+
+
 def validate(settings: Settings, source_name: str, interval: Interval, *, run_id: str | None = None,
              engine: sa.Engine | None = None) -> dict[str, Any]:
     """Run the GX suites on the staged batch. Blocking failure: quarantine the batch and raise."""
     run_id = run_id or quality.new_run_id()
-    interval = effective_interval(settings, source_name, interval)
-    staged = _staging_dir(settings, source_name, interval)
-    if not (staged / "activities.parquet").exists():
-        raise FileNotFoundError(f"no staged batch for {source_name} {interval.batch} in {staged}: run stage first")
+    with _source_lock(settings, source_name, interval):
+        crashpoints.reached("validate.start")
+        return _validate(settings, source_name, interval, run_id, engine)
+
+
+def _validate(settings: Settings, source_name: str, requested: Interval, run_id: str,
+              engine: sa.Engine | None) -> dict[str, Any]:
+    staged, interval, _ = _staged(settings, source_name, requested)
     acts = pq.read_table(staged / "activities.parquet").to_pandas()
     people = (pq.read_table(staged / "people.parquet").to_pandas() if (staged / "people.parquet").exists()
               else _latest_canonical(settings, "people", interval.end))
     containers = (pq.read_table(staged / "containers.parquet").to_pandas()
                   if (staged / "containers.parquet").exists()
                   else _latest_canonical(settings, "containers", interval.end))
-    person_keys = sorted(set(people["person_key"].dropna())) if people is not None else []
-    container_ids = sorted(set(containers["container_id"].dropna())) if containers is not None else []
+    person_keys = set(people["person_key"].dropna()) if people is not None else set()
+    container_ids = set(containers["container_id"].dropna()) if containers is not None else set()
 
-    validator = quality.Validator(settings.evidence_dir)
+    q = settings.quality
+    validator = quality.Validator(settings.evidence_dir / f"source={source_name}",
+                                  severities={"activity_volume": q.volume_drift})
     batch = f"{source_name}/{interval.batch}"
     start_ts = pd.Timestamp(interval.start, tz="UTC")
     end_ts = pd.Timestamp(interval.end + dt.timedelta(days=1), tz="UTC") - pd.Timedelta(microseconds=1)
-    outcomes = [validator.validate("activities", acts, batch, {
-        "interval_start": start_ts, "interval_end": end_ts,
-        "person_keys": person_keys, "container_ids": container_ids,
-    })]
-    history = _recent_volume(settings, source_name, interval, settings.quality.drift_window_days)
-    volume = quality.daily_volume(acts, history, max(2, settings.quality.drift_window_days // 7))
-    tol = settings.quality.drift_tolerance
+    checked = _membership_columns(acts, person_keys, container_ids)
+    outcomes = [validator.validate("activities", checked, batch, {
+        "interval_start": start_ts, "interval_end": end_ts})]
+    for r in outcomes[0].results:  # report the checked column and its offending keys, not True/False
+        if r.column in _MEMBERSHIP:
+            if not r.success:
+                bad = checked.loc[~checked[r.column], _MEMBERSHIP[r.column]].dropna().unique()[:10]
+                r.unexpected_sample = [str(v) for v in bad]
+            r.column = _MEMBERSHIP[r.column]
+    crashpoints.reached("validate.suite")
+    history = _recent_volume(settings, source_name, interval, q.drift_window_days)
+    volume = quality.daily_volume(acts, history, max(2, q.drift_window_days // 7))
     outcomes.append(validator.validate("activity_volume", volume, batch,
-                                       {"drift_min": max(0.0, 1 - tol), "drift_max": 1 + tol * 2}))
+                                       {"drift_min": max(0.0, 1 - q.drift_tolerance),
+                                        "drift_max": 1 + q.drift_tolerance * 2}))
     if (staged / "people.parquet").exists():
         outcomes.append(validator.validate("people", people, batch))
     if (staged / "containers.parquet").exists():
@@ -221,6 +331,7 @@ def validate(settings: Settings, source_name: str, interval: Interval, *, run_id
     docs = validator.build_docs()
 
     records = [r for o in outcomes for r in o.records(run_id)]
+    records += _extract_records(settings, source_name, requested, run_id, batch)
     evidence = settings.evidence_dir / "results" / f"source={source_name}" / f"batch={interval.batch}"
     evidence.mkdir(parents=True, exist_ok=True)
     (evidence / f"{run_id}.json").write_text(json.dumps(records, indent=2, default=str))
@@ -244,23 +355,63 @@ def validate(settings: Settings, source_name: str, interval: Interval, *, run_id
         raise BatchRejected(
             f"batch {batch} rejected by {len(failures)} blocking expectation(s); it is quarantined in "
             f"{target} and nothing was published:\n  " + "\n  ".join(reasons))
+    crashpoints.reached("validate.end")
     return summary
+
+
+def _extract_records(settings: Settings, source: str, requested: Interval, run_id: str,
+                     batch: str) -> list[dict[str, Any]]:
+    """Quality records of what the extraction set aside (events outside the interval, records it
+    quarantined), so that they reach the quality table and not only a log line."""
+    path = _extract_notes(settings, source, requested)
+    if not path.exists():
+        return []
+    notes = json.loads(path.read_text())
+    out = []
+    outside = notes.get("outside_interval") or {}
+    if outside:
+        n = int(outside.get("before", 0)) + int(outside.get("after", 0))
+        out.append({"run_id": run_id, "suite": "extract", "batch": batch, "rows_checked": None,
+                    "expectation": "events_inside_interval", "column_name": "occurred_at",
+                    "severity": "warning", "success": n == 0, "unexpected_count": n,
+                    "unexpected_sample": json.dumps({k: v for k, v in outside.items() if k != "examples"},
+                                                    default=str)})
+    for reason, count in sorted((notes.get("quarantined") or {}).items()):
+        out.append({"run_id": run_id, "suite": "extract", "batch": batch, "rows_checked": None,
+                    "expectation": "records_parse", "column_name": None, "severity": "warning",
+                    "success": False, "unexpected_count": int(count), "unexpected_sample": json.dumps(reason)})
+    return out
 
 
 def _recent_volume(settings: Settings, source: str, interval: Interval, window: int) -> dict[str, int]:
     base = lake.canonical_dir(settings.lake_dir, "activities") / f"source={source}"
     counts: dict[str, int] = {}
     for day in lake.days_between(interval.start - dt.timedelta(days=window), interval.start - dt.timedelta(days=1)):
-        f = lake.partition_dir(base, day) / "part-0.parquet"
+        f = lake.partition_dir(base, day) / lake.PART
         if f.exists():
             counts[day.isoformat()] = pq.ParquetFile(f).metadata.num_rows
     return counts
 
 
 def land(settings: Settings, source_name: str, interval: Interval) -> dict[str, Any]:
-    """Move a validated batch into the canonical lake, one atomic partition per day."""
-    interval = effective_interval(settings, source_name, interval)
-    staged = _staging_dir(settings, source_name, interval)
+    """Move a validated batch into the canonical lake, one atomic partition per day, and hand its days
+    to the publication journal."""
+    with _source_lock(settings, source_name, interval):
+        return _land(settings, source_name, interval)
+
+
+def _land(settings: Settings, source_name: str, requested: Interval) -> dict[str, Any]:
+    staged, interval, tokens = _staged(settings, source_name, requested)
+    raw_pending = lake.pending(settings.lake_dir, source_name, "raw")
+    now = raw_pending.snapshot()
+    changed = sorted(d for d, t in now.items()
+                     if interval.start.isoformat() <= d <= interval.end.isoformat() and tokens.get(d) != t)
+    if changed:
+        raise StaleBatch(
+            f"the raw landing of {source_name} changed for {', '.join(changed[:5])}"
+            f"{' ...' if len(changed) > 5 else ''} after the batch {interval.batch} was staged (another run "
+            "extracted it meanwhile); nothing was landed. Stage and validate the batch again (rerun the run).")
+    crashpoints.reached("land.start")
     acts = pq.read_table(staged / "activities.parquet")
     # one sort, then a zero-copy slice per day (a mask per day would rescan the batch every day)
     acts = acts.sort_by([("occurred_at", "ascending"), ("event_id", "ascending")])
@@ -279,7 +430,14 @@ def land(settings: Settings, source_name: str, interval: Interval) -> dict[str, 
         if f.exists():
             lake.write_partition(lake.canonical_dir(settings.lake_dir, table) / f"source={source_name}",
                                  interval.end, pq.read_table(f))
+    crashpoints.reached("land.partitions")
+    # publication first, then the raw journal: a kill in between re-lands (harmless), never forgets
+    lake.pending(settings.lake_dir, source_name, "canonical").add(interval.days)
+    raw_pending.discard(tokens)
+    crashpoints.reached("land.journaled")
     shutil.rmtree(staged)
+    _extract_notes(settings, source_name, requested).unlink(missing_ok=True)
+    crashpoints.reached("land.end")
     return {"source": source_name, "batch": interval.batch, "activities": written}
 
 
@@ -294,20 +452,40 @@ def model_params(settings: Settings, interval: Interval) -> dict[str, Any]:
             "w_mention": w.get("mention", 1.0), "w_share": w.get("share", 1.0)}
 
 
+def publication_interval(settings: Settings, interval: Interval, source_names: list[str]
+                         ) -> tuple[Interval, dict[str, dict[str, str]]]:
+    """The interval a publish for `interval` covers: extended back to the earliest landed day not yet
+    published (of any of the sources), with the journal entries it will consume."""
+    snaps = {s: lake.pending(settings.lake_dir, s, "canonical").snapshot() for s in source_names}
+    end = interval.end.isoformat()
+    days = [dt.date.fromisoformat(d) for snap in snaps.values() for d in snap if d <= end]
+    covered = Interval(min([interval.start] + days), interval.end)
+    lo = covered.start.isoformat()
+    return covered, {s: {d: t for d, t in snap.items() if lo <= d <= end} for s, snap in snaps.items()}
+
+
 @warehouse.with_engine
 def publish(settings: Settings, interval: Interval, *, engine: sa.Engine | None = None,
             source_names: list[str] | None = None,
             after_models: Callable[[sa.Connection], None] | None = None) -> dict[str, Any]:
-    """Load the canonical lake of the interval into the warehouse and rebuild the models, atomically."""
+    """Load the canonical lake of the interval (and of every landed day not yet published) into the
+    warehouse and rebuild the models, in one transaction; then mark those days published."""
     engine = engine or warehouse.make_engine(settings.warehouse_url)
     source_names = source_names or [s.name for s in settings.sources if s.enabled]
-    requested = interval
-    interval = Interval(min(effective_interval(settings, s, interval).start for s in source_names), interval.end)
+    with runlock.hold(settings.lake_dir, "publish", interval=interval.batch):
+        return _publish(settings, interval, engine, source_names, after_models)
+
+
+def _publish(settings: Settings, requested: Interval, engine: sa.Engine, source_names: list[str],
+             after_models: Callable[[sa.Connection], None] | None) -> dict[str, Any]:
+    crashpoints.reached("publish.start")
+    interval, consumed = publication_interval(settings, requested, source_names)
     t0 = time.perf_counter()
     models = warehouse.discover_models()
     params = model_params(settings, interval)
     timings: dict[str, float] = {}
     with engine.begin() as conn:
+        warehouse.lock_publication(conn)
         warehouse.ensure_lake_tables(conn)
         files = [f for src in source_names for f in lake.partition_files(
             lake.canonical_dir(settings.lake_dir, "activities") / f"source={src}", interval.days)]
@@ -323,11 +501,13 @@ def publish(settings: Settings, interval: Interval, *, engine: sa.Engine | None 
             for table in warehouse.LAKE_DDL:
                 conn.exec_driver_sql(f"analyze {table}")
         timings["load"] = round(time.perf_counter() - t0, 2)
+        crashpoints.reached("publish.loaded")
         rows: dict[str, int] = {}
         for model in models:
             t1 = time.perf_counter()
             rows[model.name] = warehouse.run_model(conn, model, params)
             timings[model.name] = round(time.perf_counter() - t1, 2)
+            crashpoints.reached("publish.model")
         t1 = time.perf_counter()
         from pipelines.metrics import compute_python_metrics
 
@@ -335,33 +515,47 @@ def publish(settings: Settings, interval: Interval, *, engine: sa.Engine | None 
         timings["python_metrics"] = round(time.perf_counter() - t1, 2)
         if after_models is not None:
             after_models(conn)
-    for src in source_names:  # the extended days are published: the next run starts afresh
-        _rewrite_marker(settings, src, requested).unlink(missing_ok=True)
+        crashpoints.reached("publish.before_commit")
+    crashpoints.reached("publish.committed")
+    for src, entries in consumed.items():  # published: the next run starts afresh (a kill before: republished)
+        lake.pending(settings.lake_dir, src, "canonical").discard(entries)
+    crashpoints.reached("publish.end")
     return {"interval": interval.batch, "activities_loaded": loaded, "models": rows, "seconds": timings,
             "total_seconds": round(time.perf_counter() - t0, 2)}
 
 
 @warehouse.with_engine
 def run(settings: Settings, interval: Interval, *, key: str | None = None, allow_demo_key: bool = False,
-        engine: sa.Engine | None = None, on_step: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """The whole daily job for every enabled source: extract, stage, validate, land, publish."""
+        engine: sa.Engine | None = None, on_step: Callable[[str, dict[str, Any]], None] | None = None,
+        lock_wait_s: float = 0.0) -> dict[str, Any]:
+    """The whole daily job for every enabled source: extract, stage, validate, land, publish.
+
+    One run at a time per lake: a second run started meanwhile is refused (`runlock.RunLocked`, naming
+    the holder) unless `lock_wait_s` lets it wait."""
     engine = engine or warehouse.make_engine(settings.warehouse_url)
     run_id = quality.new_run_id()
     report: dict[str, Any] = {"run_id": run_id, "interval": interval.batch, "sources": {}}
     notify = on_step or (lambda step, info: None)
-    for cfg in settings.sources:
-        if not cfg.enabled:
-            continue
-        steps: dict[str, Any] = {}
-        steps["extract"] = extract(settings, cfg.name, interval, key=key, allow_demo_key=allow_demo_key)
-        notify("extract", steps["extract"])
-        steps["stage"] = stage(settings, cfg.name, interval, key=key, allow_demo_key=allow_demo_key)
-        notify("stage", steps["stage"])
-        steps["validate"] = validate(settings, cfg.name, interval, run_id=run_id, engine=engine)
-        notify("validate", steps["validate"])
-        steps["land"] = land(settings, cfg.name, interval)
-        notify("land", steps["land"])
-        report["sources"][cfg.name] = steps
-    report["publish"] = publish(settings, interval, engine=engine)
-    notify("publish", report["publish"])
+    with runlock.hold(settings.lake_dir, "run", interval=interval.batch, wait_s=lock_wait_s):
+        for cfg in settings.sources:
+            if not cfg.enabled:
+                continue
+            steps: dict[str, Any] = {}
+            steps["extract"] = extract(settings, cfg.name, interval, key=key, allow_demo_key=allow_demo_key)
+            notify("extract", steps["extract"])
+            for attempt in range(3):  # a step of another process (Airflow) may extract the source meanwhile
+                steps["stage"] = stage(settings, cfg.name, interval, key=key, allow_demo_key=allow_demo_key)
+                notify("stage", steps["stage"])
+                steps["validate"] = validate(settings, cfg.name, interval, run_id=run_id, engine=engine)
+                notify("validate", steps["validate"])
+                try:
+                    steps["land"] = land(settings, cfg.name, interval)
+                    break
+                except StaleBatch:
+                    if attempt == 2:
+                        raise
+            notify("land", steps["land"])
+            report["sources"][cfg.name] = steps
+        report["publish"] = publish(settings, interval, engine=engine)
+        notify("publish", report["publish"])
     return report

@@ -89,9 +89,10 @@ def load_suite_spec(name: str) -> dict[str, Any]:
 
 
 class Validator:
-    """A GX file context under `evidence_dir/gx`, reused for every batch of a run."""
+    """A GX file context under `evidence_dir/gx`, reused for every batch of a run. One context per
+    source (the caller passes the source's folder): two sources validated at once never share one."""
 
-    def __init__(self, evidence_dir: Path):
+    def __init__(self, evidence_dir: Path, *, severities: dict[str, str] | None = None):
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
         import great_expectations as gx  # heavy: import only when validating
         from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -107,6 +108,8 @@ class Validator:
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self._datasource = self.context.data_sources.add_or_update_pandas("esn")
         self._definitions: dict[str, Any] = {}
+        #: suite -> severity overriding every expectation of it (configuration, e.g. quality.volume_drift)
+        self._severities = dict(severities or {})
 
     def _definition(self, suite_name: str):
         if suite_name in self._definitions:
@@ -115,8 +118,9 @@ class Validator:
         spec = load_suite_spec(suite_name)
         suite = gx.ExpectationSuite(name=suite_name)
         for e in spec["expectations"]:
+            severity = self._severities.get(suite_name, e["severity"])
             cfg = self._config_cls(type=e["type"], kwargs=e["kwargs"], meta=e.get("meta", {}),
-                                   severity=self._severity(SEVERITY_TO_GX[e["severity"]]))
+                                   severity=self._severity(SEVERITY_TO_GX[severity]))
             suite.add_expectation(cfg.to_domain_obj())
         suite = self.context.suites.add_or_update(suite)
         names = [a.name for a in self._datasource.assets]

@@ -194,7 +194,21 @@ def replace_activity_days(conn: Connection, sources: Sequence[str], days: Sequen
     return n
 
 
+#: the PostgreSQL advisory lock key of the publication (any constant; "esn-publish" as a number)
+PUBLICATION_LOCK_KEY = 0x65736E7075626C
+
+
+def lock_publication(conn: Connection) -> None:
+    """Serialise publications on the warehouse, across machines: on PostgreSQL a transaction-level
+    advisory lock (released by the commit or the rollback, or when the session dies). A DuckDB file has
+    one writer process at a time anyway."""
+    if dialect(conn) == "postgresql":
+        conn.execute(sa.text("select pg_advisory_xact_lock(:k)"), {"k": PUBLICATION_LOCK_KEY})
+
+
 def replace_table(conn: Connection, table: str, data: pa.Table) -> int:
+    """Replace a table's rows inside the caller's transaction (publications are serialised by
+    `lock_publication`, so two publishes never interleave their delete and insert)."""
     conn.exec_driver_sql(f"delete from {_check_ident(table)}")
     return insert_arrow(conn, table, data)
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pipelines import crashpoints
+
 TABLE = "etl_source_state"
 
 _metadata = sa.MetaData()
@@ -75,6 +77,7 @@ class StateStore:
                                                     t.c.state_key.in_(chunk)))
             if rows:
                 conn.execute(sa.insert(t), rows)
+        crashpoints.reached("state.after_commit")
         return len(changes)
 
 
