@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -49,6 +49,8 @@ class SourceConfig(_Strict):
 class QualityConfig(_Strict):
     drift_window_days: int = Field(14, ge=1)
     drift_tolerance: float = Field(0.6, gt=0, description="allowed relative deviation from the recent median")
+    volume_drift: Literal["blocking", "warning"] = Field(
+        "blocking", description="a day outside the drift band rejects the batch (blocking) or is only reported")
 
 
 class InteractionRules(_Strict):
