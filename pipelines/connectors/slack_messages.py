@@ -54,6 +54,16 @@ MESSAGES_SCHEMA = pa.schema([
 
 KeyFn = Callable[[str], str | None]
 
+# a Slack ts: epoch seconds (up to year 9999) and an optional fraction ("1736478514.897649")
+_TS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?")
+_MAX_TS_SECONDS = 253402300799  # 9999-12-31T23:59:59Z: later seconds do not make a date
+
+
+def is_ts(value: object) -> bool:
+    """True when `value` is a Slack ts string that `ts_to_micros` and `ts_day` accept."""
+    return isinstance(value, str) and _TS.fullmatch(value) is not None and \
+        int(value.partition(".")[0]) <= _MAX_TS_SECONDS
+
 
 def ts_to_micros(ts: str) -> int:
     """`"1736478514.897649"` -> epoch microseconds, exactly (no float on the way)."""

@@ -132,9 +132,13 @@ def test_bad_inputs_are_rejected_with_a_clear_error(tmp_path: Path, bad: str) ->
         (path / "general").mkdir(parents=True)
         (path / "channels.json").write_text('[{"id": "C1", "name": "general"}]')
         (path / "general" / "2020-01-01.json").write_text('[{"ts": "1.1"')
-    ctx = make_ctx(tmp_path, "slack_export", {"path": str(path)})
+    # by default a bad day file is quarantined and the rest imported (tests/badinput/test_exports.py);
+    # bad_records=reject keeps the all-or-nothing import
+    strict = {"bad_records": "reject"} if bad == "bad_json" else {}
+    ctx = make_ctx(tmp_path, "slack_export", {"path": str(path), **strict})
     with pytest.raises(slack_export.ExportFormatError, match="does not exist|neither a Slack export|not valid JSON"):
         slack_export.extract(ctx, dt.date(2020, 1, 1), dt.date(2020, 1, 1))
+    assert not (tmp_path / "lake").exists()  # nothing written
 
 
 def test_export_landing_has_no_ids_emails_or_text(tmp_path: Path) -> None:
