@@ -202,7 +202,7 @@ def run_cmd(
             progress.update(task, description=f"{interval.batch}")
             try:
                 report = jobs.run(settings, interval)
-            except (jobs.BatchRejected, jobs.StaleBatch, MissingKeyError, RunLocked) as exc:
+            except (jobs.BatchRejected, MissingKeyError, RunLocked) as exc:
                 _fail(str(exc))
                 return
             progress.advance(task)
@@ -269,9 +269,42 @@ def erase(
 
 
 @app.command("check-config")
-def check_config(config: Annotated[Path, typer.Argument(help="YAML configuration file")]) -> None:
-    """Validate a configuration file; errors name the bad field."""
+def check_config(
+    config: Annotated[Path, typer.Argument(help="YAML configuration file")],
+    impact_config: Annotated[Path | None, typer.Option(
+        help="business-impact YAML (default: $ESN_IMPACT_CONFIG, else the built-in defaults)")] = None,
+) -> None:
+    """Validate a configuration file and what a run reads besides it: source options, the opt-out file,
+    alert thresholds, business-outcome files, the reports' catalogue and names file, and the
+    pseudonymisation key when it is set here (length, demo key, the lake's fingerprint; nothing is
+    written). Errors name the bad field; prints the resolved settings."""
+    import os
+
+    from rich.markup import escape
+
+    from pipelines.privacy import check_key, key_origin, resolve_key
+
     settings = _settings(config)
+    try:
+        warnings = settings.check_runtime(impact_config=impact_config)
+    except ConfigError as exc:
+        _fail(escape(str(exc)))
+        return
+    privacy = settings.privacy
+    if os.environ.get(privacy.pseudonym_key_env):
+        try:
+            secret = resolve_key(None, env_var=privacy.pseudonym_key_env, conn_id=privacy.pseudonym_key_conn_id)
+            for kind in sorted({s.kind for s in settings.sources if s.enabled}):
+                check_key(settings.lake_dir, secret, source_kind=kind, record=False,
+                          where=key_origin(privacy.pseudonym_key_env, privacy.pseudonym_key_conn_id, explicit=False))
+        except MissingKeyError as exc:
+            _fail(escape(str(exc)))
+            return
+    else:
+        warnings.append(f"pseudonymisation key not checked: ${privacy.pseudonym_key_env} is not set here (runs "
+                        f"read the Airflow connection '{privacy.pseudonym_key_conn_id}' or that variable)")
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
     out.print_json(settings.model_dump_json())
 
 

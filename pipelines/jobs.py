@@ -97,11 +97,6 @@ def _source_lock(settings: Settings, source: str, interval: Interval):
     return runlock.hold(settings.lake_dir, f"source={source}", interval=interval.batch)
 
 
-class StaleBatch(RuntimeError):
-    """The raw landing changed after the batch was staged (another run extracted the source meanwhile):
-    landing it would put older data over newer. Nothing was landed; stage the batch again."""
-
-
 # ---------------------------------------------------------------------------------- the run protocol
 def covered_interval(settings: Settings, source: str, interval: Interval) -> tuple[Interval, dict[str, str]]:
     """The interval a stage of `source` must cover for a run of `interval`: the run's days, extended
@@ -404,13 +399,14 @@ def _land(settings: Settings, source_name: str, requested: Interval) -> dict[str
     staged, interval, tokens = _staged(settings, source_name, requested)
     raw_pending = lake.pending(settings.lake_dir, source_name, "raw")
     now = raw_pending.snapshot()
-    changed = sorted(d for d, t in now.items()
-                     if interval.start.isoformat() <= d <= interval.end.isoformat() and tokens.get(d) != t)
-    if changed:
-        raise StaleBatch(
-            f"the raw landing of {source_name} changed for {', '.join(changed[:5])}"
-            f"{' ...' if len(changed) > 5 else ''} after the batch {interval.batch} was staged (another run "
-            "extracted it meanwhile); nothing was landed. Stage and validate the batch again (rerun the run).")
+    # a day whose raw landing changed after this batch was staged (another run extracted the source
+    # meanwhile) is not landed from this older batch: it stays pending, with the newer raw data, for the
+    # stage that saw the change (that run's, or the next one's)
+    superseded = sorted(d for d, t in now.items()
+                        if interval.start.isoformat() <= d <= interval.end.isoformat() and tokens.get(d) != t)
+    if superseded:
+        log.warning("%s %s: the raw landing of %s changed after this batch was staged; those days are left "
+                    "to the run that extracted them", source_name, interval.batch, ", ".join(superseded))
     crashpoints.reached("land.start")
     acts = pq.read_table(staged / "activities.parquet")
     # one sort, then a zero-copy slice per day (a mask per day would rescan the batch every day)
@@ -419,7 +415,8 @@ def _land(settings: Settings, source_name: str, requested: Interval) -> dict[str
                            86_400_000_000).to_numpy(zero_copy_only=False)
     base = lake.canonical_dir(settings.lake_dir, "activities") / f"source={source_name}"
     written = 0
-    for day in interval.days:
+    landed = [d for d in interval.days if d.isoformat() not in superseded]
+    for day in landed:
         n = (day - dt.date(1970, 1, 1)).days
         lo, hi = np.searchsorted(epoch_days, [n, n + 1])
         part = acts.slice(lo, hi - lo)
@@ -427,18 +424,19 @@ def _land(settings: Settings, source_name: str, requested: Interval) -> dict[str
         written += part.num_rows
     for table in ("people", "containers"):
         f = staged / f"{table}.parquet"
-        if f.exists():
+        if f.exists() and interval.end in landed:
             lake.write_partition(lake.canonical_dir(settings.lake_dir, table) / f"source={source_name}",
                                  interval.end, pq.read_table(f))
     crashpoints.reached("land.partitions")
     # publication first, then the raw journal: a kill in between re-lands (harmless), never forgets
-    lake.pending(settings.lake_dir, source_name, "canonical").add(interval.days)
-    raw_pending.discard(tokens)
+    lake.pending(settings.lake_dir, source_name, "canonical").add(landed)
+    raw_pending.discard({d: t for d, t in tokens.items() if d not in superseded})
     crashpoints.reached("land.journaled")
     shutil.rmtree(staged)
     _extract_notes(settings, source_name, requested).unlink(missing_ok=True)
     crashpoints.reached("land.end")
-    return {"source": source_name, "batch": interval.batch, "activities": written}
+    return {"source": source_name, "batch": interval.batch, "activities": written,
+            **({"superseded_days": superseded} if superseded else {})}
 
 
 def model_params(settings: Settings, interval: Interval) -> dict[str, Any]:
@@ -543,17 +541,11 @@ def run(settings: Settings, interval: Interval, *, key: str | None = None, allow
             steps: dict[str, Any] = {}
             steps["extract"] = extract(settings, cfg.name, interval, key=key, allow_demo_key=allow_demo_key)
             notify("extract", steps["extract"])
-            for attempt in range(3):  # a step of another process (Airflow) may extract the source meanwhile
-                steps["stage"] = stage(settings, cfg.name, interval, key=key, allow_demo_key=allow_demo_key)
-                notify("stage", steps["stage"])
-                steps["validate"] = validate(settings, cfg.name, interval, run_id=run_id, engine=engine)
-                notify("validate", steps["validate"])
-                try:
-                    steps["land"] = land(settings, cfg.name, interval)
-                    break
-                except StaleBatch:
-                    if attempt == 2:
-                        raise
+            steps["stage"] = stage(settings, cfg.name, interval, key=key, allow_demo_key=allow_demo_key)
+            notify("stage", steps["stage"])
+            steps["validate"] = validate(settings, cfg.name, interval, run_id=run_id, engine=engine)
+            notify("validate", steps["validate"])
+            steps["land"] = land(settings, cfg.name, interval)
             notify("land", steps["land"])
             report["sources"][cfg.name] = steps
         report["publish"] = publish(settings, interval, engine=engine)
