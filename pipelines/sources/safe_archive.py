@@ -67,7 +67,12 @@ BadRecords = Literal["quarantine", "reject"]
 
 
 class ArchiveError(ValueError):
-    """An export cannot be read safely; the message names the file and what to do."""
+    """An export cannot be read safely: `where` names the file (or zip member), `reason` says why and
+    what to do; the message is both."""
+
+    def __init__(self, where: str, reason: str):
+        self.where, self.reason = where, reason
+        super().__init__(f"{where}: {reason}")
 
 
 class UnsafePath(ArchiveError):
@@ -109,6 +114,11 @@ class Limits:
         return cls(**{f: getattr(opts, f) for f in cls.__dataclass_fields__ if hasattr(opts, f)})
 
 
+def _bytes(n: int) -> str:
+    """`1234567 bytes (1.2 MiB)`; small sizes only in bytes."""
+    return f"{n} bytes" + (f" ({human(n)})" if n >= 1024 else "")
+
+
 def human(n: float) -> str:
     for unit in ("bytes", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
@@ -127,8 +137,8 @@ class Budget:
     def take(self, n: int, where: str) -> None:
         self.total += n
         if self.total > self.limits.max_total_bytes:
-            raise TooLarge(f"{where}: this import has read {human(self.total)}, more than max_total_bytes="
-                           f"{self.limits.max_total_bytes} ({human(self.limits.max_total_bytes)}); raise the "
+            raise TooLarge(where, f"this import has read {human(self.total)}, more than max_total_bytes="
+                           f"{_bytes(self.limits.max_total_bytes)}; raise the "
                            "option max_total_bytes if the export is genuine")
 
 
@@ -161,7 +171,7 @@ def component_problem(name: str) -> str | None:
 def _parts(rel: str, where: str) -> list[str]:
     problem = name_problem(rel)
     if problem:
-        raise UnsafePath(f"{where}: the path {rel!r} {problem}; it would leave the export (refused)")
+        raise UnsafePath(where, f"the path {rel!r} {problem}; it would leave the export (refused)")
     return [p for p in PurePosixPath(rel).parts if p not in ("", ".")]
 
 
@@ -183,7 +193,7 @@ class _Limited(io.RawIOBase):
         try:
             data = self._raw.read(min(len(b), _CHUNK))
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-            raise CorruptArchive(f"{self._where}: damaged zip member ({exc})") from None
+            raise CorruptArchive(self._where, f"damaged zip member ({exc})") from None
         n = len(data)
         if n == 0:
             self._finish()
@@ -200,24 +210,24 @@ class _Limited(io.RawIOBase):
         lim = self._limits
         if self._n > lim.max_member_bytes:
             lie = f" although it declares {self._declared} bytes" if self._declared is not None else ""
-            raise TooLarge(f"{self._where}: more than max_member_bytes={lim.max_member_bytes} "
-                           f"({human(lim.max_member_bytes)}) read{lie}; raise the option max_member_bytes if "
+            raise TooLarge(self._where, f"more than max_member_bytes={_bytes(lim.max_member_bytes)} "
+                           f"read{lie}; raise the option max_member_bytes if "
                            "the file is genuine")
         if self._declared is not None and self._n > self._declared:
-            raise CorruptArchive(f"{self._where}: inflates past its declared size of {self._declared} bytes "
+            raise CorruptArchive(self._where, f"inflates past its declared size of {self._declared} bytes "
                                  "(a lying size header: refused)")
         if self._compressed is not None and self._n >= RATIO_MIN_BYTES and \
                 self._n > lim.max_compression_ratio * max(self._compressed, 1):
-            raise TooLarge(f"{self._where}: {human(self._n)} inflated from {human(self._compressed)}, a "
+            raise TooLarge(self._where, f"{human(self._n)} inflated from {human(self._compressed)}, a "
                            f"compression ratio above max_compression_ratio={lim.max_compression_ratio:g} (a zip "
                            "bomb?); raise the option max_compression_ratio if the export is genuine")
 
     def _finish(self) -> None:
         if self._declared is not None and self._n != self._declared:
-            raise CorruptArchive(f"{self._where}: {self._n} bytes read, its header declares {self._declared} "
+            raise CorruptArchive(self._where, f"{self._n} bytes read, its header declares {self._declared} "
                                  "(a lying size header or a damaged zip: refused)")
         if self._crc is not None and (self._running & 0xFFFFFFFF) != self._crc:
-            raise CorruptArchive(f"{self._where}: content does not match its CRC-32 (a lying size header or "
+            raise CorruptArchive(self._where, "content does not match its CRC-32 (a lying size header or "
                                  "a damaged zip: refused)")
 
     def close(self) -> None:
@@ -299,7 +309,7 @@ class FolderTree(Tree):
                     except OSError:
                         raise exc from None
                     if stat.S_ISLNK(mode):
-                        raise UnsafePath(f"{self.where(shown)} is a symbolic link: links are refused in an "
+                        raise UnsafePath(self.where(shown), "a symbolic link: links are refused in an "
                                          "export (one could point outside it); replace it by the file "
                                          "itself") from None
                     if exc.errno == errno.ENOTDIR:
@@ -312,7 +322,7 @@ class FolderTree(Tree):
                 if stat.S_ISDIR(mode):
                     os.close(fd)
                     return None
-                raise UnsafePath(f"{self.where(rel)} is not a regular file (refused)")
+                raise UnsafePath(self.where(rel), "not a regular file (refused)")
             return fd
         except BaseException:
             os.close(fd)
@@ -326,8 +336,8 @@ class FolderTree(Tree):
         where = self.where(rel)
         if size > self.limits.max_member_bytes:
             os.close(fd)
-            raise TooLarge(f"{where}: {size} bytes ({human(size)}), more than max_member_bytes="
-                           f"{self.limits.max_member_bytes} ({human(self.limits.max_member_bytes)}); raise the "
+            raise TooLarge(where, f"{_bytes(size)}, more than max_member_bytes="
+                           f"{_bytes(self.limits.max_member_bytes)}; raise the "
                            "option max_member_bytes if the file is genuine")
         raw = os.fdopen(fd, "rb", buffering=0)
         return io.BufferedReader(_Limited(raw, where, self.limits, self.budget))
@@ -370,18 +380,18 @@ class ZipTree(Tree):
             name = info.filename
             problem = name_problem(name)
             if problem:
-                raise UnsafePath(f"{self.label}: member {name!r} {problem}; it would leave the export (the "
+                raise UnsafePath(self.label, f"member {name!r} {problem}; it would leave the export (the "
                                  "zip is refused)")
             if stat.S_ISLNK(info.external_attr >> 16):
-                raise UnsafePath(f"{self.label}: member {name!r} is a symbolic link: links are refused in an "
+                raise UnsafePath(self.label, f"member {name!r} is a symbolic link: links are refused in an "
                                  "export (the zip is refused)")
             if name in members:
-                raise CorruptArchive(f"{self.label}: member {name!r} appears twice (the zip is refused)")
+                raise CorruptArchive(self.label, f"member {name!r} appears twice (the zip is refused)")
             members[name] = info
         end, prev = 0, ""
         for info in sorted(infos, key=lambda i: i.header_offset):
             if info.header_offset < end:
-                raise CorruptArchive(f"{self.label}: members {prev!r} and {info.filename!r} overlap (a zip "
+                raise CorruptArchive(self.label, f"members {prev!r} and {info.filename!r} overlap (a zip "
                                      "bomb construction: the zip is refused)")
             end, prev = info.header_offset + 30 + info.compress_size, info.filename
         return members
@@ -398,18 +408,18 @@ class ZipTree(Tree):
             return None
         where, lim = self.where(rel), self.limits
         if info.file_size > lim.max_member_bytes:
-            raise TooLarge(f"{where}: declares {info.file_size} bytes ({human(info.file_size)}) uncompressed, "
-                           f"more than max_member_bytes={lim.max_member_bytes} ({human(lim.max_member_bytes)}); "
+            raise TooLarge(where, f"declares {_bytes(info.file_size)} uncompressed, "
+                           f"more than max_member_bytes={_bytes(lim.max_member_bytes)}; "
                            "raise the option max_member_bytes if the file is genuine")
         if info.file_size >= RATIO_MIN_BYTES and \
                 info.file_size > lim.max_compression_ratio * max(info.compress_size, 1):
-            raise TooLarge(f"{where}: declares {human(info.file_size)} from {human(info.compress_size)}, a "
+            raise TooLarge(where, f"declares {human(info.file_size)} from {human(info.compress_size)}, a "
                            f"compression ratio above max_compression_ratio={lim.max_compression_ratio:g} (a zip "
                            "bomb?); raise the option max_compression_ratio if the export is genuine")
         try:
             raw = self._zip.open(info)
         except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as exc:
-            raise CorruptArchive(f"{where}: cannot be read ({exc})") from None
+            raise CorruptArchive(where, f"cannot be read ({exc})") from None
         return io.BufferedReader(_Limited(raw, where, lim, self.budget, declared=info.file_size,
                                           compressed=info.compress_size, crc=info.CRC))
 

@@ -252,8 +252,8 @@ def _folder(ch: dict[str, Any], tree: _Tree, listing: str) -> str:
     folder = ch.get("name") or ch["id"]
     problem = component_problem(folder)
     if problem:
-        raise UnsafePath(f"{tree.path}: {listing}: channel {ch['id']!r} has the folder name {folder!r}, which "
-                         f"{problem}: it would read outside the export (a path escape: the export is "
+        raise UnsafePath(f"{tree.path}: {listing}", f"channel {ch['id']!r} has the folder name {folder!r}, "
+                         f"which {problem}: it would read outside the export (a path escape: the export is "
                          "refused, nothing was imported)")
     return folder
 

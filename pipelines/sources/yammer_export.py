@@ -5,8 +5,22 @@ by header name, in any order, extra columns ignored), either
   - local: option `path` = one zip, or a folder of daily export zips (imported in name order), or
   - the export endpoint: option `base_url` (+ `token_env`, a verified admin's token): one
     `export?since=D&until=D+1` download per day of [start, end], the one-day range the docs recommend.
-Every zip is parsed and checked completely first: a malformed file raises `ImportRejected` listing
-file, line and reason (the style of `pipelines.sources.file_import`), and nothing at all is written.
+Every zip is parsed and checked completely first, before anything is written:
+  - a file that cannot be read as an export (not a zip, no Messages.csv, a required column missing, an
+    empty CSV) raises `ImportRejected` listing file, line and reason (the style of
+    `pipelines.sources.file_import`), and nothing at all is written;
+  - a CSV row that does not parse (wrong field count, CSV syntax, not UTF-8, a non-numeric id, a bad
+    timestamp) is quarantined, the rest imported: `ExtractReport.details["quarantined"]` is
+    {reason: count}, `details["quarantine_file"]` the JSON file of this run under
+    `<lake>/quarantine/raw/source=<name>/` listing file (`<zip>!<csv>`), line and reason of each (never
+    a value of the row). With the option `bad_records: reject` such rows reject the import instead,
+    listing file, line and reason, and nothing is written (the behaviour before quarantines);
+  - the zips are read as hostile (`pipelines.sources.safe_archive`): a member named with `..` or an
+    absolute path, a symlink member, a symlinked zip in the export folder, a member over
+    `max_member_bytes` (256 MiB, declared or actually inflated), an import over `max_total_bytes`
+    (20 GiB), a member inflating more than `max_compression_ratio` (200) or whose size header / CRC
+    lies: `ImportRejected` naming the zip / member, its size and the option to raise. One CSV is
+    streamed at a time (never a whole zip or CSV decoded in memory).
 
 Landing: the raw `messages` stream of `pipelines.sources.yammer_messages` (the REST source's, so both
 canonicalise alike), merged by message id into the day partitions (an export may carry a new version
@@ -29,21 +43,31 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePath
+from typing import IO, Any, BinaryIO
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from pipelines import lake
 from pipelines.connectors.http import RetryPolicy
 from pipelines.sources import ExtractReport, SourceContext
-from pipelines.sources.file_import_formats import ImportRejected, Problem, Problems, normalise_header
+from pipelines.sources.file_import_formats import ImportRejected, Problem, normalise_header
+from pipelines.sources.safe_archive import (
+    ArchiveError,
+    Budget,
+    ExportLimits,
+    FolderTree,
+    Limits,
+    Quarantine,
+    ZipTree,
+)
 from pipelines.sources.yammer import UserKeys, resolve_token
 from pipelines.sources.yammer_api import YammerApi
 from pipelines.sources.yammer_messages import (
@@ -62,9 +86,10 @@ csv.field_size_limit(16 * 1024 * 1024)  # message bodies can be long; the defaul
 REQUIRED = {"Messages.csv": ("id", "thread_id", "sender_id", "created_at"),
             "Users.csv": ("id", "email"), "Groups.csv": ("id",)}
 TRUE = {"true", "t", "1", "yes"}
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes that are not UTF-8, decoded with surrogateescape
 
 
-class YammerExportOptions(BaseModel):
+class YammerExportOptions(ExportLimits):
     model_config = ConfigDict(extra="forbid")
     path: Path | None = Field(None, description="an export zip, or a folder of daily export zips")
     base_url: str | None = Field(None, description="REST base (https://www.yammer.com/api/v1) to call the "
@@ -98,65 +123,106 @@ class Parsed:
     rows_read: int = 0
 
 
-def _records(data: bytes, required: tuple[str, ...], problems: Problems) -> Iterator[tuple[int, dict[str, str]]]:
-    """(starting line, row by normalised header) of one CSV; a missing column is one problem for the file."""
+@dataclass
+class Found:
+    """Problems of an import, in file order. `fatal`: a file that cannot be read as an export (always
+    rejects). `bad`: rows that do not parse, each with a fixed reason (quarantine counts) and a `Problem`
+    whose reason may quote the value (the message of `bad_records: reject`, never written)."""
+
+    fatal: list[Problem] = field(default_factory=list)
+    bad: list[tuple[Problem, str]] = field(default_factory=list)
+
+
+@dataclass
+class _In:
+    """The problems of one file of one zip."""
+
+    file: str
+    found: Found
+
+    def fatal(self, line: int | None, reason: str) -> None:
+        self.found.fatal.append(Problem(self.file, line, reason))
+
+    def bad(self, line: int, reason: str, detail: str | None = None) -> None:
+        self.found.bad.append((Problem(self.file, line, detail or reason), reason))
+
+
+def _records(stream: BinaryIO, required: tuple[str, ...], p: _In) -> Iterator[tuple[int, dict[str, str]]]:
+    """(starting line, row by normalised header) of one CSV, streamed; a missing column is one fatal
+    problem for the file, a row that does not parse one bad row."""
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    reader = csv.reader(text)
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        problems.add(None, f"not UTF-8 ({exc.reason} at byte {exc.start})")
-        return
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = [normalise_header(h) for h in next(reader)]
+        first = next(reader)
     except StopIteration:
-        problems.add(None, "empty file (no header row)")
+        p.fatal(None, "empty file (no header row)")
+        return
+    except csv.Error as exc:
+        p.fatal(1, f"CSV syntax: {exc}")
+        return
+    header = [normalise_header(h) for h in first]
+    if _NOT_UTF8.search("".join(header)):
+        p.fatal(1, "the header row is not UTF-8")
         return
     missing = [c for c in required if c not in header]
     if missing:
-        problems.add(1, f"missing column(s) {missing} (have {header[:12]})")
+        p.fatal(1, f"missing column(s) {missing} (have {header[:12]})")
         return
     line = reader.line_num
-    try:
-        for values in reader:
-            start = line + 1
+    while True:
+        start = line + 1
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            p.bad(start, "CSV syntax error", f"CSV syntax: {exc}")
+            if reader.line_num == line:
+                return  # no progress: nothing more can be read
             line = reader.line_num
-            if not values or values == [""]:
-                continue
-            if len(values) != len(header):
-                problems.add(start, f"{len(values)} fields, the header has {len(header)}")
-                continue
-            yield start, dict(zip(header, values, strict=True))
-    except csv.Error as exc:
-        problems.add(line + 1, f"CSV syntax: {exc}")
+            continue
+        line = reader.line_num
+        if not values or values == [""]:
+            continue
+        if len(values) != len(header):
+            p.bad(start, "field count differs from the header", f"{len(values)} fields, the header has {len(header)}")
+            continue
+        if _NOT_UTF8.search("\x00".join(values)):
+            p.bad(start, "not UTF-8")
+            continue
+        yield start, dict(zip(header, values, strict=True))
 
 
-def parse_zip(data: bytes, label: str, parsed: Parsed) -> list[Problem]:
-    """Add one export zip to `parsed`; returns its problems (none means everything was read)."""
+def parse_zip(source: Path | IO[bytes], label: str, parsed: Parsed, found: Found, limits: Limits,
+              budget: Budget) -> None:
+    """Add one export zip to `parsed`, its problems to `found`; `ArchiveError` when it is unsafe."""
     try:
-        z = zipfile.ZipFile(io.BytesIO(data))
+        z = ZipTree(source, limits, budget, label=label)
     except zipfile.BadZipFile:
-        return [Problem(label, None, "not a zip file (truncated download, or not a Data Export)")]
-    names = {n.rsplit("/", 1)[-1]: n for n in z.namelist() if not n.endswith("/")}  # zips use "/"
-    problems: list[Problem] = []
-    if "Messages.csv" not in names:
-        return [Problem(label, None, f"no Messages.csv in the zip (has {sorted(names)[:10]})")]
+        found.fatal.append(Problem(label, None, "not a zip file (truncated download, or not a Data Export)"))
+        return
     with z:
+        names = {n.rsplit("/", 1)[-1]: n for n in z.names() if not n.endswith("/")}  # zips use "/"
+        if "Messages.csv" not in names:
+            found.fatal.append(Problem(label, None, f"no Messages.csv in the zip (has {sorted(names)[:10]})"))
+            return
         for fname in ("Users.csv", "Groups.csv", "Messages.csv"):
             if fname not in names:
                 continue
-            p = Problems(f"{label}!{fname}")
-            for line, rec in _records(z.read(names[fname]), REQUIRED[fname], p):
-                parsed.rows_read += 1
-                _take(fname, line, rec, parsed, p)
-            problems += p.items
+            p = _In(f"{label}!{fname}", found)
+            stream = z.open(names[fname])
+            assert stream is not None  # a listed file member
+            with stream:
+                for line, rec in _records(stream, REQUIRED[fname], p):
+                    parsed.rows_read += 1
+                    _take(fname, line, rec, parsed, p)
     parsed.files += 1
-    return problems
 
 
-def _take(fname: str, line: int, rec: dict[str, str], parsed: Parsed, p: Problems) -> None:
+def _take(fname: str, line: int, rec: dict[str, str], parsed: Parsed, p: _In) -> None:
     rid = native_id(rec.get("id"))
     if rid is None or not rid.isdigit():
-        p.add(line, f"id {rec.get('id')!r} is not a numeric Yammer id")
+        p.bad(line, "id is not a numeric Yammer id", f"id {rec.get('id')!r} is not a numeric Yammer id")
         return
     if fname == "Users.csv":
         email = (rec.get("email") or "").strip()
@@ -169,32 +235,39 @@ def _take(fname: str, line: int, rec: dict[str, str], parsed: Parsed, p: Problem
                               "created_at": parse_time(rec.get("created_at"))}
         return
     if parse_time(rec.get("created_at")) is None:
-        p.add(line, f"created_at {rec.get('created_at')!r} is not a timestamp")
+        p.bad(line, "created_at is not a timestamp", f"created_at {rec.get('created_at')!r} is not a timestamp")
         return
     for col in ("thread_id", "sender_id", "replied_to_id", "group_id", "best_reply_id"):
         v = native_id(rec.get(col))
         if v is not None and not v.isdigit():
-            p.add(line, f"{col} {v!r} is not a numeric Yammer id")
+            p.bad(line, f"{col} is not a numeric Yammer id", f"{col} {v!r} is not a numeric Yammer id")
             return
     if native_id(rec.get("sender_id")) is None:
-        p.add(line, "sender_id is empty")
+        p.bad(line, "sender_id is empty")
         return
     if (rec.get("deleted_at") or "").strip() not in ("", "null") and parse_time(rec["deleted_at"]) is None:
-        p.add(line, f"deleted_at {rec['deleted_at']!r} is not a timestamp")
+        p.bad(line, "deleted_at is not a timestamp", f"deleted_at {rec['deleted_at']!r} is not a timestamp")
         return
     parsed.messages[rid] = rec  # a later version of the same message replaces the earlier one
 
 
-def _inputs(opts: YammerExportOptions, start: dt.date, end: dt.date, token: str | None) -> Iterator[tuple[str, bytes]]:
+def _inputs(opts: YammerExportOptions, start: dt.date, end: dt.date, token: str | None, limits: Limits,
+            budget: Budget) -> Iterator[tuple[str, Path | IO[bytes]]]:
+    """(label, zip) of every export to read: a path (the configured zip), or an open file / buffer."""
     if opts.path is not None:
         if opts.path.is_dir():
-            zips = sorted(p for p in opts.path.iterdir() if p.suffix.lower() == ".zip")
+            folder = FolderTree(opts.path, limits, budget)
+            zips = [n for n in folder.listdir("") or [] if PurePath(n).suffix.lower() == ".zip"]
             if not zips:
                 raise ImportRejected([Problem(str(opts.path), None, "folder holds no .zip export")])
-            for z in zips:
-                yield z.name, z.read_bytes()
+            for name in zips:
+                f = folder.open_raw(name)  # a link in the folder is refused (UnsafePath)
+                if f is None:
+                    continue
+                with f:
+                    yield name, f
         elif opts.path.is_file():
-            yield opts.path.name, opts.path.read_bytes()
+            yield opts.path.name, opts.path
         else:
             raise ImportRejected([Problem(str(opts.path), None, "option path: file does not exist")])
         return
@@ -207,9 +280,9 @@ def _inputs(opts: YammerExportOptions, start: dt.date, end: dt.date, token: str 
     try:
         for day in lake.days_between(start, end):
             nxt = day + dt.timedelta(days=1)
-            yield f"export-{day.isoformat()}.zip", api.export({
+            yield f"export-{day.isoformat()}.zip", io.BytesIO(api.export({
                 "since": f"{day.isoformat()}T00:00:00+00:00", "until": f"{nxt.isoformat()}T00:00:00+00:00",
-                "model": "Message", "include": "csv"})
+                "model": "Message", "include": "csv"}))
     finally:
         api.close()
 
@@ -292,11 +365,21 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date, *, token: str | No
     opts = options(ctx)
     name = ctx.source.name
     parsed = Parsed()
-    problems: list[Problem] = []
-    for label, data in _inputs(opts, start, end, token):
-        problems += parse_zip(data, label, parsed)
-    if problems:
-        raise ImportRejected(problems)  # before any write
+    found = Found()
+    limits = Limits.of(opts)
+    budget = Budget(limits)
+    try:
+        for label, source in _inputs(opts, start, end, token, limits, budget):
+            parse_zip(source, label, parsed, found, limits, budget)
+    except ArchiveError as exc:  # unsafe or too large: the export is refused
+        raise ImportRejected([Problem(exc.where, None, exc.reason)]) from exc
+    reject = opts.bad_records == "reject"
+    if found.fatal or (reject and found.bad):
+        raise ImportRejected(found.fatal + ([p for p, _ in found.bad] if reject else []))  # before any write
+    bad = Quarantine(name, str(opts.path or opts.base_url), opts.bad_records)
+    for problem, reason in found.bad:
+        bad.add(problem.file, problem.line, reason, unit="line")
+    quarantine_file = bad.write(ctx.lake_dir, start, end)
     keys = UserKeys(ctx)
     for uid, email in parsed.emails.items():
         keys.learn(uid, email)
@@ -327,7 +410,8 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date, *, token: str | No
         "deleted": sum(r["is_deleted"] for r in rows), "questions": sum(r["is_question"] for r in rows),
         "best_answers": len([r for r in rows if r["is_best_answer"]]) + len(pending_best),
         "replies_without_known_parent": unresolved, "actors": len(actors),
-        "identity_matched_share": round(matched / len(actors), 4) if actors else None})
+        "identity_matched_share": round(matched / len(actors), 4) if actors else None,
+        **bad.details(quarantine_file), "bytes_read": budget.total})
 
 
 def canonicalise(ctx: SourceContext, day: dt.date) -> dict[str, pd.DataFrame]:

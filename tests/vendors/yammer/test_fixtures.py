@@ -128,7 +128,9 @@ def test_malformed_export_is_rejected_with_file_line_and_reason_and_nothing_is_l
         tmp_path: Path, messages: str, reason: str) -> None:
     path = tmp_path / "bad.zip"
     path.write_bytes(_zip({"Messages.csv": messages, "Users.csv": "id,email\r\n3,a@example.org\r\n"}))
-    ctx = make_ctx(tmp_path, "yammer_export", {"path": str(path)})
+    # a missing column always rejects; a bad row is quarantined by default (tests/badinput/test_exports.py),
+    # bad_records=reject keeps the all-or-nothing import
+    ctx = make_ctx(tmp_path, "yammer_export", {"path": str(path), "bad_records": "reject"})
 
     with pytest.raises(ImportRejected, match=reason):
         yammer_export.extract(ctx, dt.date(2019, 1, 1), dt.date(2019, 1, 3))
