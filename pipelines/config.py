@@ -3,27 +3,125 @@
 One YAML file (or the defaults) describes where the lake and the warehouse are, which sources to
 extract, and the privacy settings. Errors name the bad field (`sources.0.options.people: ...`).
 Secrets never live here: only the *names* of environment variables or Airflow connections that hold them.
+
+`load_settings` is fast and touches nothing but the file: the YAML (a key given twice in a mapping is an
+error, `UniqueKeyLoader`), types and ranges, no NaN or infinity anywhere, known alert-threshold names.
+What needs the file system or other files (the opt-out file, source options, business-outcome files, the
+reports' catalogue and names file) is `Settings.check_runtime()`, which `esn check-config` runs.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from pipelines.errors import ConfigError
 from pipelines.reports_config import ReportsConfig
 
-__all__ = ["ConfigError", "Settings", "SourceConfig", "load_settings"]
+__all__ = ["ConfigError", "DuplicateKeyError", "Settings", "SourceConfig", "UniqueKeyLoader", "load_settings",
+           "yaml_load"]
 
 CONFIG_ENV = "ESN_CONFIG"
+#: the default alert thresholds (their names are the only ones `alert_thresholds` may override)
+ALERT_THRESHOLDS_FILE = Path(__file__).resolve().parent.parent / "sql" / "alert_thresholds.yaml"
+
+
+# --- YAML ---------------------------------------------------------------------------------------------
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping gives the same key twice (PyYAML would keep the last one without a word)."""
+
+    def __init__(self, path: tuple[str, ...], line: int, first_line: int):
+        self.path, self.line, self.first_line = path, line, first_line
+        super().__init__(f"{self.where}: given twice (line {first_line} and line {line}); keep one")
+
+    @property
+    def where(self) -> str:
+        return ".".join(self.path)
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that raises `DuplicateKeyError` (naming the key's path and lines) on a mapping
+    key given twice."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _check_unique_keys(node, (), set())
+        return super().construct_document(node)
+
+
+def _check_unique_keys(node: yaml.Node, path: tuple[str, ...], visited: set[int]) -> None:
+    if id(node) in visited:  # an alias met again (or a recursive one)
+        return
+    visited.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first: dict[tuple[str, Any], int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                _check_unique_keys(value_node, path, visited)
+                continue
+            name = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            if isinstance(key_node, yaml.ScalarNode):
+                ident = (key_node.tag, key_node.value)
+                line = key_node.start_mark.line + 1
+                if ident in first:
+                    raise DuplicateKeyError((*path, name), line, first[ident])
+                first[ident] = line
+            _check_unique_keys(value_node, (*path, name), visited)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_unique_keys(item, (*path, str(i)), visited)
+
+
+def yaml_load(text: str) -> Any:
+    """`yaml.safe_load` that refuses duplicate mapping keys (`DuplicateKeyError`, a `yaml.YAMLError`)."""
+    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _thresholds_yaml(path: Path) -> Any:
+    try:
+        return yaml_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+@functools.lru_cache(maxsize=4)
+def alert_threshold_names(path: Path = ALERT_THRESHOLDS_FILE) -> frozenset[str]:
+    data = _thresholds_yaml(path)
+    return frozenset(str(k) for k in data) if isinstance(data, dict) else frozenset()
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def read_alert_thresholds(path: Path = ALERT_THRESHOLDS_FILE,
+                          overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The alert thresholds: the YAML defaults with `overrides` on top (`pipelines.metrics.thresholds`
+    binds them). Unknown override names, a name given twice in the file, and values that are not finite
+    numbers are `ValueError`s."""
+    data = _thresholds_yaml(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of threshold names to numbers")
+    for key, value in data.items():
+        if not _finite_number(value):
+            raise ValueError(f"{path}: threshold {key!r} must be a finite number, got {value!r}")
+    for key, value in (overrides or {}).items():
+        if key not in data:
+            raise ValueError(f"unknown alert threshold {key!r} (known: {sorted(data)})")
+        if not _finite_number(value):
+            raise ValueError(f"alert threshold {key!r} must be a finite number, got {value!r}")
+        data[key] = value
+    return data
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # no NaN or infinity in any number: a NaN threshold silently disables its alert
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class PrivacyConfig(_Strict):
@@ -79,6 +177,18 @@ class Settings(_Strict):
     alert_thresholds: dict[str, float] = Field(
         default_factory=dict, description="overrides of sql/alert_thresholds.yaml (unknown names are errors)")
     reports: ReportsConfig = Field(default_factory=lambda: ReportsConfig.model_validate({}))
+    #: where these settings were read from, for the messages of `check_runtime`
+    _origin: str = PrivateAttr("settings")
+
+    @field_validator("alert_thresholds")
+    @classmethod
+    def _known_thresholds(cls, value: dict[str, float]) -> dict[str, float]:
+        if value:
+            known = alert_threshold_names()
+            unknown = sorted(set(value) - known)
+            if unknown:
+                raise ValueError(f"unknown alert threshold(s) {unknown} (known: {sorted(known)})")
+        return value
 
     @property
     def raw_dir(self) -> Path:
@@ -102,6 +212,11 @@ class Settings(_Strict):
                 return s
         raise ConfigError(f"no source named {name!r} in the configuration (have {[s.name for s in self.sources]})")
 
+    def check_runtime(self, *, impact_config: str | Path | None = None) -> list[str]:
+        """What `load_settings` leaves out because it needs other files (see `check_runtime`); returns
+        the warnings, raises `ConfigError` naming every bad field."""
+        return check_runtime(self, impact_config=impact_config)
+
 
 def _format(err: ValidationError, origin: str) -> str:
     lines = [f"invalid configuration in {origin}:"]
@@ -119,15 +234,169 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     if path:
         origin = str(path)
         try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
+            data = yaml_load(Path(path).read_text()) or {}
         except FileNotFoundError:
             raise ConfigError(f"configuration file {path} does not exist") from None
+        except DuplicateKeyError as exc:
+            raise ConfigError(f"invalid configuration in {origin}:\n  {exc}") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"configuration file {path} must hold a mapping at the top level")
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_format(err, origin)) from None
+    settings._origin = origin
+    return settings
+
+
+# --- run-time checks ----------------------------------------------------------------------------------
+class _Problems:
+    """Errors grouped by the file they are in, in the format of `_format`."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, list[str]] = {}
+        self.warnings: list[str] = []
+
+    def error(self, title: str, where: str, message: str) -> None:
+        self.errors.setdefault(title, []).append(f"  {where}: {message}")
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise ConfigError("\n".join(line for title, lines in self.errors.items() for line in [title, *lines]))
+
+
+def check_runtime(settings: Settings, *, impact_config: str | Path | None = None) -> list[str]:
+    """Every run-time setting `load_settings` does not check because it needs other files:
+
+      - each source's kind exists and its `options` are valid for that kind;
+      - `privacy.opt_out_file` exists, is readable, and every line is an email or a 24-hex person key;
+      - the alert thresholds (sql/alert_thresholds.yaml with the overrides) are finite numbers;
+      - the business-impact configuration ($ESN_IMPACT_CONFIG or `impact_config`, else the defaults)
+        is valid, and every outcome file (its `outcome_files`, else <lake>/outcomes/) exists, parses and
+        holds finite numbers;
+      - the reports' metric catalogue parses and the names file is a mapping.
+
+    Raises `ConfigError` naming every bad field (`invalid configuration in FILE:` then `  field: message`
+    lines, one block per file); returns warnings (settings that will be ignored or degrade the reports).
+    Reads only; writes nothing. Costs a read of every outcome file: for `esn check-config` and the start
+    of a run, not for every task.
+    """
+    p = _Problems()
+    title = f"invalid configuration in {settings._origin}:"
+    _check_sources(settings, p, title)
+    _check_opt_out(settings, p, title)
+    _check_thresholds(settings, p, title)
+    _check_impact(settings, p, impact_config)
+    _check_reports(settings, p, title)
+    p.raise_if_any()
+    return p.warnings
+
+
+def _check_sources(settings: Settings, p: _Problems, title: str) -> None:
+    from types import SimpleNamespace
+
+    from pipelines import sources
+
+    for i, cfg in enumerate(settings.sources):
+        if cfg.kind not in sources.REGISTRY:
+            p.error(title, f"sources.{i}.kind", f"unknown source kind {cfg.kind!r} (known: {sorted(sources.REGISTRY)})")
+            continue
+        module = sources.load(cfg.kind)
+        read_options = getattr(module, "options", None)
+        if read_options is None:
+            continue
+        try:
+            read_options(SimpleNamespace(source=cfg, settings=settings, lake_dir=settings.lake_dir))
+        except ValidationError as err:
+            for e in err.errors():
+                loc = ".".join(str(x) for x in e["loc"])
+                p.error(title, f"sources.{i}.options{'.' + loc if loc else ''}", e["msg"])
+        except (ValueError, OSError) as exc:
+            p.error(title, f"sources.{i}.options", str(exc))
+
+
+def _check_opt_out(settings: Settings, p: _Problems, title: str) -> None:
+    from pipelines.privacy import OptOutFileError, read_opt_out_file
+
+    path = settings.privacy.opt_out_file
+    if path is None:
+        return
+    try:
+        read_opt_out_file(path)
+    except OptOutFileError as exc:
+        p.error(title, "privacy.opt_out_file", str(exc))
+
+
+def _check_thresholds(settings: Settings, p: _Problems, title: str) -> None:
+    try:
+        read_alert_thresholds(overrides=settings.alert_thresholds)
+    except (ValueError, OSError, yaml.YAMLError) as exc:
+        p.error(title, "alert_thresholds", str(exc))
+
+
+def _check_impact(settings: Settings, p: _Problems, impact_config: str | Path | None) -> None:
+    import secrets
+
+    from pipelines.metrics.config import DEFAULTS_FILE, IMPACT_CONFIG_ENV, load_impact_config
+    from pipelines.metrics.outcomes import load_outcome_file, outcome_files
+    from pipelines.privacy import Pseudonymiser
+
+    origin = str(impact_config or os.environ.get(IMPACT_CONFIG_ENV) or DEFAULTS_FILE)
+    title = f"invalid impact configuration in {origin}:"
+    try:
+        cfg = load_impact_config(impact_config)
+    except ValueError as exc:  # "invalid impact configuration in FILE:" then "  field: message" lines
+        head, _, rest = str(exc).partition("\n")
+        if rest:
+            p.errors.setdefault(head, []).extend(rest.splitlines())
+        else:
+            p.error(title, "(file)", head)
+        return
+    if cfg.outcome_files:
+        files = [(f"outcome_files.{i}", Path(f)) for i, f in enumerate(cfg.outcome_files)]
+    else:
+        files = [(f"outcome_files ({f.parent})", f) for f in outcome_files(settings.lake_dir / "outcomes")]
+    # only parsed here: a throwaway key, the rows are dropped at once
+    probe = Pseudonymiser(secrets.token_bytes(32))
+    for where, path in files:
+        if not path.is_file():
+            p.error(title, where, f"{path} does not exist")
+            continue
+        try:
+            load_outcome_file(path, probe)
+        except (ValueError, OSError) as exc:
+            p.error(title, where, str(exc))
+
+
+def _check_reports(settings: Settings, p: _Problems, title: str) -> None:
+    reports = settings.reports
+    if not reports.catalogue_path.exists():
+        p.warnings.append(f"reports.catalogue_path: {reports.catalogue_path} does not exist: the reports' "
+                          "links point at anchors derived from metric names")
+    else:
+        from pipelines.catalogue import load_entries
+
+        try:
+            load_entries(reports.catalogue_path, include_network=False)  # the file only
+        except (ValueError, OSError, KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
+            p.error(title, "reports.catalogue_path", f"{reports.catalogue_path} cannot be read as a metric "
+                                                     f"catalogue ({type(exc).__name__}: {exc})")
+    names = reports.names_file
+    if names is None:
+        return
+    if not settings.privacy.allow_named_leaderboards:
+        p.warnings.append("reports.names_file is ignored: privacy.allow_named_leaderboards is false")
+        return
+    if not names.exists():
+        p.warnings.append(f"reports.names_file: {names} does not exist: nobody is named in the leaderboards")
+        return
+    try:
+        data = yaml_load(names.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        p.error(title, "reports.names_file", f"{names} cannot be read ({exc})")
+        return
+    if data is not None and not isinstance(data, dict):
+        p.error(title, "reports.names_file", f"{names} must map person keys to display names")

@@ -2,7 +2,9 @@
 
 It is read from the `reports` key of the settings YAML (once `Settings` carries `reports: ReportsConfig`)
 or, until then, from a YAML file of its own (`--reports-config`, or $ESN_REPORTS_CONFIG) holding either a
-top-level `reports:` mapping or the section itself. Errors name the bad field, like `pipelines.config`.
+top-level `reports:` mapping or the section itself. Errors name the bad field, like `pipelines.config`
+(a key given twice, NaN or infinity included); that the catalogue and names file can be read is checked
+by `pipelines.config.check_runtime` (`esn check-config`).
 
 Recipients come from this configuration only, never from the warehouse. This module must never hold a
 secret: SMTP credentials are the *names* of environment variables or an Airflow connection id.
@@ -30,7 +32,7 @@ _EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Frequency(StrEnum):
@@ -198,13 +200,17 @@ def load_reports_config(settings: Settings, path: str | Path | None = None) -> R
     section = getattr(settings, "reports", None)
     if section is not None and path is None:
         return parse_reports_config(section, "settings")
+    from pipelines.config import DuplicateKeyError, yaml_load  # config imports this module
+
     path = path or os.environ.get(REPORTS_CONFIG_ENV)
     if not path:
         return ReportsConfig.model_validate({})
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = yaml_load(Path(path).read_text()) or {}
     except FileNotFoundError:
         raise ConfigError(f"reports configuration file {path} does not exist") from None
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"invalid reports configuration in {path}:\n  {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"reports configuration file {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -220,7 +226,12 @@ def load_names(settings: Settings, config: ReportsConfig) -> dict[str, str]:
         return {}
     if not config.names_file.exists():
         return {}
-    data = yaml.safe_load(config.names_file.read_text()) or {}
+    from pipelines.config import yaml_load  # config imports this module
+
+    try:
+        data = yaml_load(config.names_file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"names file {config.names_file} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"names file {config.names_file} must map person keys to display names")
     return {str(k): str(v) for k, v in data.items() if v}

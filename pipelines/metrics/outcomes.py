@@ -2,7 +2,7 @@
 
 Accepted columns: one identifier of the unit — person_key (already pseudonymised), email (pseudonymised
 here with the same keyed hash as every source, then dropped) or department (a group-level outcome) —
-plus period (a month: YYYY-MM or any date inside it), outcome (a name) and value (a number).
+plus period (a month: YYYY-MM or any date inside it), outcome (a name) and value (a finite number).
 Errors name the file, the line (1 = header, as an editor shows it) and the column. This module never
 keeps or returns an email in clear.
 """
@@ -10,6 +10,7 @@ keeps or returns an email in clear.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -78,6 +79,8 @@ def load_outcome_file(path: str | Path, pseudonymiser: Pseudonymiser) -> pd.Data
             raise OutcomeFileError(f"{path}: line {line}, column 'value': {rec['value']!r} is not a number") from None
         if value != value:  # NaN
             raise OutcomeFileError(f"{path}: line {line}, column 'value': missing")
+        if not math.isfinite(value):
+            raise OutcomeFileError(f"{path}: line {line}, column 'value': {rec['value']!r} is not a finite number")
         if unit == "department":
             rows.append(("department", None, ident, period, name, value))
         else:

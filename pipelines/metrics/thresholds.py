@@ -8,26 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
+from pipelines.config import ALERT_THRESHOLDS_FILE, read_alert_thresholds
 
-from pipelines.warehouse import SQL_DIR
-
-THRESHOLDS_FILE = SQL_DIR / "alert_thresholds.yaml"
+THRESHOLDS_FILE = ALERT_THRESHOLDS_FILE  # sql/alert_thresholds.yaml
 
 
 def load_thresholds(path: Path = THRESHOLDS_FILE, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The alert thresholds: the YAML defaults with `overrides` on top. Unknown override keys are errors."""
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of threshold names to numbers")
-    for key, value in data.items():
-        if not isinstance(value, int | float):
-            raise ValueError(f"{path}: threshold {key!r} must be a number, got {value!r}")
-    for key, value in (overrides or {}).items():
-        if key not in data:
-            raise ValueError(f"unknown alert threshold {key!r} (known: {sorted(data)})")
-        data[key] = value
-    return data
+    """The alert thresholds: the YAML defaults with `overrides` on top. Unknown override keys, a key
+    given twice in the file, and values that are not finite numbers are errors (`ValueError`)."""
+    return read_alert_thresholds(path, overrides)
 
 
 def model_params_with_thresholds(settings: Any, interval: Any,
