@@ -136,3 +136,27 @@ def copy_tree(src: Path, dst: Path) -> None:
     if dst.exists():
         shutil.rmtree(dst)
     shutil.copytree(src, dst, symlinks=True)
+
+
+def _child_steps(settings_json: str, start: str, end: str, env: dict[str, str]) -> None:
+    """The steps one by one, as the Airflow tasks call them (each takes its own lock, no run lock)."""
+    os.environ.update(env)
+    from pipelines import jobs
+    from pipelines.config import Settings
+
+    settings = Settings.model_validate(json.loads(settings_json))
+    interval = jobs.Interval(dt.date.fromisoformat(start), dt.date.fromisoformat(end))
+    for src in settings.sources:
+        jobs.extract(settings, src.name, interval)
+        jobs.stage(settings, src.name, interval)
+        jobs.validate(settings, src.name, interval)
+        jobs.land(settings, src.name, interval)
+    jobs.publish(settings, interval)
+
+
+def start_steps_in_child(settings: Any, start: dt.date, end: dt.date, env: dict[str, str]) -> Any:
+    """Start the steps of a run in a forked child; the caller joins it."""
+    proc = _context().Process(target=_child_steps, args=(settings.model_dump_json(exclude_defaults=True),
+                                                         start.isoformat(), end.isoformat(), env))
+    proc.start()
+    return proc
