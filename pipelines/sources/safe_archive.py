@@ -43,6 +43,7 @@ import uuid
 import zipfile
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, BinaryIO, Literal
@@ -473,12 +474,21 @@ class BadJson(ValueError):
         super().__init__(f"{reason}{f' ({detail})' if detail else ''}")
 
 
-def loads_json(raw: bytes | bytearray, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> Any:
+def _deep(max_depth: int) -> BadJson:
+    return BadJson(f"nested deeper than max_json_depth={max_depth}")
+
+
+def _brackets(text: str | bytes | bytearray, start: int = 0, end: int | None = None) -> int:
+    if isinstance(text, str):
+        return text.count("[", start, end) + text.count("{", start, end)
+    return text.count(b"[", start, end) + text.count(b"{", start, end)
+
+
+def loads_json(raw: str | bytes | bytearray, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> Any:
     """`json.loads` that raises `BadJson` for invalid text, non-UTF-8 bytes or a document nested deeper
     than `max_depth`. Very deep text makes the C parser raise RecursionError (it checks the interpreter's
     recursion limit, it does not overflow): caught here; anything it parses is then measured without
     recursion, so no caller ever walks more than `max_depth` levels."""
-    deep = f"nested deeper than max_json_depth={max_depth}"
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -486,13 +496,69 @@ def loads_json(raw: bytes | bytearray, max_depth: int = DEFAULT_MAX_JSON_DEPTH) 
     except UnicodeDecodeError:
         raise BadJson("not UTF-8 text") from None
     except RecursionError:
-        raise BadJson(deep) from None
+        raise _deep(max_depth) from None
     except ValueError:  # e.g. an integer of more than 4300 digits
         raise BadJson("not valid JSON", "a value out of range") from None
-    if isinstance(value, dict | list) and (raw.count(b"[") + raw.count(b"{") > max_depth) \
-            and not json_depth_ok(value, max_depth):
-        raise BadJson(deep)
+    if isinstance(value, dict | list) and _brackets(raw) > max_depth and not json_depth_ok(value, max_depth):
+        raise _deep(max_depth)
     return value
+
+
+NOT_AN_ARRAY = "not a JSON array"
+_WS = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+
+def iter_json_array(raw: bytes | bytearray, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> Iterator[tuple[int, Any]]:
+    """(index, element) of a JSON array document, parsed one element at a time: the file is held once as
+    text, never as a whole tree of objects (a 200 MB day file is ~200 MB of text plus one message, not
+    gigabytes of dicts). Same acceptance and `BadJson` reasons as `loads_json` (`NOT_AN_ARRAY` for valid
+    JSON that is no array), but raised *mid-way*: a caller keeps what it made of the first elements
+    aside until the iteration ends. Pass the only reference to `raw`: it is released once decoded."""
+    try:
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")  # as json.loads decodes bytes
+    except UnicodeDecodeError:
+        raise BadJson("not UTF-8 text") from None
+    del raw
+
+    def ws(pos: int) -> int:
+        m = _WS.match(text, pos)
+        return m.end() if m else pos
+
+    pos = ws(0)
+    if text[pos:pos + 1] != "[":
+        loads_json(text, max_depth)  # the reason it is not JSON, if it is not
+        raise BadJson(NOT_AN_ARRAY)
+    pos = ws(pos + 1)
+    index = 0
+    if text[pos:pos + 1] == "]":
+        pos += 1
+    else:
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(text, pos)
+            except json.JSONDecodeError as exc:
+                raise BadJson("not valid JSON", f"{exc.msg} at {exc.pos}") from None
+            except RecursionError:
+                raise _deep(max_depth) from None
+            except ValueError:
+                raise BadJson("not valid JSON", "a value out of range") from None
+            if _brackets(text, pos, end) >= max_depth and not json_depth_ok(value, max_depth - 1):
+                raise _deep(max_depth)  # the array is one level
+            yield index, value
+            del value
+            index += 1
+            pos = ws(end)
+            sep = text[pos:pos + 1]
+            if sep == ",":
+                pos = ws(pos + 1)
+                continue
+            if sep == "]":
+                pos += 1
+                break
+            raise BadJson("not valid JSON", f"Expecting ',' delimiter at {pos}")
+    if ws(pos) != len(text):
+        raise BadJson("not valid JSON", f"Extra data at {ws(pos)}")
 
 
 # ------------------------------------------------------------------------------------------ quarantine

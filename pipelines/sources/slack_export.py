@@ -64,6 +64,7 @@ from pipelines.connectors.slack_messages import (
 from pipelines.sources import ExtractReport, SourceContext
 from pipelines.sources.safe_archive import (
     DEFAULT_MAX_JSON_DEPTH,
+    NOT_AN_ARRAY,
     BadJson,
     Budget,
     ExportLimits,
@@ -73,6 +74,7 @@ from pipelines.sources.safe_archive import (
     UnsafePath,
     ZipTree,
     component_problem,
+    iter_json_array,
     loads_json,
     open_tree,
 )
@@ -258,20 +260,51 @@ def _folder(ch: dict[str, Any], tree: _Tree, listing: str) -> str:
     return folder
 
 
-def _day_messages(tree: _Tree, rel: str, bad: Quarantine) -> list[Any]:
-    """The elements of one day file, or [] when the whole file is quarantined."""
+def _day_rows(tree: _Tree, rel: str, channel: str, keys: _Keys, bad: Quarantine) -> list[dict[str, Any]]:
+    """The rows of one day file, parsed one message at a time; a bad message is quarantined, a file that
+    is not a JSON array (within the depth limit) is quarantined whole (then none of its rows)."""
     raw = tree.read(rel)
     if raw is None:
         return []
+    messages = iter_json_array(raw, tree.depth)
+    del raw  # the iterator holds the only reference: released once decoded
+    rows: list[dict[str, Any]] = []
+    problems: list[tuple[int, str]] = []
     try:
-        msgs = loads_json(raw, tree.depth)
+        for i, msg in messages:
+            problem = _message_problem(msg)
+            if problem is None:
+                try:
+                    row = minimise(msg, channel, keys)
+                except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as exc:
+                    problem = f"malformed message ({type(exc).__name__})"
+            if problem is not None:
+                problems.append((i, problem))
+            elif row is not None:
+                rows.append(row)
     except BadJson as exc:
-        bad.add(tree.name(rel), None, exc.reason, detail=str(exc))
+        reason = "not a JSON array of messages" if exc.reason == NOT_AN_ARRAY else exc.reason
+        bad.add(tree.name(rel), None, reason, detail=str(exc) if exc.reason != NOT_AN_ARRAY else reason)
         return []
-    if not isinstance(msgs, list):
-        bad.add(tree.name(rel), None, "not a JSON array of messages")
-        return []
-    return msgs
+    for i, problem in problems:
+        bad.add(tree.name(rel), i, problem, unit="message")
+    return rows
+
+
+def _users(tree: _Tree) -> Iterator[tuple[int, Any]]:
+    """The entries of users.json one at a time (it can be large); absent: none."""
+    raw = tree.read("users.json")
+    if raw is None:
+        return
+    entries = iter_json_array(raw, tree.depth)
+    del raw
+    try:
+        yield from entries
+    except BadJson as exc:
+        if exc.reason == NOT_AN_ARRAY and not tree.read_json("users.json"):
+            return  # null, {} and the like: no users, as before
+        what = "not a JSON array" if exc.reason == NOT_AN_ARRAY else str(exc)
+        raise ExportFormatError(f"{tree.path}: users.json is {what}") from None
 
 
 def _export_rows(ctx: SourceContext, opts: SlackExportOptions, end: dt.date, budget: Budget, bad: Quarantine):
@@ -290,11 +323,8 @@ def _read_export(ctx: SourceContext, opts: SlackExportOptions, end: dt.date, tre
     if not isinstance(private, list):
         raise ExportFormatError(f"{opts.path}: groups.json is not a JSON array")
     keys = _Keys(ctx)
-    users = tree.read_json("users.json") or []
-    if not isinstance(users, list):
-        raise ExportFormatError(f"{opts.path}: users.json is not a JSON array")
     user_rows = []
-    for i, u in enumerate(users):
+    for i, u in _users(tree):
         problem = _user_problem(u)
         if problem:
             bad.add(tree.name("users.json"), i, problem, unit="entry")
@@ -321,17 +351,7 @@ def _read_export(ctx: SourceContext, opts: SlackExportOptions, end: dt.date, tre
         for day, rel in tree.day_files(folder):
             if day > end + dt.timedelta(days=1):  # day files are local days: keep a day of margin
                 continue
-            for i, msg in enumerate(_day_messages(tree, rel, bad)):
-                problem = _message_problem(msg)
-                if problem is None:
-                    try:
-                        row = minimise(msg, ch["id"], keys)
-                    except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as exc:
-                        problem = f"malformed message ({type(exc).__name__})"
-                if problem is not None:
-                    bad.add(tree.name(rel), i, problem, unit="message")
-                elif row is not None:
-                    rows.append(row)
+            rows += _day_rows(tree, rel, ch["id"], keys, bad)
     return rows, chans, members, user_rows
 
 

@@ -185,6 +185,7 @@ def test_one_bad_message_is_quarantined_and_the_rest_imported(tmp_path: Path, ba
     (json.dumps([_msg(3, blocks=[{"elements": json.loads("[" * 80 + "]" * 80)}])]),
      "nested deeper than max_json_depth=64"),
     ('[{"ts": "1577872803.000100", "text": "cut', "not valid JSON"),
+    (json.dumps([_msg(3), _msg(4)])[:-1] + ', {"ts": ', "not valid JSON"),  # good messages first: none kept
     (b"[\xff\xfe]".decode("latin-1"), "not valid JSON"),
     ('{"messages": []}', "not a JSON array of messages"),
 ])
