@@ -13,6 +13,19 @@ email)`; a native id that the directory maps to an email is keyed by the email, 
 across platforms) and the raw streams landed: `activities` per UTC day of [start, end], `people` and
 `containers` as of `end`. canonicalise(ctx, day) only reads that landing.
 
+A drop can never silently lose or shrink data:
+  - numeric timestamps have one unit per file, detected from their magnitude or declared (`epoch_unit`),
+    and must give plausible dates (`epoch_range`), else the import is rejected;
+  - events outside [start, end] are counted in `details["outside_interval"]` (before / after, first and
+    last time, a few file:line examples) and logged; events dated after the file was written are counted
+    in `details["future_dated"]`;
+  - before any write, the new per-day counts are compared with the raw lake: emptying a day that had
+    events, or losing more than `max_shrink` of a day's events, raises `ShrinkRefused` (a subclass of
+    `ImportRejected`) unless `replace_days: true`; a file without any event is rejected unless
+    `allow_empty: true`;
+  - a file larger than `max_file_bytes` and a record larger than `max_record_bytes` are rejected, and
+    text is read in bounded blocks.
+
 This module must never write, log or return a clear identifier or a message text: the parsed frames
 hold them in memory only, and everything handed to `lake.write_partition` is keyed.
 """
@@ -20,11 +33,14 @@ hold them in memory only, and everything handed to `lake.write_partition` is key
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipelines import lake
@@ -33,15 +49,23 @@ from pipelines.model import ACTIVITIES, CONTAINER_KINDS, VISIBILITIES
 from pipelines.privacy import Pseudonymiser
 from pipelines.sources import ExtractReport, SourceContext
 from pipelines.sources.file_import_formats import (
+    DEFAULT_EPOCH_RANGE,
+    DEFAULT_MAX_FILE_BYTES,
+    DEFAULT_MAX_RECORD_BYTES,
+    MAX_REPORTED,
     PEOPLE_COLUMNS,
     ImportRejected,
     Problem,
+    ReadOptions,
+    activity_frame,
     directory_as_of,
-    read_activities,
+    read_activity_file,
     read_directory,
     read_identity_map,
 )
 from pipelines.sources.file_import_presets import PRESETS, Parsed, PresetInput
+
+log = logging.getLogger(__name__)
 
 TABULAR = ("csv", "jsonl", "parquet")
 FORMATS = (*TABULAR, "canonical", *PRESETS)
@@ -49,6 +73,10 @@ FORMATS = (*TABULAR, "canonical", *PRESETS)
 _DIRECT = {"snap_edges", "konect", "benson_temporal", "enron_tsv", "workfrance"}
 _SIDE_FILES = {"departments": {"snap_edges", "konect", "benson_temporal", "workfrance", "enron_tsv"},
                "recipients": {"enron_tsv"}, "core": {"benson_temporal"}}
+#: outside-interval and future-dated events quoted as file:line examples in the report
+EXAMPLES = 5
+#: an event this long after the file was last modified cannot be real (clock and time zone slack)
+FUTURE_SLACK = pd.Timedelta(days=1)
 
 
 class FileImportOptions(BaseModel):
@@ -71,12 +99,32 @@ class FileImportOptions(BaseModel):
     container_id: str | None = Field(None, description="presets: the container of every event")
     container_kind: str | None = None
     container_visibility: str | None = None
+    epoch_unit: Literal["auto", "s", "ms", "us", "ns"] = Field(
+        "auto", description="unit of numeric occurred_at values (Unix epochs); auto detects it from their "
+        "magnitude within epoch_range")
+    epoch_range: tuple[dt.date, dt.date] = Field(
+        DEFAULT_EPOCH_RANGE, description="[from, until): the dates numeric timestamps may give")
+    replace_days: bool = Field(False, description="this import replaces the days it covers: it may empty "
+                               "or shrink days already landed for this source")
+    max_shrink: float = Field(0.1, ge=0.0, le=1.0, description="the share of a landed day's events an "
+                              "import may lose without replace_days (0.1 = 10%); emptying a day always "
+                              "needs replace_days")
+    allow_empty: bool = Field(False, description="accept a file without any event (0 bytes, header only)")
+    max_record_bytes: int = Field(DEFAULT_MAX_RECORD_BYTES, gt=0, description="the largest line / record")
+    max_file_bytes: int = Field(DEFAULT_MAX_FILE_BYTES, gt=0, description="the largest input file")
 
     @model_validator(mode="after")
     def _check(self) -> FileImportOptions:
         for name, allowed in _SIDE_FILES.items():
             if getattr(self, name) is not None and self.format not in allowed:
                 raise ValueError(f"option {name} is not used by format {self.format} (only {sorted(allowed)})")
+        for name in ("epoch_unit", "epoch_range"):
+            if name in self.model_fields_set and self.format in PRESETS:
+                raise ValueError(f"option {name} is not used by format {self.format} (only csv, jsonl, parquet "
+                                 "and canonical; a preset's timestamps have the unit its dataset documents)")
+        lo, hi = self.epoch_range
+        if not dt.date(1678, 1, 1) <= lo < hi <= dt.date(2262, 1, 1):
+            raise ValueError("epoch_range must be [from, until) with from < until, within 1678-01-01..2262-01-01")
         if self.format == "enron_tsv" and self.recipients is None:
             raise ValueError("format enron_tsv needs the option recipients (recipients.tsv)")
         if self.container_kind is not None and self.container_kind not in CONTAINER_KINDS:
@@ -95,6 +143,10 @@ class FileImportOptions(BaseModel):
                                           ".parquet file name (or set format explicitly)")])
         return fmt
 
+    def read_options(self) -> ReadOptions:
+        return ReadOptions(epoch_unit=self.epoch_unit, epoch_range=self.epoch_range,
+                           max_record_bytes=self.max_record_bytes)
+
 
 def options(ctx: SourceContext) -> FileImportOptions:
     return FileImportOptions.model_validate(ctx.source.options)
@@ -104,23 +156,35 @@ def options(ctx: SourceContext) -> FileImportOptions:
 def parse(opts: FileImportOptions) -> tuple[Parsed, pd.DataFrame | None]:
     """Read and check every input; (parsed activities with preset people, HR directory). Raises
     ImportRejected on any malformed input, before anything is written. Pure apart from reading files."""
+    too_big = []
     for label, p in (("path", opts.path), ("directory", opts.directory), ("identity_map", opts.identity_map),
                      ("departments", opts.departments),
                      ("recipients", opts.recipients), ("core", opts.core)):
         if p is not None and not p.is_file():
             raise ImportRejected([Problem(str(p), None, f"option {label}: file does not exist")])
-    if opts.format in PRESETS:
+        if p is not None and (size := p.stat().st_size) > opts.max_file_bytes:
+            too_big.append(Problem(str(p), None, f"option {label}: the file is {size:,} bytes, larger than "
+                                   f"max_file_bytes ({opts.max_file_bytes:,}); nothing was read (raise "
+                                   "max_file_bytes if the file is right)"))
+    if too_big:
+        raise ImportRejected(too_big)
+    fmt = opts.tabular_format() if opts.format not in PRESETS else opts.format
+    if opts.path.stat().st_size == 0:
+        parsed = Parsed(activity_frame([]), lines=np.empty(0, dtype="int64"))  # `allow_empty` decides
+    elif opts.format in PRESETS:
         kind_default = "mail" if opts.format in _DIRECT else None
         parsed = PRESETS[opts.format](PresetInput(
             path=opts.path, departments=opts.departments, recipients=opts.recipients, core=opts.core,
             synthetic_date=opts.synthetic_date, edge_verb=opts.edge_verb,
-            container_id=opts.container_id or kind_default))
+            container_id=opts.container_id or kind_default, max_record_bytes=opts.max_record_bytes))
     else:
-        parsed = Parsed(read_activities(opts.path, opts.tabular_format()))
-    directory = read_directory(opts.directory) if opts.directory is not None else None
+        frame, lines = read_activity_file(opts.path, fmt, opts.read_options())
+        parsed = Parsed(frame, lines=lines, unit="row" if fmt == "parquet" else "line")
+    directory = read_directory(opts.directory, opts.max_record_bytes) if opts.directory is not None else None
     if opts.identity_map is not None:
         # the mapping file is applied like directory rows that pair an id with an email; it wins on conflict
-        pairs = pd.DataFrame([{"employee_id": k, "email": v} for k, v in read_identity_map(opts.identity_map).items()])
+        pairs = pd.DataFrame([{"employee_id": k, "email": v}
+                              for k, v in read_identity_map(opts.identity_map, opts.max_record_bytes).items()])
         mapping = pairs.reindex(columns=list(PEOPLE_COLUMNS)).assign(is_leader=False, _map=True)
         directory = pd.concat([directory.assign(_map=False), mapping], ignore_index=True) \
             if directory is not None else mapping
@@ -207,6 +271,89 @@ def containers_frame(acts: pd.DataFrame, opts: FileImportOptions, source: str) -
                          "visibility": visibility})
 
 
+# ------------------------------------------------------------------------------------------ guards
+class ShrinkRefused(ImportRejected):
+    """The import would empty days already landed for the source, or lose more than `max_shrink` of
+    their events: nothing is written. `days` lists (day, events landed, events in this file)."""
+
+    def __init__(self, file: str, source: str, days: list[tuple[dt.date, int, int]], max_shrink: float,
+                 empty_file: bool):
+        self.days = days
+        self.problems = [Problem(file, None, _shrink_reason(d, old, new, max_shrink)) for d, old, new in days]
+        shown = "\n  ".join(_shrink_reason(d, old, new, max_shrink) for d, old, new in days[:MAX_DAYS_SHOWN])
+        more = f"\n  ... and {len(days) - MAX_DAYS_SHOWN} more day(s)" if len(days) > MAX_DAYS_SHOWN else ""
+        allow = "replace_days: true" + (" and allow_empty: true" if empty_file else "")
+        ValueError.__init__(self, (
+            f"import refused, nothing was loaded: {file} has fewer events than the raw lake already holds for "
+            f"source {source!r} on {len(days)} day(s) (events landed -> events in this file):\n  {shown}{more}\n"
+            f"A day may lose at most max_shrink ({max_shrink * 100:g}%) of its events and never all of them. "
+            f"If this file is meant to replace those days (events deleted at the source, a corrected export), "
+            f"set {allow} for this run; a header-only or cut-off upload should be fixed and dropped again."))
+
+
+MAX_DAYS_SHOWN = MAX_REPORTED
+
+
+def _shrink_reason(day: dt.date, old: int, new: int, max_shrink: float) -> str:
+    why = "the day would be emptied" if new == 0 else \
+        f"-{(old - new) / old:.1%}, more than max_shrink {max_shrink * 100:g}%"
+    return f"{day}: {old} -> {new} event(s) ({why})"
+
+
+def landed_counts(base: Path, start: dt.date, end: dt.date) -> dict[dt.date, int]:
+    """Events already landed per day of [start, end], from the Parquet footers (no data read)."""
+    out = {}
+    for d in lake.partition_days(base):
+        if start <= d <= end:
+            for f in lake.partition_files(base, [d]):
+                out[d] = pq.read_metadata(f).num_rows
+    return out
+
+
+def shrinking_days(old: dict[dt.date, int], new: dict[dt.date, int], max_shrink: float
+                   ) -> list[tuple[dt.date, int, int]]:
+    """(day, old, new) for every landed day the import would empty or shrink by more than max_shrink."""
+    out = []
+    for d, n_old in sorted(old.items()):
+        n_new = new.get(d, 0)
+        if n_old > 0 and (n_new == 0 or n_old - n_new > max_shrink * n_old + 1e-9):
+            out.append((d, n_old, n_new))
+    return out
+
+
+def _locations(parsed: Parsed, path: Path, positions: np.ndarray) -> list[str]:
+    """file:line of activity rows, for reports (never an identifier)."""
+    lines = parsed.lines
+    if lines is None or len(lines) != len(parsed.activities):
+        return [f"{path}: event {int(i) + 1}" for i in positions]
+    return [f"{path}:{parsed.unit} {int(lines[i])}" for i in positions]
+
+
+def _iso(ts: pd.Series) -> tuple[str | None, str | None]:
+    return (ts.min().isoformat(), ts.max().isoformat()) if len(ts) else (None, None)
+
+
+def outside_interval(occurred: pd.Series, before: np.ndarray, after: np.ndarray, parsed: Parsed,
+                     path: Path) -> dict[str, Any]:
+    """{"before", "after", "first", "last", "examples"}: events not landed because their UTC day is before
+    the interval's start or after its end, their earliest and latest time, and a few file:line examples
+    (the first ones before, then the first ones after, in file order)."""
+    first, last = _iso(occurred[before | after])
+    examples = _locations(parsed, path, np.concatenate([np.flatnonzero(before)[:3], np.flatnonzero(after)[:3]]))
+    return {"before": int(before.sum()), "after": int(after.sum()), "first": first, "last": last,
+            "examples": examples}
+
+
+def future_dated(occurred: pd.Series, parsed: Parsed, path: Path) -> dict[str, Any]:
+    """Events dated more than a day after the file was last modified: a file cannot hold events from after
+    it was written (a wrong clock, time zone or epoch unit at the export)."""
+    modified = pd.Timestamp(path.stat().st_mtime, unit="s", tz="UTC").floor("s")
+    mask = (occurred > modified + FUTURE_SLACK).to_numpy()
+    first, last = _iso(occurred[mask])
+    return {"count": int(mask.sum()), "first": first, "last": last, "file_modified": modified.isoformat(),
+            "examples": _locations(parsed, path, np.flatnonzero(mask)[:EXAMPLES])}
+
+
 # ------------------------------------------------------------------------------------------ extract
 def extract(ctx: SourceContext, start: dt.date, end: dt.date) -> ExtractReport:
     opts = options(ctx)
@@ -214,42 +361,76 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date) -> ExtractReport:
     parsed, directory = parse(opts)  # raises before any write
     ident = Identity(ctx.pseudonymiser, opts.id_namespace or name, directory)
     acts = pseudonymise_activities(parsed.activities, ident, name)
-    day = acts["occurred_at"].dt.date
-    in_range = (day >= start) & (day <= end)
+    occurred = acts["occurred_at"]
+    before = (occurred < pd.Timestamp(start, tz="UTC")).to_numpy()
+    after = (occurred >= pd.Timestamp(end + dt.timedelta(days=1), tz="UTC")).to_numpy()
+    in_range = ~(before | after)
+    day = occurred[in_range].dt.date
+    new_counts = {d: int(n) for d, n in day.value_counts().items()}
+
+    # guards, before anything is written
+    base = lake.raw_dir(ctx.lake_dir, name, "activities")
+    old_counts = landed_counts(base, start, end)
+    shrinking = shrinking_days(old_counts, new_counts, opts.max_shrink)
+    if shrinking and not opts.replace_days:
+        raise ShrinkRefused(str(opts.path), name, shrinking, opts.max_shrink,
+                            empty_file=acts.empty and not opts.allow_empty)
+    if acts.empty and not opts.allow_empty:
+        what = "is empty (0 bytes)" if opts.path.stat().st_size == 0 else "has no data records (a header at most)"
+        raise ImportRejected([Problem(str(opts.path), None, f"the file {what}: no event to import. If an empty "
+                                      "drop is expected, set allow_empty: true")])
+
     keys = set(acts["actor_key"].dropna()) | set(acts["target_key"].dropna())
     people, id_stats = people_snapshot(parsed, directory, ident, end, keys)
     containers = containers_frame(acts, opts, name)
-
-    base = lake.raw_dir(ctx.lake_dir, name, "activities")
-    existing = set(lake.partition_days(base))
     schema = pa.Table.from_pandas(acts.iloc[:0], preserve_index=False).schema
     report = ExtractReport(source=name, days=[])
     landed = 0
-    for d, part in acts[in_range].groupby(day[in_range], sort=True):
+    for d, part in acts[in_range].groupby(day, sort=True):
         lake.write_partition(base, d, pa.Table.from_pandas(part, schema=schema, preserve_index=False))
         report.days.append(d)
         landed += len(part)
     # a day of the interval that no longer has events must not keep what an earlier import landed
-    for d in sorted(x for x in existing if start <= x <= end and x not in set(report.days)):
+    for d in sorted(x for x in old_counts if x not in set(report.days)):
         lake.write_partition(base, d, pa.Table.from_pandas(acts.iloc[:0], schema=schema, preserve_index=False))
     lake.write_partition(lake.raw_dir(ctx.lake_dir, name, "people"), end,
                          pa.Table.from_pandas(people, preserve_index=False))
     lake.write_partition(lake.raw_dir(ctx.lake_dir, name, "containers"), end,
                          pa.Table.from_pandas(containers, preserve_index=False))
     report.rows = {"activities": landed, "people": len(people), "containers": len(containers)}
-    occurred = acts["occurred_at"]
+    outside = outside_interval(occurred, before, after, parsed, opts.path)
+    future = future_dated(occurred, parsed, opts.path)
+    first, last = _iso(occurred)
     report.details = {
         "format": opts.format, "events_in_file": len(acts), "events_in_interval": landed,
         "events_outside_interval": int((~in_range).sum()),
-        "first_event": occurred.min().isoformat() if len(acts) else None,
-        "last_event": occurred.max().isoformat() if len(acts) else None,
+        "outside_interval": outside, "future_dated": future,
+        # landed days that this import made smaller (within max_shrink, or any with replace_days)
+        "days_shrunk": [{"day": d.isoformat(), "before": old, "after": new_counts.get(d, 0)}
+                        for d, old in sorted(old_counts.items()) if new_counts.get(d, 0) < old],
+        "first_event": first, "last_event": last,
         "verbs": {str(k): int(v) for k, v in acts["verb"].value_counts().items()},
         **id_stats, **parsed.details,
         # the share of participants keyed by an email, i.e. matchable with other platforms (issue 4.6)
         "participants_keyed_by_email": len(keys & ident.email_keys),
         "identity_matched_share": round(len(keys & ident.email_keys) / len(keys), 4) if keys else None,
     }
+    _warn(name, opts.path, start, end, len(acts), outside, future)
     return report
+
+
+def _warn(name: str, path: Path, start: dt.date, end: dt.date, total: int, outside: dict[str, Any],
+          future: dict[str, Any]) -> None:
+    n_out = outside["before"] + outside["after"]
+    if n_out:
+        log.warning("file import %s: %d of %d event(s) of %s are outside the interval %s..%s and were not landed "
+                    "(%d before, %d after; first %s, last %s; e.g. %s)", name, n_out, total, path, start, end,
+                    outside["before"], outside["after"], outside["first"], outside["last"],
+                    ", ".join(outside["examples"]))
+    if future["count"]:
+        log.warning("file import %s: %d event(s) of %s are dated after the file was last modified (%s), up to %s: "
+                    "check the clock, time zone or epoch unit of the export (e.g. %s)", name, future["count"], path,
+                    future["file_modified"], future["last"], ", ".join(future["examples"]))
 
 
 def canonicalise(ctx: SourceContext, day: dt.date) -> dict[str, pd.DataFrame]:

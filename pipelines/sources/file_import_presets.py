@@ -10,7 +10,8 @@ One small function per layout (`snap_edges`, `konect`, `benson_temporal`, `workf
   - without timestamps every event is dated at `synthetic_date` 00:00 UTC;
   - node ids are platform-native ids (`actor_id`), pseudonymised later by the source module.
 Adapters only read and check; like `file_import_formats`, they reject a whole file on the first pass with
-every bad line listed, and never write anything. Message texts are read only to measure their length,
+every bad line listed, and never write anything. Text files are read line by line in bounded blocks
+(`file_import_formats.text_lines`): a line longer than `max_record_bytes` is reported, never held. Message texts are read only to measure their length,
 detect questions and mentions; they are never returned.
 """
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -30,11 +30,15 @@ import numpy as np
 import pandas as pd
 
 from pipelines.sources.file_import_formats import (
+    DEFAULT_MAX_RECORD_BYTES,
     PEOPLE_COLUMNS,
     ImportRejected,
     Problem,
     Problems,
     activity_frame,
+    csv_feed,
+    csv_field_limit,
+    text_lines,
 )
 
 #: seconds between 0000-01-00 (MATLAB datenum origin, used by Benson & Kleinberg's files) and 1970-01-01
@@ -46,11 +50,14 @@ _MENTION = re.compile(r"<@([^>\s][^>]*)>")
 
 @dataclass
 class Parsed:
-    """What an adapter read: activities and (optional) directory rows, both with clear native ids."""
+    """What an adapter read: activities and (optional) directory rows, both with clear native ids;
+    `lines`: per activity, the 1-based line (or `unit`: row, message) of the main file it comes from."""
 
     activities: pd.DataFrame
     people: pd.DataFrame | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    lines: np.ndarray | None = None
+    unit: str = "line"
 
 
 @dataclass(frozen=True)
@@ -62,32 +69,26 @@ class PresetInput:
     synthetic_date: dt.date
     edge_verb: str
     container_id: str | None
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def _lines(path: Path, problems: Problems, comments: tuple[str, ...] = ("#", "%")) -> Iterator[tuple[int, list[str]]]:
+def _lines(path: Path, problems: Problems, comments: tuple[str, ...] = ("#", "%"),
+           limit: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[tuple[int, list[str]]]:
     """(line number, whitespace-split fields) of a text file, skipping blank and comment lines.
     CRLF endings (email-Eu-core's uploader) are tolerated by the split."""
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        problems.add(path.read_bytes()[: exc.start].count(b"\n") + 1, "not UTF-8")
-        return
-    for i, line in enumerate(text.split("\n"), start=1):
+    for i, line in text_lines(path, problems, limit):
         s = line.strip()
         if not s or s.startswith(comments):
             continue
         yield i, s.split()
 
 
-def _tsv(path: Path, problems: Problems, width: int) -> Iterator[tuple[int, list[str]]]:
+def _tsv(path: Path, problems: Problems, width: int, limit: int = DEFAULT_MAX_RECORD_BYTES
+         ) -> Iterator[tuple[int, list[str]]]:
     """Tab-separated rows of exactly `width` fields (fields may contain spaces: Enron subjects)."""
-    try:
-        text = path.read_bytes().decode("utf-8", errors="strict")
-    except UnicodeDecodeError:
-        # Enron subjects are Latin-1 in places; ids and times are ASCII, which is all we read
-        text = path.read_bytes().decode("latin-1")
-    for i, line in enumerate(text.split("\n"), start=1):
+    # Enron subjects are Latin-1 in places; ids and times are ASCII, which is all we read
+    for i, line in text_lines(path, problems, limit, latin1_fallback=True):
         if not line.strip():
             continue
         fields = line.rstrip("\r").split("\t")
@@ -114,10 +115,10 @@ def _people(ids: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(PEOPLE_COLUMNS)).assign(is_leader=False)
 
 
-def _labels(path: Path, problems: Problems) -> dict[str, str]:
+def _labels(path: Path, problems: Problems, limit: int) -> dict[str, str]:
     """`NODE LABEL` per line (SNAP department labels)."""
     out: dict[str, str] = {}
-    for line, f in _lines(path, problems):
+    for line, f in _lines(path, problems, limit=limit):
         if len(f) != 2:
             problems.add(line, f"{len(f)} fields, expected 2 (NODE DEPARTMENT)")
             continue
@@ -144,7 +145,7 @@ def _edge_list(inp: PresetInput, *, max_fields: int, ts_field: int | None, ts_ki
     dst: list[str] = []
     raw_ts: list[float] = []
     has_ts: bool | None = None
-    for line, f in _lines(inp.path, problems):
+    for line, f in _lines(inp.path, problems, limit=inp.max_record_bytes):
         if not 2 <= len(f) <= max_fields:
             problems.add(line, f"{len(f)} fields, expected 2 to {max_fields} for {name}")
             continue
@@ -169,7 +170,7 @@ def _edge_list(inp: PresetInput, *, max_fields: int, ts_field: int | None, ts_ki
     if not lines and not problems.items:
         problems.add(None, "no edge lines found")
     extra = Problems(str(inp.departments)) if inp.departments else None
-    labels = _labels(inp.departments, extra) if inp.departments and extra is not None else {}
+    labels = _labels(inp.departments, extra, inp.max_record_bytes) if inp.departments and extra is not None else {}
     _reject(problems, *([extra] if extra else []))
     if has_ts:
         secs = np.asarray(raw_ts, dtype="float64")
@@ -184,7 +185,7 @@ def _edge_list(inp: PresetInput, *, max_fields: int, ts_field: int | None, ts_ki
         nodes = set(src) | set(dst) | set(labels)
         people = _people({n: {"department": labels.get(n)} for n in sorted(nodes)})
     details = {"edge_lines": len(lines), "timestamps": "given" if has_ts else f"synthetic {inp.synthetic_date}"}
-    return Parsed(acts, people, details)
+    return Parsed(acts, people, details, lines=np.asarray(lines, dtype="int64"))
 
 
 def snap_edges(inp: PresetInput) -> Parsed:
@@ -206,7 +207,7 @@ def benson_temporal(inp: PresetInput) -> Parsed:
     if inp.core is not None:
         problems = Problems(str(inp.core))
         core = set()
-        for line, f in _lines(inp.core, problems):
+        for line, f in _lines(inp.core, problems, limit=inp.max_record_bytes):
             if len(f) != 1:
                 problems.add(line, f"{len(f)} fields, expected one node id")
                 continue
@@ -227,7 +228,7 @@ def workfrance(inp: PresetInput) -> Parsed:
     lines: list[int] = []
     src: list[str] = []
     dst: list[str] = []
-    for line, rec in _csv(inp.path, problems, ("from", "to", "mins")):
+    for line, rec in _csv(inp.path, problems, ("from", "to", "mins"), inp.max_record_bytes):
         if not (rec["from"] and rec["to"]):
             problems.add(line, "from or to is empty")
             continue
@@ -240,7 +241,7 @@ def workfrance(inp: PresetInput) -> Parsed:
     labels: dict[str, str] = {}
     vprob = Problems(str(inp.departments)) if inp.departments else Problems("(no departments file)")
     if inp.departments is not None:
-        for line, rec in _csv(inp.departments, vprob, ("id", "dept")):
+        for line, rec in _csv(inp.departments, vprob, ("id", "dept"), inp.max_record_bytes):
             if rec["id"] in labels:
                 vprob.add(line, "vertex listed twice")
                 continue
@@ -254,23 +255,25 @@ def workfrance(inp: PresetInput) -> Parsed:
     }))
     nodes = set(src) | set(dst) | set(labels)
     people = _people({k: {"department": labels.get(k)} for k in sorted(nodes)}) if labels else None
-    return Parsed(acts, people, {"edges": n, "timestamps": f"synthetic {inp.synthetic_date}"})
+    return Parsed(acts, people, {"edges": n, "timestamps": f"synthetic {inp.synthetic_date}"},
+                  lines=np.concatenate([np.asarray(lines, dtype="int64")] * 2))
 
 
-def _csv(path: Path, problems: Problems, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
-    text = path.read_bytes().decode("utf-8-sig")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = [h.strip().lower() for h in next(reader, [])]
-    if header != list(columns):
-        problems.add(1, f"header {header} is not {list(columns)}")
-        return
-    for row in reader:
-        if not row:
-            continue
-        if len(row) != len(columns):
-            problems.add(reader.line_num, f"{len(row)} fields, expected {len(columns)}")
-            continue
-        yield reader.line_num, dict(zip(columns, (c.strip() for c in row), strict=True))
+def _csv(path: Path, problems: Problems, columns: tuple[str, ...], limit: int) -> Iterator[tuple[int, dict[str, str]]]:
+    reader = csv.reader(csv_feed(text_lines(path, problems, limit, stop_on_long=True)))
+    with csv_field_limit(limit):
+        header = [h.strip().lower() for h in next(reader, [])]
+        if header != list(columns):
+            if not problems.items:
+                problems.add(1, f"header {header} is not {list(columns)}")
+            return
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != len(columns):
+                problems.add(reader.line_num, f"{len(row)} fields, expected {len(columns)}")
+                continue
+            yield reader.line_num, dict(zip(columns, (c.strip() for c in row), strict=True))
 
 
 # -------------------------------------------------------------------------------- message lists
@@ -283,7 +286,7 @@ def enron_tsv(inp: PresetInput) -> Parsed:
         raise ImportRejected([Problem(str(inp.path), None, "format enron_tsv needs the option recipients")])
     mprob = Problems(str(inp.path))
     messages: dict[str, tuple[int, float, str]] = {}
-    for line, f in _tsv(inp.path, mprob, 5):
+    for line, f in _tsv(inp.path, mprob, 5, inp.max_record_bytes):
         mid, _, unix, _, sender = f
         if not _INT.match(mid) or not _INT.match(sender.strip()):
             mprob.add(line, "message id and sender id must be integers")
@@ -298,7 +301,7 @@ def enron_tsv(inp: PresetInput) -> Parsed:
     rprob = Problems(str(inp.recipients))
     recipients: dict[tuple[str, str], int] = {}
     duplicates = 0
-    for line, f in _tsv(inp.recipients, rprob, 3):
+    for line, f in _tsv(inp.recipients, rprob, 3, inp.max_record_bytes):
         mid, _, rid = (x.strip() for x in f)
         if not _INT.match(mid) or not _INT.match(rid):
             rprob.add(line, "message id and recipient id must be integers")
@@ -313,7 +316,7 @@ def enron_tsv(inp: PresetInput) -> Parsed:
     eprob = Problems(str(inp.departments)) if inp.departments else Problems("(no employees file)")
     directory: dict[str, dict[str, Any]] = {}
     if inp.departments is not None:
-        for line, f in _tsv(inp.departments, eprob, 7):
+        for line, f in _tsv(inp.departments, eprob, 7, inp.max_record_bytes):
             eid, _name, dept, _long, _title, _gender, seniority = (x.strip() for x in f)
             if not _INT.match(eid):
                 eprob.add(line, "employee id must be an integer")
@@ -335,8 +338,10 @@ def enron_tsv(inp: PresetInput) -> Parsed:
     if directory:
         nodes = set(acts["actor_id"].dropna()) | set(acts["target_id"].dropna()) | set(directory)
         people = _people({n: directory.get(n, {}) for n in sorted(nodes)})
+    # an event's line is its message's line in messages.tsv, which holds the time
+    lines = np.asarray([messages[m][0] for m in mids] + [messages[m][0] for m, _ in rec_keys], dtype="int64")
     return Parsed(acts, people, {"messages": len(messages), "recipients": len(recipients),
-                                 "duplicate_recipients_dropped": duplicates})
+                                 "duplicate_recipients_dropped": duplicates}, lines=lines)
 
 
 def chatterjee_xml(inp: PresetInput) -> Parsed:
@@ -354,6 +359,7 @@ def chatterjee_xml(inp: PresetInput) -> Parsed:
     channel = (root.findtext("team_domain") or "") + "/" + (root.findtext("channel_name") or "")
     container = inp.container_id or channel
     rows: list[dict[str, Any]] = []
+    numbers: list[int] = []  # the message number of each row
     first_of: dict[str, str] = {}
     # ElementTree drops line numbers; the n-th <message> is reported instead
     for n, msg in enumerate(root.iter("message"), start=1):
@@ -378,14 +384,17 @@ def chatterjee_xml(inp: PresetInput) -> Parsed:
                      "verb": "post" if is_root else "reply", "thread_id": root_id,
                      "parent_id": None if is_root else root_id, "content_length": len(text),
                      "is_question": is_root and "?" in text, "container_id": container})
+        numbers.append(n)
         for k, m in enumerate(dict.fromkeys(_MENTION.findall(text)), start=1):
             rows.append({"event_id": f"{event_id}:@{k}", "occurred_at": parsed_ts, "actor_id": user,
                          "verb": "mention", "thread_id": root_id, "parent_id": event_id,
                          "target_id": m.strip(), "container_id": container})
+            numbers.append(n)
     _reject(problems)
     acts = activity_frame(rows)
     return Parsed(acts, None, {"messages": int((acts["verb"] != "mention").sum()),
-                               "conversations": len(first_of), "container": container})
+                               "conversations": len(first_of), "container": container},
+                  lines=np.asarray(numbers, dtype="int64"), unit="message")
 
 
 def _iso(value: str) -> bool:
