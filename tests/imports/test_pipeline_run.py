@@ -18,14 +18,16 @@ from tests.imports.conftest import DATA
 @pytest.mark.slow
 def test_perry_wolfe_sample_is_extracted_validated_and_landed(tmp_path: Path) -> None:
     d = DATA / "perry-wolfe-enron"
+    # a 2,000-message sample of 2000 has irregular daily volumes: volume drift is reported, not blocking here
     settings = load_settings(None, lake_dir=tmp_path / "lake", warehouse_url=f"duckdb:///{tmp_path / 'w.duckdb'}",
+                             quality={"volume_drift": "warning"},
                              sources=[SourceConfig(name="enron", kind="file", options={
                                  "format": "enron_tsv", "path": str(d / "messages-head2000.tsv"),
                                  "recipients": str(d / "recipients-messages1-2000.tsv"),
                                  "departments": str(d / "employees.tsv")})])
     interval = jobs.Interval(dt.date(2000, 1, 1), dt.date(2000, 3, 31))
-    extracted = jobs.extract(settings, "enron", interval, key="test-key")
-    staged = jobs.stage(settings, "enron", interval, key="test-key")
+    extracted = jobs.extract(settings, "enron", interval, key="test-key-not-a-secret")
+    staged = jobs.stage(settings, "enron", interval, key="test-key-not-a-secret")
     assert staged["quarantined"] == {}
     validated = jobs.validate(settings, "enron", interval)
     assert validated["blocking_failures"] == 0
