@@ -15,18 +15,22 @@ An export comes from outside (a vendor's tool, an administrator, an attacker) an
     `max_compression_ratio` stops zip members (of at least `RATIO_MIN_BYTES`) that inflate more than
     that. Files are read one at a time; violations raise `TooLarge` naming the file, its size and the
     option to raise.
-  - JSON depth: `loads_json` refuses documents nested deeper than `max_json_depth` (64) with a clean
-    `BadJson` reason, never a RecursionError: the C parser's RecursionError on a 100k-deep `[[[[...` is
-    caught, and what parses is measured iteratively, so no later code recurses more than 64 levels.
+  - JSON: `loads_json` and `iter_json_array` (an array document parsed one element at a time, so a
+    big day file is held once as text, never as a whole tree of dicts) refuse documents nested deeper
+    than `max_json_depth` (64) with a clean `BadJson` reason, never a RecursionError: the C parser's
+    RecursionError on a 100k-deep `[[[[...` is caught, and what parses is measured iteratively, so no
+    later code recurses more than 64 levels.
   - quarantine: `Quarantine` collects the records that do not parse (file, index, reason: never a
     value of the record) and writes one small JSON file per import run under
     `<lake>/quarantine/raw/source=<name>/`, or raises instead when the import runs with
     `bad_records: reject`.
 
 Reuse (e.g. by the file-drop import): `open_tree(path, limits)` gives the same read-only interface for
-a folder and a zip (`read`, `open`, `listdir`, `where`); `Budget` spans several trees of one import;
-`ExportLimits` is a pydantic base class that adds the options with their defaults to a source's
-options model.
+a folder and a zip (`read`, `open` for streaming, `listdir`, `where`); `FolderTree(dir).open(name)`
+alone confines and bounds one file; `Budget` spans several trees of one import; `ExportLimits` is a
+pydantic base class that adds the options with their defaults to a source's options model;
+`ArchiveError.where` / `.reason` map onto a `Problem(file, None, reason)`. POSIX only (`O_NOFOLLOW`,
+`dir_fd`).
 """
 
 from __future__ import annotations

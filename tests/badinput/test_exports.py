@@ -391,8 +391,7 @@ def test_yammer_zip_bomb_member_is_rejected(tmp_path: Path) -> None:
         _yammer(tmp_path, path)
 
 
-def test_days_are_landed_in_the_lake(tmp_path: Path) -> None:
-    """Sanity of the helpers: a clean Viva Engage export lands its day, nothing quarantined."""
+def test_yammer_clean_export_reports_nothing_quarantined(tmp_path: Path) -> None:
     ctx, report = _yammer(tmp_path, _yammer_zip(tmp_path / "export.zip", f"{MESSAGES_HEADER}\r\n{GOOD_ROWS}"))
     assert report.details["quarantined"] == {} and report.details["quarantine_file"] is None
     assert lake.partition_days(lake.raw_dir(ctx.lake_dir, "yammer_export", "messages")) == [DAY]
