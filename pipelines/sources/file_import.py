@@ -278,6 +278,7 @@ class ShrinkRefused(ImportRejected):
 
     def __init__(self, file: str, source: str, days: list[tuple[dt.date, int, int]], max_shrink: float,
                  empty_file: bool):
+        self._args = (file, source, days, max_shrink, empty_file)
         self.days = days
         self.problems = [Problem(file, None, _shrink_reason(d, old, new, max_shrink)) for d, old, new in days]
         shown = "\n  ".join(_shrink_reason(d, old, new, max_shrink) for d, old, new in days[:MAX_DAYS_SHOWN])
@@ -289,6 +290,9 @@ class ShrinkRefused(ImportRejected):
             f"A day may lose at most max_shrink ({max_shrink * 100:g}%) of its events and never all of them. "
             f"If this file is meant to replace those days (events deleted at the source, a corrected export), "
             f"set {allow} for this run; a header-only or cut-off upload should be fixed and dropped again."))
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable (a task runner may carry it across processes)
+        return (ShrinkRefused, self._args)
 
 
 MAX_DAYS_SHOWN = MAX_REPORTED

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import logging
 import os
+import pickle
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -283,6 +284,7 @@ def test_header_only_file_after_a_good_one_is_refused_and_the_lake_is_unchanged(
     assert ("set replace_days: true and allow_empty: true for this run" if not allow_empty else
             "set replace_days: true for this run") in msg
     assert err.value.days == [(d, 14, 0) for d in DAYS]
+    assert str(pickle.loads(pickle.dumps(err.value))) == msg
     assert _lake_bytes(ctx) == before  # raw partitions (and everything else) byte for byte
 
 
