@@ -21,8 +21,11 @@ from rich.table import Table
 
 from pipelines import jobs
 from pipelines.config import ConfigError, Settings, SourceConfig, load_settings
-from pipelines.privacy import DEMO_KEY, MissingKeyError
+from pipelines.privacy import DEMO_KEY, MissingKeyError, OptOutFileError
 from pipelines.runlock import RunLocked
+from pipelines.sources.file_import_formats import ImportRejected
+from pipelines.sources.safe_archive import ArchiveError
+from pipelines.sources.slack_export import ExportFormatError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="esn-metrics: measure enterprise social networks.")
 console = Console(stderr=True)
@@ -155,9 +158,24 @@ def _summary(settings: Settings, report: dict[str, Any]) -> None:
     table.add_column("step")
     table.add_column("result")
     for src, steps in report["sources"].items():
-        table.add_row(f"{src}: extract", json.dumps(steps["extract"]["rows"]))
+        ex = steps["extract"]
+        table.add_row(f"{src}: extract", json.dumps(ex["rows"])
+                      + (f"; covered {ex['covered']}" if ex.get("covered") and
+                         ex["covered"] != report["interval"] else ""))
+        outside = ex["details"].get("outside_interval") or {}
+        if outside.get("before") or outside.get("after"):
+            table.add_row(f"{src}: outside the interval",
+                          f"{outside.get('before', 0)} before, {outside.get('after', 0)} after "
+                          f"({outside.get('first')} .. {outside.get('last')}); not landed")
+        if ex["details"].get("quarantined"):
+            table.add_row(f"{src}: quarantined at extraction",
+                          f"{json.dumps(ex['details']['quarantined'])} in {ex['details'].get('quarantine_file')}")
+        if ex.get("recovered"):
+            table.add_row(f"{src}: recovered", json.dumps(ex["recovered"]))
         q = steps["stage"].get("quarantined") or {}
         table.add_row(f"{src}: quarantined records", json.dumps(q) if q else "none")
+        if steps.get("land", {}).get("superseded_days"):
+            table.add_row(f"{src}: left to a newer run", ", ".join(steps["land"]["superseded_days"]))
         v = steps["validate"]
         table.add_row(f"{src}: validation", f"{v['checks']} checks, {v['blocking_failures']} blocking failures, "
                                             f"{v['warnings']} warnings")
@@ -202,8 +220,9 @@ def run_cmd(
             progress.update(task, description=f"{interval.batch}")
             try:
                 report = jobs.run(settings, interval)
-            except (jobs.BatchRejected, MissingKeyError, RunLocked) as exc:
-                _fail(str(exc))
+            except (jobs.BatchRejected, MissingKeyError, RunLocked, ConfigError, ImportRejected, ArchiveError,
+                    ExportFormatError, OptOutFileError) as exc:
+                _fail(f"{interval.batch}: {type(exc).__name__}: {exc}")
                 return
             progress.advance(task)
     _summary(settings, report)
@@ -257,11 +276,14 @@ def erase(
 ) -> None:
     """Honour an erasure request: remove people from the lake and the warehouse, then rebuild the marts."""
     from pipelines.erasure import erase as erase_people
-    from pipelines.privacy import resolve_key
+    from pipelines.privacy import check_key, resolve_key
 
     settings = _settings(config)
     try:
         key = resolve_key(None, env_var=settings.privacy.pseudonym_key_env, allow_demo=demo_key)
+        # a different key than the lake's would find nobody and say nothing: refuse it by name
+        check_key(settings.lake_dir, key, source_kind="demo" if demo_key else "erase", allow_demo=demo_key,
+                  record=False)
     except MissingKeyError as exc:
         _fail(str(exc))
         return

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 
 from pipelines import canonical, crashpoints, lake, quality, runlock, sources, warehouse
 from pipelines.config import Settings
-from pipelines.privacy import Pseudonymiser, resolve_key
+from pipelines.privacy import Pseudonymiser, read_opt_out_file, resolve_key
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,8 @@ def extract(settings: Settings, source_name: str, interval: Interval, *, key: st
         crashpoints.reached("extract.end")
         covered, _ = covered_interval(settings, source_name, interval)
         notes = {"outside_interval": report.details.get("outside_interval"),
-                 "quarantined": report.details.get("quarantined")}
+                 "quarantined": report.details.get("quarantined"),
+                 "quarantine_file": report.details.get("quarantine_file")}
         path = _extract_notes(settings, source_name, interval)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(notes, default=str, sort_keys=True))
@@ -173,12 +174,7 @@ def _opt_out_keys(settings: Settings, ps: Pseudonymiser) -> set[str]:
     path = settings.privacy.opt_out_file
     if not path:
         return set()
-    keys = set()
-    for line in Path(path).read_text().splitlines():
-        value = line.strip()
-        if value and not value.startswith("#"):
-            keys.add(ps.email(value) if "@" in value else value)
-    return keys
+    return {ps.email(value) if kind == "email" else value for kind, value in read_opt_out_file(Path(path))}
 
 
 def stage(settings: Settings, source_name: str, interval: Interval, *, key: str | None = None,
@@ -374,7 +370,8 @@ def _extract_records(settings: Settings, source: str, requested: Interval, run_i
     for reason, count in sorted((notes.get("quarantined") or {}).items()):
         out.append({"run_id": run_id, "suite": "extract", "batch": batch, "rows_checked": None,
                     "expectation": "records_parse", "column_name": None, "severity": "warning",
-                    "success": False, "unexpected_count": int(count), "unexpected_sample": json.dumps(reason)})
+                    "success": False, "unexpected_count": int(count),
+                    "unexpected_sample": json.dumps({"reason": reason, "file": notes.get("quarantine_file")})})
     return out
 
 
@@ -535,6 +532,7 @@ def run(settings: Settings, interval: Interval, *, key: str | None = None, allow
     report: dict[str, Any] = {"run_id": run_id, "interval": interval.batch, "sources": {}}
     notify = on_step or (lambda step, info: None)
     with runlock.hold(settings.lake_dir, "run", interval=interval.batch, wait_s=lock_wait_s):
+        report["config_warnings"] = settings.check_runtime()  # bad files named now, not mid-run
         for cfg in settings.sources:
             if not cfg.enabled:
                 continue
