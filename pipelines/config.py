@@ -148,7 +148,8 @@ class QualityConfig(_Strict):
     drift_window_days: int = Field(14, ge=1)
     drift_tolerance: float = Field(0.6, gt=0, description="allowed relative deviation from the recent median")
     volume_drift: Literal["blocking", "warning"] = Field(
-        "blocking", description="a day outside the drift band rejects the batch (blocking) or is only reported")
+        "blocking", description="a day far below its usual volume rejects the batch (blocking) or is only "
+                                "reported (warning); a surge is always only reported")
 
 
 class InteractionRules(_Strict):

@@ -296,7 +296,7 @@ def _validate(settings: Settings, source_name: str, requested: Interval, run_id:
 
     q = settings.quality
     validator = quality.Validator(settings.evidence_dir / f"source={source_name}",
-                                  severities={"activity_volume": q.volume_drift})
+                                  severities={"quality.volume_drift": q.volume_drift})
     batch = f"{source_name}/{interval.batch}"
     start_ts = pd.Timestamp(interval.start, tz="UTC")
     end_ts = pd.Timestamp(interval.end + dt.timedelta(days=1), tz="UTC") - pd.Timedelta(microseconds=1)

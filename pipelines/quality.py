@@ -108,7 +108,8 @@ class Validator:
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self._datasource = self.context.data_sources.add_or_update_pandas("esn")
         self._definitions: dict[str, Any] = {}
-        #: suite -> severity overriding every expectation of it (configuration, e.g. quality.volume_drift)
+        #: setting -> severity, for the expectations whose meta says `severity_from: <setting>`
+        #: (e.g. {"quality.volume_drift": "warning"})
         self._severities = dict(severities or {})
 
     def _definition(self, suite_name: str):
@@ -118,7 +119,7 @@ class Validator:
         spec = load_suite_spec(suite_name)
         suite = gx.ExpectationSuite(name=suite_name)
         for e in spec["expectations"]:
-            severity = self._severities.get(suite_name, e["severity"])
+            severity = self._severities.get(e.get("meta", {}).get("severity_from", ""), e["severity"])
             cfg = self._config_cls(type=e["type"], kwargs=e["kwargs"], meta=e.get("meta", {}),
                                    severity=self._severity(SEVERITY_TO_GX[severity]))
             suite.add_expectation(cfg.to_domain_obj())
