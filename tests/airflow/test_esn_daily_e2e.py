@@ -128,6 +128,8 @@ def test_rejected_batch_fails_the_run_at_once_and_leaves_the_warehouse_as_it_was
 
     env = fresh_env(airflow_template, tmp_path)
     env["ESN_CONFIG"] = str(config)
+    # the key the lake was written with (another key is refused before anything is read)
+    env["AIRFLOW_CONN_ESN_PSEUDONYM_KEY"] = f'{{"conn_type": "generic", "password": "{CONNECTION_KEY}"}}'
     # replay the landing through the DAG: extraction (which would rewrite raw) is marked done; the real
     # retry settings are kept, to show that a rejection is not retried
     result = probe(env, "run", "esn_daily", TRIGGER, "--mark-success", "extract_source", timeout=240)
