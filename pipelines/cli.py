@@ -3,6 +3,8 @@
   esn demo                 the whole pipeline on the built-in demo organisation (DuckDB + local Parquet)
   esn run --date D         the configured sources for one day (or --start/--end, one batch per day)
   esn check-config FILE    validate a configuration file and print it resolved
+  esn erase EMAIL|KEY      erase people everywhere and keep them out (docs/privacy.md)
+  esn rotate-key --new-key-env VAR   move the lake and the warehouse to a new pseudonymisation key
 """
 
 from __future__ import annotations
@@ -270,24 +272,81 @@ def report(
 
 @app.command()
 def erase(
-    identifiers: Annotated[list[str], typer.Argument(help="emails or person keys to erase")],
+    identifiers: Annotated[list[str] | None, typer.Argument(help="emails or person keys (24 hex) to erase")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (default: $ESN_CONFIG)")] = None,
+    from_file: Annotated[Path | None, typer.Option("--from-file", help="read the emails / keys from this file, "
+                                                   "one a line (keeps them out of the process list)")] = None,
     demo_key: Annotated[bool, typer.Option(help="hash emails with the demo key (demo organisation only)")] = False,
 ) -> None:
-    """Honour an erasure request: remove people from the lake and the warehouse, then rebuild the marts."""
+    """Honour an erasure request: remove people from the lake (raw, canonical, quarantine, validation
+    evidence, state), the warehouse (network windows and month snapshots recomputed) and the report
+    archive, keep them out of every later run, then scan everything for what is left (docs/privacy.md)."""
     from pipelines.erasure import erase as erase_people
     from pipelines.privacy import check_key, resolve_key
 
     settings = _settings(config)
+    wanted = list(identifiers or [])
+    if from_file is not None:
+        try:
+            wanted += [x.strip() for x in from_file.read_text(encoding="utf-8").splitlines()
+                       if x.strip() and not x.strip().startswith("#")]
+        except OSError as exc:
+            _fail(f"cannot read {from_file}: {exc}")
+    if not wanted:
+        _fail("give the emails or person keys to erase (arguments or --from-file)")
     try:
         key = resolve_key(None, env_var=settings.privacy.pseudonym_key_env, allow_demo=demo_key)
         # a different key than the lake's would find nobody and say nothing: refuse it by name
         check_key(settings.lake_dir, key, source_kind="demo" if demo_key else "erase", allow_demo=demo_key,
                   record=False)
-    except MissingKeyError as exc:
+        result = erase_people(settings, wanted, key)
+    except (MissingKeyError, RunLocked, ValueError) as exc:
         _fail(str(exc))
         return
-    out.print_json(json.dumps(erase_people(settings, identifiers, key), default=str))
+    out.print_json(json.dumps(result, default=str))
+    if result.get("remaining"):
+        console.print(f"[bold red]erasure incomplete:[/] still found in {len(result['remaining'])} place(s)")
+        raise typer.Exit(code=1)
+    console.print(f"erased {result['people']} person(s); a scan of the lake, the report archive and every warehouse "
+                  "table finds them nowhere")
+
+
+@app.command("rotate-key")
+def rotate_key(
+    new_key_env: Annotated[str, typer.Option("--new-key-env", help="environment variable holding the new key")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (default: $ESN_CONFIG)")] = None,
+    identities: Annotated[Path | None, typer.Option(help="emails (or id:<source>:<native id>), one a line, of "
+                                                         "people the identity vault does not know (an HR export)")] = None,
+    demo_key: Annotated[bool, typer.Option(help="the current key is the demo key (demo organisation only)")] = False,
+) -> None:
+    """Move the lake, the warehouse and the report archive from the current pseudonymisation key
+    ($ESN_PSEUDONYM_KEY) to the one in --new-key-env; rerun the same command to finish an interrupted
+    rotation. Afterwards deploy the new key (docs/privacy.md, key rotation)."""
+    import os
+
+    from pipelines.privacy import check_key_length, resolve_key
+    from pipelines.rotation import RotationError, rotate
+
+    settings = _settings(config)
+    value = os.environ.get(new_key_env)
+    if not value:
+        _fail(f"the environment variable {new_key_env} (--new-key-env) is not set")
+        return
+    try:
+        old = resolve_key(None, env_var=settings.privacy.pseudonym_key_env, allow_demo=demo_key)
+        new = value.encode()
+        check_key_length(new, f"the environment variable {new_key_env}")
+        result = rotate(settings, old, new, identities_file=identities)
+    except (MissingKeyError, RunLocked, RotationError, OSError) as exc:
+        _fail(str(exc))
+        return
+    out.print_json(json.dumps(result, default=str))
+    if result.get("remaining"):
+        console.print(f"[bold red]rotation incomplete:[/] old keys still found in {len(result['remaining'])} place(s)")
+        raise typer.Exit(code=1)
+    console.print(f"rotated to the key in {new_key_env} (fingerprint {result['to']}). Now set "
+                  f"{settings.privacy.pseudonym_key_env} / the Airflow connection "
+                  f"'{settings.privacy.pseudonym_key_conn_id}' to it: runs with the old key are refused.")
 
 
 @app.command("check-config")

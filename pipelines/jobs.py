@@ -154,6 +154,10 @@ def extract(settings: Settings, source_name: str, interval: Interval, *, key: st
         crashpoints.reached("extract.start")
         t0 = time.perf_counter()
         report = module.extract(ctx, interval.start, interval.end, **extra)
+        from pipelines import erasure, rotation
+
+        opted_out = erasure.scrub_landed(settings, source_name, ctx.pseudonymiser)  # raw never keeps them
+        rotation.record_identities(settings, source_name, ctx.pseudonymiser)  # for a key rotation
         seconds = round(time.perf_counter() - t0, 2)
         crashpoints.reached("extract.end")
         covered, _ = covered_interval(settings, source_name, interval)
@@ -167,14 +171,19 @@ def extract(settings: Settings, source_name: str, interval: Interval, *, key: st
                "details": report.details, "seconds": seconds, "covered": covered.batch}
     if recovered:
         summary["recovered"] = recovered
+    if opted_out:
+        summary["opted_out_raw_rows"] = opted_out
     return summary
 
 
 def _opt_out_keys(settings: Settings, ps: Pseudonymiser) -> set[str]:
+    from pipelines.erasure import erased_keys
+
+    keys = erased_keys(settings.lake_dir, ps)  # everyone `esn erase` removed: never brought back
     path = settings.privacy.opt_out_file
     if not path:
-        return set()
-    return {ps.email(value) if kind == "email" else value for kind, value in read_opt_out_file(Path(path))}
+        return keys
+    return keys | {ps.email(value) if kind == "email" else value for kind, value in read_opt_out_file(Path(path))}
 
 
 def stage(settings: Settings, source_name: str, interval: Interval, *, key: str | None = None,

@@ -274,3 +274,12 @@ class Pseudonymiser:
 
     def many(self, identifiers: Iterable[str]) -> list[str]:
         return [self.key_for(i) for i in identifiers]
+
+    def seen(self) -> dict[str, str]:
+        """identifier -> person key of every identifier hashed so far (in memory; `pipelines.rotation`
+        records them encrypted in the lake's identity vault so that the key can be rotated)."""
+        return dict(self._cache)
+
+    def derive(self, label: str) -> bytes:
+        """A 32-byte sub-key for another purpose (`label`): HMAC-SHA256(key, label). Never the key."""
+        return hmac.new(self._key, label.encode(), hashlib.sha256).digest()
