@@ -19,8 +19,7 @@ import sqlalchemy as sa
 from pipelines import warehouse
 from pipelines.metrics import impact, scorecard
 from pipelines.metrics.config import ImpactConfig, load_impact_config
-from pipelines.metrics.demo_outcomes import write_demo_outcomes
-from pipelines.metrics.outcomes import load_outcomes, outcome_files
+from pipelines.metrics.outcomes import ingest_outcomes, load_outcomes
 from pipelines.privacy import Pseudonymiser, resolve_key
 
 __all__ = ["compute_python_metrics", "PYTHON_TABLES"]
@@ -34,18 +33,21 @@ def _demo_only(settings: Any) -> bool:
 
 
 def _outcomes(settings: Any, cfg: ImpactConfig, key: str | None) -> pd.DataFrame:
-    files = list(cfg.outcome_files)
-    if not files:
-        directory = settings.lake_dir / "outcomes"
-        files = outcome_files(directory)
-        generate = cfg.generate_demo_outcomes if cfg.generate_demo_outcomes is not None else _demo_only(settings)
-        if not files and generate:
-            from pipelines.sources.demo import DemoOptions
+    """The outcome rows: the configured drops pseudonymised into the lake (`outcomes.ingest_outcomes`),
+    else the lake's pseudonymised outcome files (the demo's generated when there are none)."""
+    from pipelines.rotation import OUTCOMES_VAULT, record_identities
 
-            opts = DemoOptions.model_validate(next(s for s in settings.sources if s.kind == "demo").options)
-            files = write_demo_outcomes(directory, opts.people, opts.days, opts.start, opts.seed)
+    demo = None
+    generate = cfg.generate_demo_outcomes if cfg.generate_demo_outcomes is not None else _demo_only(settings)
+    if not cfg.outcome_files and generate:
+        from pipelines.sources.demo import DemoOptions
+
+        demo = DemoOptions.model_validate(next(s for s in settings.sources if s.kind == "demo").options)
     secret = resolve_key(key, env_var=settings.privacy.pseudonym_key_env, allow_demo=_demo_only(settings))
-    return load_outcomes(files, Pseudonymiser(secret))
+    ps = Pseudonymiser(secret)
+    files = ingest_outcomes(settings, list(cfg.outcome_files), ps, demo=demo)
+    record_identities(settings, OUTCOMES_VAULT, ps)  # the key rotation needs them
+    return load_outcomes(files, ps)
 
 
 def _person_months(conn: sa.Connection, end: dt.date) -> pd.DataFrame:

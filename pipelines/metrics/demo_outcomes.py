@@ -2,18 +2,22 @@
 
 Monthly sales attainment for Sales people, weakly and positively associated with each person's latent
 activity rate in the demo generator (plus a lot of noise), and a department-level monthly case resolution
-time that is a little shorter where the department is more active. Written as a CSV with the fictitious
-demo emails (the loader pseudonymises them), like a file an organisation would drop.
+time that is a little shorter where the department is more active. Written straight into the lake in the
+pseudonymised form of an ingested drop (`outcomes.write_pseudonymised`: person keys, never the demo
+emails), as if the organisation had dropped the files and the pipeline had ingested them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from pipelines.metrics.outcomes import OUTPUT_COLUMNS, write_pseudonymised
+from pipelines.privacy import Pseudonymiser
 from pipelines.sources.demo_org import build_org
 
 
@@ -40,11 +44,17 @@ def demo_outcomes(people: int, days: int, start: dt.date, seed: int) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def write_demo_outcomes(directory: Path, people: int, days: int, start: dt.date, seed: int) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
+def write_demo_outcomes(directory: Path, people: int, days: int, start: dt.date, seed: int,
+                        pseudonymiser: Pseudonymiser, exclude: Iterable[str] = ()) -> list[Path]:
+    """The demo's outcome files, pseudonymised (`demo_sales_attainment.parquet` by person key,
+    `demo_case_resolution.parquet` by department), without the people of `exclude`."""
     df = demo_outcomes(people, days, start, seed)
-    person = directory / "demo_sales_attainment.csv"
-    group = directory / "demo_case_resolution.csv"
-    df[df["email"].notna()][["email", "period", "outcome", "value"]].to_csv(person, index=False)
-    df[df["department"].notna()][["department", "period", "outcome", "value"]].to_csv(group, index=False)
-    return [person, group]
+    person = df[df["email"].notna()]
+    person = person.assign(level="person", person_key=pseudonymiser.series(person["email"]), department=None,
+                           period=pd.PeriodIndex(person["period"], freq="M").to_timestamp().date)
+    group = df[df["department"].notna()]
+    group = group.assign(level="department", person_key=None,
+                         period=pd.PeriodIndex(group["period"], freq="M").to_timestamp().date)
+    return [write_pseudonymised(person[OUTPUT_COLUMNS], "person_key", directory / "demo_sales_attainment.parquet",
+                                exclude),
+            write_pseudonymised(group[OUTPUT_COLUMNS], "department", directory / "demo_case_resolution.parquet")]
