@@ -90,7 +90,70 @@ def test_opt_out_list_keeps_new_data_of_the_person_out(tmp_path):
     settings.privacy.opt_out_file = opt_out
     engine = warehouse.make_engine(settings.warehouse_url)
     report = jobs.run(settings, FULL, engine=engine)
-    assert report["sources"]["demo"]["stage"]["opted_out_rows"] > 0
-    found = [f for f in _key_everywhere(settings, engine, key) if not f.startswith("raw/")]
-    assert found == []  # only the immutable raw landing (before the opt-out) may hold the key
+    # the extraction drops them from what it lands, the staging from anything older
+    assert report["sources"]["demo"]["extract"]["opted_out_raw_rows"] > 0
+    assert _key_everywhere(settings, engine, key) == []  # the raw landing included
     engine.dispose()
+
+
+# ------------------------------------------------------------------------- business outcomes at rest
+def _outcome_settings(tmp_path, drop):
+    from pipelines.metrics.config import ImpactConfig
+
+    settings = demo_settings(tmp_path)
+    return settings, ImpactConfig(outcome_files=[drop] if drop else [])
+
+
+def _demo_emails(settings) -> list[str]:
+    from pipelines.sources import SourceContext
+    from pipelines.sources.demo import org_for
+
+    ctx = SourceContext(settings=settings, source=settings.sources[0], pseudonymiser=Pseudonymiser(_key()))
+    return list(org_for(ctx).people["email"])
+
+
+def test_a_dropped_outcome_file_is_pseudonymised_into_the_lake_and_never_copied_in_clear(tmp_path):
+    from pipelines.metrics.outcomes import ingest_outcomes, load_outcomes
+
+    drop = tmp_path / "drops" / "sales.csv"
+    drop.parent.mkdir()
+    settings, cfg = _outcome_settings(tmp_path, drop)
+    emails = _demo_emails(settings)[:5]
+    drop.write_text("email,period,outcome,value\n" + "".join(f"{e},2026-05,revenue,{i}.5\n" for i, e in enumerate(emails)))
+    ps = Pseudonymiser(_key())
+    files = ingest_outcomes(settings, list(cfg.outcome_files), ps)
+    assert files == [settings.lake_dir / "outcomes" / "sales.parquet"]
+    table = pq.read_table(files[0])
+    assert table.column_names == ["person_key", "period", "outcome", "value"]
+    assert set(table.column("person_key").to_pylist()) == {ps.email(e) for e in emails}
+    rows = load_outcomes(files, ps)
+    assert sorted(rows["value"]) == [0.5, 1.5, 2.5, 3.5, 4.5] and set(rows["level"]) == {"person"}
+    lake_text = b"".join(p.read_bytes() for p in settings.lake_dir.rglob("*") if p.is_file())
+    assert not any(e.encode() in lake_text for e in emails)
+    # an opted-out person's outcome is left out at ingestion
+    opt_out = tmp_path / "opt_out.txt"
+    opt_out.write_text(emails[0] + "\n")
+    settings.privacy.opt_out_file = opt_out
+    table = pq.read_table(ingest_outcomes(settings, list(cfg.outcome_files), ps)[0])
+    assert ps.email(emails[0]) not in table.column("person_key").to_pylist() and table.num_rows == 4
+
+
+def test_a_clear_outcome_file_left_in_the_lake_is_pseudonymised_and_deleted(tmp_path):
+    import pytest
+
+    from pipelines.metrics.outcomes import OutcomeFileError, ingest_outcomes
+
+    settings, cfg = _outcome_settings(tmp_path, None)
+    emails = _demo_emails(settings)[:3]
+    legacy = settings.lake_dir / "outcomes" / "nps.csv"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text("email,period,outcome,value\n" + "".join(f"{e},2026-05,nps,{i}\n" for i, e in enumerate(emails)))
+    ps = Pseudonymiser(_key())
+    assert ingest_outcomes(settings, [], ps) == [settings.lake_dir / "outcomes" / "nps.parquet"]
+    assert not legacy.exists()
+    # a configured drop inside the lake that holds emails is refused
+    inside = settings.lake_dir / "drops" / "sales.csv"
+    inside.parent.mkdir()
+    inside.write_text(f"email,period,outcome,value\n{emails[0]},2026-05,revenue,1\n")
+    with pytest.raises(OutcomeFileError, match="inside the lake"):
+        ingest_outcomes(settings, [inside], ps)
