@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
@@ -315,4 +316,73 @@ def test_a_person_keyed_by_a_native_id_is_erased_by_key_and_stays_out(tmp_path: 
     jobs.run(settings, interval, engine=engine)
     assert oracle(settings, engine, {key}) == []
     assert _count(engine, "select count(*) from lake_activities") > 0
+    engine.dispose()
+
+
+def test_validation_evidence_quarantine_staging_and_state_lose_the_person(demo) -> None:
+    """What a rejected or interrupted batch leaves (GX results and data docs, quarantined batches and
+    records, a staged batch, extraction notes) and the quality table: rewritten, still readable."""
+    settings, engine, built = demo
+    key, mail = built["key"], built["email"]
+    lake_dir = settings.lake_dir
+    results = lake_dir / "validation" / "results" / "source=demo" / "batch=2026-05-01_2026-05-31" / "r1.json"
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps([{"expectation": "actor_in_directory", "unexpected_sample": [key, "f" * 24]}]))
+    docs = lake_dir / "validation" / "source=demo" / "gx" / "uncommitted" / "data_docs" / "local_site" / "x.html"
+    docs.parent.mkdir(parents=True, exist_ok=True)
+    docs.write_text(f"<table><tr><td>{key}</td><td>{mail}</td></tr></table>")
+    canonical_day = next((lake_dir / "canonical" / "activities" / "source=demo").glob("date=*/part-0.parquet"))
+    day_table = pq.read_table(canonical_day)
+    mine = day_table.filter(pc.equal(day_table.column("actor_key"), key))
+    rejected = lake_dir / "quarantine" / "batches" / "source=demo" / "batch=b" / "r1"
+    rejected.mkdir(parents=True)
+    pq.write_table(pa.concat_tables([day_table, mine]) if mine.num_rows else day_table.append_column(
+        "extra", pa.array([key] * day_table.num_rows)), rejected / "activities.parquet")
+    (rejected / "REJECTED.txt").write_text(f"actor_key failed: 1 unexpected value(s): ['{key}']\n")
+    records = lake_dir / "quarantine" / "records" / "source=demo" / "batch=b"
+    records.mkdir(parents=True)
+    pq.write_table(pa.table({"event_id": [f"x:{key}", "y"], "actor_key": ["e" * 24, key],
+                             "quarantine_reason": ["unknown verb", "missing verb"]}), records / "activities.parquet")
+    staged = lake_dir / "staging" / "source=demo" / "batch=2026-06-01_2026-06-01"
+    staged.mkdir(parents=True)
+    pq.write_table(day_table, staged / "activities.parquet")
+    notes = lake_dir / "_state" / "extract" / "source=demo" / "batch=2026-06-01_2026-06-01.json"
+    notes.parent.mkdir(parents=True, exist_ok=True)
+    notes.write_text(json.dumps({"outside_interval": {"examples": [f"event {key}"]}}))
+    with engine.begin() as conn:
+        conn.execute(sa.text("create table if not exists dq_validation_results (run_id varchar, unexpected_sample "
+                             "varchar)"))
+        conn.execute(sa.text("insert into dq_validation_results (run_id, unexpected_sample) values ('r1', :s)"),
+                     {"s": json.dumps([key, "f" * 24])})
+    assert len(oracle(settings, engine, {key})) > 8
+
+    report = erasure.erase(settings, [mail], _key(), engine=engine)
+
+    assert report["remaining"] == [] and oracle(settings, engine, {key, mail}) == []
+    assert json.loads(results.read_text()) == [{"expectation": "actor_in_directory",
+                                                "unexpected_sample": ["[erased]", "f" * 24]}]
+    assert "[erased]" in docs.read_text() and json.loads(notes.read_text())
+    assert pq.read_table(records / "activities.parquet").column("event_id").to_pylist() == []
+    assert pq.read_table(staged / "activities.parquet").num_rows > 0
+    left = warehouse.read_frame(engine, "select unexpected_sample from dq_validation_results where run_id = 'r1'")
+    assert json.loads(left.iloc[0, 0]) == ["[erased]", "f" * 24]
+
+
+@pytest.mark.postgres
+def test_erasure_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    settings = load_settings(None, lake_dir=tmp_path / "lake", warehouse_url=pg_url,
+                             sources=[SourceConfig(name="demo", kind="demo",
+                                                   options={**DEMO, "people": 60, "days": 14})])
+    settings = settings.model_copy(update={"reports": settings.reports.model_copy(
+        update={"output_dir": tmp_path / "reports"})})
+    engine = warehouse.make_engine(pg_url)
+    interval = jobs.Interval(DEMO["start"], DEMO["start"] + dt.timedelta(days=13))
+    jobs.run(settings, interval, engine=engine)
+    run_network_range(settings, interval.start, interval.end, engine=engine)
+    key = warehouse.read_frame(engine, "select person_key from fct_person_network order by influence_rank "
+                                       "limit 1").iloc[0, 0]
+    assert oracle(settings, engine, {key})
+    report = erasure.erase(settings, [key], _key(), engine=engine)
+    assert report["remaining"] == [] and oracle(settings, engine, {key}) == []
+    assert report["network_windows"]
     engine.dispose()
