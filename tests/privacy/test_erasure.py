@@ -189,10 +189,25 @@ def test_the_next_run_and_a_replay_of_the_raw_lake_do_not_bring_them_back(demo) 
     assert _count(engine, "select count(*) from lake_activities") > 0
 
 
-def test_erasure_by_key_finds_the_email_in_the_identity_vault(demo) -> None:
+def test_erasure_by_key_finds_the_email_in_the_identity_vault(demo, tmp_path: Path) -> None:
+    """`esn erase --from-file` with a person key: the vault gives their email, erased too."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
     settings, engine, built = demo
     key, mail = built["key"], built["email"]
-    report = erasure.erase(settings, [key], _key(), engine=engine)
+    engine.dispose()  # the command opens the DuckDB file itself
+    config = tmp_path / "config.yaml"
+    config.write_text(f"lake_dir: {settings.lake_dir}\nwarehouse_url: {settings.warehouse_url}\n"
+                      f"sources:\n  - {{name: demo, kind: demo, options: {json.dumps(DEMO, default=str)}}}\n"
+                      f"reports:\n  output_dir: {settings.reports.output_dir}\n")
+    request = tmp_path / "request.txt"
+    request.write_text(f"# erasure request 42\n{key}\n")
+    result = CliRunner().invoke(app, ["erase", "--from-file", str(request), "--config", str(config)],
+                                env={"ESN_PSEUDONYM_KEY": _key().decode()})
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[:result.stdout.rindex("}") + 1])
     assert report["remaining"] == [] and "registered_by_key_only" not in report
     assert oracle(settings, engine, {key, mail}) == []
     # the register holds the identifier, encrypted: the staging keeps them out under this key

@@ -144,14 +144,41 @@ def test_runs_with_the_old_key_are_refused_after_the_rotation(platforms) -> None
         check_key(platforms["settings"].lake_dir, OLD, source_kind="slack", record=False)
 
 
-def test_erasure_by_email_still_works_after_the_rotation(platforms) -> None:
+def _slack_raw(settings: Any) -> pd.DataFrame:
+    base = lake.raw_dir(settings.lake_dir, "slack", "messages")
+    return pd.concat([pq.read_table(f).to_pandas() for f in lake.partition_files(base, lake.partition_days(base))],
+                     ignore_index=True)
+
+
+def test_erasure_by_email_still_works_after_the_rotation_and_a_replay_keeps_them_out(platforms) -> None:
     settings, engine, org = platforms["settings"], platforms["engine"], platforms["org"]
-    mail = org.people["email"].iloc[3]
-    key = Pseudonymiser(NEW).email(mail)
+    ps = Pseudonymiser(NEW)
+    raw = _slack_raw(settings)
+    # someone who is in every kind of raw Slack column: author, reply parent, mentioned, reacting
+    lists = {c: {k for ks in raw[c] for k in ks} for c in ("mention_keys", "reaction_user_keys")}
+    candidates = [e for e in org.people["email"] if (k := ps.email(e)) in set(raw["actor_key"])
+                  and k in set(raw["parent_actor_key"]) and all(k in v for v in lists.values())]
+    assert candidates
+    mail = candidates[0]
+    key = ps.email(mail)
     assert oracle(settings, engine, {key})
     report = erasure.erase(settings, [mail], NEW, engine=engine)
     assert report["remaining"] == []
     assert oracle(settings, engine, {key, mail, Pseudonymiser(OLD).email(mail)}) == []
+    assert report["lake"]["list_elements_removed"] > 0 and report["lake"]["values_nulled"] > 0
+    # a replay of the raw lake of every source: staged, validated, landed and published again
+    everything = jobs.Interval(A.start, B.end)
+    for source in ("hr", "slack", "teams"):
+        days = sorted({d for p in (settings.raw_dir / f"source={source}").glob("stream=*")
+                       for d in lake.partition_days(p)})
+        lake.pending(settings.lake_dir, source, "raw").add(days)
+        jobs.stage(settings, source, everything)
+        jobs.validate(settings, source, everything, engine=engine)
+        jobs.land(settings, source, everything)
+    jobs.publish(settings, everything, engine=engine)
+    run_network(settings, B.end, engine=engine)
+    assert oracle(settings, engine, {key, mail}) == []
+    assert warehouse.read_frame(engine, "select count(*) from lake_activities").iloc[0, 0] > 0
 
 
 # --------------------------------------------------------------------------- interrupted, refused
