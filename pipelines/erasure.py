@@ -792,8 +792,9 @@ def scan(settings: Settings, keys: Iterable[str], emails: Iterable[str] = (), *,
 
 # ------------------------------------------------------------------------------------------- erase
 @contextlib.contextmanager
-def lake_locks(settings: Settings, why: str) -> Iterator[None]:
-    """The run lock and every source's lock of the lake: no run, no Airflow step interleaves."""
+def lake_locks(settings: Settings, why: str, *, publish: bool = False) -> Iterator[None]:
+    """The run lock and every source's lock of the lake (and the publication's when `publish`): no run,
+    no Airflow step interleaves. `erase` leaves the publication's to the `jobs.publish` it calls."""
     names = {s.name for s in settings.sources}
     root = settings.raw_dir
     if root.exists():
@@ -802,6 +803,8 @@ def lake_locks(settings: Settings, why: str) -> Iterator[None]:
         stack.enter_context(runlock.hold(settings.lake_dir, "run", interval=why))
         for name in sorted(names):
             stack.enter_context(runlock.hold(settings.lake_dir, f"source={name}", interval=why))
+        if publish:
+            stack.enter_context(runlock.hold(settings.lake_dir, "publish", interval=why))
         yield
 
 

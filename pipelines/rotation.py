@@ -458,7 +458,7 @@ def rotate(settings: Settings, old_key: bytes, new_key: bytes, *, identities_fil
     old_fp, new_fp = key_fingerprint(old_key), key_fingerprint(new_key)
     lake_dir = settings.lake_dir
     report: dict[str, Any] = {"from": old_fp, "to": new_fp}
-    with erasure.lake_locks(settings, "rotate-key"):
+    with erasure.lake_locks(settings, "rotate-key", publish=True):
         stored = read_fingerprint(lake_dir)
         if stored is None:
             raise RotationError(f"the lake {lake_dir} has no key fingerprint ({fingerprint_path(lake_dir)}): "

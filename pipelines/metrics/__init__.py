@@ -20,7 +20,7 @@ from pipelines import warehouse
 from pipelines.metrics import impact, scorecard
 from pipelines.metrics.config import ImpactConfig, load_impact_config
 from pipelines.metrics.outcomes import ingest_outcomes, load_outcomes
-from pipelines.privacy import Pseudonymiser, resolve_key
+from pipelines.privacy import Pseudonymiser, check_key, resolve_key
 
 __all__ = ["compute_python_metrics", "PYTHON_TABLES"]
 
@@ -44,6 +44,9 @@ def _outcomes(settings: Any, cfg: ImpactConfig, key: str | None) -> pd.DataFrame
 
         demo = DemoOptions.model_validate(next(s for s in settings.sources if s.kind == "demo").options)
     secret = resolve_key(key, env_var=settings.privacy.pseudonym_key_env, allow_demo=_demo_only(settings))
+    # the lake's key only (a publication during a key rotation, or with a stale key, would split people)
+    check_key(settings.lake_dir, secret, source_kind="outcomes", allow_demo=True, record=False,
+              where="the pseudonymisation key of the outcome ingestion")
     ps = Pseudonymiser(secret)
     files = ingest_outcomes(settings, list(cfg.outcome_files), ps, demo=demo)
     record_identities(settings, OUTCOMES_VAULT, ps)  # the key rotation needs them

@@ -243,9 +243,11 @@ def test_an_interrupted_rotation_blocks_every_run_and_the_same_command_finishes_
     monkeypatch.setattr(rotation, "_after_lake", crash)
     with pytest.raises(RuntimeError, match="killed"):
         rotation.rotate(crashed, OLD, NEW)
-    for key in (OLD, NEW):  # half rotated: refused whatever the key
+    for key in (OLD, NEW):  # half rotated: refused whatever the key, the publication included
         with pytest.raises(KeyMismatchError, match="rotating"):
             check_key(crashed.lake_dir, key, source_kind="demo", record=False)
+    with pytest.raises(KeyMismatchError, match="rotating"):
+        jobs.publish(crashed, jobs.Interval(START, START + dt.timedelta(days=13)))
     monkeypatch.setattr(rotation, "_after_lake", None)
     with pytest.raises(rotation.RotationError, match="interrupted rotation"):
         rotation.rotate(crashed, OLD, b"a-third-key-entirely")
