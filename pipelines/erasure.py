@@ -827,8 +827,11 @@ def erase(settings: Settings, identifiers: list[str], key: bytes, *,
     """Erase people everywhere, rebuild what counted them, and scan. Returns counts, never identifiers."""
     from pipelines import jobs
     from pipelines.network_stage import run_network
+    from pipelines.privacy import check_key
 
     assert engine is not None
+    # another key than the lake's would find nobody and say nothing; a rotation in progress is refused too
+    check_key(settings.lake_dir, key, source_kind="erase", allow_demo=True, record=False)
     ps = Pseudonymiser(key)
     targets = resolve(settings, identifiers, ps)
     terms = _display_names(settings, targets.keys)

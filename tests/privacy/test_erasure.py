@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import hashlib
 import json
 import re
 import shutil
@@ -401,3 +402,24 @@ def test_erasure_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     assert report["remaining"] == [] and oracle(settings, engine, {key}) == []
     assert report["network_windows"]
     engine.dispose()
+
+
+def test_the_matcher_finds_keys_and_emails_inside_values_with_few_or_many_needles() -> None:
+    keys = [hashlib.sha256(str(i).encode()).hexdigest()[:24] for i in range(200)]
+    emails = [f"p{i}@example.com" for i in range(200)]
+    for m in (erasure.Matcher(keys[:3], emails[:3]), erasure.Matcher(keys, emails)):  # substring / token paths
+        assert m.find(f"C1:1.0:mention:{keys[1]}") == {keys[1]}
+        assert m.find(f"deadbeef{keys[2]}cafe") == {keys[2]}  # inside a longer hex run
+        assert m.find("To: <P1@Example.COM>, x") == {"p1@example.com"}
+        assert m.replace(f'["{keys[0]}", "P2@example.com"]') == '["[erased]", "[erased]"]'
+        assert m.find("ff" * 12) == set() and m.exact(keys[0]) and not m.exact(f"x{keys[0]}")
+
+
+def test_the_key_map_replaces_keys_wherever_they_are() -> None:
+    from pipelines.rotation import KeyMap
+
+    old, new = "a" * 24, "b" * 24
+    km = KeyMap({old: new})
+    assert km.sub(f"C1:1.0:reaction:tada:{old}") == f"C1:1.0:reaction:tada:{new}"
+    assert km.sub(f"ff{old}") == f"ff{new}" and km.sub("c" * 24) == "c" * 24
+    assert km.values(pa.array([old, "x", None, f"{old}:{old}"])) == {old: new, f"{old}:{old}": f"{new}:{new}"}
