@@ -37,7 +37,8 @@ class Target(BaseModel):
 class ImpactConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     outcome_files: list[Path] = Field(
-        default_factory=list, description="CSV/Parquet outcome files; empty: every file in <lake>/outcomes/")
+        default_factory=list, description="CSV/Parquet outcome files the organisation drops, outside the lake: "
+        "pseudonymised at ingestion into <lake>/outcomes/; empty: the files already in <lake>/outcomes/")
     generate_demo_outcomes: bool | None = Field(
         None, description="write demo outcomes when every source is the demo (None: automatic)")
     engaged_segments: list[str] = Field(default_factory=lambda: ["power", "habitual"])
