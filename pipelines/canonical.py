@@ -4,6 +4,12 @@ Pure functions over DataFrames. A malformed record (a required field missing, a 
 not parse, an unknown verb) is never dropped silently: it goes to the quarantine with the reason, and
 the counts are reported. Batch-level rules (uniqueness, referential integrity, drift) are the job of the
 Great Expectations suites in `pipelines.quality`.
+
+People. Every source lands the people it knows: an HR directory its directory rows (`in_directory`
+true), a platform its user listing (`in_directory` false, with the account type and whether the account
+is deactivated, and a department where the platform gives one). `merge_people` makes one row per person
+of all of them (the rule is in its docstring); `drop_excluded_accounts` removes the accounts of the
+types the configuration excludes (`directory.guests`, `externals`, `bots`), counted like opt-outs.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pipelines.model import ACTIVITIES, CONTAINERS, PEOPLE, VERBS, conform
+from pipelines.model import ACCOUNT_PRECEDENCE, ACTIVITIES, CONTAINERS, PEOPLE, VERBS, conform
 
 REQUIRED_ACTIVITY_FIELDS = ("event_id", "occurred_at", "actor_key", "verb")
 
@@ -75,13 +81,152 @@ def activities_table(df: pd.DataFrame) -> pa.Table:
     return conform(pa.Table.from_pandas(df, preserve_index=False), ACTIVITIES)
 
 
-def people_table(df: pd.DataFrame) -> pa.Table:
+#: columns of a people frame that say what kind of row it is, with the value a frame without them gets
+PEOPLE_DEFAULTS = {"in_directory": True, "account_type": "member", "is_deactivated": False, "is_leader": False}
+
+
+def people_defaults(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with the person-kind columns filled. A frame without `in_directory` is a directory: before
+    platforms landed their user listings, only HR directories (and dataset labels) landed people rows,
+    so the people partitions of older lakes are directory rows."""
     df = df.copy()
+    for col, default in PEOPLE_DEFAULTS.items():
+        if col not in df.columns:
+            df[col] = default
+        else:
+            df[col] = df[col].astype(object).where(df[col].notna(), default)
+        if isinstance(default, bool):
+            df[col] = df[col].astype(bool)
+    return df
+
+
+def people_table(df: pd.DataFrame) -> pa.Table:
+    df = people_defaults(df)
     for col in ("hire_date", "termination_date"):
         if col in df.columns:
             df[col] = pd.to_datetime(df[col], errors="coerce").dt.date
-    df["is_leader"] = df.get("is_leader", pd.Series(False, index=df.index)).fillna(False).astype(bool)
     return conform(pa.Table.from_pandas(df, preserve_index=False), PEOPLE)
+
+
+def platform_people(df: pd.DataFrame) -> pd.DataFrame:
+    """Canonical people rows of a platform's user listing: `person_key`, `account_type`,
+    `is_deactivated` and optionally `department` in; in_directory false, no other directory attribute."""
+    out = pd.DataFrame({"person_key": df["person_key"].astype("string"),
+                        "department": df["department"] if "department" in df.columns else None,
+                        "is_leader": False, "in_directory": False,
+                        "account_type": df["account_type"].astype("string"),
+                        "is_deactivated": df["is_deactivated"].fillna(False).astype(bool)}, index=df.index)
+    if "department" in out.columns:
+        dept = out["department"].astype("string").str.strip()
+        out["department"] = dept.where(dept.notna() & dept.ne(""), None)
+    return out.dropna(subset=["person_key"]).reset_index(drop=True)
+
+
+def _account_rank(types: pd.Series) -> pd.Series:
+    order = {t: i for i, t in enumerate(ACCOUNT_PRECEDENCE)}
+    return types.map(order).fillna(len(order)).astype(int)
+
+
+def dedupe_people(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """One row per person among a source's listing rows: a person with two accounts on one platform (the
+    same email) keeps the active one, then the most internal account type (ACCOUNT_PRECEDENCE), then
+    the one with a department. Directory rows are never merged: a key twice in an HR directory is a
+    contract breach that the `people` suite rejects. Returns the frame and how many rows were merged."""
+    if df.empty or "in_directory" not in df.columns:
+        return df, 0
+    directory = df[df["in_directory"].astype(bool)]
+    listed = df[~df["in_directory"].astype(bool) & ~df["person_key"].isin(set(directory["person_key"]))]
+    ranked = listed.assign(_deact=listed["is_deactivated"].astype(bool).astype(int),
+                           _type=_account_rank(listed["account_type"]),
+                           _nodept=(listed["department"].isna() if "department" in listed.columns else True))
+    ranked = ranked.sort_values(["_deact", "_type", "_nodept"], kind="stable")
+    kept = ranked.drop_duplicates("person_key").drop(columns=["_deact", "_type", "_nodept"])
+    merged = len(df) - len(directory) - len(kept)
+    out = pd.concat([directory, kept.sort_index()], ignore_index=True) if len(directory) else kept.sort_index()
+    return out.reset_index(drop=True), merged
+
+
+def drop_excluded_accounts(acts: pd.DataFrame, people: pd.DataFrame | None, excluded: set[str]
+                           ) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, dict[str, int]]]:
+    """Remove the accounts of the `excluded` account types (their own listing says so; a directory row
+    is never excluded): their activities, their people rows, and the target of activities aimed at
+    them (the activity stays, it is its actor's). Returns the counts per account type."""
+    counts: dict[str, dict[str, int]] = {}
+    if not excluded or people is None or people.empty or "account_type" not in people.columns:
+        return acts, people, counts
+    listing = people[~people["in_directory"].astype(bool)] if "in_directory" in people.columns else people
+    by_type = listing[listing["account_type"].isin(excluded)]
+    if by_type.empty:
+        return acts, people, counts
+    drop = np.zeros(len(acts), dtype=bool)
+    cleared = np.zeros(len(acts), dtype=bool)
+    for kind, keys in by_type.groupby("account_type", sort=True)["person_key"]:
+        keyset = set(keys)
+        mask = acts["actor_key"].isin(keyset).to_numpy()
+        tmask = acts["target_key"].isin(keyset).to_numpy() & ~mask & ~drop
+        counts[str(kind)] = {"people": len(keyset), "activities": int((mask & ~drop).sum()),
+                             "targets_cleared": int(tmask.sum())}
+        drop |= mask
+        cleared |= tmask
+    kept = acts.loc[~drop]
+    kept = kept.assign(target_key=kept["target_key"].where(~cleared[~drop]))
+    return kept, people[~people["person_key"].isin(set(by_type["person_key"]))], counts
+
+
+def merge_people(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per person from the latest people snapshot of each source (`{source: frame}`).
+
+    The rule, deterministic whatever the order the sources are given in:
+      - `in_directory` is true when any HR directory (a row with in_directory true) lists the person;
+      - the directory attributes (department, location, level, manager, leader flag, hire and termination
+        dates) of a person in the directory are those of their directory row, all of them, even the
+        empty ones (HR wins: a platform's department never fills a gap of HR); when two directories
+        list the person, the source whose name sorts first wins;
+      - a person outside the directory takes each attribute from the first source (by name) whose
+        listing gives it, else NULL; their account type is the most internal one any platform gives
+        (ACCOUNT_PRECEDENCE: member, guest, external, bot); a person in the directory is a member;
+      - `is_deactivated` is true when every platform account of the person is deactivated (a person in
+        the directory only with a deactivated account stays counted by their HR dates);
+      - `sources` lists the sources that name the person, sorted, comma-separated.
+    The rows are sorted by person_key."""
+    columns = [*PEOPLE.names, "sources"]
+    parts = []
+    for i, src in enumerate(sorted(frames)):
+        f = frames[src]
+        if f is None or f.empty:
+            continue
+        f = people_defaults(f)
+        f = f.assign(**{c: None for c in PEOPLE.names if c not in f.columns})
+        parts.append(f.assign(_source=src, _order=i)[[*PEOPLE.names, "_source", "_order"]])
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    rows = pd.concat(parts, ignore_index=True).sort_values(["_order"], kind="stable")
+    rows = rows[rows["person_key"].notna()]
+    sources = rows.groupby("person_key")["_source"].agg(lambda s: ",".join(sorted(set(s))))
+    directory = rows[rows["in_directory"]].drop_duplicates("person_key", keep="first")
+    listed = rows[~rows["in_directory"]]
+    all_deactivated = listed.groupby("person_key")["is_deactivated"].all()
+    outside = listed[~listed["person_key"].isin(set(directory["person_key"]))]
+    attrs = ["department", "location", "level", "manager_key", "hire_date", "termination_date"]
+    if len(outside):
+        grouped = outside.groupby("person_key", sort=False)
+        platform = grouped[attrs].first()  # the first non-null value, in source order
+        platform["is_leader"] = grouped["is_leader"].any()
+        rank = outside.assign(_rank=_account_rank(outside["account_type"]))
+        best = rank.sort_values(["_rank", "_order"], kind="stable").drop_duplicates("person_key")
+        platform["account_type"] = best.set_index("person_key")["account_type"]
+        platform = platform.reset_index()
+        platform["in_directory"] = False
+        platform["is_deactivated"] = False  # set below, for everyone
+    else:
+        platform = pd.DataFrame(columns=[*PEOPLE.names])
+    directory = directory.assign(account_type="member")
+    out = pd.concat([directory[PEOPLE.names], platform[PEOPLE.names]], ignore_index=True)
+    out["is_deactivated"] = out["person_key"].map(all_deactivated).fillna(False).astype(bool)
+    out["in_directory"] = out["in_directory"].astype(bool)
+    out["is_leader"] = out["is_leader"].fillna(False).astype(bool)
+    out["sources"] = out["person_key"].map(sources)
+    return out.sort_values("person_key", kind="stable").reset_index(drop=True)[columns]
 
 
 def containers_table(df: pd.DataFrame) -> pa.Table:

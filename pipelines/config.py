@@ -152,6 +152,32 @@ class QualityConfig(_Strict):
                                 "reported (warning); a surge is always only reported")
 
 
+Inclusion = Literal["include", "exclude"]
+
+
+class DirectoryConfig(_Strict):
+    """People outside the HR directory. Every source lands the people it knows (an HR directory its
+    directory, a platform its user listing with each account's type); an actor no directory lists is a
+    person of unknown department (`in_directory` false), counted, not a reason to reject a batch."""
+
+    max_unknown_actor_share: float = Field(
+        0.5, ge=0.0, le=1.0,
+        description="a batch in which more than this share of the distinct actors is in no HR directory is "
+                    "rejected (the directory is stale, or the wrong one); ignored when no enabled source "
+                    "lands a directory (kind demo, kind file with a directory or dataset labels)")
+    guests: Inclusion = Field("include", description="guest accounts (Slack guests, Entra B2B guests, "
+                              "Salesforce guest users): include, or exclude (their activities are dropped "
+                              "at stage, with a count)")
+    externals: Inclusion = Field("include", description="accounts of other organisations (Slack Connect, "
+                                 "Salesforce partner and customer communities)")
+    bots: Inclusion = Field("exclude", description="automated accounts (Slack bots and apps, Salesforce "
+                            "automated-process users)")
+
+    def excluded_account_types(self) -> set[str]:
+        return {kind for kind, choice in (("guest", self.guests), ("external", self.externals),
+                                          ("bot", self.bots)) if choice == "exclude"}
+
+
 class InteractionRules(_Strict):
     weights: dict[str, float] = Field(
         default_factory=lambda: {"reply": 1.0, "reaction": 0.5, "mention": 1.0, "share": 1.0}
@@ -174,6 +200,7 @@ class Settings(_Strict):
     )
     privacy: PrivacyConfig = Field(default_factory=lambda: PrivacyConfig.model_validate({}))
     quality: QualityConfig = Field(default_factory=lambda: QualityConfig.model_validate({}))
+    directory: DirectoryConfig = Field(default_factory=lambda: DirectoryConfig.model_validate({}))
     interactions: InteractionRules = Field(default_factory=lambda: InteractionRules.model_validate({}))
     alert_thresholds: dict[str, float] = Field(
         default_factory=dict, description="overrides of sql/alert_thresholds.yaml (unknown names are errors)")

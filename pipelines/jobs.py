@@ -217,6 +217,15 @@ def _stage_batch(settings: Settings, ctx: sources.SourceContext, module: Any, so
     if opted_out and "target_key" in good.columns:
         good = good.assign(target_key=good["target_key"].where(~good["target_key"].isin(opted_out)))
     summary["opted_out_rows"] = dropped
+    people = _stage_people(ctx, frames["people"], opted_out, summary)
+    # accounts of the types the configuration excludes (directory.guests / externals / bots), by the
+    # source's own listing: dropped like opt-outs, and counted (batch.json -> the quality records)
+    good, people, excluded = canonical.drop_excluded_accounts(good, people,
+                                                              settings.directory.excluded_account_types())
+    if excluded:
+        summary["excluded_accounts"] = excluded
+        log.info("%s %s: accounts excluded by the configuration (directory.*): %s", source_name,
+                 interval.batch, excluded)
     pq.write_table(canonical.activities_table(good), tmp / "activities.parquet")
     summary["rows"]["activities"] = len(good)
     if len(split.bad):
@@ -227,9 +236,7 @@ def _stage_batch(settings: Settings, ctx: sources.SourceContext, module: Any, so
         summary["quarantined"] = split.reasons
         log.warning("%s %s: %d malformed record(s) quarantined in %s: %s", source_name, interval.batch,
                     len(split.bad), qdir, split.reasons)
-    if frames["people"]:
-        people = frames["people"][-1]  # the latest snapshot of the interval
-        people, _ = canonical.drop_opted_out(people, opted_out, ("person_key",))
+    if people is not None:
         pq.write_table(canonical.people_table(people), tmp / "people.parquet")
         summary["rows"]["people"] = len(people)
     if frames["containers"]:
@@ -237,13 +244,36 @@ def _stage_batch(settings: Settings, ctx: sources.SourceContext, module: Any, so
         pq.write_table(canonical.containers_table(containers), tmp / "containers.parquet")
         summary["rows"]["containers"] = len(containers)
     (tmp / "batch.json").write_text(json.dumps({
-        "requested": requested.batch, "covered": interval.batch, "raw_tokens": tokens}, sort_keys=True))
+        "requested": requested.batch, "covered": interval.batch, "raw_tokens": tokens,
+        **{k: summary[k] for k in ("excluded_accounts", "people_accounts_merged") if k in summary}},
+        sort_keys=True))
     crashpoints.reached("stage.written")
     if out.exists():
         shutil.rmtree(out)
     os.rename(tmp, out)
     crashpoints.reached("stage.end")
     return summary
+
+
+def _stage_people(ctx: sources.SourceContext, frames: list[pd.DataFrame], opted_out: set[str],
+                  summary: dict[str, Any]) -> pd.DataFrame | None:
+    """The people the source knows as of the end of the batch (its latest snapshot of the interval),
+    opted-out people removed, one row per person. None when the source landed no people; a platform
+    whose listing is empty lands none either (the previous snapshot stays in force), an HR directory
+    does, and the `people` suite rejects it."""
+    if not frames:
+        return None
+    people = canonical.people_defaults(frames[-1])
+    people, _ = canonical.drop_opted_out(people, opted_out, ("person_key",))
+    people, merged = canonical.dedupe_people(people)
+    if merged:  # two accounts of one platform with the same email: one person
+        summary["people_accounts_merged"] = merged
+    if people.empty and not sources.lands_directory(ctx.source):
+        summary["people_listing_empty"] = True
+        log.warning("%s: the platform's user listing is empty; its previous people snapshot stays in force",
+                    ctx.source.name)
+        return None
+    return people
 
 
 def _staged(settings: Settings, source_name: str, interval: Interval) -> tuple[Path, Interval, dict[str, str]]:
@@ -256,16 +286,53 @@ def _staged(settings: Settings, source_name: str, interval: Interval) -> tuple[P
     return staged, Interval(start, end), dict(meta.get("raw_tokens") or {})
 
 
-def _latest_canonical(settings: Settings, table: str, on_or_before: dt.date) -> pd.DataFrame | None:
+def _latest_by_source(settings: Settings, table: str, on_or_before: dt.date) -> dict[str, pd.DataFrame]:
+    """{source: its latest snapshot of `table` (people, containers) on or before the day}."""
     base = lake.canonical_dir(settings.lake_dir, table)
-    frames = []
+    frames: dict[str, pd.DataFrame] = {}
     if base.exists():
         for src_dir in sorted(base.glob("source=*")):
             day = lake.latest_on_or_before(src_dir, on_or_before)
             part = lake.read_partition(src_dir, day) if day is not None else None
             if part is not None:
-                frames.append(part.to_pandas())
+                frames[src_dir.name.removeprefix("source=")] = part.to_pandas()
+    return frames
+
+
+def _latest_canonical(settings: Settings, table: str, on_or_before: dt.date) -> pd.DataFrame | None:
+    frames = list(_latest_by_source(settings, table, on_or_before).values())
     return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def _directory_keys(settings: Settings, source_name: str, staged: pd.DataFrame | None,
+                    on_or_before: dt.date) -> set[str]:
+    """The people an HR directory lists (rows with `in_directory`): the batch's own people when it has
+    some, and the latest landed people of every other source."""
+    frames = _latest_by_source(settings, "people", on_or_before)
+    if staged is not None:
+        frames[source_name] = staged
+    keys: set[str] = set()
+    for frame in frames.values():
+        frame = canonical.people_defaults(frame)
+        keys |= set(frame.loc[frame["in_directory"], "person_key"].dropna())
+    return keys
+
+
+def directory_sources(settings: Settings) -> list[str]:
+    """The enabled sources that land an HR directory (`sources.lands_directory`)."""
+    return [s.name for s in settings.sources if s.enabled and sources.lands_directory(s)]
+
+
+def people_coverage(acts: pd.DataFrame, directory: set[str]) -> dict[str, Any]:
+    """How much of a batch's activity comes from people no HR directory lists."""
+    actors = acts["actor_key"].dropna()
+    unknown = ~actors.isin(directory)
+    n_actors = int(actors.nunique())
+    n_unknown = int(actors[unknown].nunique())
+    return {"actors": n_actors, "unknown_actors": n_unknown,
+            "unknown_actor_share": round(n_unknown / n_actors, 6) if n_actors else 0.0,
+            "activities": len(actors), "unknown_actor_activities": int(unknown.sum()),
+            "unknown_activity_share": round(float(unknown.mean()), 6) if len(actors) else 0.0}
 
 
 #: checks of membership in a set are run on a boolean column computed here (the set itself would be
@@ -295,12 +362,12 @@ def _validate(settings: Settings, source_name: str, requested: Interval, run_id:
               engine: sa.Engine | None) -> dict[str, Any]:
     staged, interval, _ = _staged(settings, source_name, requested)
     acts = pq.read_table(staged / "activities.parquet").to_pandas()
-    people = (pq.read_table(staged / "people.parquet").to_pandas() if (staged / "people.parquet").exists()
-              else _latest_canonical(settings, "people", interval.end))
+    people = pq.read_table(staged / "people.parquet").to_pandas() if (staged / "people.parquet").exists() else None
     containers = (pq.read_table(staged / "containers.parquet").to_pandas()
                   if (staged / "containers.parquet").exists()
                   else _latest_canonical(settings, "containers", interval.end))
-    person_keys = set(people["person_key"].dropna()) if people is not None else set()
+    # membership in the directory: the people of an HR directory, not every person a platform lists
+    person_keys = _directory_keys(settings, source_name, people, interval.end)
     container_ids = set(containers["container_id"].dropna()) if containers is not None else set()
 
     q = settings.quality
@@ -319,6 +386,15 @@ def _validate(settings: Settings, source_name: str, requested: Interval, run_id:
                 r.unexpected_sample = [str(v) for v in bad]
             r.column = _MEMBERSHIP[r.column]
     crashpoints.reached("validate.suite")
+    # people outside the directory are counted (a warning above); only a share of unknown actors beyond
+    # directory.max_unknown_actor_share rejects the batch, and only when a source lands a directory
+    coverage = people_coverage(acts, person_keys)
+    directories = directory_sources(settings)
+    max_share = settings.directory.max_unknown_actor_share if directories else 1.0
+    outcomes.append(validator.validate("people_coverage", pd.DataFrame([coverage]), batch,
+                                       {"max_unknown_actor_share": max_share}))
+    for r in outcomes[-1].results:  # the figures, in the quality records
+        r.unexpected_sample = [{**coverage, "max_unknown_actor_share": max_share, "directory_sources": directories}]
     history = _recent_volume(settings, source_name, interval, q.drift_window_days)
     volume = quality.daily_volume(acts, history, max(2, q.drift_window_days // 7))
     outcomes.append(validator.validate("activity_volume", volume, batch,
@@ -332,6 +408,7 @@ def _validate(settings: Settings, source_name: str, requested: Interval, run_id:
 
     records = [r for o in outcomes for r in o.records(run_id)]
     records += _extract_records(settings, source_name, requested, run_id, batch)
+    records += _stage_records(staged, run_id, batch)
     evidence = settings.evidence_dir / "results" / f"source={source_name}" / f"batch={interval.batch}"
     evidence.mkdir(parents=True, exist_ok=True)
     (evidence / f"{run_id}.json").write_text(json.dumps(records, indent=2, default=str))
@@ -345,12 +422,20 @@ def _validate(settings: Settings, source_name: str, requested: Interval, run_id:
         log.warning("validation warning for %s: %s", batch, w.describe())
     summary = {"source": source_name, "batch": interval.batch, "run_id": run_id,
                "checks": len(records), "blocking_failures": len(failures), "warnings": len(warnings),
-               "evidence": str(evidence / f"{run_id}.json"), "data_docs": str(docs) if docs else None}
+               "evidence": str(evidence / f"{run_id}.json"), "data_docs": str(docs) if docs else None,
+               "people_coverage": coverage}
     if failures:
         target = settings.quarantine_dir / "batches" / f"source={source_name}" / f"batch={interval.batch}" / run_id
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(staged), str(target))
         reasons = [f.describe() for f in failures]
+        if any(f.suite == "people_coverage" for f in failures):
+            reasons.append(
+                f"{coverage['unknown_actors']} of the batch's {coverage['actors']} actors "
+                f"({coverage['unknown_actor_share']:.0%}, {coverage['unknown_activity_share']:.0%} of its activities) "
+                f"are in no HR directory (directory sources: {', '.join(directories)}), more than "
+                f"directory.max_unknown_actor_share ({max_share:g}): is the directory landed, current and keyed by "
+                "the same email as the platform? Raise the setting if so many people outside it are expected")
         (target / "REJECTED.txt").write_text("\n".join(reasons) + "\n")
         raise BatchRejected(
             f"batch {batch} rejected by {len(failures)} blocking expectation(s); it is quarantined in "
@@ -381,6 +466,24 @@ def _extract_records(settings: Settings, source: str, requested: Interval, run_i
                     "expectation": "records_parse", "column_name": None, "severity": "warning",
                     "success": False, "unexpected_count": int(count),
                     "unexpected_sample": json.dumps({"reason": reason, "file": notes.get("quarantine_file")})})
+    return out
+
+
+def _stage_records(staged: Path, run_id: str, batch: str) -> list[dict[str, Any]]:
+    """Quality records of what the stage set aside on purpose (accounts of excluded types, duplicate
+    accounts of one person), so that they are counted in the quality table."""
+    meta = json.loads((staged / "batch.json").read_text())
+    out = []
+    for kind, counts in sorted((meta.get("excluded_accounts") or {}).items()):
+        out.append({"run_id": run_id, "suite": "stage", "batch": batch, "rows_checked": None,
+                    "expectation": "account_type_excluded", "column_name": "actor_key", "severity": "warning",
+                    "success": True, "unexpected_count": int(counts.get("activities", 0)),
+                    "unexpected_sample": json.dumps({"account_type": kind, **counts})})
+    if meta.get("people_accounts_merged"):
+        out.append({"run_id": run_id, "suite": "stage", "batch": batch, "rows_checked": None,
+                    "expectation": "one_account_per_person", "column_name": "person_key", "severity": "warning",
+                    "success": True, "unexpected_count": int(meta["people_accounts_merged"]),
+                    "unexpected_sample": json.dumps({"merged_accounts": int(meta["people_accounts_merged"])})})
     return out
 
 
@@ -494,10 +597,14 @@ def _publish(settings: Settings, requested: Interval, engine: sa.Engine, source_
         files = [f for src in source_names for f in lake.partition_files(
             lake.canonical_dir(settings.lake_dir, "activities") / f"source={src}", interval.days)]
         loaded = warehouse.replace_activity_days(conn, source_names, interval.days, files)
-        people = _latest_canonical(settings, "people", interval.end)
-        if people is not None:
-            people = people.assign(snapshot_date=interval.end)
+        # one row per person of every source's latest people snapshot (canonical.merge_people: HR wins)
+        latest = _latest_by_source(settings, "people", interval.end)
+        people_counts: dict[str, int] = {}
+        if latest:
+            people = canonical.merge_people(latest).assign(snapshot_date=interval.end)
             warehouse.replace_table(conn, "lake_people", pa.Table.from_pandas(people, preserve_index=False))
+            people_counts = {"people": len(people), "in_directory": int(people["in_directory"].sum()),
+                             "outside_directory": int((~people["in_directory"]).sum())}
         containers = _latest_canonical(settings, "containers", interval.end)
         if containers is not None:
             warehouse.replace_table(conn, "lake_containers", pa.Table.from_pandas(containers, preserve_index=False))
@@ -524,7 +631,8 @@ def _publish(settings: Settings, requested: Interval, engine: sa.Engine, source_
     for src, entries in consumed.items():  # published: the next run starts afresh (a kill before: republished)
         lake.pending(settings.lake_dir, src, "canonical").discard(entries)
     crashpoints.reached("publish.end")
-    return {"interval": interval.batch, "activities_loaded": loaded, "models": rows, "seconds": timings,
+    return {"interval": interval.batch, "activities_loaded": loaded, "people": people_counts, "models": rows,
+            "seconds": timings,
             "total_seconds": round(time.perf_counter() - t0, 2)}
 
 

@@ -19,6 +19,20 @@ INTERACTION_VERBS: tuple[str, ...] = ("reply", "reaction", "mention", "share")
 CONTAINER_KINDS: tuple[str, ...] = ("channel", "group", "community", "chat", "feed")
 VISIBILITIES: tuple[str, ...] = ("public", "private", "direct")
 
+#: Kinds of account a person holds (`people.account_type`):
+#:   member    a regular account of the organisation (every row of an HR directory is a member);
+#:   guest     a guest of the platform (Slack single- and multi-channel guests, Entra B2B guests,
+#:             Salesforce Guest users);
+#:   external  an account of another organisation (Slack Connect strangers, Salesforce partner and
+#:             customer-community users);
+#:   bot       an automated account (Slack bots and apps, Salesforce automated-process users);
+#:   unknown   seen in activity but listed by no source (a person deleted from the platform's user list,
+#:             a participant of another tenant): added by `stg_people`, never landed.
+ACCOUNT_TYPES: tuple[str, ...] = ("member", "guest", "external", "bot", "unknown")
+#: when two platforms classify a person outside the directory differently, the first of this order wins
+#: (a member account anywhere means the person belongs to the organisation)
+ACCOUNT_PRECEDENCE: tuple[str, ...] = ("member", "guest", "external", "bot", "unknown")
+
 TS = pa.timestamp("us", tz="UTC")
 
 PEOPLE = pa.schema(
@@ -31,8 +45,16 @@ PEOPLE = pa.schema(
         pa.field("is_leader", pa.bool_(), nullable=False),
         pa.field("hire_date", pa.date32()),
         pa.field("termination_date", pa.date32()),
+        # true for the rows of an HR directory (or a dataset's node labels); false for the people a
+        # platform's user listing names (Slack users.list, Graph users, ...) and for bare participants
+        pa.field("in_directory", pa.bool_(), nullable=False),
+        pa.field("account_type", pa.string(), nullable=False),  # ACCOUNT_TYPES
+        pa.field("is_deactivated", pa.bool_(), nullable=False),  # the platform says the account is disabled
     ],
-    metadata={"description": "HR directory snapshot, one row per pseudonymous person"},
+    metadata={"description": "the people one source knows, one row per pseudonymous person: the HR "
+              "directory snapshot (in_directory true), or a platform's user listing with its account "
+              "attributes (in_directory false; a department only where the platform gives one). "
+              "`pipelines.canonical.merge_people` merges the sources into one row per person"},
 )
 
 CONTAINERS = pa.schema(

@@ -63,13 +63,21 @@ def _inputs(conn: sa.Connection, start: dt.date, end: dt.date) -> tuple[pd.DataF
 def compute_windows(conn: sa.Connection, settings: Settings, end: dt.date, rules: NetworkRules | None = None,
                     *, rolling: bool = True) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
     rules = rules or NetworkRules(min_group_size=settings.privacy.min_group_size)
+    # department NULL (people outside the HR directory, gaps of the directory) stays NULL: the network
+    # leaves ties to people without a department out of every department-based measure (E-I index,
+    # cross-department ties, department tables); the segment cell 'unknown' is not a department here
     people = warehouse.read_frame(conn, "select person_key, department, location, level, is_leader, "
-                                        "hire_date, termination_date from stg_people")
+                                        "hire_date, termination_date, in_directory, is_deactivated from stg_people")
     day = pd.Timestamp(end)  # compared as timestamps: an all-null date column has no `.dt.date` to compare
     hired = pd.to_datetime(people["hire_date"])
     left = pd.to_datetime(people["termination_date"])
-    employed = (hired.isna() | (hired <= day)) & (left.isna() | (left > day))
-    people = people[employed.to_numpy()].drop(columns=["hire_date", "termination_date"])
+    in_directory = people["in_directory"].fillna(True).astype(bool)
+    # the people of the headcount (int_segment_headcount_daily): HR dates, or an active platform account
+    employed = ((hired.isna() | (hired <= day)) & (left.isna() | (left > day))
+                & (in_directory | ~people["is_deactivated"].fillna(False).astype(bool)))
+    directory = set(people.loc[in_directory.to_numpy(), "person_key"])
+    people = people[employed.to_numpy()].drop(columns=["hire_date", "termination_date", "in_directory",
+                                                       "is_deactivated"])
     out: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}
     info: dict[str, Any] = {}
     for kind, start, stop in windows_for(end, rolling=rolling):
@@ -80,6 +88,8 @@ def compute_windows(conn: sa.Connection, settings: Settings, end: dt.date, rules
         timings: dict[str, float] = {}
         tables = compute_network(edges, people, rules=rules, previous=previous, contributions=posts,
                                  timings=timings)
+        person = tables["fct_person_network"]  # in the HR directory, not only in the people table
+        person["in_directory"] = person["person_key"].isin(directory).to_numpy()
         info[kind] = {"edges": len(edges), "seconds": timings}
         for name, df in tables.items():
             df = df.copy()

@@ -122,10 +122,14 @@ LAKE_DDL: dict[str, str] = {
         container_id varchar, thread_id varchar, parent_id varchar, target_key varchar,
         content_length integer, is_question boolean not null, is_edited boolean not null,
         is_deleted boolean not null""",
+    # one row per person: the people of every source merged by `pipelines.canonical.merge_people`
+    # (in_directory: an HR directory lists them; account_type: member, guest, external, bot; sources:
+    # the sources that list them). The columns after snapshot_date were added later (`LAKE_ADDED`)
     "lake_people": """
         person_key varchar not null, department varchar, location varchar, level varchar,
         manager_key varchar, is_leader boolean not null, hire_date date, termination_date date,
-        snapshot_date date not null""",
+        snapshot_date date not null, in_directory boolean, account_type varchar, is_deactivated boolean,
+        sources varchar""",
     "lake_containers": """
         source varchar not null, container_id varchar not null, kind varchar not null,
         visibility varchar not null, member_count integer, owner_department varchar,
@@ -133,9 +137,21 @@ LAKE_DDL: dict[str, str] = {
 }
 
 
+#: columns added to a lake table after its first release: added to a warehouse created before them
+LAKE_ADDED: dict[str, tuple[tuple[str, str], ...]] = {
+    "lake_people": (("in_directory", "boolean"), ("account_type", "varchar"), ("is_deactivated", "boolean"),
+                    ("sources", "varchar")),
+}
+
+
 def ensure_lake_tables(conn: Connection) -> None:
     for name, cols in LAKE_DDL.items():
         conn.exec_driver_sql(f"create table if not exists {name} ({cols})")
+    for name, added in LAKE_ADDED.items():
+        have = set(conn.exec_driver_sql(f"select * from {name} where 1 = 0").keys())
+        for col, sql_type in added:
+            if col not in have:  # an ALTER only when needed: it locks the table out for readers
+                conn.exec_driver_sql(f"alter table {name} add column {col} {sql_type}")
 
 
 def insert_arrow(conn: Connection, table: str, data: pa.Table) -> int:

@@ -5,6 +5,11 @@ minimise and pseudonymise, land raw partitions per day) and `canonicalise(ctx, d
 (pure over the raw landing: turn what was landed into the canonical tables). Canonicalisation reads only
 the raw lake, so a landing can be replayed without calling the API again. A new source is a new module
 registered by its `kind` below; nothing else changes.
+
+People: `canonicalise` also returns a `people` frame when the source knows people: an HR directory its
+directory rows (`in_directory` true), a platform its user listing (`in_directory` false, with
+`account_type` and `is_deactivated`, see `pipelines.model.PEOPLE`). A module whose people rows are an HR
+directory for some options says so with `lands_directory(source_config) -> bool` (see `lands_directory`).
 """
 
 from __future__ import annotations
@@ -64,6 +69,15 @@ def load(kind: str) -> SourceModule:
     except KeyError:
         raise ConfigError(f"unknown source kind {kind!r}; known kinds: {sorted(REGISTRY)}") from None
     return importlib.import_module(module_name)  # type: ignore[return-value]
+
+
+def lands_directory(cfg: SourceConfig) -> bool:
+    """Whether the source lands an HR directory (people rows with `in_directory` true) with its options:
+    the module's `lands_directory(cfg)`, false for a module without one (the platforms)."""
+    if cfg.kind not in REGISTRY:
+        return False
+    hook = getattr(load(cfg.kind), "lands_directory", None)
+    return bool(hook(cfg)) if hook is not None else False
 
 
 def credentials_from_connection(kind: str, *, login: str | None, password: str | None,

@@ -36,6 +36,11 @@ def _org(opts_json: str) -> DemoOrg:
     return build_org(o.people, o.days, o.start, o.seed, o.events_per_person_day)
 
 
+def lands_directory(cfg) -> bool:
+    """The demo organisation always lands its HR directory."""
+    return True
+
+
 def options(ctx: SourceContext) -> DemoOptions:
     return DemoOptions.model_validate(ctx.source.options)
 
@@ -53,6 +58,7 @@ def directory(org: DemoOrg, ctx: SourceContext) -> pd.DataFrame:
         "manager_key": ps.series(p["manager_email"]),
         "is_leader": p["is_leader"], "hire_date": p["hire_date"],
         "termination_date": p["termination_date"],
+        "in_directory": True, "account_type": "member", "is_deactivated": False,
     })
 
 

@@ -252,10 +252,13 @@ def people_snapshot(parsed: Parsed, directory: pd.DataFrame | None, ident: Ident
         "hire_date": people["hire_date"], "termination_date": people["termination_date"],
     })
     # the HR directory comes first: where a preset label and the directory disagree, HR wins
-    keyed = keyed.drop_duplicates("person_key", keep="first")
+    keyed = keyed.drop_duplicates("person_key", keep="first").assign(in_directory=True, account_type="member",
+                                                                     is_deactivated=False)
     in_directory = set(keyed["person_key"])
     missing = sorted(activity_keys - in_directory)
-    bare = pd.DataFrame({"person_key": pd.Series(missing, dtype="string"), "is_leader": False})
+    # participants the directory does not list: people of unknown department, outside the directory
+    bare = pd.DataFrame({"person_key": pd.Series(missing, dtype="string"), "is_leader": False,
+                         "in_directory": False, "account_type": "member", "is_deactivated": False})
     stats = {"directory_people": len(keyed), "participants": len(activity_keys),
              "participants_in_directory": len(activity_keys & in_directory),
              "participants_without_directory_row": len(missing)}
@@ -269,6 +272,16 @@ def containers_frame(acts: pd.DataFrame, opts: FileImportOptions, source: str) -
     visibility = opts.container_visibility or ("direct" if direct else "public")
     return pd.DataFrame({"source": source, "container_id": pd.Series(ids, dtype="string"), "kind": kind,
                          "visibility": visibility})
+
+
+def lands_directory(cfg: Any) -> bool:
+    """A file source is an HR directory when it has a `directory` CSV or dataset node labels
+    (`departments`, `core`); its other participants are landed as people outside the directory."""
+    try:
+        opts = FileImportOptions.model_validate(cfg.options)
+    except ValueError:
+        return False
+    return any(getattr(opts, name) is not None for name in ("directory", "departments", "core"))
 
 
 # ------------------------------------------------------------------------------------------ guards

@@ -5,7 +5,8 @@
 -- depends_on: stg_people
 -- owner: esn-metrics
 -- description: unpivots the directory into (segment_type, segment_value) so that every aggregate is
---   computed once for org, department, location, level, leader flag and tenure band
+--   computed once for org, department, location, level, leader flag and tenure band (a NULL department,
+--   location or level is the cell 'unknown', as in int_segment_membership)
 with people as (
     select * from stg_people
 ),
@@ -23,11 +24,11 @@ tenure as (
 )
 select person_key, 'org' as segment_type, 'all' as segment_value from people
 union all
-select person_key, 'department', department from people
+select person_key, 'department', coalesce(department, 'unknown') from people
 union all
-select person_key, 'location', location from people
+select person_key, 'location', coalesce(location, 'unknown') from people
 union all
-select person_key, 'level', level from people
+select person_key, 'level', coalesce(level, 'unknown') from people
 union all
 select person_key, 'leader', case when is_leader then 'leader' else 'non-leader' end from people
 union all

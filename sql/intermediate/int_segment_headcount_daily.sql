@@ -5,8 +5,11 @@
 -- partition_by: as_of_date
 -- depends_on: stg_people, int_segment_membership
 -- owner: esn-metrics
--- description: headcount (people in the HR directory employed on the day: hired on or before it, not yet
---   terminated) per segment, the denominator of every rate and the basis of min_group_size suppression.
+-- description: headcount per segment, the denominator of every rate and the basis of min_group_size
+--   suppression: the people of the HR directory employed on the day (hired on or before it, not yet
+--   terminated), and the people outside it (in_directory false: guests, contractors, people only a
+--   platform lists, in the cells 'unknown') unless every platform account of theirs is deactivated (a
+--   platform gives no dates: a deactivated account leaves every day's headcount, an active one is in it).
 with calendar as (
     select cast(cast(:start_date as date) + cast(g.i as integer) as date) as as_of_date
     from generate_series(0, cast(:end_date as date) - cast(:start_date as date)) as g(i)
@@ -17,6 +20,7 @@ employed as (
     join stg_people p
       on (p.hire_date is null or p.hire_date <= c.as_of_date)
      and (p.termination_date is null or p.termination_date > c.as_of_date)
+     and (p.in_directory or not p.is_deactivated)
 )
 select
     e.as_of_date,

@@ -9,17 +9,23 @@
 --   time, so each band gets its own validity range derived from the hire date. Joining on
 --   `as_of_date between valid_from and valid_to` gives the same answer whatever interval a run covers,
 --   which is what makes a day-by-day run equal to a full recompute.
+--   Every person is in exactly one cell of each segment type, so the cells of a type add up to the
+--   organisation (complementary suppression relies on it): a person without a department, location or
+--   level (NULL in stg_people: people outside the HR directory, or gaps of the directory) is counted in
+--   the cell 'unknown' of that type, like the tenure band 'unknown' of people without a hire date.
+--   'unknown' is where those people are counted, not a department: the network stage leaves them out
+--   of department-based measures.
 with people as (
     select * from stg_people
 ),
 static_segments as (
     select person_key, 'org' as segment_type, 'all' as segment_value from people
     union all
-    select person_key, 'department', department from people
+    select person_key, 'department', coalesce(department, 'unknown') from people
     union all
-    select person_key, 'location', location from people
+    select person_key, 'location', coalesce(location, 'unknown') from people
     union all
-    select person_key, 'level', level from people
+    select person_key, 'level', coalesce(level, 'unknown') from people
     union all
     select person_key, 'leader', case when is_leader then 'leader' else 'non-leader' end from people
 ),

@@ -1,8 +1,18 @@
 -- model: stg_people
--- grain: one row per person (the latest directory snapshot that mentions them)
+-- grain: one row per person: every person a source lists (lake_people, merged by
+--   pipelines.canonical.merge_people: one row per person, the HR directory wins), plus every actor or
+--   target of an activity that no source lists
 -- key: person_key
--- materialized: view
+-- not_null: in_directory, account_type, is_deactivated
+-- materialized: table
 -- owner: esn-metrics
+-- description: the people of the organisation and everyone else who takes part. `in_directory` is true
+--   for the people of an HR directory; for the others (guests, contractors, leavers, joiners before the
+--   HR refresh, Slack Connect strangers) department, location and level are NULL unless their platform
+--   gives them (Graph, Salesforce and Viva Engage give a department): never a made-up group. The segment
+--   models put NULL in the visible cell 'unknown'. `account_type`: member, guest, external, bot, or
+--   unknown for people seen only in activity. Rows of lake_people loaded before these columns existed
+--   are directory rows (only HR directories landed people then).
 with source as (
     select * from lake_people
 ),
@@ -14,15 +24,48 @@ ranked as (
             order by snapshot_date desc, case when department is null then 1 else 0 end
         ) as rn
     from source
+),
+listed as (
+    select
+        person_key,
+        department,
+        location,
+        level,
+        manager_key,
+        is_leader,
+        hire_date,
+        termination_date,
+        coalesce(in_directory, true) as in_directory,
+        coalesce(account_type, 'member') as account_type,
+        coalesce(is_deactivated, false) as is_deactivated,
+        sources
+    from ranked
+    where rn = 1
+),
+seen as (
+    select actor_key as person_key, source from lake_activities
+    union
+    select target_key as person_key, source from lake_activities where target_key is not null
+),
+unlisted as (
+    select s.person_key, string_agg(s.source, ',' order by s.source) as sources
+    from seen s
+    where not exists (select 1 from listed l where l.person_key = s.person_key)
+    group by s.person_key
 )
+select * from listed
+union all
 select
     person_key,
-    coalesce(department, 'Unknown') as department,
-    coalesce(location, 'Unknown') as location,
-    coalesce(level, 'Unknown') as level,
-    manager_key,
-    is_leader,
-    hire_date,
-    termination_date
-from ranked
-where rn = 1
+    cast(null as varchar) as department,
+    cast(null as varchar) as location,
+    cast(null as varchar) as level,
+    cast(null as varchar) as manager_key,
+    false as is_leader,
+    cast(null as date) as hire_date,
+    cast(null as date) as termination_date,
+    false as in_directory,
+    'unknown' as account_type,
+    false as is_deactivated,
+    sources
+from unlisted

@@ -1,0 +1,51 @@
+-- model: dq_people_coverage
+-- grain: one row per source and day with activity
+-- key: source, activity_date
+-- materialized: table
+-- depends_on: stg_people
+-- owner: esn-metrics
+-- description: quality table (not for BI users): how much of each source's activity comes from people no
+--   HR directory lists, against the published people (stg_people), so a day's figures follow the
+--   directory as it is now (a joiner added by the HR refresh stops being unknown on every day). actors:
+--   distinct actors of the day; unknown_actors: those outside the directory (in_directory false), with
+--   their share of actors and of activities; guest / external / bot / unlisted (account type unknown:
+--   listed by no source) actors among them. The batch-level figures of each validation are in
+--   dq_validation_results (suite people_coverage), with the activities dropped for excluded account
+--   types (suite stage, account_type_excluded).
+with acts as (
+    select a.source, a.activity_date, a.actor_key, p.in_directory, p.account_type
+    from lake_activities a
+    left join stg_people p on p.person_key = a.actor_key
+),
+per_day as (
+    select
+        source,
+        activity_date,
+        count(distinct actor_key) as actors,
+        count(distinct case when not coalesce(in_directory, false) then actor_key end) as unknown_actors,
+        count(*) as activities,
+        sum(case when not coalesce(in_directory, false) then 1 else 0 end) as unknown_actor_activities,
+        count(distinct case when not coalesce(in_directory, false) and account_type = 'guest' then actor_key end)
+            as guest_actors,
+        count(distinct case when not coalesce(in_directory, false) and account_type = 'external' then actor_key end)
+            as external_actors,
+        count(distinct case when not coalesce(in_directory, false) and account_type = 'bot' then actor_key end)
+            as bot_actors,
+        count(distinct case when account_type = 'unknown' then actor_key end) as unlisted_actors
+    from acts
+    group by source, activity_date
+)
+select
+    source,
+    activity_date,
+    cast(actors as bigint) as actors,
+    cast(unknown_actors as bigint) as unknown_actors,
+    cast(unknown_actors as double precision) / nullif(actors, 0) as unknown_actor_share,
+    cast(activities as bigint) as activities,
+    cast(unknown_actor_activities as bigint) as unknown_actor_activities,
+    cast(unknown_actor_activities as double precision) / nullif(activities, 0) as unknown_activity_share,
+    cast(guest_actors as bigint) as guest_actors,
+    cast(external_actors as bigint) as external_actors,
+    cast(bot_actors as bigint) as bot_actors,
+    cast(unlisted_actors as bigint) as unlisted_actors
+from per_day
