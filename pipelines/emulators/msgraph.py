@@ -230,7 +230,8 @@ def _route(emu: GraphEmulator, path: str, params: dict[str, str], raw_query: str
         def users() -> Any:
             today = dt.datetime.fromtimestamp(now, tz=dt.UTC).date().isoformat()
             rows = [{"id": u.id, "userPrincipalName": u.upn, "mail": u.mail, "displayName": u.name,
-                     "accountEnabled": not (u.terminated and u.terminated <= today), "userType": "Member"}
+                     "accountEnabled": not (u.terminated and u.terminated <= today), "userType": "Member",
+                     "department": u.department}
                     for u in t.users]
             q = emu.check_link(raw_query, "$skiptoken")
             chunk, nxt = _page(rows, q, params, 999)

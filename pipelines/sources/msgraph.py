@@ -31,6 +31,11 @@ state is committed only after the partitions are fsynced. Limits: replies edited
 `late_reply_horizon_days` after their root was created are seen only by a backfill of those days; Graph's
 delta covers the last 8 months only.
 
+People: `users` (`GET /users`: id, mail / UPN, accountEnabled, userType, department) is landed as a person
+key per user with `account_enabled`, `is_guest` (userType Guest: an Entra B2B guest) and the department
+Entra holds; canonicalised into the source's people rows (outside the HR directory; the HR row of the same
+email wins). Job titles and office locations are not kept.
+
 Identity: users' emails (`mail`, else `userPrincipalName`, from `/users`) are hashed with
 `Pseudonymiser.person("msgraph", id, email)`, so the same person matches Slack; `emailUser` identities use
 their id, which is an email; other identities (guests, ACS, Skype) get a native-id key.
@@ -53,7 +58,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines import lake
-from pipelines.canonical import raw_activities_to_canonical
+from pipelines.canonical import platform_people, raw_activities_to_canonical
 from pipelines.connectors.errors import ApiError, AuthError
 from pipelines.connectors.http import RetryPolicy
 from pipelines.connectors.state import StateStore, open_state
@@ -138,6 +143,22 @@ def make_client(opts: GraphOptions, creds: Credentials, budget: GraphBudget | No
                          default_retry_after_s=min(5.0, opts.rate_period_s * 5))
     return GraphClient(opts.base_url, creds, budget=budget or make_budget(opts), policy=policy,
                        timeout_s=opts.timeout_s, inner_transport=transport)
+
+
+#: the raw `users` stream: the key, the account's state and kind, the department Entra holds
+USERS_SCHEMA = pa.schema([("person_key", pa.string()), ("account_enabled", pa.bool_()), ("is_guest", pa.bool_()),
+                          ("department", pa.string())])
+
+
+def graph_people(users: pa.Table) -> pd.DataFrame:
+    """The source's people rows from a landed `users` snapshot (older snapshots have no department)."""
+    df = users.to_pandas()
+    guest = df["is_guest"].fillna(False).astype(bool) if "is_guest" in df.columns else False
+    enabled = df["account_enabled"].fillna(True).astype(bool) if "account_enabled" in df.columns else True
+    return platform_people(pd.DataFrame({
+        "person_key": df["person_key"], "account_type": pd.Series("member", index=df.index).mask(guest, "guest"),
+        "is_deactivated": ~pd.Series(enabled, index=df.index),
+        "department": df["department"] if "department" in df.columns else None}))
 
 
 class UserKeys:
@@ -239,7 +260,8 @@ class _Run:
 
     # --- directory -------------------------------------------------------------------------------
     def users(self) -> pa.Table:
-        url = self.api.url("users", {"$select": "id,userPrincipalName,mail,accountEnabled,userType", "$top": 999})
+        url = self.api.url("users", {"$select": "id,userPrincipalName,mail,accountEnabled,userType,department",
+                                     "$top": 999})
         rows = []
         self.user_ids: list[str] = []
         for u in self.api.items(url, endpoint="users", buckets=("directory",)):
@@ -248,10 +270,11 @@ class _Run:
                 continue
             self.user_ids.append(uid)
             self.keys.learn(uid, u.get("mail") or u.get("userPrincipalName"))
+            dept = u.get("department")
             rows.append({"person_key": self.keys.uid(uid), "account_enabled": u.get("accountEnabled") is not False,
-                         "is_guest": u.get("userType") == "Guest"})
-        return pa.Table.from_pylist(rows, schema=pa.schema([("person_key", pa.string()),
-                                                            ("account_enabled", pa.bool_()), ("is_guest", pa.bool_())]))
+                         "is_guest": u.get("userType") == "Guest",
+                         "department": dept.strip() or None if isinstance(dept, str) else None})
+        return pa.Table.from_pylist(rows, schema=USERS_SCHEMA)
 
     def teams(self) -> list[dict[str, Any]]:
         teams = [t for t in self.api.items(self.api.url("teams"), endpoint="teams", buckets=("tenant",))
@@ -515,4 +538,7 @@ def canonicalise_landing(lake_dir: Any, name: str, day: dt.date) -> dict[str, pd
     containers = lake.read_partition(lake.raw_dir(lake_dir, name, "containers"), day)
     if containers is not None:
         out["containers"] = containers.to_pandas()
+    users = lake.read_partition(lake.raw_dir(lake_dir, name, "users"), day)
+    if users is not None:
+        out["people"] = graph_people(users)
     return out

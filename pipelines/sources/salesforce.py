@@ -2,8 +2,12 @@
 answers through SOQL, incremental by `SystemModstamp`, within the org's daily API allocation.
 
 Queries (REST `query`/`queryAll`, `nextRecordsUrl` paging, `pipelines.sources.salesforce_api`):
-  - `User` (Id, Email, IsActive): the directory; ids are keyed through the email
-    (`pseudonymiser.person("salesforce", id, email)`) so people match other platforms;
+  - `User` (Id, Email, IsActive, Department, UserType): the org's user listing; ids are keyed through the
+    email (`pseudonymiser.person("salesforce", id, email)`) so people match other platforms. Landed as
+    the `users` stream (key, active, account type, department) and canonicalised into the source's people
+    rows, outside the HR directory (`salesforce_people`): UserType Standard and CsnOnly (Chatter Free,
+    employees) are members, Guest a guest, the partner / customer community types external,
+    AutomatedProcess a bot; an inactive user is deactivated. Titles are not kept;
   - `CollaborationGroup`: the containers;
   - `FeedItem` with the child sub-queries `FeedComments` and `FeedLikes` (FeedLike cannot be queried on
     its own), through `queryAll` so that deletions (`IsDeleted`) are seen, `WHERE SystemModstamp >=
@@ -17,7 +21,8 @@ Likes on comments cannot be queried through the API at all (documented limit).
 
 Streams under raw/source=<name>/: `feed_items` (by the item's day), `feed_comments` and `feed_likes`
 (by their own day), each row keyed (no ids of people, no text: `content_length` only), `groups`
-(containers snapshot at `end`). A re-read item replaces all its earlier rows, in every day.
+(containers snapshot at `end`), `users` (people snapshot at `end`). A re-read item replaces all its
+earlier rows, in every day.
 
 Containers: a post's container is its parent: a group (`0F9...`, its 18-character id), a person's profile
 (all of them one container, `user_profiles`: a person's id is never kept) or a record (an account, an
@@ -54,7 +59,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipelines import lake
-from pipelines.canonical import raw_activities_to_canonical
+from pipelines.canonical import platform_people, raw_activities_to_canonical
 from pipelines.connectors.errors import AuthError
 from pipelines.connectors.http import RetryPolicy
 from pipelines.connectors.state import StateStore, open_state
@@ -93,6 +98,21 @@ COMMENTS = pa.schema([("comment_id", pa.string()), ("item_id", pa.string()), ("c
 LIKES = pa.schema([("like_id", pa.string()), ("item_id", pa.string()), ("container_id", pa.string()),
                    ("created_at", TS), ("actor_key", pa.string()), ("item_actor_key", pa.string())])
 STREAMS = {"feed_items": ITEMS, "feed_comments": COMMENTS, "feed_likes": LIKES}
+USERS = pa.schema([("person_key", pa.string()), ("is_active", pa.bool_()), ("account_type", pa.string()),
+                   ("department", pa.string())])
+#: UserType -> account type (the types not listed here are members)
+USER_TYPES = {"Guest": "guest", "AutomatedProcess": "bot", "PowerPartner": "external",
+              "PowerCustomerSuccess": "external", "CustomerSuccess": "external", "CspLitePortal": "external",
+              "CSPLitePortal": "external", "SelfService": "external"}
+
+
+def salesforce_people(users: pa.Table) -> pd.DataFrame:
+    """The source's people rows from a landed `users` snapshot."""
+    df = users.to_pandas()
+    return platform_people(pd.DataFrame({"person_key": df["person_key"],
+                                         "account_type": df["account_type"].fillna("member"),
+                                         "is_deactivated": ~df["is_active"].fillna(True).astype(bool),
+                                         "department": df["department"]}))
 
 
 class SalesforceOptions(BaseModel):
@@ -225,11 +245,16 @@ class _Run:
         new_mark: str | None = None
         stopped: str | None = None
         groups: list[dict[str, Any]] | None = None
+        users: pa.Table | None = None
         try:
-            for page in self.api.query("SELECT Id, Email, IsActive FROM User"):
+            listed = []
+            for page in self.api.query("SELECT Id, Email, IsActive, Department, UserType FROM User"):
                 for u in page:
                     if u.get("Id") and u.get("Email"):
                         self.emails[to18(str(u["Id"]))] = str(u["Email"])
+                    if u.get("Id"):
+                        listed.append(u)
+            users = self.users(listed)
             groups = [g for page in self.api.query(
                 "SELECT Id, CollaborationType, MemberCount, CreatedDate FROM CollaborationGroup") for g in page]
             soql = FEED_QUERY.format(lower=soql_datetime(lower), upper=soql_datetime(upper))
@@ -250,6 +275,8 @@ class _Run:
         if groups is not None:
             lake.write_partition(lake.raw_dir(self.ctx.lake_dir, self.name, "groups"), self.end,
                                  pa.Table.from_pandas(self.containers(groups, prefixes), preserve_index=False))
+        if users is not None:
+            lake.write_partition(lake.raw_dir(self.ctx.lake_dir, self.name, "users"), self.end, users)
         if new_mark is not None:
             changes[(STATE, "watermark")] = new_mark
         elif stopped is None and watermark is None:
@@ -273,6 +300,16 @@ class _Run:
             **self.api.stats(),
         }
         return report
+
+    def users(self, listed: list[dict[str, Any]]) -> pa.Table:
+        """The `users` stream: a key per user (by the email when there is one), never an id or an email."""
+        rows = []
+        for u in listed:
+            dept = u.get("Department")
+            rows.append({"person_key": self.key(u["Id"]), "is_active": u.get("IsActive") is not False,
+                         "account_type": USER_TYPES.get(str(u.get("UserType") or ""), "member"),
+                         "department": dept.strip() or None if isinstance(dept, str) else None})
+        return pa.Table.from_pylist(rows, schema=USERS)
 
     def containers(self, groups: Iterable[dict[str, Any]], record_prefixes: Iterable[str] = ()) -> pd.DataFrame:
         """The containers snapshot (module doc): groups, people's profiles, a row per record type."""
@@ -379,4 +416,7 @@ def canonicalise(ctx: SourceContext, day: dt.date) -> dict[str, pd.DataFrame]:
     groups = lake.read_partition(lake.raw_dir(ctx.lake_dir, name, "groups"), day)
     if groups is not None:
         out["containers"] = groups.to_pandas()
+    users = lake.read_partition(lake.raw_dir(ctx.lake_dir, name, "users"), day)
+    if users is not None:
+        out["people"] = salesforce_people(users)
     return out

@@ -3,7 +3,12 @@
 Streams landed under raw/source=<name>/:
   messages/date=D   one row per message of day D (top-level, replies, broadcasts once), minimised by
                     `pipelines.connectors.slack_messages` as soon as it is received: no text, no ids;
-  users/, conversations/, members/   snapshots dated at the end of the extracted range.
+  users/, conversations/, members/   snapshots dated at the end of the extracted range. `users` is the
+                    workspace's user listing (users.list): a person key per user with the account's
+                    flags (bot or app, deleted, guest, Slack Connect stranger); canonicalised into the
+                    source's people rows (`slack_people`: outside the directory, keyed by the email when
+                    users.list gives it, so that the HR row of the same person matches). Slack profiles
+                    have no department (only a free-text title, which is not kept).
 
 Incremental logic. A run for [start, end] reads `conversations.history` once per channel over
 [sweep_start, end], where sweep_start goes back `late_reply_horizon_days` before `end` (never before the
@@ -33,7 +38,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipelines import lake
-from pipelines.canonical import raw_activities_to_canonical
+from pipelines.canonical import platform_people, raw_activities_to_canonical
 from pipelines.connectors.budget import Budget
 from pipelines.connectors.errors import ApiError, AuthError
 from pipelines.connectors.http import RetryPolicy
@@ -118,6 +123,36 @@ def make_api(opts: SlackOptions, token: str, token_source: str, budget: Budget |
                     policy=policy, timeout_s=opts.timeout_s)
 
 
+#: the raw `users` stream: no id, no name, no email; only the key and the account's flags
+USERS_SCHEMA = pa.schema([("person_key", pa.string()), ("is_bot", pa.bool_()), ("is_deleted", pa.bool_()),
+                          ("is_restricted", pa.bool_()), ("is_external", pa.bool_())])
+#: Slack's own system user (Slackbot) is a bot, although users.list does not flag it `is_bot`
+SLACKBOT = "USLACKBOT"
+
+
+def user_flags(u: dict[str, Any]) -> dict[str, bool]:
+    """The account flags of a users.list / users.json entry: bot (bots, apps, Slackbot), deleted
+    (deactivated), restricted (multi- or single-channel guest), external (a Slack Connect stranger: a
+    user of another organisation's workspace)."""
+    return {"is_bot": bool(u.get("is_bot") or u.get("is_app_user") or u.get("id") == SLACKBOT),
+            "is_deleted": bool(u.get("deleted")),
+            "is_restricted": bool(u.get("is_restricted") or u.get("is_ultra_restricted")),
+            "is_external": bool(u.get("is_stranger"))}
+
+
+def slack_people(users: pa.Table) -> pd.DataFrame:
+    """The source's people rows from a landed `users` snapshot: account type bot, external, guest or
+    member (in that order of precedence), deactivated when the user is deleted. Snapshots landed before
+    `is_external` existed read as not external."""
+    df = users.to_pandas()
+    flag = {c: (df[c].fillna(False).astype(bool) if c in df.columns else pd.Series(False, index=df.index))
+            for c in USERS_SCHEMA.names[1:]}
+    kind = pd.Series("member", index=df.index, dtype=object)
+    kind = kind.mask(flag["is_restricted"], "guest").mask(flag["is_external"], "external").mask(flag["is_bot"], "bot")
+    return platform_people(pd.DataFrame({"person_key": df["person_key"], "account_type": kind,
+                                         "is_deactivated": flag["is_deleted"]}))
+
+
 class UserKeys:
     """user id -> pseudonymous person key, via the email when users.list gave one, so that the same
     person matches across platforms. Clear ids and emails live only in this object, in memory."""
@@ -187,11 +222,8 @@ class _Run:
             if not uid:
                 continue
             self.keys.learn(uid, (u.get("profile") or {}).get("email"))
-            rows.append({"person_key": self.keys(uid), "is_bot": bool(u.get("is_bot") or u.get("is_app_user")),
-                         "is_deleted": bool(u.get("deleted")), "is_restricted": bool(u.get("is_restricted"))})
-        return pa.Table.from_pylist(rows, schema=pa.schema([
-            ("person_key", pa.string()), ("is_bot", pa.bool_()), ("is_deleted", pa.bool_()),
-            ("is_restricted", pa.bool_())]))
+            rows.append({"person_key": self.keys(uid), **user_flags(u)})
+        return pa.Table.from_pylist(rows, schema=USERS_SCHEMA)
 
     def conversations(self) -> list[dict[str, Any]]:
         types = "public_channel,private_channel" if self.opts.include_private else "public_channel"
@@ -428,6 +460,9 @@ def canonicalise_landing(lake_dir: Any, name: str, day: dt.date) -> dict[str, pd
     containers = lake.read_partition(lake.raw_dir(lake_dir, name, "conversations"), day)
     if containers is not None:
         out["containers"] = containers.to_pandas()
+    users = lake.read_partition(lake.raw_dir(lake_dir, name, "users"), day)
+    if users is not None:
+        out["people"] = slack_people(users)
     return out
 
 

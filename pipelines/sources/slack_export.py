@@ -10,6 +10,12 @@ tombstones. The XML archives have no Slack thread pointers: a `conversation_id` 
 disentanglement) becomes a thread whose first message is the parent, and user *names* (already
 anonymised by the publishers) are the native ids, scoped by the team domain.
 
+People: the entries of users.json are the source's people rows (`pipelines.sources.slack.slack_people`:
+outside the HR directory, account type bot / external / guest / member from the entry's flags, deleted
+users deactivated), so an export imports and publishes on its own, without an HR file: its people are
+counted with a NULL department (the segment cell 'unknown'); with an HR source, the same email gives the
+same key and the HR row wins.
+
 Options: `path` (folder, .zip, or .xml file / folder of .xml files), `format` (auto | export | xml),
 include/exclude channel lists (ids or names), and the limits of `pipelines.sources.safe_archive`:
 `max_member_bytes` (256 MiB, one day file / zip member), `max_total_bytes` (20 GiB, the whole import),
@@ -78,7 +84,7 @@ from pipelines.sources.safe_archive import (
     loads_json,
     open_tree,
 )
-from pipelines.sources.slack import canonicalise_landing
+from pipelines.sources.slack import USERS_SCHEMA, canonicalise_landing, user_flags
 
 
 class ExportFormatError(ValueError):
@@ -330,8 +336,7 @@ def _read_export(ctx: SourceContext, opts: SlackExportOptions, end: dt.date, tre
             bad.add(tree.name("users.json"), i, problem, unit="entry")
             continue
         keys.learn(u["id"], (u.get("profile") or {}).get("email"))
-        user_rows.append({"person_key": keys(u["id"]), "is_bot": bool(u.get("is_bot")),
-                          "is_deleted": bool(u.get("deleted")), "is_restricted": bool(u.get("is_restricted"))})
+        user_rows.append({"person_key": keys(u["id"]), **user_flags(u)})
     listed = []
     for listing, entries, is_private in (("channels.json", channels_raw, False), ("groups.json", private, True)):
         for i, ch in enumerate(entries):
@@ -422,8 +427,9 @@ def _xml_rows(ctx: SourceContext, opts: SlackExportOptions, budget: Budget, bad:
             if row is not None:
                 rows.append(row)
                 people.setdefault(row["actor_key"] or "", None)
-    user_rows = [{"person_key": k, "is_bot": False, "is_deleted": False, "is_restricted": False}
-                 for k in people if k]
+    # the archives list no users: their authors are members of the archived community
+    user_rows = [{"person_key": k, "is_bot": False, "is_deleted": False, "is_restricted": False,
+                  "is_external": False} for k in people if k]
     return rows, chans, [], user_rows
 
 
@@ -472,9 +478,7 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date) -> ExtractReport:
         "conversations": pa.Table.from_pandas(conv, preserve_index=False),
         "members": pa.Table.from_pylist(members, schema=pa.schema([("container_id", pa.string()),
                                                                    ("person_key", pa.string())])),
-        "users": pa.Table.from_pylist(user_rows, schema=pa.schema([
-            ("person_key", pa.string()), ("is_bot", pa.bool_()), ("is_deleted", pa.bool_()),
-            ("is_restricted", pa.bool_())])),
+        "users": pa.Table.from_pylist(user_rows, schema=USERS_SCHEMA),
     }
     for stream, table in snapshots.items():
         lake.write_partition(lake.raw_dir(ctx.lake_dir, name, stream), end, table)

@@ -5,7 +5,8 @@ messages a request at 10 requests per 30 s, about 24,000 messages an hour.
 
 Streams landed under raw/source=<name>/ (`pipelines.sources.yammer_messages` describes the row):
   messages/date=D   every message created on day D, minimised and pseudonymised as soon as received;
-  groups/date=END   the containers snapshot (communities, All Company, private conversations).
+  groups/date=END   the containers snapshot (communities, All Company, private conversations);
+  users/date=END    the network's users (`users.json`): key, department, deactivated (state not active).
 
 Incremental logic. Yammer has no "changed since" feed: likes, best answers and deletions change old
 messages silently. Each run therefore walks the All feed (`messages.json`, newest first, `older_than`
@@ -47,12 +48,14 @@ from pipelines.sources.yammer_api import DEFAULT_BASE_URL, YammerApi
 from pipelines.sources.yammer_messages import (
     PLATFORM,
     USER_TOKEN,
+    USERS_SCHEMA,
     canonicalise_landing,
     containers_frame,
     land_days,
     native_id,
     parse_time,
     row,
+    user_row,
 )
 
 STATE = "messages"
@@ -209,12 +212,15 @@ class _Run:
                    like_keys=[k for k in (self.keys(n.get("user_id")) for n in likes if isinstance(n, dict)) if k])
 
     def execute(self) -> ExtractReport:
-        users = 0
+        listed = []
         for u in self.api.directory("users.json"):
             uid = native_id(u.get("id"))
             if uid:
-                users += 1
                 self.keys.learn(uid, u.get("email") or _primary_email(u))
+                listed.append((uid, u))
+        users = len(listed)
+        user_rows = [user_row(self.keys(uid), state=u.get("state"), department=u.get("department"))
+                     for uid, u in listed]
         groups = [{"id": native_id(g.get("id")), "private": g.get("privacy") == "private",
                    "members": (g.get("stats") or {}).get("members"),
                    "created_at": parse_time(g.get("created_at"))}
@@ -225,6 +231,8 @@ class _Run:
         written = land_days(self.ctx.lake_dir, self.name, rows, lake.days_between(sweep_start, self.end))
         lake.write_partition(lake.raw_dir(self.ctx.lake_dir, self.name, "groups"), self.end,
                              pa.Table.from_pandas(containers_frame(self.name, groups), preserve_index=False))
+        lake.write_partition(lake.raw_dir(self.ctx.lake_dir, self.name, "users"), self.end,
+                             pa.Table.from_pylist(user_rows, schema=USERS_SCHEMA))
         self.commit_state()
         actors = {r["actor_key"] for r in rows if r["kind"] == "person" and r["actor_key"]}
         matched = len(actors & self.keys.email_keys)

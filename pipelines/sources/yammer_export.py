@@ -31,7 +31,9 @@ landed partitions of the previous `lookback_days`.
 Columns used. Messages.csv: id, thread_id, sender_id, created_at (required); replied_to_id, group_id,
 in_private_conversation, deleted_at, body, message_type, sender_type, best_reply_id (optional;
 `message_type` and `best_reply_id` are not in the columns verified from the Discourse importer: without
-them no question and no best answer is seen). Users.csv: id, email. Groups.csv: id (private/privacy,
+them no question and no best answer is seen). Users.csv: id, email (required); department, state,
+deleted_at, suspended_at (optional): landed as the `users` stream at `end`, the source's people rows (a
+user is deactivated when the state is not active or deleted_at / suspended_at is set). Groups.csv: id (private/privacy,
 created_at optional). The export has no likes: this path lands no reactions (the REST source does).
 
 This module must never write, log or return message text, user ids or emails: the body is only
@@ -73,12 +75,14 @@ from pipelines.sources.yammer_api import YammerApi
 from pipelines.sources.yammer_messages import (
     MESSAGES_SCHEMA,
     USER_TOKEN,
+    USERS_SCHEMA,
     canonicalise_landing,
     containers_frame,
     native_id,
     parse_time,
     row,
     rows_table,
+    user_row,
 )
 
 csv.field_size_limit(16 * 1024 * 1024)  # message bodies can be long; the default 128 KiB rejects them
@@ -118,6 +122,7 @@ class Parsed:
 
     messages: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> latest row
     emails: dict[str, str] = field(default_factory=dict)
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> department, state, gone
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: int = 0
     rows_read: int = 0
@@ -228,6 +233,8 @@ def _take(fname: str, line: int, rec: dict[str, str], parsed: Parsed, p: _In) ->
         email = (rec.get("email") or "").strip()
         if email and email.lower() != "null":
             parsed.emails[rid] = email
+        gone = any((rec.get(c) or "").strip() not in ("", "null") for c in ("deleted_at", "suspended_at"))
+        parsed.users[rid] = {"department": rec.get("department"), "state": rec.get("state"), "gone": gone}
         return
     if fname == "Groups.csv":
         private = (rec.get("private") or "").strip().lower() in TRUE or (rec.get("privacy") or "") == "private"
@@ -400,6 +407,9 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date, *, token: str | No
     written = [d for d in sorted(by_day) if _merge(base, d, by_day[d], pending_best)]
     lake.write_partition(lake.raw_dir(ctx.lake_dir, name, "groups"), end,
                          pa.Table.from_pandas(containers_frame(name, parsed.groups.values()), preserve_index=False))
+    if parsed.users:  # an export without Users.csv rows leaves the last users snapshot in force
+        lake.write_partition(lake.raw_dir(ctx.lake_dir, name, "users"), end, pa.Table.from_pylist(
+            [user_row(keys(uid), **u) for uid, u in sorted(parsed.users.items())], schema=USERS_SCHEMA))
     actors = {r["actor_key"] for r in rows if r["kind"] == "person" and r["actor_key"]}
     matched = len(actors & keys.email_keys)
     unresolved = sum(1 for r in rows if r["replied_to_id"] and r["parent_actor_key"] is None)

@@ -14,6 +14,10 @@ question; the reply chosen as best answer gives an `answer_accepted` activity wh
 and whose target is the answerer, dated at the answer (Yammer gives no time of the choice).
 Likes become `reaction`s dated at the message (Yammer gives no time of a like either).
 
+People: both land the network's user listing as the raw `users` stream (`USERS_SCHEMA`: a key, the
+department Viva Engage holds, deactivated when the user is not active), canonicalised into the source's
+people rows (`yammer_people`: outside the HR directory, members; the HR row of the same email wins).
+
 This module must never return, store or log message text, user ids or emails: callers pass a key
 function and get keyed rows back.
 """
@@ -30,7 +34,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipelines import lake
-from pipelines.canonical import raw_activities_to_canonical
+from pipelines.canonical import platform_people, raw_activities_to_canonical
 from pipelines.model import ACTIVITIES, TS
 
 PLATFORM = "yammer"  # native ids are hashed under this name, whatever the configured source is called
@@ -41,6 +45,25 @@ PRIVATE = "private_messages"
 
 #: `[[user:123]]` tokens of `body.parsed` (REST) and of the export's `body` column
 USER_TOKEN = re.compile(r"\[\[user:(\d+)\]\]")
+
+#: the raw `users` stream: no id, no name, no email
+USERS_SCHEMA = pa.schema([("person_key", pa.string()), ("is_deactivated", pa.bool_()), ("department", pa.string())])
+
+
+def user_row(key: str | None, *, state: Any = None, department: Any = None, gone: bool = False) -> dict[str, Any]:
+    """A `users` row: deactivated when the state is anything but active (suspended, soft_delete...) or
+    the user is marked deleted / suspended (`gone`)."""
+    state = str(state or "").strip().lower()
+    dept = department.strip() if isinstance(department, str) else None
+    return {"person_key": key, "is_deactivated": gone or state not in ("", "active", "null"),
+            "department": dept if dept and dept.lower() != "null" else None}
+
+
+def yammer_people(users: pa.Table) -> pd.DataFrame:
+    df = users.to_pandas()
+    return platform_people(pd.DataFrame({"person_key": df["person_key"], "account_type": "member",
+                                         "is_deactivated": df["is_deactivated"], "department": df["department"]}))
+
 
 MESSAGES_SCHEMA = pa.schema([
     pa.field("message_id", pa.string(), nullable=False),
@@ -200,7 +223,9 @@ def canonicalise_landing(lake_dir: Path, name: str, day: dt.date) -> dict[str, p
     if raw is not None:
         frame = pd.DataFrame.from_records(canonical_activities(raw, name), columns=list(ACTIVITIES.names))
         out["activities"] = raw_activities_to_canonical(frame, name)
-    # no people table: the platform's directory has no HR attributes; people come from the HR source
+    users = lake.read_partition(lake.raw_dir(lake_dir, name, "users"), day)
+    if users is not None:
+        out["people"] = yammer_people(users)
     groups = lake.read_partition(lake.raw_dir(lake_dir, name, "groups"), day)
     if groups is not None:
         out["containers"] = groups.to_pandas()
