@@ -245,7 +245,8 @@ def _stage_batch(settings: Settings, ctx: sources.SourceContext, module: Any, so
         summary["rows"]["containers"] = len(containers)
     (tmp / "batch.json").write_text(json.dumps({
         "requested": requested.batch, "covered": interval.batch, "raw_tokens": tokens,
-        **{k: summary[k] for k in ("excluded_accounts", "people_accounts_merged") if k in summary}},
+        **{k: summary[k] for k in ("excluded_accounts", "people_accounts_merged", "people_listing_empty")
+           if k in summary}},
         sort_keys=True))
     crashpoints.reached("stage.written")
     if out.exists():
@@ -484,6 +485,12 @@ def _stage_records(staged: Path, run_id: str, batch: str) -> list[dict[str, Any]
                     "expectation": "one_account_per_person", "column_name": "person_key", "severity": "warning",
                     "success": True, "unexpected_count": int(meta["people_accounts_merged"]),
                     "unexpected_sample": json.dumps({"merged_accounts": int(meta["people_accounts_merged"])})})
+    if meta.get("people_listing_empty"):
+        out.append({"run_id": run_id, "suite": "stage", "batch": batch, "rows_checked": None,
+                    "expectation": "people_listed", "column_name": "person_key", "severity": "warning",
+                    "success": False, "unexpected_count": None,
+                    "unexpected_sample": json.dumps({"reason": "the platform's user listing is empty: its previous "
+                                                               "people snapshot stays in force"})})
     return out
 
 

@@ -12,26 +12,28 @@
 --   listed by no source) actors among them. The batch-level figures of each validation are in
 --   dq_validation_results (suite people_coverage), with the activities dropped for excluded account
 --   types (suite stage, account_type_excluded).
-with acts as (
-    select a.source, a.activity_date, a.actor_key, p.in_directory, p.account_type
-    from lake_activities a
+with per_actor as (  -- one row per source, day and actor first: then a small join, no distinct counts
+    select source, activity_date, actor_key, count(*) as activities
+    from lake_activities
+    group by source, activity_date, actor_key
+),
+acts as (
+    select a.source, a.activity_date, a.activities, not coalesce(p.in_directory, false) as unknown, p.account_type
+    from per_actor a
     left join stg_people p on p.person_key = a.actor_key
 ),
 per_day as (
     select
         source,
         activity_date,
-        count(distinct actor_key) as actors,
-        count(distinct case when not coalesce(in_directory, false) then actor_key end) as unknown_actors,
-        count(*) as activities,
-        sum(case when not coalesce(in_directory, false) then 1 else 0 end) as unknown_actor_activities,
-        count(distinct case when not coalesce(in_directory, false) and account_type = 'guest' then actor_key end)
-            as guest_actors,
-        count(distinct case when not coalesce(in_directory, false) and account_type = 'external' then actor_key end)
-            as external_actors,
-        count(distinct case when not coalesce(in_directory, false) and account_type = 'bot' then actor_key end)
-            as bot_actors,
-        count(distinct case when account_type = 'unknown' then actor_key end) as unlisted_actors
+        count(*) as actors,
+        sum(case when unknown then 1 else 0 end) as unknown_actors,
+        sum(activities) as activities,
+        sum(case when unknown then activities else 0 end) as unknown_actor_activities,
+        sum(case when unknown and account_type = 'guest' then 1 else 0 end) as guest_actors,
+        sum(case when unknown and account_type = 'external' then 1 else 0 end) as external_actors,
+        sum(case when unknown and account_type = 'bot' then 1 else 0 end) as bot_actors,
+        sum(case when account_type = 'unknown' then 1 else 0 end) as unlisted_actors
     from acts
     group by source, activity_date
 )

@@ -42,16 +42,19 @@ listed as (
     from ranked
     where rn = 1
 ),
-seen as (
-    select actor_key as person_key, source from lake_activities
+seen as (  -- anti-joins first: the few unlisted keys are deduplicated, not every activity
+    select a.actor_key as person_key, a.source
+    from lake_activities a
+    where not exists (select 1 from listed l where l.person_key = a.actor_key)
     union
-    select target_key as person_key, source from lake_activities where target_key is not null
+    select a.target_key as person_key, a.source
+    from lake_activities a
+    where a.target_key is not null and not exists (select 1 from listed l where l.person_key = a.target_key)
 ),
 unlisted as (
-    select s.person_key, string_agg(s.source, ',' order by s.source) as sources
-    from seen s
-    where not exists (select 1 from listed l where l.person_key = s.person_key)
-    group by s.person_key
+    select person_key, string_agg(source, ',' order by source) as sources
+    from seen
+    group by person_key
 )
 select * from listed
 union all

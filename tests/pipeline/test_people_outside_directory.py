@@ -252,3 +252,30 @@ def test_a_slack_export_without_any_hr_file_publishes_its_people_as_unknown(tmp_
     published = _frame(engine, "select count(*) as n from mart_engagement_daily where segment_type = 'org'")
     assert int(published["n"].iloc[0]) == 15  # every day of the interval, suppressed below 5 people
     engine.dispose()
+
+
+def test_actors_no_source_lists_are_people_of_unknown_account_and_an_empty_listing_is_recorded(tmp_path,
+                                                                                               env) -> None:
+    export = tmp_path / "export"
+    (export / "general").mkdir(parents=True)
+    (export / "users.json").write_text("[]")  # an export whose users.json lists nobody
+    (export / "channels.json").write_text(json.dumps([{"id": "C1", "name": "general"}]))
+    (export / "general" / "2026-01-05.json").write_text(json.dumps([
+        {"type": "message", "user": "U1", "ts": "1767610800.000100", "text": "hello <@U2>"},
+        {"type": "message", "user": "U2", "ts": "1767610900.000100", "text": "hi"}]))
+    settings = load_settings(None, lake_dir=tmp_path / "lake", warehouse_url=f"duckdb:///{tmp_path / 'w.duckdb'}",
+                             sources=[SourceConfig(name="export", kind="slack_export", options={"path": str(export)})])
+    engine = warehouse.make_engine(settings.warehouse_url)
+    day = dt.date(2026, 1, 5)
+    report = jobs.run(settings, jobs.Interval(day, day), engine=engine)
+    assert report["sources"]["export"]["stage"]["people_listing_empty"] is True
+    dq = _frame(engine, "select * from dq_validation_results where suite = 'stage'")
+    assert dq["expectation"].tolist() == ["people_listed"] and not dq["success"].iloc[0]
+    people = _frame(engine, "select * from stg_people order by person_key")
+    ps = Pseudonymiser(KEY.encode())
+    assert set(people["person_key"]) == {ps.person("slack", "U1", None), ps.person("slack", "U2", None)}
+    assert (people["account_type"] == "unknown").all() and not people["in_directory"].any()
+    assert (people["sources"] == "export").all()
+    coverage = _frame(engine, "select actors, unlisted_actors from dq_people_coverage")
+    assert coverage.to_dict("records") == [{"actors": 2, "unlisted_actors": 2}]
+    engine.dispose()
