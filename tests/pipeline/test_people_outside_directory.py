@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from pipelines import jobs, lake, warehouse
 from pipelines.config import SourceConfig, load_settings
 from pipelines.emulators.slack import SlackEmulator
+from pipelines.network_stage import run_network
 from pipelines.privacy import Pseudonymiser
 from pipelines.sources.demo_org import build_org, simulate
 from tests.connectors.conftest import EXPORTS
@@ -157,6 +158,23 @@ def test_an_hr_file_lacking_active_users_publishes_them_counted_and_flagged(tmp_
     # the emulator's bot account is excluded by default (directory.bots), with a count
     assert slack["stage"]["excluded_accounts"]["bot"]["people"] == 1
     assert len(dq[(dq.suite == "stage") & (dq.expectation == "account_type_excluded")]) == 1
+
+    # the network: 'unknown' is not a department; ties to people without one are left out of the
+    # department measures (crosses_department NULL), and the people outside the directory are flagged
+    run_network(settings, END, engine=engine)
+    depts = _frame(engine, "select department from mart_network_department where window_name = 'rolling_28d'")
+    assert depts["department"].notna().all() and "unknown" not in set(depts["department"])
+    assert set(depts["department"]) <= set(org.people["department"])
+    ties = _frame(engine, "select source_key, target_key, crosses_department from fct_network_ties "
+                          "where window_name = 'rolling_28d'")
+    touching = ties["source_key"].isin(unknown) | ties["target_key"].isin(unknown)
+    assert touching.any() and ties.loc[touching, "crosses_department"].isna().all()
+    assert ties.loc[~touching, "crosses_department"].notna().all()
+    net = _frame(engine, "select person_key, in_directory, department from fct_person_network "
+                         "where window_name = 'rolling_28d'").set_index("person_key")
+    assert not net.loc[net.index.isin(unknown), "in_directory"].any()
+    assert net.loc[net.index.isin(unknown), "department"].isna().all()
+    assert net.loc[~net.index.isin(unknown), "in_directory"].all()
     engine.dispose()
 
 
