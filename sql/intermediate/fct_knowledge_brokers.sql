@@ -6,7 +6,8 @@
 -- owner: esn-metrics
 -- description: INTERNAL knowledge brokers: people whose answers (replies to someone else's question)
 --   reach askers outside their own department. Ranked by answers to other departments, then by the
---   number of other departments reached.
+--   number of other departments reached. An answer to or from someone without a department (outside the
+--   HR directory) reaches no other department: it counts in answers, not in the cross-department figures.
 with answers as (
     select
         cast(date_trunc('month', r.activity_date) as date) as month_start,
@@ -28,9 +29,9 @@ per_person as (
         max(department) as department,
         count(*) as answers,
         count(distinct asker_key) as askers_reached,
-        cast(sum(case when asker_department is distinct from department then 1 else 0 end) as bigint)
+        cast(sum(case when asker_department <> department then 1 else 0 end) as bigint)
             as answers_to_other_departments,
-        count(distinct case when asker_department is distinct from department then asker_department end)
+        count(distinct case when asker_department <> department then asker_department end)
             as other_departments_reached
     from with_departments
     group by month_start, person_key

@@ -7,7 +7,9 @@
 -- owner: esn-metrics
 -- description: how concentrated contribution is in one department ("only one department adopts"):
 --   contributors (people with a post or reply in the window), the largest department's share of them and
---   the Herfindahl index over departments (sum of squared shares; 1 = a single department). Suppressed when
+--   the Herfindahl index over departments (sum of squared shares; 1 = a single department), among the
+--   contributors whose department is known (people outside the directory are left out, as the network
+--   leaves out ties to them: the segment cell 'unknown' is not a department). Suppressed when
 --   fewer than :min_group_size people contributed. Who contributed in each period comes from running totals
 --   over a dense contributor x day grid rather than a join of every day to the activity of its window.
 with activity as (
@@ -73,6 +75,7 @@ by_department as (
       on m.person_key = c.person_key
      and c.as_of_date between m.valid_from and m.valid_to
      and m.segment_type <> 'department'
+    where p.department is not null  -- people without a department (outside the directory) are no department
     group by c.as_of_date, c.period_type, m.segment_type, m.segment_value, p.department
 ),
 shares as (

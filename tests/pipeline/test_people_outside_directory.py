@@ -297,3 +297,37 @@ def test_actors_no_source_lists_are_people_of_unknown_account_and_an_empty_listi
     coverage = _frame(engine, "select actors, unlisted_actors from dq_people_coverage")
     assert coverage.to_dict("records") == [{"actors": 2, "unlisted_actors": 2}]
     engine.dispose()
+
+
+def test_a_larger_slack_export_without_hr_publishes_past_the_alert_window(tmp_path, env) -> None:
+    """Eight people posting every day for 45 days, no HR file: the segments are 'unknown', the org row is
+    published, and the department measures (concentration, its alert) have no department to name."""
+    export = tmp_path / "export"
+    (export / "general").mkdir(parents=True)
+    (export / "users.json").write_text(json.dumps([{"id": f"U{i}", "profile": {"email": f"p{i}@corp.example"}}
+                                                   for i in range(8)]))
+    (export / "channels.json").write_text(json.dumps([{"id": "C1", "name": "general"}]))
+    first = dt.date(2026, 1, 5)
+    epoch = int(dt.datetime(2026, 1, 5, tzinfo=dt.UTC).timestamp())
+    for d in range(45):
+        msgs = [{"type": "message", "user": f"U{i}", "ts": f"{epoch + d * 86400 + i * 60}.000100", "text": "hi"}
+                for i in range(8)]
+        (export / "general" / f"{first + dt.timedelta(days=d)}.json").write_text(json.dumps(msgs))
+    settings = load_settings(None, lake_dir=tmp_path / "lake", warehouse_url=f"duckdb:///{tmp_path / 'w.duckdb'}",
+                             sources=[SourceConfig(name="export", kind="slack_export", options={"path": str(export)})])
+    engine = warehouse.make_engine(settings.warehouse_url)
+    last = first + dt.timedelta(days=44)
+    report = jobs.run(settings, jobs.Interval(first, last), engine=engine)
+    assert report["publish"]["people"] == {"people": 8, "in_directory": 0, "outside_directory": 8}
+    org_row = _frame(engine, "select mau, headcount from mart_engagement_daily where activity_date = :d "
+                             "and segment_type = 'org'", d=last)
+    assert org_row.to_dict("records") == [{"mau": 8, "headcount": 8}]
+    cell = _frame(engine, "select mau from mart_engagement_daily where activity_date = :d "
+                          "and segment_type = 'department' and segment_value = 'unknown'", d=last)
+    assert int(cell["mau"].iloc[0]) == 8
+    conc = _frame(engine, "select largest_department from mart_department_concentration where as_of_date = :d "
+                          "and segment_type = 'org'", d=last)
+    assert conc["largest_department"].isna().all()
+    alerts = _frame(engine, "select * from mart_alerts where alert_type = 'single_department_adoption'")
+    assert alerts.empty
+    engine.dispose()
