@@ -633,6 +633,10 @@ def _publish(settings: Settings, requested: Interval, engine: sa.Engine, source_
         timings["python_metrics"] = round(time.perf_counter() - t1, 2)
         if after_models is not None:
             after_models(conn)
+        from pipelines import suppression
+
+        # complementary suppression of what this run wrote, in the same transaction
+        suppression.apply_published(conn, settings, interval, model_params(settings, interval))
         crashpoints.reached("publish.before_commit")
     crashpoints.reached("publish.committed")
     for src, entries in consumed.items():  # published: the next run starts afresh (a kill before: republished)

@@ -5,6 +5,9 @@
 -- partition_by: as_of_date
 -- depends_on: fct_person_daily_activity, fct_person_usage_daily, int_segment_membership, int_segment_headcount_daily, stg_people
 -- owner: esn-metrics
+-- families: as_of_date, segment_type
+-- family_total: segment_type = org
+-- group_size: headcount
 -- description: registered and claimed people, usage segments (power / habitual / novice / low / non-user,
 --   12 weeks ending on the day) and the adoption curve (cumulative share of headcount that has ever been
 --   habitual or power, vivainsights create_rogers). Registered: the canonical model has no separate account

@@ -4,6 +4,10 @@
 -- materialized: table
 -- depends_on: fct_person_daily_activity, int_segment_membership
 -- owner: esn-metrics
+-- families: cohort_month, activity_month, segment_type
+-- family_total: segment_type = org
+-- group_size: cohort_size
+-- labels: months_since
 -- description: cohort retention: people grouped by the calendar month of their first activity (any
 --   action), and the share of the cohort active in each later month (months_since 0 is the first month,
 --   1.0 by definition). Segment membership as of the first activity date. Rebuilt from the incremental

@@ -5,6 +5,11 @@
 -- partition_by: as_of_date
 -- depends_on: int_person_container_daily, int_post_responses, int_interactions, fct_posts, stg_containers, stg_people
 -- owner: esn-metrics
+-- families: as_of_date
+-- family_total: none; the containers' posts and replies add up to the organisation's (mart_engagement_period, org, rolling_28d)
+-- group_size: active_users_12m
+-- shared_people: all
+-- labels: container_kind
 -- description: community health per container (SWOOP): community_health_index = people active in the
 --   container in the 28 days ending on the day / people active in it at least once in the 365 days ending
 --   on the day. Also 28-day posts, replies, response rate (posts of the window answered by a reply or

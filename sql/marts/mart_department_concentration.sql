@@ -3,14 +3,18 @@
 -- key: as_of_date, period_type, segment_type, segment_value
 -- materialized: incremental
 -- partition_by: as_of_date
--- depends_on: fct_person_daily_activity, int_segment_membership, stg_people
+-- depends_on: fct_person_daily_activity, int_segment_membership, stg_people, int_segment_headcount_daily
 -- owner: esn-metrics
+-- families: as_of_date, period_type, segment_type
+-- family_total: segment_type = org
+-- group_size: contributors
 -- description: how concentrated contribution is in one department ("only one department adopts"):
 --   contributors (people with a post or reply in the window), the largest department's share of them and
 --   the Herfindahl index over departments (sum of squared shares; 1 = a single department), among the
 --   contributors whose department is known (people outside the directory are left out, as the network
 --   leaves out ties to them: the segment cell 'unknown' is not a department). Suppressed when
---   fewer than :min_group_size people contributed. Who contributed in each period comes from running totals
+--   fewer than :min_group_size people contributed; every segment of the day has a row (one without
+--   contributors is suppressed, not missing), then complementary suppression (pipelines/suppression.py). Who contributed in each period comes from running totals
 --   over a dense contributor x day grid rather than a join of every day to the activity of its window.
 with activity as (
     select activity_date, person_key
@@ -102,6 +106,31 @@ aggregated as (
 ),
 flagged as (
     select *, contributors < :min_group_size as suppressed from aggregated
+),
+day_segments as (
+    -- every segment of the day has a row, active or not: a missing row would say that nobody in it contributed
+    -- (for a small segment, a figure about fewer than :min_group_size people); withheld like any small group
+    select h.as_of_date, p.period_type, h.segment_type, h.segment_value
+    from int_segment_headcount_daily h
+    cross join (values ('rolling_28d'), ('week'), ('month')) as p(period_type)
+    where h.as_of_date between :start_date and :end_date and h.segment_type <> 'department'
+),
+completed as (
+    select
+        coalesce(f.as_of_date, d.as_of_date) as as_of_date,
+        coalesce(f.period_type, d.period_type) as period_type,
+        coalesce(f.segment_type, d.segment_type) as segment_type,
+        coalesce(f.segment_value, d.segment_value) as segment_value,
+        coalesce(f.suppressed, true) as suppressed,
+        f.contributors,
+        f.departments_contributing,
+        f.largest_department,
+        f.largest_department_share,
+        f.hhi
+    from flagged f
+    full outer join day_segments d
+      on d.as_of_date = f.as_of_date and d.period_type = f.period_type
+     and d.segment_type = f.segment_type and d.segment_value = f.segment_value
 )
 select
     as_of_date,
@@ -114,4 +143,4 @@ select
     case when suppressed then null else largest_department end as largest_department,
     case when suppressed then null else largest_department_share end as largest_department_share,
     case when suppressed then null else hhi end as department_hhi
-from flagged
+from completed

@@ -5,6 +5,9 @@
 -- partition_by: activity_date
 -- depends_on: fct_person_daily_activity, int_segment_membership, int_segment_headcount_daily
 -- owner: esn-metrics
+-- families: activity_date, segment_type
+-- family_total: segment_type = org
+-- group_size: headcount
 -- description: DAU, WAU, MAU (1/7/28-day windows ending on the day), posting users, participation and
 --   contributor rates against headcount, stickiness. Published: every metric is NULL and suppressed is
 --   true when the segment's headcount is below :min_group_size. Segments are point-in-time

@@ -5,6 +5,10 @@
 -- partition_by: as_of_date
 -- depends_on: fct_person_daily_activity, int_segment_membership, int_segment_headcount_daily
 -- owner: esn-metrics
+-- families: as_of_date, period_type, segment_type
+-- family_total: segment_type = org
+-- group_size: headcount
+-- labels: period_start, period_end, is_complete
 -- description: adoption and engagement by period. period_type: day, rolling_7d, rolling_28d (windows
 --   ending on as_of_date), week (ISO week to date) and month (calendar month to date); the complete ISO
 --   week / month is the row whose as_of_date is the period's last day (is_complete). Segments are

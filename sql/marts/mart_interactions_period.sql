@@ -5,6 +5,9 @@
 -- partition_by: as_of_date
 -- depends_on: int_interactions, fct_posts, int_segment_membership, int_segment_headcount_daily, stg_people
 -- owner: esn-metrics
+-- families: as_of_date, period_type, segment_type
+-- family_total: segment_type = org
+-- group_size: int_segment_headcount_daily.headcount
 -- description: interactions (replies, reactions, mentions, shares to another person) made by the segment's
 --   people in the window and the cross-department share (the two people are in different departments;
 --   Yang et al. 2022); posts of the window and the response rate: share of them that received at least

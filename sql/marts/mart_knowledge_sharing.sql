@@ -3,14 +3,20 @@
 -- key: as_of_date, period_type, segment_type, segment_value
 -- materialized: incremental
 -- partition_by: as_of_date
--- depends_on: fct_posts, int_segment_membership
+-- depends_on: fct_posts, int_segment_membership, int_segment_headcount_daily
 -- owner: esn-metrics
+-- families: as_of_date, period_type, segment_type
+-- family_total: segment_type = org
+-- group_size: askers
+-- shared_people: container
 -- description: questions asked in the window (rolling_7d, rolling_28d, ISO week to date, month to date) and
 --   what had happened to them by the end of as_of_date ("as of" semantics: a row never changes once its
 --   day is over). answered_rate: at least one reply from someone other than the asker; answered_24h_rate:
 --   within 24 hours, over questions asked before as_of_date (their 24 hours are over); median and p90
 --   hours to the first reply, over questions answered by the day; accepted answers where the platform
---   marks them. Suppressed when fewer than :min_group_size distinct people asked in the window.
+--   marks them. Suppressed when fewer than :min_group_size distinct people asked in the window; every person
+--   segment of the day has a row (one where nobody asked is suppressed, not missing), then complementary
+--   suppression (pipelines/suppression.py).
 --   A question is in the window of every as_of_date from its day to the end of the period that starts with
 --   it (6 or 27 days later, the end of its ISO week or month), within its asker's segment validity: a
 --   range of days. The counts are numbers of ranges covering the day (+1 on the first day, -1 after the
@@ -259,6 +265,34 @@ flagged as (
     left join percentiles p
       on p.as_of_date = k.as_of_date and p.period_type = k.period_type
      and p.segment_type = k.segment_type and p.segment_value = k.segment_value
+),
+day_segments as (
+    -- every segment of the day has a row, active or not: a missing row would say that nobody in it asked
+    -- (for a small segment, a figure about fewer than :min_group_size people); withheld like any small group
+    select h.as_of_date, p.period_type, h.segment_type, h.segment_value
+    from int_segment_headcount_daily h
+    cross join (values ('rolling_7d'), ('rolling_28d'), ('week'), ('month')) as p(period_type)
+    where h.as_of_date between :start_date and :end_date
+),
+completed as (
+    select
+        coalesce(f.as_of_date, d.as_of_date) as as_of_date,
+        coalesce(f.period_type, d.period_type) as period_type,
+        coalesce(f.segment_type, d.segment_type) as segment_type,
+        coalesce(f.segment_value, d.segment_value) as segment_value,
+        coalesce(f.suppressed, true) as suppressed,
+        f.askers,
+        f.questions,
+        f.answered,
+        f.eligible_24h,
+        f.answered_24h,
+        f.median_hours,
+        f.p90_hours,
+        f.accepted
+    from flagged f
+    full outer join day_segments d
+      on d.as_of_date = f.as_of_date and d.period_type = f.period_type
+     and d.segment_type = f.segment_type and d.segment_value = f.segment_value
 )
 select
     as_of_date,
@@ -277,4 +311,4 @@ select
     case when suppressed then null else cast(p90_hours as double precision) end as p90_hours_to_first_response,
     case when suppressed then null else cast(accepted as bigint) end as accepted_answers,
     case when suppressed then null else cast(accepted as double precision) / questions end as accepted_rate
-from flagged
+from completed

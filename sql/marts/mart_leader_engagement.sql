@@ -5,12 +5,18 @@
 -- partition_by: as_of_date
 -- depends_on: fct_person_daily_activity, int_post_responses, int_segment_membership, int_segment_headcount_daily, stg_people
 -- owner: esn-metrics
+-- families: as_of_date, period_type, segment_type
+-- family_total: segment_type = org
+-- group_size: int_segment_headcount_daily.headcount
+-- sub_suppression: leaders_suppressed by leaders: leaders, leader_active_share, leader_posting_share, leader_posts, leader_responses_received, responses_per_leader_post
 -- description: leader engagement ("executive engagement"). Leaders are the directory's is_leader people.
 --   Of the segment's employed leaders: share active and share posting in the window (leaders_suppressed
 --   when the segment has fewer than :min_group_size leaders); replies and reactions from others that the
 --   segment leaders' posts received in the window; and leader_reach: the share of the segment's headcount
 --   who replied to, reacted to or shared a post by any leader in the window (suppressed with the segment
---   below :min_group_size).
+--   below :min_group_size, and everywhere when the organisation has fewer than :min_group_size leaders:
+--   then it describes what those few leaders drew). Complementary suppression (pipelines/suppression.py)
+--   applies to both flags: by headcount within each segment type, by leaders for the leader measures.
 with calendar as (
     select cast(cast(:start_date as date) + cast(g.i as integer) as date) as as_of_date
     from generate_series(0, cast(:end_date as date) - cast(:start_date as date)) as g(i)
@@ -96,6 +102,11 @@ reach_segments as (
      and r.as_of_date between m.valid_from and m.valid_to
     group by r.as_of_date, r.period_type, m.segment_type, m.segment_value
 ),
+org_leaders as (
+    -- reach counts responses to any leader of the organisation: it says what they drew, so it needs as
+    -- many of them as any other group
+    select as_of_date, period_type, leaders from leader_segments where segment_type = 'org'
+),
 joined as (
     select
         w.as_of_date,
@@ -110,7 +121,8 @@ joined as (
         coalesce(ls.responses_received, 0) as responses_received,
         coalesce(rs.people_reached, 0) as people_reached,
         h.headcount < :min_group_size as suppressed,
-        coalesce(ls.leaders, 0) < :min_group_size as leaders_suppressed
+        coalesce(ls.leaders, 0) < :min_group_size as leaders_suppressed,
+        coalesce(ol.leaders, 0) < :min_group_size as org_leaders_few
     from windows w
     join int_segment_headcount_daily h on h.as_of_date = w.as_of_date and h.segment_type <> 'leader'
     left join leader_segments ls
@@ -119,6 +131,7 @@ joined as (
     left join reach_segments rs
       on rs.as_of_date = w.as_of_date and rs.period_type = w.period_type
      and rs.segment_type = h.segment_type and rs.segment_value = h.segment_value
+    left join org_leaders ol on ol.as_of_date = w.as_of_date and ol.period_type = w.period_type
 )
 select
     as_of_date,
@@ -137,6 +150,8 @@ select
          else cast(responses_received as bigint) end as leader_responses_received,
     case when suppressed or leaders_suppressed or leader_posts = 0 then null
          else cast(responses_received as double precision) / leader_posts end as responses_per_leader_post,
-    case when suppressed then null else cast(people_reached as bigint) end as people_reached_by_leaders,
-    case when suppressed then null else cast(people_reached as double precision) / headcount end as leader_reach
+    case when suppressed or org_leaders_few then null else cast(people_reached as bigint) end
+        as people_reached_by_leaders,
+    case when suppressed or org_leaders_few then null
+         else cast(people_reached as double precision) / headcount end as leader_reach
 from joined

@@ -3,14 +3,18 @@
 -- key: as_of_date, period_type, segment_type, segment_value
 -- materialized: incremental
 -- partition_by: as_of_date
--- depends_on: fct_person_daily_activity, int_segment_membership
+-- depends_on: fct_person_daily_activity, int_segment_membership, int_segment_headcount_daily
 -- owner: esn-metrics
+-- families: as_of_date, period_type, segment_type
+-- family_total: segment_type = org
+-- group_size: active_users
 -- description: participation inequality among the people active in the window (any action; people with
 --   zero contributions count as zeros): Gini coefficient of contributions per person, share of
 --   contributions by the top 1% and top 10% of active people (ceil of the share, at least one person),
 --   and the observed 90-9-1 split: lurkers (active, no contribution), intermittent contributors, heavy
 --   contributors (the top decile of contributors by contributions). Suppressed when fewer than
---   :min_group_size people were active. Per-person window totals are differences of running totals over a dense
+--   :min_group_size people were active; every segment of the day has a row (one nobody was active in is
+--   suppressed, not missing), then complementary suppression (pipelines/suppression.py). Per-person window totals are differences of running totals over a dense
 --   person x day grid rather than a join of every day to the activity of its window.
 with activity as (
     select activity_date, person_key, contributions
@@ -135,6 +139,33 @@ with_heavy as (
 ),
 flagged as (
     select *, active_users < :min_group_size as suppressed from with_heavy
+),
+day_segments as (
+    -- every segment of the day has a row, active or not: a missing row would say that nobody in it was active
+    -- (for a small segment, a figure about fewer than :min_group_size people); withheld like any small group
+    select h.as_of_date, p.period_type, h.segment_type, h.segment_value
+    from int_segment_headcount_daily h
+    cross join (values ('rolling_28d'), ('week'), ('month')) as p(period_type)
+    where h.as_of_date between :start_date and :end_date
+),
+completed as (
+    select
+        coalesce(f.as_of_date, d.as_of_date) as as_of_date,
+        coalesce(f.period_type, d.period_type) as period_type,
+        coalesce(f.segment_type, d.segment_type) as segment_type,
+        coalesce(f.segment_value, d.segment_value) as segment_value,
+        coalesce(f.suppressed, true) as suppressed,
+        f.active_users,
+        f.contributors,
+        f.contributions,
+        f.gini_numerator,
+        f.top1_contributions,
+        f.top10_contributions,
+        f.heavy_contributors
+    from flagged f
+    full outer join day_segments d
+      on d.as_of_date = f.as_of_date and d.period_type = f.period_type
+     and d.segment_type = f.segment_type and d.segment_value = f.segment_value
 )
 select
     as_of_date,
@@ -155,4 +186,4 @@ select
          else cast(contributors - heavy_contributors as double precision) / active_users end as intermittent_share,
     case when suppressed then null
          else cast(heavy_contributors as double precision) / active_users end as heavy_share
-from flagged
+from completed

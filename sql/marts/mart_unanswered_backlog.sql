@@ -3,11 +3,17 @@
 -- key: as_of_date, segment_type, segment_value
 -- materialized: incremental
 -- partition_by: as_of_date
--- depends_on: fct_posts, int_segment_membership
+-- depends_on: fct_posts, int_segment_membership, int_segment_headcount_daily
 -- owner: esn-metrics
+-- families: as_of_date, segment_type
+-- family_total: segment_type = org
+-- group_size: askers
+-- shared_people: container
 -- description: questions still open at the end of the day (no reply from anyone but the asker yet) by age
---   band: 0-1 days (asked that day), 1-7, 7-30 and over 30 days. Suppressed when the open questions come
---   from fewer than :min_group_size distinct askers.
+--   band: 0-1 days (asked that day), 1-7, 7-30 and over 30 days, and the distinct askers of those open
+--   questions (the group size). Suppressed when the open questions come from fewer than :min_group_size
+--   distinct askers; every person segment of the day has a row (one without open questions is suppressed,
+--   not missing), then complementary suppression (pipelines/suppression.py).
 --   A question is open on the days from its own to the day before its first reply: a range of days, cut by
 --   the asker's segment validity and by the age bands. Every count is a number of ranges covering the day
 --   (+1 on the first day, -1 after the last, running sum), askers' ranges merged per person first.
@@ -184,15 +190,40 @@ aggregated as (
 ),
 flagged as (
     select *, askers < :min_group_size as suppressed from aggregated where open_questions > 0
+),
+day_segments as (
+    -- every segment of the day has a row, active or not: a missing row would say that nobody in it has an open question
+    -- (for a small segment, a figure about fewer than :min_group_size people); withheld like any small group
+    select h.as_of_date, h.segment_type, h.segment_value
+    from int_segment_headcount_daily h
+    where h.as_of_date between :start_date and :end_date
+),
+completed as (
+    select
+        coalesce(f.as_of_date, d.as_of_date) as as_of_date,
+        coalesce(f.segment_type, d.segment_type) as segment_type,
+        coalesce(f.segment_value, d.segment_value) as segment_value,
+        coalesce(f.suppressed, true) as suppressed,
+        f.askers,
+        f.open_questions,
+        f.open_0_1d,
+        f.open_1_7d,
+        f.open_7_30d,
+        f.open_over_30d
+    from flagged f
+    full outer join day_segments d
+      on d.as_of_date = f.as_of_date
+     and d.segment_type = f.segment_type and d.segment_value = f.segment_value
 )
 select
     as_of_date,
     segment_type,
     segment_value,
     suppressed,
+    case when suppressed then null else cast(askers as bigint) end as askers,
     case when suppressed then null else cast(open_questions as bigint) end as open_questions,
     case when suppressed then null else cast(open_0_1d as bigint) end as open_0_1d,
     case when suppressed then null else cast(open_1_7d as bigint) end as open_1_7d,
     case when suppressed then null else cast(open_7_30d as bigint) end as open_7_30d,
     case when suppressed then null else cast(open_over_30d as bigint) end as open_over_30d
-from flagged
+from completed

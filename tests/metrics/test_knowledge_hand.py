@@ -75,11 +75,12 @@ def test_unanswered_backlog_age_bands(tmp_path: Path) -> None:
                   for k in ("u0", "u1", "u2", "u3", "u4", "v")], e)
     engine = build(tmp_path, acts, ppl, None, e - dt.timedelta(days=45), e)
     # end of E: ages 0, 3, 10, 40 -> one in each band (q5 answered)
-    check(engine, "mart_unanswered_backlog", {"open_questions": 4, "open_0_1d": 1, "open_1_7d": 1,
+    # four askers (u0, u1, u2, u3): the group size of the row
+    check(engine, "mart_unanswered_backlog", {"askers": 4, "open_questions": 4, "open_0_1d": 1, "open_1_7d": 1,
                                               "open_7_30d": 1, "open_over_30d": 1},
           COVERED, as_of_date=e, segment_type="org", segment_value="all")
     # end of E-2: q5 still open (age 3), q3 age 1, q10 age 8, q40 age 38; q0 not asked yet
-    check(engine, "mart_unanswered_backlog", {"open_questions": 4, "open_0_1d": 0, "open_1_7d": 2,
+    check(engine, "mart_unanswered_backlog", {"askers": 4, "open_questions": 4, "open_0_1d": 0, "open_1_7d": 2,
                                               "open_7_30d": 1, "open_over_30d": 1},
           COVERED, as_of_date=e - dt.timedelta(days=2), segment_type="org", segment_value="all")
 
