@@ -3,7 +3,9 @@ t -> t+1) and interrupted time series around dated interventions.
 
 Pure functions from frames to frames; `pipelines.metrics.compute_python_metrics` reads the warehouse and
 publishes. Every output row carries n, a 95% interval, a `suppressed` flag (groups below min_group_size
-have their numbers NULLed) and interpretation = 'association, not causation'.
+have their numbers NULLed, and in engaged vs not the departments that would give them back by
+subtraction from the organisation row: complementary suppression, `pipelines.suppression`) and
+interpretation = 'association, not causation'.
 """
 
 from __future__ import annotations
@@ -56,18 +58,38 @@ def engaged_vs_not(person_months: pd.DataFrame, outcomes: pd.DataFrame, *, min_g
             row = {"outcome": outcome, "segment_type": seg_type, "segment_value": seg_value, "n": len(g),
                    "n_engaged": len(a), "n_not_engaged": len(b), "mean_engaged": np.nan,
                    "mean_not_engaged": np.nan, "difference": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-                   "suppressed": suppressed, "engaged_definition": definition, "interpretation": INTERPRETATION}
+                   "suppressed": suppressed, "engaged_definition": definition, "interpretation": INTERPRETATION,
+                   "_people_engaged": people_a, "_people_not_engaged": people_b}
             if not suppressed:
                 est = stats.bootstrap_mean_difference(a, b, samples=samples, seed=seed)
                 row.update(mean_engaged=float(a.mean()), mean_not_engaged=float(b.mean()),
                            difference=est.value, ci_low=est.ci_low, ci_high=est.ci_high)
-            else:
-                row.update(n=None, n_engaged=None, n_not_engaged=None)
             rows.append(row)
-    out = pd.DataFrame(rows, columns=ENGAGED_COLUMNS)
+    out = pd.DataFrame(rows, columns=ENGAGED_COLUMNS + ["_people_engaged", "_people_not_engaged"])
+    out = _complementary(out, min_group_size)
     for c in ("n", "n_engaged", "n_not_engaged"):
         out[c] = out[c].astype("Int64")
-    return out
+    return out[ENGAGED_COLUMNS]
+
+
+def _complementary(out: pd.DataFrame, min_group_size: int) -> pd.DataFrame:
+    """The departments of one outcome add up to its organisation row (means times n are sums): the hidden
+    departments must hold min_group_size engaged AND min_group_size not-engaged people (or all of the
+    organisation's), or more departments are hidden, smallest first (`pipelines.suppression`)."""
+    from pipelines import suppression
+
+    if out.empty:
+        return out
+    sizes = ["_people_engaged", "_people_not_engaged"]
+    is_org = (out["segment_type"] == "org").to_numpy()
+    hidden = suppression.complementary(out[~is_org], family=["outcome"], cell=["segment_type", "segment_value"],
+                                       size=sizes, hidden="suppressed", k=min_group_size, totals=out[is_org],
+                                       total_on=["outcome"], categories=True)
+    mask = out["suppressed"].to_numpy(bool).copy()
+    mask[np.flatnonzero(~is_org)] |= hidden.to_numpy()
+    measures = ["n", "n_engaged", "n_not_engaged", "mean_engaged", "mean_not_engaged", "difference", "ci_low",
+                "ci_high"]
+    return suppression.withhold(out, mask, measures)
 
 
 def _next_month(d: dt.date) -> dt.date:

@@ -234,7 +234,8 @@ def compute_network(
             }
         )
         mart_org = pd.DataFrame([org])
-        mart_dept = _suppress(dept_tab, rules.min_group_size, keep=("department", "people"))
+        # every directory person is in the departments' total, those without a department too
+        mart_dept = _suppress(dept_tab, rules.min_group_size, keep=("department",), total=float(n_directory))
         mart_comm = _community_table(person, community, dept, dept_names, u, rules.min_group_size)
         mart_tiers = _tier_table(person, n_directory, dept_names, rules.min_group_size)
 
@@ -249,19 +250,21 @@ def compute_network(
 
 
 def _suppress(
-    table: pd.DataFrame, min_group_size: int, keep: tuple[str, ...], size_col: str = "people"
+    table: pd.DataFrame, min_group_size: int, keep: tuple[str, ...], size_col: str = "people",
+    total: float | None = None,
 ) -> pd.DataFrame:
-    """NULL every measure of groups smaller than min_group_size and flag them."""
-    out = table.copy()
-    small = out[size_col] < min_group_size
-    out["suppressed"] = small.to_numpy()
-    for col in out.columns:
-        if col in keep or col == "suppressed":
-            continue
-        if pd.api.types.is_integer_dtype(out[col]):
-            out[col] = out[col].astype("Int64")
-        out.loc[small, col] = pd.NA if out[col].dtype == "Int64" else np.nan
-    return out
+    """NULL every measure of groups smaller than min_group_size and flag them; then complementary
+    suppression (`pipelines.suppression`): the hidden groups, with the people of `total` in no group,
+    must hold at least min_group_size people, or more groups are hidden, smallest first."""
+    from pipelines import suppression
+
+    cells = table.assign(_family=0, _hidden=(table[size_col] < min_group_size).to_numpy())
+    totals = (None if total is None else
+              pd.DataFrame({"_family": [0], size_col: [float(total)], "_hidden": [False]}))
+    hidden = suppression.complementary(cells, family=["_family"], cell=[keep[0]], size=size_col,
+                                       hidden="_hidden", k=min_group_size, totals=totals, total_on=["_family"])
+    measures = [c for c in table.columns if c not in keep and c != "suppressed"]
+    return suppression.withhold(table, hidden.to_numpy(), measures)
 
 
 def _community_table(
@@ -307,40 +310,51 @@ def _community_table(
             "internal_weight_share": np.where(total > 0, internal / np.maximum(total, 1e-300), np.nan),
         }
     )
-    small = table["people"] < min_group_size
-    table["suppressed"] = small
-    table["departments"] = table["departments"].astype("Int64")
-    table.loc[small, "departments"] = pd.NA
-    table.loc[small, "top_department"] = None
-    table.loc[small, "top_department_share"] = np.nan
-    return table
+    # the communities of a window hold every person given one: that is their total
+    out = _suppress(table, min_group_size, keep=("community_id",), total=float(size.sum()))
+    out["departments"] = out["departments"].astype("Int64")
+    return out[cols]
 
 
 def _tier_table(
     person: pd.DataFrame, n_directory: int, dept_names: list[str], min_group_size: int
 ) -> pd.DataFrame:
-    """People per influence tier per department (and org-wide, department NULL), suppressed when small."""
+    """People per influence tier per department (and org-wide, department NULL). A department smaller
+    than min_group_size is suppressed, then complementary suppression by tier (`pipelines.suppression`,
+    categories): the hidden departments, with the people of no department, must hold min_group_size
+    people of every tier (or all of the organisation's), so the organisation's row minus the visible
+    departments never says what tier the hidden people are."""
+    from pipelines import suppression
+
     staff = person.iloc[:n_directory]
     rows = []
     groups: list[tuple[str | None, pd.DataFrame]] = [(None, staff)]
     groups += [(d, staff[staff["department"] == d]) for d in dept_names]
     for name, members in groups:
-        small = len(members) < min_group_size
         counts = members["influence_tier"].value_counts()
         for tier in influence.TIERS:
             rows.append(
                 {
                     "department": name,
                     "influence_tier": tier,
-                    "group_size": None if small else len(members),
-                    "people": None if small else int(counts.get(tier, 0)),
-                    "suppressed": small,
+                    "group_size": len(members),
+                    "people": int(counts.get(tier, 0)),
+                    "suppressed": len(members) < min_group_size,
                 }
             )
     out = pd.DataFrame(rows)
     out["group_size"] = out["group_size"].astype("Int64")
     out["people"] = out["people"].astype("Int64")
-    return out
+    is_org = out["department"].isna()
+    cells = out[~is_org].assign(_family=0)
+    totals = out[is_org].assign(_family=0)
+    hidden = suppression.complementary(cells, family=["_family"], cell=["department"], size="people",
+                                       hidden="suppressed", k=min_group_size, totals=totals,
+                                       total_on=["_family"], category="influence_tier", categories=True)
+    mask = np.zeros(len(out), dtype=bool)
+    mask[np.flatnonzero(~is_org.to_numpy())] = hidden.to_numpy()
+    mask |= out["suppressed"].to_numpy(bool)
+    return suppression.withhold(out, mask, ["group_size", "people"])
 
 
 def previous_period(edges: pd.DataFrame, people: pd.DataFrame, *,
