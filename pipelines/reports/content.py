@@ -341,6 +341,30 @@ def _as_date(value: Any) -> dt.date:
     return pd.Timestamp(value).date()
 
 
+def _kept(cells: pd.DataFrame, shown: set[str], name: str, size: str, total: Any, k: int, *,
+          category: str | None = None, totals: pd.DataFrame | None = None) -> set[str]:
+    """The groups of a section that may stay shown next to the organisation's figure: the section's own
+    table through `pipelines.suppression.complementary` (the groups it leaves out count as hidden; what
+    the organisation minus the groups shown gives back must hold at least min_group_size people).
+
+    cells: one row per group (per group and `category` for counts by category) with its `size` (NaN when
+    unknown); total: the organisation's size (or, by category, `totals` rows with `category` and `size`)."""
+    from pipelines import suppression
+
+    frame = cells.assign(_family=0, _hidden=~cells[name].isin(shown))
+    if category is None:
+        tot = (None if _num(total) is None else
+               pd.DataFrame({"_family": [0], size: [float(total)], "_hidden": [False]}))
+        mask = suppression.complementary(frame, family=["_family"], cell=[name], size=size, hidden="_hidden",
+                                         k=k, totals=tot, total_on=["_family"])
+    else:
+        tot = None if totals is None else totals.assign(_family=0, _hidden=False)
+        mask = suppression.complementary(frame, family=["_family"], cell=[name], size=size, hidden="_hidden",
+                                         k=k, totals=tot, total_on=["_family"], category=category,
+                                         categories=True)
+    return set(frame.loc[~mask.to_numpy(), name])
+
+
 # ---------------------------------------------------------------------------------------------- build
 class _Builder:
     def __init__(self, wh: Warehouse, settings: Settings, config: ReportsConfig, audience: Audience,
@@ -522,19 +546,25 @@ class _Builder:
         assert self.engagement
         df = self._engagement_rows(self.as_of, self.as_of, "and segment_type in ('department', 'org')")
         depts = df[df["segment_type"] == "department"].dropna(subset=["participation_rate"])
+        org = df[df["segment_type"] == "org"]
+        everyone = self.wh.frame(
+            f"select segment_value, headcount from {_ident(self.engagement)} where activity_date = :d "
+            f"and segment_type = 'department'", {"d": self.as_of})
+        # the organisation's rate times its headcount minus the departments shown gives back the others:
+        # they must be at least min_group_size people together (complementary suppression)
+        kept = _kept(everyone, set(depts["segment_value"]), "segment_value", "headcount",
+                     org["headcount"].iloc[0] if not org.empty else None, self.min)
+        depts = depts[depts["segment_value"].isin(kept)]
         if len(depts) < 2:
             return
         depts = depts.sort_values("participation_rate")
-        total = self.wh.frame(
-            f"select count(*) as n from {_ident(self.engagement)} where activity_date = :d "
-            f"and segment_type = 'department'", {"d": self.as_of})
-        hidden = int(total["n"].iloc[0]) - len(depts)
+        hidden = len(everyone) - len(depts)
         series = [Series(str(r["segment_value"]), [str(r["segment_value"])], [float(r["participation_rate"])],
                          int(r["headcount"]), highlight=self._is_scope(r)) for _, r in depts.iterrows()]
-        org = df[df["segment_type"] == "org"]
         reference = (("Organisation", float(org["participation_rate"].iloc[0]), int(org["headcount"].iloc[0]))
                      if not org.empty else None)
-        note = (f"{hidden} department(s) with fewer than {self.min} people are not shown." if hidden > 0 else None)
+        note = (f"{hidden} department(s) are not shown: fewer than {self.min} people, or they would let the "
+                f"others be worked out from the organisation's figure." if hidden > 0 else None)
         lowest = depts.iloc[0]
         self.report.charts.append(Chart(
             "adoption_by_department", "Adoption by department", [
@@ -755,9 +785,10 @@ class _Builder:
         if org_t and self.wh.col(org_t, "cross_department_share"):
             date_col = self.wh.col(org_t, *DATE_COLUMNS)
             if date_col:
+                win, wp = self._network_window(org_t)
                 hist = self.wh.frame(f"select {_ident(date_col)} as d, cross_department_share as v "
-                                     f"from {_ident(org_t)} where {_ident(date_col)} <= :e order by 1",
-                                     {"e": self.as_of})
+                                     f"from {_ident(org_t)} where {_ident(date_col)} <= :e{win} order by 1",
+                                     {"e": self.as_of, **wp})
                 hist["d"] = hist["d"].map(_as_date)
             else:
                 hist = self.wh.frame(f"select cross_department_share as v from {_ident(org_t)}")
@@ -805,26 +836,49 @@ class _Builder:
                     series, reference)], [ref],
                 alt="Cross-department share of interactions by department."))
 
+    def _network_window(self, table: str) -> tuple[str, dict[str, Any]]:
+        """The network marts hold several windows per date (rolling 28 and 90 days, month snapshots): the
+        reports read the 28-day rolling window, so that no figure mixes windows."""
+        if self.wh.col(table, "window_name"):
+            return " and window_name = :window_name", {"window_name": "rolling_28d"}
+        return "", {}
+
+    def _latest(self, table: str) -> tuple[str, dict[str, Any]]:
+        """`where` clause (and parameters) of a table's latest rows on or before as_of (one window)."""
+        date_col = self.wh.col(table, *DATE_COLUMNS)
+        win, params = self._network_window(table)
+        if not date_col:
+            return (" where 1 = 1" + win), params
+        return (f" where {_ident(date_col)} = (select max({_ident(date_col)}) from {_ident(table)} "
+                f"where {_ident(date_col)} <= :d{win}){win}"), {**params, "d": self.as_of}
+
     def _dept_network(self, table: str | None) -> pd.DataFrame:
         if not table or not self.wh.col(table, "cross_department_share") or not self.wh.col(table, "department"):
             return pd.DataFrame(columns=["department", "v", "people"])
         size_col = self.wh.col(table, "people", "headcount", "group_size")
         if not size_col:
             return pd.DataFrame(columns=["department", "v", "people"])
-        date_col = self.wh.col(table, *DATE_COLUMNS)
         sup = ", suppressed" if self.wh.col(table, "suppressed") else ""
-        sql = (f"select department, cross_department_share as v, {_ident(size_col)} as people{sup} "
-               f"from {_ident(table)}")
-        params: dict[str, Any] = {}
-        if date_col:
-            sql += (f" where {_ident(date_col)} = (select max({_ident(date_col)}) from {_ident(table)} "
-                    f"where {_ident(date_col)} <= :d)")
-            params["d"] = self.as_of
-        df = self.wh.frame(sql, params)
+        where, params = self._latest(table)
+        df = self.wh.frame(f"select department, cross_department_share as v, {_ident(size_col)} as people{sup} "
+                           f"from {_ident(table)}{where}", params)
+        everyone = df.assign(people=pd.to_numeric(df["people"], errors="coerce"))
         if sup:
             df = df[~df["suppressed"].map(_truthy)]
         df = df.dropna(subset=["v", "people"])
-        return df[df["people"].map(lambda n: self.ok(int(n)))].reset_index(drop=True)
+        df = df[df["people"].map(lambda n: self.ok(int(n)))]
+        # the organisation's figure is shown next to the departments: the ones left out must not come back
+        # by subtraction (complementary suppression over the directory people of the window)
+        kept = _kept(everyone, set(df["department"]), "department", "people", self._directory_people(), self.min)
+        return df[df["department"].isin(kept)].reset_index(drop=True)
+
+    def _directory_people(self) -> float | None:
+        org_t = self.wh.first(self.config.tables.network_org)
+        if not org_t or not self.wh.col(org_t, "directory_people"):
+            return None
+        where, params = self._latest(org_t)
+        df = self.wh.frame(f"select directory_people as n from {_ident(org_t)}{where}", params)
+        return _num(df["n"].iloc[0]) if len(df) else None
 
     # ---------------------------------------------------------------------------------- influence
     def add_influence(self) -> None:
@@ -832,24 +886,18 @@ class _Builder:
             return
         table = self.wh.first(self.config.tables.influence_tiers)
         if table and all(self.wh.col(table, c) for c in ("influence_tier", "people")):
-            date_col = self.wh.col(table, *DATE_COLUMNS)
             size_col = self.wh.col(table, "group_size", "headcount")
             dept_col = self.wh.col(table, "department", "segment_value")
             sup = self.wh.col(table, "suppressed")
             cols = [c for c in (dept_col, "influence_tier", "people", size_col, sup) if c]
-            sql = f"select {', '.join(_ident(c) for c in cols)} from {_ident(table)}"
-            params: dict[str, Any] = {}
-            if date_col:
-                sql += (f" where {_ident(date_col)} = (select max({_ident(date_col)}) from {_ident(table)} "
-                        f"where {_ident(date_col)} <= :d)")
-                params["d"] = self.as_of
-            df = self.wh.frame(sql, params)
+            where, params = self._latest(table)
+            df = self.wh.frame(f"select {', '.join(_ident(c) for c in cols)} from {_ident(table)}{where}", params)
             rows: list[TierRow] = []
             key = dept_col or "__org"
             if not dept_col:
                 df[key] = None
-            for group, g in df.groupby(df[key].fillna("__org"), sort=True):
-                label = "Organisation" if group == "__org" else str(group)
+            df["_group"] = df[key].fillna("__org").map(lambda g: "Organisation" if g == "__org" else str(g))
+            for label, g in df.groupby("_group", sort=True):
                 if self.scope is not None and label != "Organisation" and not (
                         self.scope.segment_type == "department" and label == self.scope.segment_value):
                     continue
@@ -867,6 +915,17 @@ class _Builder:
                                                                                 strict=True) if _num(n) is not None}
                 if counts:
                     rows.append(TierRow(label, size, counts))
+            # the organisation's row minus the departments shown gives back the others, tier by tier: they
+            # must hold min_group_size people of every tier (complementary suppression, by category)
+            org_rows = df[df["_group"] == "Organisation"]
+            shown = {r.group for r in rows if r.group != "Organisation"}
+            if shown and not org_rows.empty and any(r.group == "Organisation" for r in rows):
+                cells = df[df["_group"] != "Organisation"].assign(
+                    people=lambda d: pd.to_numeric(d["people"], errors="coerce"))
+                totals = org_rows.assign(people=pd.to_numeric(org_rows["people"], errors="coerce"))
+                kept = _kept(cells, shown, "_group", "people", None, self.min, category="influence_tier",
+                             totals=totals)
+                rows = [r for r in rows if r.group == "Organisation" or r.group in kept]
             rows.sort(key=lambda r: (r.group != "Organisation", r.group))
             self.report.tiers = rows
             if rows:
@@ -889,9 +948,10 @@ class _Builder:
             params["sv"] = self.scope.segment_value
         date_col = self.wh.col(table, *DATE_COLUMNS)
         if date_col:
+            win, wp = self._network_window(table)
             where += (f" and {_ident(date_col)} = (select max({_ident(date_col)}) from {_ident(table)} "
-                      f"where {_ident(date_col)} <= :d)")
-            params["d"] = self.as_of
+                      f"where {_ident(date_col)} <= :d{win}){win}")
+            params.update(d=self.as_of, **wp)
         df = self.wh.frame(f"select person_key, influence_rank, {tier} as tier from {_ident(table)} {where} "
                            f"order by influence_rank limit :n", {**params, "n": self.config.leaderboard_size})
         people = [NamedInfluencer(int(r["influence_rank"]), names[r["person_key"]], str(r["tier"] or ""))
