@@ -92,7 +92,7 @@ COLUMNS: dict[str, dict[str, str]] = {
     },
     "mart_network_department": {
         "department": "department",
-        "people": "people of the department in the directory",
+        "people": "people of the department in the directory; NULL when suppressed",
         "active_people": "people of the department with at least one edge",
         "internal_ties": "undirected ties with both ends in the department",
         "external_ties": "undirected ties with one end in the department and the other in another known department",
@@ -101,16 +101,16 @@ COLUMNS: dict[str, dict[str, str]] = {
         "cross_department_share": "share of interactions touching the department that involve another department",
         "density": "internal directed edges / (people (people - 1))",
         "internal_clustering": "mean local clustering of members inside the department's own subgraph (isolated members count 0)",
-        "suppressed": "people < min_group_size: every measure is NULL",
+        "suppressed": "people < min_group_size, or withheld so that no such department can be worked out from the directory total (complementary suppression): every measure is NULL",
     },
     "mart_network_community": {
         "community_id": "community id (0 = largest)",
-        "people": "members",
+        "people": "members; NULL when suppressed",
         "departments": "distinct known departments among members; NULL when suppressed",
         "top_department": "most frequent department among members; NULL when suppressed",
         "top_department_share": "share of members (with a known department) in the top department; NULL when suppressed",
-        "internal_weight_share": "share of members' total mutual weight that stays inside the community",
-        "suppressed": "people < min_group_size: the department mix is NULL",
+        "internal_weight_share": "share of members' total mutual weight that stays inside the community; NULL when suppressed",
+        "suppressed": "people < min_group_size, or withheld so that the hidden communities hold min_group_size people together (complementary suppression): every measure is NULL",
     },
     "mart_network_org": {
         "nodes": "directory people plus interacting people not in the directory",
@@ -157,7 +157,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "influence_tier": "Top Influencer, Active Influencer or Observer",
         "group_size": "directory people in the group; NULL when suppressed",
         "people": "people of the group in the tier; NULL when suppressed",
-        "suppressed": "the group has fewer than min_group_size people",
+        "suppressed": "the group has fewer than min_group_size people, or is withheld so that the hidden departments keep min_group_size people of every tier (complementary suppression by category)",
     },
 }
 
