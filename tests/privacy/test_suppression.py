@@ -11,7 +11,7 @@ import pytest
 
 from pipelines import suppression, warehouse
 from pipelines.network import TABLES
-from pipelines.suppression import complete, complementary
+from pipelines.suppression import complementary, complete
 
 
 def test_one_hidden_cell_takes_the_smallest_visible_one_with_it():
