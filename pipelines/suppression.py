@@ -424,7 +424,10 @@ class Directory:
         return self._atoms[(day, types)]
 
     @classmethod
-    def load(cls, conn: sa.Connection) -> Directory:
+    def load(cls, conn: sa.Connection) -> Directory | None:
+        """The directory of the warehouse, or None before its models exist (nothing to audit then)."""
+        if not (warehouse.table_exists(conn, "stg_people") and warehouse.table_exists(conn, "int_segment_membership")):
+            return None
         cols = set(warehouse.columns(conn, "stg_people"))
         extra = [c for c in ("in_directory", "is_deactivated") if c in cols]
         people = warehouse.read_frame(conn, "select person_key, hire_date, termination_date"
@@ -645,6 +648,7 @@ def apply_table(conn: sa.Connection, fam: Family, k: int, start: dt.date | None 
                              totals=totals, total_on=total_on, shared_people=shared)
         if i == 0 and fam.overlap:
             directory = directory or Directory.load(conn)
+        if i == 0 and fam.overlap and directory is not None:
             mask = mask | overlap_audit(cells.assign(_hidden_now=mask.to_numpy()), fam, f"_size_{i}", directory, k,
                                         shared.to_numpy())
         new = cells[mask.to_numpy() & ~cells["_hidden"].to_numpy()]

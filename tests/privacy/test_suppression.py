@@ -149,3 +149,31 @@ def test_nothing_is_hidden_at_k_1(k):
     sizes = np.array([[1.0], [2.0], [3.0]])
     hidden = complete(sizes, sizes[:, 0] < k, np.array([6.0]), k=k)
     assert hidden.sum() == (0 if k == 1 else 3)
+
+
+def test_the_overlap_audit_stops_leader_minus_levels_giving_the_ceo_back():
+    # leader = C-level + VP + Director. Within the level family the CEO (1) is hidden with the smallest
+    # other level, Manager (6): 7 people. But leader - VP - Director is the CEO alone.
+    levels = {"C-level": 1, "VP": 8, "Director": 9, "Manager": 6, "Staff": 20}
+    people, membership = [], []
+    for level, n in levels.items():
+        for i in range(n):
+            key = f"{level}-{i}"
+            people.append({"person_key": key, "hire_date": pd.NaT, "termination_date": pd.NaT})
+            leader = "leader" if level in ("C-level", "VP", "Director") else "non-leader"
+            for st, sv in (("org", "all"), ("level", level), ("leader", leader)):
+                membership.append({"person_key": key, "segment_type": st, "segment_value": sv,
+                                   "valid_from": pd.Timestamp("1900-01-01"), "valid_to": pd.Timestamp("9999-12-31")})
+    directory = suppression.Directory(pd.DataFrame(people), pd.DataFrame(membership))
+    day = dt.date(2026, 5, 1)
+    cells = pd.DataFrame([
+        {"as_of_date": day, "segment_type": "level", "segment_value": lv, "headcount": float(n),
+         "_hidden": lv == "C-level", "_hidden_now": lv in ("C-level", "Manager")} for lv, n in levels.items()
+    ] + [{"as_of_date": day, "segment_type": "leader", "segment_value": v, "headcount": float(n),
+          "_hidden": False, "_hidden_now": False} for v, n in (("leader", 18), ("non-leader", 26))])
+    fam = suppression.Family("m", ("as_of_date", "segment_type"), ("segment_value",), "segment_type = org",
+                             (suppression.Layer("suppressed", "headcount"),), partition_by="as_of_date")
+    mask = suppression.overlap_audit(cells, fam, "headcount", directory, 5, np.zeros(len(cells), bool))
+    hidden = set(cells.loc[mask.to_numpy(), "segment_value"])
+    # VP (8) is the smallest cell whose hiding breaks leader - VP - Director
+    assert hidden == {"C-level", "Manager", "VP"}
