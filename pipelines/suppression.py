@@ -549,14 +549,9 @@ def _audit_day(atoms: _Atoms, present: list[tuple[str, str]], hidden: set[tuple[
                primary: set[tuple[str, str]], sizes: dict[tuple[str, str], float], k: int) -> set[tuple[str, str]]:
     vectors = atoms.vectors
     n_atoms = len(atoms.n)
-    targets: list[np.ndarray] = []
-    for key in sorted(hidden):
-        if key in vectors and (key in primary or sizes.get(key, 0.0) < k):
-            targets.append(vectors[key])
-    for i in np.flatnonzero(atoms.n < k):
-        vec = np.zeros(n_atoms)
-        vec[i] = 1.0
-        targets.append(vec)
+    targets = [vectors[key] for key in sorted(hidden)
+               if key in vectors and (key in primary or sizes.get(key, 0.0) < k)]
+    small_atoms = np.flatnonzero(atoms.n < k)
     present_set = set(present)
     order = {c: (sizes.get(c, 0.0), c) for c in present_set}
     added: set[tuple[str, str]] = set()
@@ -568,15 +563,22 @@ def _audit_day(atoms: _Atoms, present: list[tuple[str, str]], hidden: set[tuple[
         return [c for c in vectors if c not in hidden and c not in excluding and c not in unknown]
 
     target_mat = np.vstack(targets) if targets else np.zeros((0, n_atoms))
+    target_norm = np.maximum(1.0, np.linalg.norm(target_mat, axis=1))
     while True:
         names = visible(added)
         basis = _basis([ones] + [vectors[c] for c in names])
-        # every target at once: its distance to the span of the visible cells
+        # every target at once: its distance to the span of the visible cells; an atom's unit vector is in
+        # the span when its column of the orthonormal basis has norm 1
         off = np.linalg.norm(target_mat - (target_mat @ basis.T) @ basis, axis=1)
-        inside = np.flatnonzero(off < 1e-7 * np.maximum(1.0, np.linalg.norm(target_mat, axis=1)))
-        if not len(inside):
-            return added
-        leak = target_mat[inside[0]]
+        inside = np.flatnonzero(off < 1e-7 * target_norm)
+        if len(inside):
+            leak = target_mat[inside[0]]
+        else:
+            lone = small_atoms[1.0 - (basis[:, small_atoms] ** 2).sum(axis=0) < 1e-12] if len(small_atoms) else []
+            if not len(lone):
+                return added
+            leak = np.zeros(n_atoms)
+            leak[lone[0]] = 1.0
         # only a cell of every way of writing the leak can break it, so one of the min-norm solution's
         mat = np.vstack([ones] + [vectors[c] for c in names])
         coef = np.linalg.lstsq(mat.T, leak, rcond=None)[0][1:]
