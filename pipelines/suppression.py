@@ -21,15 +21,19 @@ Variants, each declared with the family (`Family`):
     organisation's when it has fewer: so the residual never says "all the hidden people are Observers";
   - flag layers (`Layer`): a table can withhold a subset of its measures on a second flag and size
     (mart_leader_engagement: `leaders_suppressed` by the number of leaders); a cell hidden by the main
-    flag is hidden in every layer.
+    flag is hidden in every layer;
+  - overlapping families (`overlap_audit`): the segment types of one day together, as sets of the
+    people of the directory, so that no small group comes back from several families at once (the
+    leader flag minus the VP and Director levels is the C-level).
 
 Hiding a cell means what the marts already do: its `suppressed` flag (or the layer's flag) true and every
 measure of the layer NULL. The families of a SQL mart are declared in its header (`families`,
 `family_total`, `group_size`, `shared_people`, `labels`, `sub_suppression`; see `sql_family`); the tables
 Python builds declare theirs in `PYTHON_FAMILIES` and call `complementary` on the frame they publish.
 `apply_published` runs inside the publish transaction, after every model, on the partitions the run
-wrote, and rebuilds the models that read published marts (mart_alerts) from the suppressed rows. Pure
-and deterministic: the same rows give the same cells hidden, so a rerun publishes the same tables.
+wrote (once per build: it reads the sizes of the cells it hides before NULLing them), and rebuilds what
+reads published marts (mart_alerts, the Python metrics) from the suppressed rows. Deterministic: the
+same rows give the same cells hidden, so a rerun publishes the same tables.
 
 This module must never widen what is published: it only ever hides more.
 """
