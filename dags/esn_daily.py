@@ -196,7 +196,7 @@ def esn_daily() -> None:
         engine = warehouse.make_engine(settings.warehouse_url)
         try:
             report = jobs.publish(settings, interval, engine=engine,
-                                  source_names=list(sources))
+                                  source_names=list(sources), key=_pseudonym_key(settings))
         finally:
             engine.dispose()
         # consumers (esn_network) read the published interval from the asset event; publish may have

@@ -581,17 +581,19 @@ def publication_interval(settings: Settings, interval: Interval, source_names: l
 @warehouse.with_engine
 def publish(settings: Settings, interval: Interval, *, engine: sa.Engine | None = None,
             source_names: list[str] | None = None,
-            after_models: Callable[[sa.Connection], None] | None = None) -> dict[str, Any]:
+            after_models: Callable[[sa.Connection], None] | None = None,
+            key: str | None = None) -> dict[str, Any]:
     """Load the canonical lake of the interval (and of every landed day not yet published) into the
-    warehouse and rebuild the models, in one transaction; then mark those days published."""
+    warehouse and rebuild the models, in one transaction; then mark those days published. `key` is
+    the pseudonymisation key (the DAG's, from its connection) for the business-outcome ingestion."""
     engine = engine or warehouse.make_engine(settings.warehouse_url)
     source_names = source_names or [s.name for s in settings.sources if s.enabled]
     with runlock.hold(settings.lake_dir, "publish", interval=interval.batch):
-        return _publish(settings, interval, engine, source_names, after_models)
+        return _publish(settings, interval, engine, source_names, after_models, key)
 
 
 def _publish(settings: Settings, requested: Interval, engine: sa.Engine, source_names: list[str],
-             after_models: Callable[[sa.Connection], None] | None) -> dict[str, Any]:
+             after_models: Callable[[sa.Connection], None] | None, key: str | None) -> dict[str, Any]:
     crashpoints.reached("publish.start")
     interval, consumed = publication_interval(settings, requested, source_names)
     t0 = time.perf_counter()
@@ -629,14 +631,14 @@ def _publish(settings: Settings, requested: Interval, engine: sa.Engine, source_
         t1 = time.perf_counter()
         from pipelines.metrics import compute_python_metrics
 
-        rows.update(compute_python_metrics(conn, settings, interval))
+        rows.update(compute_python_metrics(conn, settings, interval, key=key))
         timings["python_metrics"] = round(time.perf_counter() - t1, 2)
         if after_models is not None:
             after_models(conn)
         from pipelines import suppression
 
         # complementary suppression of what this run wrote, in the same transaction
-        suppression.apply_published(conn, settings, interval, model_params(settings, interval))
+        suppression.apply_published(conn, settings, interval, model_params(settings, interval), key=key)
         crashpoints.reached("publish.before_commit")
     crashpoints.reached("publish.committed")
     for src, entries in consumed.items():  # published: the next run starts afresh (a kill before: republished)
@@ -674,6 +676,6 @@ def run(settings: Settings, interval: Interval, *, key: str | None = None, allow
             steps["land"] = land(settings, cfg.name, interval)
             notify("land", steps["land"])
             report["sources"][cfg.name] = steps
-        report["publish"] = publish(settings, interval, engine=engine)
+        report["publish"] = publish(settings, interval, engine=engine, key=key)
         notify("publish", report["publish"])
     return report

@@ -686,7 +686,8 @@ class Applied:
 
 
 def apply_published(conn: sa.Connection, settings: Any, interval: Any,
-                    params: Mapping[str, Any] | None = None, *, rebuild_python: bool = True) -> dict[str, Any]:
+                    params: Mapping[str, Any] | None = None, *, rebuild_python: bool = True,
+                    key: str | None = None) -> dict[str, Any]:
     """Complementary suppression of every SQL mart the run wrote (inside the publish transaction), then
     what reads published marts rebuilt from the suppressed rows: the SQL models (mart_alerts) and the
     Python metrics (impact, scorecard). Returns cells hidden per table and what was rebuilt."""
@@ -719,7 +720,7 @@ def apply_published(conn: sa.Connection, settings: Any, interval: Any,
         # batch run and the same days run one by one publish the same tables
         from pipelines.metrics import compute_python_metrics
 
-        compute_python_metrics(conn, settings, interval)
+        compute_python_metrics(conn, settings, interval, key=key)  # the run's key (the DAG's connection)
         done.rebuilt.append("python metrics")
     if done.hidden:
         log.info("complementary suppression hid %s; rebuilt %s", done.hidden, done.rebuilt)
