@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from pipelines.errors import ConfigError
 from pipelines.reports_config import ReportsConfig
@@ -192,6 +200,49 @@ class InteractionRules(_Strict):
         return value
 
 
+class UsageSegments(_Strict):
+    """The usage segments of fct_person_usage_daily (vivainsights identify_usage_segments, 12-week
+    version), over the twelve 7-day blocks ending on each day: power = at least
+    `power_actions_per_week` actions a week on average and active in at least `power_active_weeks`
+    weeks; habitual = active in at least `habitual_active_weeks` weeks; novice = at least
+    `novice_actions_per_week` actions a week on average; low = any action in the 12 weeks; non-user =
+    none. The segments are tested in that order and are nested (a power user is habitual, and does at
+    least a novice's actions); a set that breaks the nesting is refused, naming the key. Bound to the SQL as
+    parameters (`jobs.model_params`); the defaults are the specification's (METRICS.md section 1)."""
+
+    habitual_active_weeks: int = Field(9, ge=1, le=12, description="habitual: active in at least this many "
+                                       "of the last 12 weeks")
+    novice_actions_per_week: float = Field(1.0, gt=0, description="novice: at least this many actions a "
+                                           "week on average over 12 weeks")
+    power_active_weeks: int = Field(9, ge=1, le=12, description="power: active in at least this many of the "
+                                    "last 12 weeks (at least habitual_active_weeks: a power user is habitual)")
+    power_actions_per_week: float = Field(15.0, gt=0, description="power: at least this many actions a week "
+                                          "on average (at least novice_actions_per_week)")
+
+    @field_validator("power_active_weeks")
+    @classmethod
+    def _power_is_habitual(cls, value: int, info: ValidationInfo) -> int:
+        habitual = info.data.get("habitual_active_weeks")
+        if habitual is not None and value < habitual:
+            raise ValueError(f"power_active_weeks ({value}) is below habitual_active_weeks ({habitual}): a power "
+                             "user is tested first and must also be habitual; raise power_active_weeks or lower "
+                             "habitual_active_weeks")
+        return value
+
+    @field_validator("power_actions_per_week")
+    @classmethod
+    def _power_above_novice(cls, value: float, info: ValidationInfo) -> float:
+        novice = info.data.get("novice_actions_per_week")
+        if novice is not None and value < novice:
+            raise ValueError(f"power_actions_per_week ({value:g}) is below novice_actions_per_week ({novice:g}): "
+                             "a power user must do at least a novice's actions")
+        return value
+
+    def params(self) -> dict[str, Any]:
+        """The bound parameters of the SQL models (`:usage_power_actions_per_week`, ...)."""
+        return {f"usage_{name}": value for name, value in self.model_dump().items()}
+
+
 class Settings(_Strict):
     lake_dir: Path = Path("data/lake")
     warehouse_url: str = "duckdb:///data/warehouse.duckdb"
@@ -202,6 +253,7 @@ class Settings(_Strict):
     quality: QualityConfig = Field(default_factory=lambda: QualityConfig.model_validate({}))
     directory: DirectoryConfig = Field(default_factory=lambda: DirectoryConfig.model_validate({}))
     interactions: InteractionRules = Field(default_factory=lambda: InteractionRules.model_validate({}))
+    usage_segments: UsageSegments = Field(default_factory=lambda: UsageSegments.model_validate({}))
     alert_thresholds: dict[str, float] = Field(
         default_factory=dict, description="overrides of sql/alert_thresholds.yaml (unknown names are errors)")
     reports: ReportsConfig = Field(default_factory=lambda: ReportsConfig.model_validate({}))
