@@ -124,12 +124,19 @@ LAKE_DDL: dict[str, str] = {
         is_deleted boolean not null""",
     # one row per person: the people of every source merged by `pipelines.canonical.merge_people`
     # (in_directory: an HR directory lists them; account_type: member, guest, external, bot; sources:
-    # the sources that list them). The columns after snapshot_date were added later (`LAKE_ADDED`)
+    # the sources that list them), and the people no snapshot lists any more, with their last listed row
+    # and `delisted_on` (`canonical.people_over_time`). The columns after snapshot_date were added later
+    # (`LAKE_ADDED`)
     "lake_people": """
         person_key varchar not null, department varchar, location varchar, level varchar,
         manager_key varchar, is_leader boolean not null, hire_date date, termination_date date,
         snapshot_date date not null, in_directory boolean, account_type varchar, is_deactivated boolean,
-        sources varchar""",
+        sources varchar, delisted_on date""",
+    # effective-dated directory attributes: one row per person and range of constant department,
+    # location, level and leader flag, from every people snapshot of the lake (`canonical.people_over_time`)
+    "lake_people_history": """
+        person_key varchar not null, department varchar, location varchar, level varchar,
+        is_leader boolean not null, listed boolean not null, valid_from date not null, valid_to date not null""",
     "lake_containers": """
         source varchar not null, container_id varchar not null, kind varchar not null,
         visibility varchar not null, member_count integer, owner_department varchar,
@@ -140,7 +147,7 @@ LAKE_DDL: dict[str, str] = {
 #: columns added to a lake table after its first release: added to a warehouse created before them
 LAKE_ADDED: dict[str, tuple[tuple[str, str], ...]] = {
     "lake_people": (("in_directory", "boolean"), ("account_type", "varchar"), ("is_deactivated", "boolean"),
-                    ("sources", "varchar")),
+                    ("sources", "varchar"), ("delisted_on", "date")),
 }
 
 
