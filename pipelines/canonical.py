@@ -10,10 +10,15 @@ true), a platform its user listing (`in_directory` false, with the account type 
 is deactivated, and a department where the platform gives one). `merge_people` makes one row per person
 of all of them (the rule is in its docstring); `drop_excluded_accounts` removes the accounts of the
 types the configuration excludes (`directory.guests`, `externals`, `bots`), counted like opt-outs.
+The lake keeps each source's people snapshot of every landed day; `people_over_time` turns the merged
+snapshots into effective-dated ranges of the segmenting attributes (department, location, level, leader
+flag), so that a day's segment membership is what the directory said by that day.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -227,6 +232,98 @@ def merge_people(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     out["is_leader"] = out["is_leader"].fillna(False).astype(bool)
     out["sources"] = out["person_key"].map(sources)
     return out.sort_values("person_key", kind="stable").reset_index(drop=True)[columns]
+
+
+#: the directory attributes that segment people (int_segment_membership), kept over time by `people_history`
+HISTORY_ATTRIBUTES = ("department", "location", "level", "is_leader")
+#: the open ends of a validity range: every day before the lake's first people snapshot, and every day to come
+BEGINNING_OF_TIME = dt.date(1900, 1, 1)
+END_OF_TIME = dt.date(9999, 12, 31)
+HISTORY_COLUMNS = ["person_key", *HISTORY_ATTRIBUTES, "listed", "valid_from", "valid_to"]
+
+
+def _history_state(people: pd.DataFrame) -> pd.DataFrame:
+    """The attributes of `people` that `people_history` follows, indexed by person_key, comparable
+    (NULL as None, the leader flag as a plain bool)."""
+    state = people.drop_duplicates("person_key").set_index("person_key")
+    out = pd.DataFrame(index=state.index)
+    for col in HISTORY_ATTRIBUTES[:-1]:
+        values = state[col] if col in state.columns else pd.Series(None, index=state.index)
+        out[col] = values.astype(object).where(values.notna(), None)
+    leader = state["is_leader"] if "is_leader" in state.columns else pd.Series(False, index=state.index)
+    out["is_leader"] = leader.astype(object).where(leader.notna(), False).astype(bool)
+    out["listed"] = True
+    return out
+
+
+def people_over_time(snapshots: Iterable[tuple[dt.date, pd.DataFrame]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The people of the organisation over time, from the merged people snapshots (`merge_people` of each
+    day a source landed people, `(day, frame)` in day order). Returns `(people, history)`:
+
+    `people`: one row per person any snapshot listed: the latest snapshot's rows, and for each person it
+    no longer lists, their row of the last snapshot that did, with `delisted_on` the day of the first
+    snapshot without them (NULL for the people the latest snapshot lists). Disappearing from every
+    listing is leaving: `stg_people` ends their employment that day (unless HR ended it earlier), so the
+    days they were listed keep counting them and the later ones do not.
+
+    `history`: effective-dated ranges of the segmenting attributes (department, location, level, leader
+    flag) per person, `valid_from`..`valid_to` inclusive, contiguous from 1900-01-01 to 9999-12-31, one
+    row per person and range of constant values (`listed` false where no snapshot listed the person).
+    The rules, chosen so that a day's membership depends only on the snapshots landed by that day (a
+    day-by-day run then equals a full recompute):
+      - a snapshot's values hold from its day until the day before a later snapshot changes them;
+      - the days before the lake's first snapshot get the first snapshot's values (there is nothing
+        older to go by, and the first run of a lake covers days before its snapshot);
+      - a person first listed by a later snapshot (a joiner, an account created later) is not listed
+        before it: NULL attributes (the segment cell 'unknown'), as the directory said then;
+      - a person a snapshot no longer lists is not listed from that day on (NULL attributes; they are
+        no longer counted anyway, see `people`), until a snapshot lists them again.
+    Both frames are sorted (person_key, then valid_from), so that a rerun writes the same bytes."""
+    open_: pd.DataFrame | None = None  # the range in force per person, with its valid_from
+    closed: list[pd.DataFrame] = []
+    last_rows: pd.DataFrame | None = None  # each person's row of the last snapshot listing them
+    for day, snap in snapshots:
+        snap = snap[snap["person_key"].notna()].drop_duplicates("person_key")
+        now = _history_state(snap)
+        last_rows = snap if last_rows is None else pd.concat(
+            [last_rows[~last_rows["person_key"].isin(now.index)], snap], ignore_index=True)
+        if open_ is None:
+            open_ = now.assign(valid_from=BEGINNING_OF_TIME)
+            continue
+        gone = open_.index.difference(now.index)
+        if len(gone):
+            now = pd.concat([now, pd.DataFrame({**{c: None for c in HISTORY_ATTRIBUTES[:-1]}, "is_leader": False,
+                                                "listed": False}, index=gone)])
+        fresh = now.index.difference(open_.index)
+        known = now.index.intersection(open_.index)
+        before, after = open_.loc[known, [*HISTORY_ATTRIBUTES, "listed"]], now.loc[known]
+        same = pd.Series(True, index=known)
+        for col in [*HISTORY_ATTRIBUTES, "listed"]:
+            a, b = before[col], after[col]
+            same &= (a == b) | (a.isna() & b.isna())
+        changed = known[~same.to_numpy()]
+        if len(changed):
+            closed.append(open_.loc[changed].assign(valid_to=day - dt.timedelta(days=1)))
+            open_ = pd.concat([open_.drop(index=changed), now.loc[changed].assign(valid_from=day)])
+        if len(fresh):
+            closed.append(pd.DataFrame({**{c: None for c in HISTORY_ATTRIBUTES[:-1]}, "is_leader": False,
+                                        "listed": False, "valid_from": BEGINNING_OF_TIME,
+                                        "valid_to": day - dt.timedelta(days=1)}, index=fresh))
+            open_ = pd.concat([open_, now.loc[fresh].assign(valid_from=day)])
+    if open_ is None or last_rows is None:
+        return pd.DataFrame(columns=[*PEOPLE.names, "sources", "delisted_on"]), pd.DataFrame(columns=HISTORY_COLUMNS)
+    closed.append(open_.assign(valid_to=END_OF_TIME))
+    history = pd.concat(closed).rename_axis("person_key").reset_index()
+    history = history.sort_values(["person_key", "valid_from"], kind="stable").reset_index(drop=True)
+    history["is_leader"] = history["is_leader"].astype(bool)
+    history["listed"] = history["listed"].astype(bool)
+    for col in ("valid_from", "valid_to"):
+        history[col] = pd.to_datetime(history[col]).dt.date
+    delisted = open_.loc[~open_["listed"].astype(bool), "valid_from"]
+    people = last_rows.assign(delisted_on=last_rows["person_key"].map(delisted))
+    people["delisted_on"] = people["delisted_on"].astype(object).where(people["delisted_on"].notna(), None)
+    people = people.sort_values("person_key", kind="stable").reset_index(drop=True)
+    return people, history[HISTORY_COLUMNS]
 
 
 def containers_table(df: pd.DataFrame) -> pa.Table:
