@@ -20,7 +20,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -300,6 +300,32 @@ def _latest_by_source(settings: Settings, table: str, on_or_before: dt.date) -> 
     return frames
 
 
+def _people_snapshots(settings: Settings, on_or_before: dt.date) -> Iterator[tuple[dt.date, pd.DataFrame]]:
+    """The merged people snapshot (`canonical.merge_people` of each source's latest people on the day) of
+    every day on or before `on_or_before` on which a source landed people different from its previous
+    ones, in day order: an unchanged daily listing adds nothing to the history, so it is not merged again."""
+    base = lake.canonical_dir(settings.lake_dir, "people")
+    if not base.exists():
+        return
+    dirs = {d.name.removeprefix("source="): d for d in sorted(base.glob("source=*"))}
+    by_day: dict[dt.date, list[str]] = {}
+    for src, src_dir in dirs.items():
+        for day in lake.partition_days(src_dir):
+            if day <= on_or_before:
+                by_day.setdefault(day, []).append(src)
+    tables: dict[str, pa.Table] = {}
+    frames: dict[str, pd.DataFrame] = {}
+    for day in sorted(by_day):
+        changed = False
+        for src in by_day[day]:
+            part = lake.read_partition(dirs[src], day)
+            if part is None or (src in tables and tables[src].equals(part)):
+                continue
+            tables[src], frames[src], changed = part, part.to_pandas(), True
+        if changed:
+            yield day, canonical.merge_people(frames)
+
+
 def _latest_canonical(settings: Settings, table: str, on_or_before: dt.date) -> pd.DataFrame | None:
     frames = list(_latest_by_source(settings, table, on_or_before).values())
     return pd.concat(frames, ignore_index=True) if frames else None
@@ -563,7 +589,8 @@ def model_params(settings: Settings, interval: Interval) -> dict[str, Any]:
             "start_date": interval.start, "end_date": interval.end,
             "min_group_size": settings.privacy.min_group_size,
             "w_reply": w.get("reply", 1.0), "w_reaction": w.get("reaction", 0.5),
-            "w_mention": w.get("mention", 1.0), "w_share": w.get("share", 1.0)}
+            "w_mention": w.get("mention", 1.0), "w_share": w.get("share", 1.0),
+            **settings.usage_segments.params()}
 
 
 def publication_interval(settings: Settings, interval: Interval, source_names: list[str]
@@ -606,14 +633,22 @@ def _publish(settings: Settings, requested: Interval, engine: sa.Engine, source_
         files = [f for src in source_names for f in lake.partition_files(
             lake.canonical_dir(settings.lake_dir, "activities") / f"source={src}", interval.days)]
         loaded = warehouse.replace_activity_days(conn, source_names, interval.days, files)
-        # one row per person of every source's latest people snapshot (canonical.merge_people: HR wins)
-        latest = _latest_by_source(settings, "people", interval.end)
+        # one row per person of every source's latest people snapshot (canonical.merge_people: HR wins),
+        # plus the people earlier snapshots listed and the latest no longer does (delisted_on); and the
+        # effective-dated history of every snapshot up to the interval's end (canonical.people_over_time):
+        # rebuilt from the lake each time, so erasure and key rotation of the lake carry over to it
+        people, history = canonical.people_over_time(_people_snapshots(settings, interval.end))
         people_counts: dict[str, int] = {}
-        if latest:
-            people = canonical.merge_people(latest).assign(snapshot_date=interval.end)
+        if len(people):
+            people = people.assign(snapshot_date=interval.end)
             warehouse.replace_table(conn, "lake_people", pa.Table.from_pandas(people, preserve_index=False))
-            people_counts = {"people": len(people), "in_directory": int(people["in_directory"].sum()),
-                             "outside_directory": int((~people["in_directory"]).sum())}
+            warehouse.replace_table(conn, "lake_people_history", pa.Table.from_pandas(history, preserve_index=False))
+            listed = people["delisted_on"].isna()
+            people_counts = {"people": int(listed.sum()),
+                             "in_directory": int((people["in_directory"] & listed).sum()),
+                             "outside_directory": int((~people["in_directory"] & listed).sum())}
+            if not listed.all():  # people no snapshot lists any more: their employment ended that day
+                people_counts["delisted"] = int((~listed).sum())
         containers = _latest_canonical(settings, "containers", interval.end)
         if containers is not None:
             warehouse.replace_table(conn, "lake_containers", pa.Table.from_pandas(containers, preserve_index=False))
