@@ -214,10 +214,13 @@ class UsageSegments(_Strict):
                                        "of the last 12 weeks")
     novice_actions_per_week: float = Field(1.0, gt=0, description="novice: at least this many actions a "
                                            "week on average over 12 weeks")
-    power_active_weeks: int = Field(9, ge=1, le=12, description="power: active in at least this many of the "
-                                    "last 12 weeks (at least habitual_active_weeks: a power user is habitual)")
-    power_actions_per_week: float = Field(15.0, gt=0, description="power: at least this many actions a week "
-                                          "on average (at least novice_actions_per_week)")
+    # validate_default: the checks against the habitual and novice thresholds also hold for the defaults
+    power_active_weeks: int = Field(9, ge=1, le=12, validate_default=True,
+                                    description="power: active in at least this many of the last 12 weeks (at "
+                                                "least habitual_active_weeks: a power user is habitual)")
+    power_actions_per_week: float = Field(15.0, gt=0, validate_default=True,
+                                          description="power: at least this many actions a week on average "
+                                                      "(at least novice_actions_per_week)")
 
     @field_validator("power_active_weeks")
     @classmethod

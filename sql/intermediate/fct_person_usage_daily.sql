@@ -6,11 +6,14 @@
 -- depends_on: fct_person_daily_activity
 -- owner: esn-metrics
 -- description: INTERNAL usage segment per person (vivainsights identify_usage_segments, 12-week version):
---   power user = at least 15 actions a week on average and active in at least 9 of the last 12 weeks;
---   habitual = active in at least 9 of 12 weeks; novice = at least 1 action a week on average;
---   low = any action in the 12 weeks. People absent from the table on a day are non-users.
+--   power user = at least :usage_power_actions_per_week actions a week on average and active in at least
+--   :usage_power_active_weeks of the last 12 weeks; habitual = active in at least :usage_habitual_active_weeks
+--   of 12 weeks; novice = at least :usage_novice_actions_per_week actions a week on average; low = any action
+--   in the 12 weeks. People absent from the table on a day are non-users. The thresholds are the
+--   `usage_segments:` configuration (pipelines.config.UsageSegments, bound by jobs.model_params; defaults
+--   15, 9, 9 and 1: METRICS.md section 1), rendered in docs/metrics.md.
 --   Weeks are the twelve 7-day blocks ending on the day (not ISO weeks), so the result is the same on
---   every weekday. Thresholds are the specification's (METRICS.md section 1).
+--   every weekday.
 --   Computed on a dense person x day grid with window sums (no calendar x 84-day range join): the 12-week
 --   sums are a rolling 84-row sum, and the active weeks add up the 7-day "active" flags of the day and of
 --   the days 7, 14, ..., 77 before it.
@@ -74,9 +77,10 @@ select
     actions_12w,
     active_weeks_12w,
     case
-        when actions_12w / 12.0 >= 15 and active_weeks_12w >= 9 then 'power'
-        when active_weeks_12w >= 9 then 'habitual'
-        when actions_12w / 12.0 >= 1 then 'novice'
+        when actions_12w / 12.0 >= cast(:usage_power_actions_per_week as double precision)
+         and active_weeks_12w >= cast(:usage_power_active_weeks as integer) then 'power'
+        when active_weeks_12w >= cast(:usage_habitual_active_weeks as integer) then 'habitual'
+        when actions_12w / 12.0 >= cast(:usage_novice_actions_per_week as double precision) then 'novice'
         else 'low'
     end as usage_segment
 from per_person

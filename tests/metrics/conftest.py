@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines import jobs, warehouse
-from pipelines.config import SourceConfig, load_settings
+from pipelines.config import SourceConfig, UsageSegments, load_settings
 from pipelines.metrics.thresholds import load_thresholds
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/"
@@ -24,7 +24,8 @@ PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/"
 def run_models(engine: sa.Engine, start: dt.date, end: dt.date, *, min_group_size: int = 1,
                **extra: Any) -> None:
     params = {"start_date": start, "end_date": end, "min_group_size": min_group_size, "w_reply": 1.0,
-              "w_reaction": 0.5, "w_mention": 1.0, "w_share": 1.0, **load_thresholds(), **extra}
+              "w_reaction": 0.5, "w_mention": 1.0, "w_share": 1.0, **load_thresholds(),
+              **UsageSegments().params(), **extra}
     with engine.begin() as conn:
         for model in warehouse.discover_models():
             warehouse.run_model(conn, model, params)
