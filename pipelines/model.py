@@ -1,8 +1,10 @@
-"""The canonical data model: the four tables every source is turned into.
+"""The canonical data model: the tables every source is turned into.
 
 Sources differ; after canonicalisation nothing downstream can tell them apart. This module holds the
 pyarrow schemas (the contract between extraction, the lake, validation and the warehouse) and the
-closed vocabularies. It must never hold person identifiers in clear: every `*_key` column is a keyed
+closed vocabularies. Per-event sources give `activities`; aggregate-only sources (usage reports: counts
+per person and day, no events) give `usage`, a table of its own that no activity metric reads, so that
+counts are never turned into synthetic events and a platform loaded both ways is never counted twice. It must never hold person identifiers in clear: every `*_key` column is a keyed
 hash made by `pipelines.privacy` at extraction, and no column carries message text.
 """
 
@@ -110,10 +112,44 @@ INTERACTIONS = pa.schema(
     },
 )
 
+#: Products of the aggregate usage reports (`usage.product`)
+USAGE_PRODUCTS: tuple[str, ...] = ("teams", "engage")
+
+USAGE = pa.schema(
+    [
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("usage_date", pa.date32(), nullable=False),
+        pa.field("person_key", pa.string(), nullable=False),
+        pa.field("product", pa.string(), nullable=False),  # USAGE_PRODUCTS
+        # Teams: messages in team channels (posts + replies, else the report's team chat message count);
+        # Viva Engage: messages posted (threads and replies alike)
+        pa.field("channel_messages", pa.int64()),
+        pa.field("posts", pa.int64()),  # Teams only, when the report splits posts and replies
+        pa.field("replies", pa.int64()),
+        pa.field("chat_messages", pa.int64()),  # Teams private (1:1 and group) chat messages
+        pa.field("urgent_messages", pa.int64()),
+        pa.field("meetings", pa.int64()),
+        pa.field("calls", pa.int64()),
+        pa.field("reactions", pa.int64()),  # Viva Engage likes
+        pa.field("reads", pa.int64()),  # Viva Engage messages read
+        # whether the source counts reads as actions (option synthesise_views of m365_usage)
+        pa.field("reads_are_actions", pa.bool_(), nullable=False),
+        pa.field("refresh_date", pa.date32()),
+    ],
+    metadata={"description": "aggregate usage counts of one person, product and day, as an aggregate-only "
+              "source reports them (Microsoft 365 usage reports); (source, usage_date, person_key, "
+              "product) is the key; partitioned by usage_date. Never activities: no event, thread, "
+              "target or time of day, so nothing of it reaches the post, response or network metrics"},
+)
+
+#: Canonical tables landed per day: activities by the UTC day of occurred_at, usage by usage_date
+DAILY_TABLES: dict[str, str] = {"activities": "occurred_at", "usage": "usage_date"}
+
 TABLES: dict[str, pa.Schema] = {
     "people": PEOPLE,
     "containers": CONTAINERS,
     "activities": ACTIVITIES,
+    "usage": USAGE,
 }
 
 
