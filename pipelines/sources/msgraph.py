@@ -4,6 +4,9 @@ Streams landed under raw/source=<name>/:
   messages/date=D   one row per channel post, channel reply and (option `include_chats`) chat message
                     created on day D, minimised by `pipelines.sources.msgraph_messages` as soon as it is
                     received: no body, no user id, no email, chat ids only as keyed hashes;
+  reactions/date=X  one row per (message, reaction type, reactor) made on day X (the reaction's own
+                    `createdDateTime`, never before its message): a reaction today to last week's
+                    message is today's activity and leaves last week's figures alone (`land_reactions`);
   users/, containers/   snapshots dated at the end of the extracted range. The containers are the channels
                     and, with `include_chats`, every chat (kind `chat`, visibility `direct`, id `chat:<keyed
                     hash>`): the chats listed by the run and those of earlier runs (their watermarks are in
@@ -24,7 +27,8 @@ permissions have no tenant-wide chat list), and each chat's messages are read wi
 watermark (`$filter=lastModifiedDateTime gt W`, W stored per chat, minus a small overlap). Chats have no
 `replyToId`: replies are read from `messageReference` attachments. A 403 on chats skips them (reported).
 
-Landing is an upsert by (container, message id) into the day partition of `createdDateTime`: Graph keeps
+Landing is an upsert by (container, message id) into the day partition of `createdDateTime` (reactions:
+of each reaction's `createdDateTime`, every earlier reaction row of a fetched message replaced): Graph keeps
 deleted messages as tombstones (`deletedDateTime`), so a deletion arrives as an update and nothing ever
 needs to be removed; days before the first extracted day are not landed. Days rewritten are reported, and
 state is committed only after the partitions are fsynced. Limits: replies edited or added more than
@@ -54,6 +58,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -75,14 +80,19 @@ from pipelines.sources.msgraph_http import (
 from pipelines.sources.msgraph_messages import (
     MESSAGES_SCHEMA,
     PLATFORM,
+    REACTIONS_SCHEMA,
     MessageError,
     canonical_activities,
     minimise,
     parse_time,
+    reaction_rows,
+    reactions_table,
     rows_table,
 )
 
 DELTA = "channel_delta"
+#: marker file of the `reactions` stream: every landed message's reactions are in it (see `land_reactions`)
+REACTIONS_READY = "_READY"
 CHATS = "chat_watermark"
 HISTORY = "history"
 
@@ -464,6 +474,8 @@ class _Run:
         return report
 
     def land(self) -> list[dt.date]:
+        """Upsert the fetched messages into their creation days and their reactions into the days they were
+        made (`land_reactions`, first: see there); returns the days written, of both streams."""
         base = lake.raw_dir(self.ctx.lake_dir, self.name, "messages")
         by_day: dict[dt.date, dict[tuple[str, str], dict[str, Any]]] = {}
         for k, r in self.rows.items():
@@ -471,9 +483,10 @@ class _Run:
             if day >= self.first_day:  # before the first extracted day nothing is kept (no partial days)
                 by_day.setdefault(day, {})[k] = r
         days = set(by_day) | set(lake.days_between(self.start, self.end))
-        written = []
+        old_tables = {day: lake.read_partition(base, day) for day in sorted(days)}
+        written = set(self.land_reactions(by_day, old_tables))
         for day in sorted(days):
-            old_table = lake.read_partition(base, day)
+            old_table = old_tables[day]
             merged = {(r["container_id"], r["message_id"]): r for r in (old_table.to_pylist() if old_table else [])}
             merged.update(by_day.get(day, {}))
             table = rows_table(list(merged.values()))
@@ -481,8 +494,73 @@ class _Run:
             if old_table is not None and not in_range and table.equals(old_table.cast(MESSAGES_SCHEMA)):
                 continue
             _fsync_partition(lake.write_partition(base, day, table))
+            written.add(day)
+        return sorted(written)
+
+    def land_reactions(self, by_day: Mapping[dt.date, Mapping[tuple[str, str], dict[str, Any]]],
+                       old_tables: Mapping[dt.date, pa.Table | None]) -> list[dt.date]:
+        """The `reactions` stream: each reaction in the partition of the day it was made. A fetched message
+        replaces all its earlier reaction rows, in every day its landed row (the previous version) or its
+        new row names, so a removed reaction goes and a re-made one moves. Written *before* the messages:
+        a kill in between leaves the old message rows, whose reaction days the rerun reads again (the
+        other order would lose the days of reactions removed meanwhile). A lake landed before this stream
+        existed gets it derived once from every landed message, then the marker `REACTIONS_READY` says
+        so (`canonicalise` reads reactions from the stream only once it is there, never from both)."""
+        base = lake.raw_dir(self.ctx.lake_dir, self.name, "reactions")
+        messages = lake.raw_dir(self.ctx.lake_dir, self.name, "messages")
+        old: dict[tuple[str, str], dict[str, Any]] = {}
+        new: dict[tuple[str, str], dict[str, Any]] = {k: r for rows in by_day.values() for k, r in rows.items()}
+        ready = base / REACTIONS_READY
+        legacy_days: list[dt.date] = []
+        if not ready.exists():
+            for day in lake.partition_days(messages):
+                table = old_tables.get(day) or lake.read_partition(messages, day)
+                rows = table.to_pylist() if table is not None else []
+                for r in rows:
+                    new.setdefault((r["container_id"], r["message_id"]), r)
+                if any(reaction_rows(r) for r in rows):
+                    legacy_days.append(day)
+            # the days whose canonical activities still hold reactions dated at the message are staged again
+            lake.pending(self.ctx.lake_dir, self.name, "raw").add(legacy_days)
+        for day, table in old_tables.items():
+            if table is None or day not in by_day:
+                continue
+            for r in table.to_pylist():
+                k = (r["container_id"], r["message_id"])
+                if k in by_day[day]:
+                    old[k] = r
+        rows_by_day: dict[dt.date, list[dict[str, Any]]] = {}
+        for r in new.values():
+            for x in reaction_rows(r):
+                rows_by_day.setdefault(x["reacted_at"].date(), []).append(x)
+        affected = set(rows_by_day) | {x["reacted_at"].date() for r in old.values() for x in reaction_rows(r)}
+        keys = pa.array(sorted(f"{c}\x1f{m}" for c, m in new))
+        written = []
+        for day in sorted(affected):
+            old_table = lake.read_partition(base, day)
+            kept = REACTIONS_SCHEMA.empty_table()
+            if old_table is not None:
+                old_table = old_table.cast(REACTIONS_SCHEMA)
+                ids = pc.binary_join_element_wise(old_table.column("container_id"), old_table.column("message_id"),
+                                                  "\x1f")
+                kept = old_table.filter(pc.invert(pc.is_in(ids, keys)))
+            table = reactions_table(kept.to_pylist() + rows_by_day.get(day, []))
+            if old_table is not None and table.equals(old_table):
+                continue
+            if old_table is None and table.num_rows == 0:
+                continue
+            _fsync_partition(lake.write_partition(base, day, table))
             written.append(day)
-        return written
+        if not ready.exists():
+            base.mkdir(parents=True, exist_ok=True)
+            ready.write_text("the reactions of every landed message are in this stream\n")
+            for f in (ready, base):
+                fd = os.open(f, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        return sorted(set(written) | set(legacy_days))
 
     def land_snapshots(self, users: pa.Table, containers: list[dict[str, Any]]) -> None:
         conv = pd.DataFrame(containers, columns=["source", "container_id", "kind", "visibility", "member_count",
@@ -532,8 +610,12 @@ _ACTIVITY_COLUMNS = ["source", "event_id", "occurred_at", "actor_key", "verb", "
 def canonicalise_landing(lake_dir: Any, name: str, day: dt.date) -> dict[str, pd.DataFrame]:
     out: dict[str, pd.DataFrame] = {}
     raw = lake.read_partition(lake.raw_dir(lake_dir, name, "messages"), day)
-    if raw is not None:
-        frame = pd.DataFrame.from_records(canonical_activities(raw, name), columns=_ACTIVITY_COLUMNS)
+    reactions_dir = lake.raw_dir(lake_dir, name, "reactions")
+    legacy = not (reactions_dir / REACTIONS_READY).exists()
+    reactions = None if legacy else lake.read_partition(reactions_dir, day)
+    if raw is not None or reactions is not None:
+        records = canonical_activities(raw, name, reactions, legacy=legacy)
+        frame = pd.DataFrame.from_records(records, columns=_ACTIVITY_COLUMNS)
         out["activities"] = raw_activities_to_canonical(frame, name)
     containers = lake.read_partition(lake.raw_dir(lake_dir, name, "containers"), day)
     if containers is not None:

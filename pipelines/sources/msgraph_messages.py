@@ -7,6 +7,8 @@ its container), the reply pointer (`replyToId` in channels, the `messageReferenc
 the kind of author (person, bot, system, deleted), pseudonymous keys of the author, of the parent's author,
 of mentioned people and of reactors (with the reaction type and time), edit/delete flags and text-derived
 features (`content_length`, `is_question`). The body itself is never returned, stored or logged.
+`reaction_rows` turns a row's reactions into rows of the `reactions` stream, landed by the day each
+reaction was made (Graph's `createdDateTime` of the reaction), so a reaction is dated when it happened.
 
 Classification (API_FORMATS.md section 2): `deletedDateTime` set -> deleted (Graph then gives `from: null`,
 so the author is unknown and the message yields no activity); `messageType` `systemEventMessage` (or
@@ -50,6 +52,18 @@ MESSAGES_SCHEMA = pa.schema([
     pa.field("reaction_types", pa.list_(pa.string())),
     pa.field("reaction_user_keys", pa.list_(pa.string())),
     pa.field("reaction_times", pa.list_(TS)),
+])
+
+#: the raw `reactions` stream: one row per (message, reaction type, reactor), partitioned by the UTC day
+#: the reaction was made (`reacted_at`, Graph's `createdDateTime` of the reaction), not the message's day
+REACTIONS_SCHEMA = pa.schema([
+    pa.field("container_id", pa.string(), nullable=False),
+    pa.field("message_id", pa.string(), nullable=False),
+    pa.field("reply_to_id", pa.string()),
+    pa.field("reaction_type", pa.string(), nullable=False),
+    pa.field("actor_key", pa.string(), nullable=False),  # the reactor
+    pa.field("target_key", pa.string()),  # the message's author (none for bots)
+    pa.field("reacted_at", TS, nullable=False),
 ])
 
 #: identity object (`{"id":..., "userIdentityType":...}`) -> person key, or None when not a person
@@ -222,27 +236,57 @@ def rows_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=MESSAGES_SCHEMA)
 
 
-def canonical_activities(messages: pa.Table, source: str) -> list[dict[str, Any]]:
-    """Canonical activity records (pipelines.model.ACTIVITIES names) of one day's raw messages.
+def reaction_rows(row: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The `reactions` rows of one raw message row: one per distinct (reaction type, reactor), dated when
+    the reaction was made (never before the message: a skewed clock does not move it to an earlier day).
+    Deleted and system messages have none; reactions on bot messages are people's, without a target."""
+    if row["kind"] not in ("person", "bot"):
+        return []
+    created = row["created_at"]
+    times = row.get("reaction_times") or []
+    first: dict[tuple[str, str], dt.datetime] = {}
+    for i, (rtype, k) in enumerate(zip(row["reaction_types"] or [], row["reaction_user_keys"] or [], strict=True)):
+        when = times[i] if i < len(times) and times[i] is not None else created
+        when = max(when, created)
+        if (rtype, k) not in first or when < first[(rtype, k)]:
+            first[(rtype, k)] = when
+    target = row["actor_key"] if row["kind"] == "person" else None
+    return [{"container_id": row["container_id"], "message_id": row["message_id"], "reply_to_id": row["reply_to_id"],
+             "reaction_type": rtype, "actor_key": k, "target_key": target, "reacted_at": when}
+            for (rtype, k), when in sorted(first.items())]
+
+
+def reactions_table(rows: list[dict[str, Any]]) -> pa.Table:
+    rows = sorted(rows, key=lambda r: (r["reacted_at"], r["container_id"], r["message_id"], r["reaction_type"],
+                                       r["actor_key"]))
+    return pa.Table.from_pylist(rows, schema=REACTIONS_SCHEMA)
+
+
+def canonical_activities(messages: pa.Table | None, source: str,
+                         reactions: pa.Table | None = None, *, legacy: bool = False) -> list[dict[str, Any]]:
+    """Canonical activity records (pipelines.model.ACTIVITIES names) of one day's raw landing: the
+    messages created that day and the reactions made that day.
 
     - a person's message is a `post`, or a `reply` when it points at a parent (channel `replyToId`,
       chat `messageReference`); target of a reply = the parent's author (none when the parent is deleted);
-    - one `reaction` per (reactor, reaction type), parent = the message, target = its author; dated at the
-      message like Slack's (the reaction's own time is kept in the raw landing), so that it stays in the
-      message's partition;
     - one `mention` per distinct mentioned person other than the author;
+    - one `reaction` per row of the day's `reactions` stream (one per message, reactor and reaction type):
+      parent = the message, target = its author, dated when it was made (Graph's `createdDateTime` of the
+      reaction), so a reaction today to a message of last week is today's activity and leaves last week's
+      figures alone;
     - deleted, bot and system messages produce no post, reply or mention (reactions on bot messages are
       people's reactions, without a target).
+    `legacy`: a lake landed before the reactions stream existed has no `reactions` partitions; its
+    reactions are then read from the message rows and dated at the message, as they were then.
     Event ids are built from container ids, message ids and pseudonymous keys only."""
     out: list[dict[str, Any]] = []
-    for r in messages.to_pylist():
+    base0 = {"source": source, "is_question": False, "is_edited": False, "is_deleted": False, "content_length": None}
+    for r in messages.to_pylist() if messages is not None else []:
         cid, mid = r["container_id"], r["message_id"]
         msg_key = f"{cid}:{mid}"
         parent = f"{cid}:{r['reply_to_id']}" if r["reply_to_id"] else None
         author = r["actor_key"] if r["kind"] == "person" else None
-        base = {"source": source, "occurred_at": r["created_at"], "container_id": cid,
-                "thread_id": parent or msg_key, "is_question": False, "is_edited": False, "is_deleted": False,
-                "content_length": None}
+        base = {**base0, "occurred_at": r["created_at"], "container_id": cid, "thread_id": parent or msg_key}
         if author is not None:
             out.append({**base, "event_id": msg_key, "actor_key": author, "verb": "reply" if parent else "post",
                         "parent_id": parent, "target_key": r["parent_actor_key"] if parent else None,
@@ -251,12 +295,16 @@ def canonical_activities(messages: pa.Table, source: str) -> list[dict[str, Any]
             for k in r["mention_keys"] or []:
                 out.append({**base, "event_id": f"{msg_key}:mention:{k}", "actor_key": author, "verb": "mention",
                             "parent_id": msg_key, "target_key": k})
-        if r["kind"] in ("person", "bot"):
-            seen: set[tuple[str, str]] = set()
-            for rtype, k in zip(r["reaction_types"] or [], r["reaction_user_keys"] or [], strict=True):
-                if (rtype, k) in seen:
-                    continue
-                seen.add((rtype, k))
-                out.append({**base, "event_id": f"{msg_key}:reaction:{rtype}:{k}", "actor_key": k,
-                            "verb": "reaction", "parent_id": msg_key, "target_key": author})
+        if legacy:
+            for x in reaction_rows(r):
+                out.append({**base, "event_id": f"{msg_key}:reaction:{x['reaction_type']}:{x['actor_key']}",
+                            "actor_key": x["actor_key"], "verb": "reaction", "parent_id": msg_key,
+                            "target_key": x["target_key"]})
+    for x in reactions.to_pylist() if reactions is not None else []:
+        cid, msg_key = x["container_id"], f"{x['container_id']}:{x['message_id']}"
+        out.append({**base0, "occurred_at": x["reacted_at"], "container_id": cid,
+                    "thread_id": f"{cid}:{x['reply_to_id']}" if x["reply_to_id"] else msg_key,
+                    "event_id": f"{msg_key}:reaction:{x['reaction_type']}:{x['actor_key']}",
+                    "actor_key": x["actor_key"], "verb": "reaction", "parent_id": msg_key,
+                    "target_key": x["target_key"]})
     return out
