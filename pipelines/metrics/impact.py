@@ -1,5 +1,6 @@
-"""Business impact (METRICS.md section 4): engaged vs not, Spearman correlations (same month and lagged
-t -> t+1) and interrupted time series around dated interventions.
+"""Business impact (METRICS.md section 4): engaged vs not (interval by a bootstrap of people), Spearman
+correlations (same month and lagged t -> t+1) and interrupted time series around dated interventions
+(weekly series, Newey-West errors).
 
 Pure functions from frames to frames; `pipelines.metrics.compute_python_metrics` reads the warehouse and
 publishes. Every output row carries n, a 95% interval, a `suppressed` flag (groups below min_group_size
@@ -30,27 +31,43 @@ ITS_COLUMNS = ["intervention", "intervention_date", "metric", "n", "n_before", "
 
 
 def engaged_vs_not(person_months: pd.DataFrame, outcomes: pd.DataFrame, *, min_group_size: int,
-                   engaged_segments: list[str], samples: int = 1000, seed: int = 0) -> pd.DataFrame:
+                   engaged_segments: list[str], samples: int = 1000, seed: int = 0,
+                   departments: pd.DataFrame | None = None) -> pd.DataFrame:
     """Difference in each person-level outcome between engaged and not-engaged person-months.
 
-    person_months: person_key, period (month start), department, usage_segment (at the month's end).
+    person_months: person_key, period (month start), usage_segment (at the month's end), department.
     outcomes: rows of `outcomes.load_outcomes` (person level used). A person-month with an outcome but no
     usage row counts as not engaged (non-user). Overall (segment org/all) and within each department.
+    departments: person_key, period, department of the person in that month (as of the month, from the
+    point-in-time segment membership), for every outcome person-month, active or not; without it the
+    department of person_months. A person-month without a department (NULL: outside the HR directory, a
+    gap of the directory) counts in the organisation row only: people without a department are not a
+    department, and complementary suppression treats them as part of what the organisation row holds
+    beyond the published departments.
+
+    The interval resamples people, each with all their months (`stats.cluster_bootstrap_mean_difference`):
+    the months of one person are not independent observations.
     """
     person = outcomes[outcomes["level"] == "person"]
     if person.empty:
         return pd.DataFrame(columns=ENGAGED_COLUMNS)
-    joined = person.drop(columns=["department"]).merge(person_months, on=["person_key", "period"], how="left")
-    joined["department"] = joined["department"].fillna("Unknown")
+    dep = departments if departments is not None else person_months[["person_key", "period", "department"]]
+    dep = dep[["person_key", "period", "department"]].drop_duplicates(["person_key", "period"])
+    joined = (person.drop(columns=["department"])
+              .merge(person_months.drop(columns=["department"], errors="ignore"), on=["person_key", "period"],
+                     how="left")
+              .merge(dep, on=["person_key", "period"], how="left"))
     joined["engaged"] = joined["usage_segment"].isin(engaged_segments)
     definition = "usage segment at the end of the month in " + "/".join(engaged_segments)
     rows = []
     for outcome, grp in joined.groupby("outcome", sort=True):
         groups = [("org", "all", grp)] + [("department", str(d), g)
-                                          for d, g in grp.groupby("department", sort=True)]
+                                          for d, g in grp.dropna(subset=["department"])
+                                          .groupby("department", sort=True)]
         for seg_type, seg_value, g in groups:
-            a = g.loc[g["engaged"], "value"].to_numpy(float)
-            b = g.loc[~g["engaged"], "value"].to_numpy(float)
+            engaged = g["engaged"].to_numpy(bool)
+            values = g["value"].to_numpy(float)
+            a, b = values[engaged], values[~engaged]
             # suppression counts people, not person-months
             people_a = g.loc[g["engaged"], "person_key"].nunique()
             people_b = g.loc[~g["engaged"], "person_key"].nunique()
@@ -61,7 +78,8 @@ def engaged_vs_not(person_months: pd.DataFrame, outcomes: pd.DataFrame, *, min_g
                    "suppressed": suppressed, "engaged_definition": definition, "interpretation": INTERPRETATION,
                    "_people_engaged": people_a, "_people_not_engaged": people_b}
             if not suppressed:
-                est = stats.bootstrap_mean_difference(a, b, samples=samples, seed=seed)
+                est = stats.cluster_bootstrap_mean_difference(values, engaged, g["person_key"].to_numpy(),
+                                                              samples=samples, seed=seed)
                 row.update(mean_engaged=float(a.mean()), mean_not_engaged=float(b.mean()),
                            difference=est.value, ci_low=est.ci_low, ci_high=est.ci_high)
             rows.append(row)
@@ -135,11 +153,37 @@ def correlations(person_months: pd.DataFrame, dept_months: pd.DataFrame, outcome
     return out
 
 
-def interrupted_series(daily: pd.DataFrame, interventions: list[tuple[str, dt.date, str]], *,
-                       window_days: int, min_points: int = 14) -> pd.DataFrame:
-    """Level and slope change of an org-wide daily metric around each dated intervention.
+#: metrics of one day: a week is the mean of its seven days. Every other column of mart_engagement_daily
+#: is a window ending on the day (7 or 28 days): a week is its value on the week's last day, the window
+#: that ends with the week (for the 7-day metrics exactly the week: no day counted in two weeks)
+DAY_METRICS = frozenset({"dau", "posting_users_1d", "stickiness"})
 
-    daily: activity_date plus one column per metric. The slope change is reported per week."""
+
+def weekly_series(daily: pd.DataFrame, metric: str, date: dt.date, weeks: int) -> pd.DataFrame:
+    """The weekly series of an org-wide daily metric around `date`: columns week (0 = the week starting on
+    `date`, -1 the week before, ...) and value, for the `weeks` weeks before and after. A week of a day
+    metric needs all seven days (a week with a missing day is left out rather than averaged on fewer)."""
+    s = daily[["activity_date", metric]].dropna(subset=[metric])
+    offset = np.array([(d - date).days for d in s["activity_date"]], dtype=int)
+    frame = pd.DataFrame({"week": offset // 7, "day": offset % 7, "value": s[metric].to_numpy(float)})
+    frame = frame[(frame["week"] >= -weeks) & (frame["week"] < weeks)]
+    if metric in DAY_METRICS:
+        g = frame.groupby("week", sort=True)["value"].agg(["mean", "size"])
+        g = g[g["size"] == 7]
+        return pd.DataFrame({"week": g.index.to_numpy(int), "value": g["mean"].to_numpy(float)})
+    end = frame[frame["day"] == 6].sort_values("week")
+    return pd.DataFrame({"week": end["week"].to_numpy(int), "value": end["value"].to_numpy(float)})
+
+
+def interrupted_series(daily: pd.DataFrame, interventions: list[tuple[str, dt.date, str]], *,
+                       window_days: int, min_weeks: int = 4) -> pd.DataFrame:
+    """Level and slope change of an org-wide metric around each dated intervention, on its weekly series
+    (`weekly_series`: window_days // 7 weeks on each side) with Newey-West errors
+    (`stats.interrupted_time_series`): a daily series of rolling windows repeats most of each day in the
+    next, and OLS errors on it were far too narrow. n, n_before and n_after count weeks; fewer than
+    `min_weeks` weeks on a side: suppressed (no estimate).
+
+    daily: activity_date plus one column per metric. The slope change is per week."""
     rows = []
     for name, date, metric in interventions:
         row = {"intervention": name, "intervention_date": date, "metric": metric, "n": 0, "n_before": 0,
@@ -147,17 +191,16 @@ def interrupted_series(daily: pd.DataFrame, interventions: list[tuple[str, dt.da
                "slope_change_per_week": np.nan, "slope_ci_low": np.nan, "slope_ci_high": np.nan,
                "suppressed": True, "interpretation": INTERPRETATION}
         if metric in daily.columns:
-            lo, hi = date - dt.timedelta(days=window_days), date + dt.timedelta(days=window_days - 1)
-            s = daily[(daily["activity_date"] >= lo) & (daily["activity_date"] <= hi)].dropna(subset=[metric])
-            t = np.array([(d - date).days for d in s["activity_date"]], float)
+            s = weekly_series(daily, metric, date, window_days // 7)
+            t = s["week"].to_numpy(float)
             n_before, n_after = int((t < 0).sum()), int((t >= 0).sum())
             row.update(n=len(s), n_before=n_before, n_after=n_after)
-            if min(n_before, n_after) >= min_points:
-                res = stats.interrupted_time_series(t, s[metric].to_numpy(float), 0.0)
+            if min(n_before, n_after) >= min_weeks:
+                res = stats.interrupted_time_series(t, s["value"].to_numpy(float), 0.0)
                 row.update(level_change=res.level_change.value, level_ci_low=res.level_change.ci_low,
                            level_ci_high=res.level_change.ci_high,
-                           slope_change_per_week=7 * res.slope_change.value,
-                           slope_ci_low=7 * res.slope_change.ci_low, slope_ci_high=7 * res.slope_change.ci_high,
+                           slope_change_per_week=res.slope_change.value,
+                           slope_ci_low=res.slope_change.ci_low, slope_ci_high=res.slope_change.ci_high,
                            suppressed=False)
         rows.append(row)
     out = pd.DataFrame(rows, columns=ITS_COLUMNS)

@@ -45,6 +45,33 @@ def test_engaged_vs_not_difference() -> None:
     assert small.suppressed.all() and small.difference.isna().all()
 
 
+def test_people_without_a_department_are_not_a_department() -> None:
+    # Sales and Legal: 6 engaged and 6 not-engaged people each; 2 + 2 people without a department (NULL:
+    # outside the HR directory), and 3 Sales people with an outcome but no activity row at all (not engaged,
+    # their department from the month's membership, not from activity). No 'Unknown' department: the people
+    # without one are in the organisation row only. Their 2 + 2 are what the org row holds beyond the
+    # departments, fewer than min_group_size 5: one department more is hidden so that nobody is given back
+    # by subtraction (org - Sales - Legal).
+    rows, deps = [], []
+    for dept, n in (("Sales", 6), ("Legal", 6), (None, 2)):
+        for i in range(2 * n):
+            key = f"{dept}-{i}"
+            rows.append({"person_key": key, "period": M, "usage_segment": "habitual" if i < n else "novice"})
+            deps.append({"person_key": key, "period": M, "department": dept})
+    inactive = [f"Sales-inactive-{i}" for i in range(3)]
+    deps += [{"person_key": k, "period": M, "department": "Sales"} for k in inactive]
+    pm = pd.DataFrame(rows)
+    values = {r["person_key"]: float(i % 7) for i, r in enumerate(rows)} | {k: 1.0 for k in inactive}
+    out = impact.engaged_vs_not(pm, _outcomes(values), min_group_size=5, engaged_segments=["habitual"],
+                                samples=200, departments=pd.DataFrame(deps))
+    assert set(out.segment_value) == {"all", "Sales", "Legal"}
+    by = out.set_index("segment_value")
+    assert (by.loc["all", "n"], by.loc["all", "n_not_engaged"]) == (31, 17)
+    sales_n = by.loc["Sales", "n"]
+    assert by.loc["Sales", "suppressed"] or sales_n == 15  # the three inactive Sales people are Sales
+    assert out[out.segment_type == "department"].suppressed.sum() == 1
+
+
 def test_spearman_on_five_points_and_lag() -> None:
     # actions 1..5 against outcomes 2, 1, 4, 3, 5: rank differences d = -1, 1, -1, 1, 0, sum d^2 = 4,
     # rho = 1 - 6 * 4 / (5 * 24) = 0.8
@@ -69,18 +96,20 @@ def test_spearman_on_five_points_and_lag() -> None:
 
 
 def test_interrupted_time_series_recovers_a_known_change() -> None:
-    # y = 100 + 0.5 t before day 0; from day 0 on, 10 higher and 1.5 a day steeper (slope change 1/day = 7/week)
+    # y = 100 + 0.5 t before day 0; from day 0 on, 10 higher and 1.5 a day steeper (slope change 1/day).
+    # The weekly series (weeks from the date) takes wau on each week's last day, t = 7 w + 6:
+    # y = 103 + 3.5 w + (w >= 0) (16 + 7 w): a jump of 10 + 6 = 16 at week 0 and a slope change of 7 a week
     start = dt.date(2026, 6, 1)
-    days = [start + dt.timedelta(days=i) for i in range(-30, 30)]
-    t = np.arange(-30, 30)
-    y = 100 + 0.5 * t + np.where(t >= 0, 10 + 1.0 * t, 0) + np.where(t % 2 == 0, 0.3, -0.3)  # tiny noise
+    days = [start + dt.timedelta(days=i) for i in range(-56, 56)]
+    t = np.arange(-56, 56)
+    y = 100 + 0.5 * t + np.where(t >= 0, 10 + 1.0 * t, 0) + np.where((t // 7) % 2 == 0, 0.3, -0.3)  # tiny noise
     daily = pd.DataFrame({"activity_date": days, "wau": y})
-    out = impact.interrupted_series(daily, [("launch", start, "wau")], window_days=30)
+    out = impact.interrupted_series(daily, [("launch", start, "wau")], window_days=56)
     _cover("mart_impact_its", out)
     r = out.iloc[0]
     assert (r.intervention, r.intervention_date, r.metric, r.n, r.n_before, r.n_after) == ("launch", start, "wau",
-                                                                                           60, 30, 30)
-    assert r.level_change == pytest.approx(10, abs=0.5) and r.level_ci_low < 10 < r.level_ci_high
+                                                                                           16, 8, 8)
+    assert r.level_change == pytest.approx(16, abs=0.5) and r.level_ci_low < 16 < r.level_ci_high
     assert r.slope_change_per_week == pytest.approx(7, abs=0.2)
     assert r.slope_ci_low < 7 < r.slope_ci_high and not r.suppressed
 
