@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
@@ -34,6 +35,8 @@ T = TypeVar("T")
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 LAYERS = ("staging", "intermediate", "marts")
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+#: event ids of the synthetic activities aggregate usage reports were turned into before the usage table
+LEGACY_AGGREGATE_PREFIX = "agg:"
 
 
 class AuditError(RuntimeError):
@@ -137,6 +140,13 @@ LAKE_DDL: dict[str, str] = {
     "lake_people_history": """
         person_key varchar not null, department varchar, location varchar, level varchar,
         is_leader boolean not null, listed boolean not null, valid_from date not null, valid_to date not null""",
+    # aggregate usage counts per person, product and day (pipelines.model.USAGE: aggregate-only sources,
+    # the Microsoft 365 usage reports), never mixed with the per-event lake_activities
+    "lake_usage_daily": """
+        source varchar not null, usage_date date not null, person_key varchar not null, product varchar not null,
+        channel_messages bigint, posts bigint, replies bigint, chat_messages bigint, urgent_messages bigint,
+        meetings bigint, calls bigint, reactions bigint, reads bigint, reads_are_actions boolean not null,
+        refresh_date date""",
     "lake_containers": """
         source varchar not null, container_id varchar not null, kind varchar not null,
         visibility varchar not null, member_count integer, owner_department varchar,
@@ -199,6 +209,8 @@ def replace_activity_days(conn: Connection, sources: Sequence[str], days: Sequen
         return 0
     from pipelines.model import ACTIVITIES
 
+    # synthetic activities an aggregate usage report made before the usage table (event ids 'agg:...')
+    # are never loaded: a lake still holding them is migrated by its source (usage_reports.migrate_lake)
     if dialect(conn) == "duckdb":
         cols = ", ".join(ACTIVITIES.names)
         raw: Any = conn.connection.driver_connection
@@ -206,15 +218,31 @@ def replace_activity_days(conn: Connection, sources: Sequence[str], days: Sequen
         raw.execute(
             f"insert into lake_activities ({cols}, activity_date) "
             f"select {cols}, cast(regexp_extract(filename, 'date=([0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}})', 1) as date) "
-            f"from read_parquet(?, filename = true)", [[str(f) for f in files]])
+            f"from read_parquet(?, filename = true) where not starts_with(event_id, ?)",
+            [[str(f) for f in files], LEGACY_AGGREGATE_PREFIX])
         return raw.execute("select count(*) from lake_activities").fetchone()[0] - before
     n = 0
     for f in files:
         t = pq.read_table(f)
+        t = t.filter(pc.invert(pc.starts_with(t.column("event_id"), LEGACY_AGGREGATE_PREFIX)))
         day = dt.date.fromisoformat(Path(f).parent.name.removeprefix("date="))
         n += insert_arrow(conn, "lake_activities", t.append_column(
             "activity_date", pa.array([day] * t.num_rows, pa.date32())))
     return n
+
+
+def replace_usage_days(conn: Connection, sources: Sequence[str], days: Sequence[dt.date],
+                       files: Sequence[Path]) -> int:
+    """Idempotent load of the canonical usage partitions (`.../usage/source=<s>/date=D/part-0.parquet`)
+    into lake_usage_daily: the given days of the given sources are deleted, then the files inserted (a
+    usage day is one row per person and product: small)."""
+    if days:
+        conn.execute(sa.text("delete from lake_usage_daily where usage_date between :s and :e "
+                             "and source in :src").bindparams(sa.bindparam("src", expanding=True)),
+                     {"s": min(days), "e": max(days), "src": list(sources)})
+    from pipelines.model import USAGE
+
+    return sum(insert_arrow(conn, "lake_usage_daily", pq.read_table(f).select(USAGE.names)) for f in files)
 
 
 #: the PostgreSQL advisory lock key of the publication (any constant; "esn-publish" as a number)
