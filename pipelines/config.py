@@ -158,6 +158,12 @@ class QualityConfig(_Strict):
     volume_drift: Literal["blocking", "warning"] = Field(
         "blocking", description="a day far below its usual volume rejects the batch (blocking) or is only "
                                 "reported (warning); a surge is always only reported")
+    completeness_warn_below: float = Field(
+        0.98, ge=0.0, le=1.0,
+        description="warn when a run received less than this share of the replies its source announced "
+                    "(Slack reply_count, Graph replies@odata.count, Viva Engage thread stats, Chatter "
+                    "CommentCount; pipelines/completeness.py): logged, in the run report, and a failed "
+                    "warning record replies_complete in dq_validation_results; never blocks a batch")
 
 
 Inclusion = Literal["include", "exclude"]
