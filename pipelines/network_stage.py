@@ -126,6 +126,10 @@ def run_network(settings: Settings, end: dt.date, *, engine: sa.Engine | None = 
             key = [k for k in KEYS[name] if k in df.columns]
             rows[name] = warehouse.publish_frame(conn, name, df, key=key if name != "mart_network_influence_tiers"
                                                  else [], partition_by="window_end", start=end, end=end)
+        # the impact correlations read the month's influence: published again with this run's month snapshot
+        from pipelines.metrics import impact_after_network
+
+        rows.update(impact_after_network(conn, settings, end, windows=info))
     return {"end": end.isoformat(), "rows": rows, "windows": info, "seconds": round(time.perf_counter() - t0, 2)}
 
 

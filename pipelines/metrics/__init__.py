@@ -4,8 +4,15 @@ correlations, interrupted time series and the ESN health scorecard.
 `compute_python_metrics(conn, settings, interval)` reads the published marts and internal fct_ tables of the
 warehouse, loads the organisation's outcome files, and publishes mart_impact_engaged_vs_not,
 mart_impact_correlation, mart_impact_its and mart_esn_scorecard with `warehouse.publish_frame`, inside the
-caller's transaction (jobs.publish's after_models hook). It must never commit, read the wall clock, or keep
-a clear identifier: outcome emails are pseudonymised with the same keyed hash as the sources.
+caller's transaction (jobs.publish, and again after complementary suppression). It must never commit, read
+the wall clock, or keep a clear identifier: outcome emails are pseudonymised with the same keyed hash as the
+sources.
+
+The influence measure of a person-month is the person's pagerank in the network snapshot of that calendar
+month (fct_person_network, window_name 'month'), which the network stage computes after the publication:
+`impact_after_network` is its hook (`network_stage.run_network`, same transaction as the network tables)
+and publishes mart_impact_correlation again with the snapshot the run just wrote. Months without a
+snapshot (the current month until its last day has been through the network stage) have no influence.
 """
 
 from __future__ import annotations
@@ -19,10 +26,10 @@ import sqlalchemy as sa
 from pipelines import warehouse
 from pipelines.metrics import impact, scorecard
 from pipelines.metrics.config import ImpactConfig, load_impact_config
-from pipelines.metrics.outcomes import ingest_outcomes, load_outcomes
+from pipelines.metrics.outcomes import ingest_outcomes, lake_outcome_files, load_outcomes
 from pipelines.privacy import Pseudonymiser, check_key, resolve_key
 
-__all__ = ["compute_python_metrics", "PYTHON_TABLES"]
+__all__ = ["compute_python_metrics", "impact_after_network", "PYTHON_TABLES"]
 
 PYTHON_TABLES = ("mart_impact_engaged_vs_not", "mart_impact_correlation", "mart_impact_its", "mart_esn_scorecard")
 
@@ -32,17 +39,35 @@ def _demo_only(settings: Any) -> bool:
     return bool(enabled) and all(s.kind == "demo" for s in enabled)
 
 
+def _demo(settings: Any, cfg: ImpactConfig) -> Any:
+    """The demo source's options when the demo's own outcomes and intervention are used (no outcome file
+    configured, and every enabled source is the demo unless `generate_demo_outcomes` says otherwise)."""
+    generate = cfg.generate_demo_outcomes if cfg.generate_demo_outcomes is not None else _demo_only(settings)
+    source = next((s for s in settings.sources if s.kind == "demo"), None)
+    if cfg.outcome_files or not generate or source is None:
+        return None
+    from pipelines.sources.demo import DemoOptions
+
+    return DemoOptions.model_validate(source.options)
+
+
+def _interventions(settings: Any, cfg: ImpactConfig) -> list[tuple[str, dt.date, str]]:
+    """The configured interventions; none configured, the demo organisation's (and only the demo's)."""
+    chosen = list(cfg.interventions)
+    demo = _demo(settings, cfg) if not chosen else None
+    if demo is not None:
+        from pipelines.metrics.demo_outcomes import demo_interventions
+
+        chosen = demo_interventions(demo.start, demo.days)
+    return [(i.name, i.date, i.metric) for i in chosen]
+
+
 def _outcomes(settings: Any, cfg: ImpactConfig, key: str | None) -> pd.DataFrame:
     """The outcome rows: the configured drops pseudonymised into the lake (`outcomes.ingest_outcomes`),
     else the lake's pseudonymised outcome files (the demo's generated when there are none)."""
     from pipelines.rotation import OUTCOMES_VAULT, record_identities
 
-    demo = None
-    generate = cfg.generate_demo_outcomes if cfg.generate_demo_outcomes is not None else _demo_only(settings)
-    if not cfg.outcome_files and generate:
-        from pipelines.sources.demo import DemoOptions
-
-        demo = DemoOptions.model_validate(next(s for s in settings.sources if s.kind == "demo").options)
+    demo = _demo(settings, cfg)
     secret = resolve_key(key, env_var=settings.privacy.pseudonym_key_env, allow_demo=_demo_only(settings))
     # the lake's key only (a publication during a key rotation, or with a stale key, would split people)
     check_key(settings.lake_dir, secret, source_kind="outcomes", allow_demo=True, record=False,
@@ -54,6 +79,9 @@ def _outcomes(settings: Any, cfg: ImpactConfig, key: str | None) -> pd.DataFrame
 
 
 def _person_months(conn: sa.Connection, end: dt.date) -> pd.DataFrame:
+    """Person-months with activity or a usage segment up to `end`: actions, active days, the usage segment
+    at the month's end, the department as of the month (`_departments`) and, when the network stage has
+    run, the month's influence (`_influence`)."""
     sql = """
         with monthly as (
             select person_key, cast(date_trunc('month', activity_date) as date) as period,
@@ -69,17 +97,64 @@ def _person_months(conn: sa.Connection, end: dt.date) -> pd.DataFrame:
         )
         select coalesce(m.person_key, u.person_key) as person_key, coalesce(m.period, u.period) as period,
                coalesce(m.actions, 0) as actions, coalesce(m.active_days, 0) as active_days,
-               u.usage_segment, p.department
+               u.usage_segment
         from monthly m
         full outer join (select * from month_end where rn = 1) u
           on u.person_key = m.person_key and u.period = m.period
-        left join stg_people p on p.person_key = coalesce(m.person_key, u.person_key)
     """
     df = warehouse.read_frame(conn, sql, {"end": end})
     df["period"] = pd.to_datetime(df["period"]).dt.date
     for c in ("actions", "active_days"):
         df[c] = df[c].astype(float)
+    df = df.merge(_departments(conn, df[["person_key", "period"]], end), on=["person_key", "period"], how="left")
+    influence = _influence(conn)
+    if influence is not None:
+        df = df.merge(influence, on=["person_key", "period"], how="left")
     return df
+
+
+#: the segment cell where int_segment_membership counts people without a department: not a department
+NO_DEPARTMENT = "unknown"
+
+
+def _departments(conn: sa.Connection, pairs: pd.DataFrame, end: dt.date) -> pd.DataFrame:
+    """The department of each (person_key, period) as of the month: the point-in-time segment membership
+    (int_segment_membership) on the month's last day, or on `end` for the month `end` falls in. NULL for
+    people without a department (the membership's cell 'unknown', or no membership at all): they count in
+    the organisation's figures only, never as a department."""
+    pairs = pairs[["person_key", "period"]].drop_duplicates()
+    out = pairs.assign(department=pd.Series([None] * len(pairs), index=pairs.index, dtype=object))
+    if pairs.empty or not warehouse.table_exists(conn, "int_segment_membership"):
+        return out
+    members = warehouse.read_frame(conn, "select person_key, segment_value as department, valid_from, valid_to "
+                                         "from int_segment_membership where segment_type = 'department'")
+    if members.empty:
+        return out
+    as_of = pd.to_datetime(pd.Series(pairs["period"].to_numpy())) + pd.offsets.MonthEnd(0)
+    pairs = pairs.assign(_as_of=as_of.clip(upper=pd.Timestamp(end)).to_numpy())
+    members["valid_from"] = pd.to_datetime(members["valid_from"])
+    members["valid_to"] = pd.to_datetime(members["valid_to"])
+    m = pairs.merge(members, on="person_key", how="inner")
+    m = m[(m["valid_from"] <= m["_as_of"]) & (m["_as_of"] <= m["valid_to"])]
+    m = m[m["department"].notna() & (m["department"] != NO_DEPARTMENT)]
+    m = m.sort_values(["person_key", "period", "valid_from"]).drop_duplicates(["person_key", "period"], keep="last")
+    return pairs.drop(columns="_as_of").merge(m[["person_key", "period", "department"]],
+                                              on=["person_key", "period"], how="left")
+
+
+def _influence(conn: sa.Connection) -> pd.DataFrame | None:
+    """Person-month influence: pagerank in the network snapshot of the calendar month (fct_person_network,
+    window_name 'month', window_start = the month's first day), the person-month figure beside the month's
+    actions and active days. None before the network stage has ever run."""
+    if not warehouse.table_exists(conn, "fct_person_network"):
+        return None
+    if not {"person_key", "pagerank", "window_name", "window_start"} <= set(warehouse.columns(conn, "fct_person_network")):
+        return None
+    df = warehouse.read_frame(conn, "select person_key, window_start as period, pagerank as influence "
+                                    "from fct_person_network where window_name = 'month'")
+    df["period"] = pd.to_datetime(df["period"]).dt.date
+    df["influence"] = df["influence"].astype(float)
+    return df.drop_duplicates(["person_key", "period"])
 
 
 def _dept_months(conn: sa.Connection, end: dt.date, min_group_size: int) -> pd.DataFrame:
@@ -138,41 +213,69 @@ def _scorecard_inputs(conn: sa.Connection, end: dt.date) -> dict[str, object]:
     return inputs
 
 
+def _publish_impact(conn: sa.Connection, settings: Any, end: dt.date, cfg: ImpactConfig,
+                    outcomes: pd.DataFrame, tables: tuple[str, ...] = PYTHON_TABLES[:3]) -> dict[str, int]:
+    """Compute and publish the impact tables named in `tables` for the person-months up to `end`."""
+    k = settings.privacy.min_group_size
+    pm = _person_months(conn, end)
+    measures = ["actions", "active_days"] + (["influence"] if "influence" in pm.columns else [])
+    written: dict[str, int] = {}
+    if "mart_impact_engaged_vs_not" in tables:
+        person = outcomes[outcomes["level"] == "person"]
+        departments = _departments(conn, person[["person_key", "period"]], end)
+        ev = impact.engaged_vs_not(pm, outcomes, min_group_size=k, engaged_segments=cfg.engaged_segments,
+                                   samples=cfg.bootstrap_samples, seed=cfg.seed, departments=departments)
+        written["mart_impact_engaged_vs_not"] = warehouse.publish_frame(
+            conn, "mart_impact_engaged_vs_not", ev, key=["outcome", "segment_type", "segment_value"])
+    if "mart_impact_correlation" in tables:
+        corr = impact.correlations(pm, _dept_months(conn, end, k), outcomes, min_group_size=k, measures=measures)
+        written["mart_impact_correlation"] = warehouse.publish_frame(
+            conn, "mart_impact_correlation", corr, key=["outcome", "level", "engagement_measure", "lag_months"])
+    if "mart_impact_its" in tables:
+        daily = warehouse.read_frame(conn, "select * from mart_engagement_daily where segment_type = 'org' "
+                                     "and activity_date <= :d", {"d": end})
+        daily["activity_date"] = pd.to_datetime(daily["activity_date"]).dt.date
+        its = impact.interrupted_series(daily, _interventions(settings, cfg), window_days=cfg.its_window_days)
+        written["mart_impact_its"] = warehouse.publish_frame(conn, "mart_impact_its", its,
+                                                             key=["intervention", "metric"])
+    return written
+
+
 def compute_python_metrics(conn: sa.Connection, settings: Any, interval: Any, *, key: str | None = None,
                            config: ImpactConfig | None = None) -> dict[str, int]:
-    """Compute and publish the impact tables; returns rows written per table."""
+    """Compute and publish the impact tables and the scorecard; returns rows written per table."""
     cfg = config or load_impact_config()
-    k = settings.privacy.min_group_size
     end = interval.end
-    outcomes = _outcomes(settings, cfg, key)
-    pm = _person_months(conn, end)
-    measures = ["actions", "active_days"]
-    if warehouse.table_exists(conn, "fct_person_network"):
-        cols = set(warehouse.columns(conn, "fct_person_network"))
-        if {"person_key", "pagerank"} <= cols:
-            pr = warehouse.read_frame(conn, "select person_key, max(pagerank) as influence "
-                                      "from fct_person_network group by person_key")
-            pm = pm.merge(pr, on="person_key", how="left")
-            measures.append("influence")
-    written: dict[str, int] = {}
-    ev = impact.engaged_vs_not(pm, outcomes, min_group_size=k, engaged_segments=cfg.engaged_segments,
-                               samples=cfg.bootstrap_samples, seed=cfg.seed)
-    written["mart_impact_engaged_vs_not"] = warehouse.publish_frame(
-        conn, "mart_impact_engaged_vs_not", ev, key=["outcome", "segment_type", "segment_value"])
-    corr = impact.correlations(pm, _dept_months(conn, end, k), outcomes, min_group_size=k, measures=measures)
-    written["mart_impact_correlation"] = warehouse.publish_frame(
-        conn, "mart_impact_correlation", corr, key=["outcome", "level", "engagement_measure", "lag_months"])
-    daily = warehouse.read_frame(conn, "select * from mart_engagement_daily where segment_type = 'org' "
-                                 "and activity_date <= :d", {"d": end})
-    daily["activity_date"] = pd.to_datetime(daily["activity_date"]).dt.date
-    its = impact.interrupted_series(daily, [(i.name, i.date, i.metric) for i in cfg.interventions],
-                                    window_days=cfg.its_window_days)
-    written["mart_impact_its"] = warehouse.publish_frame(conn, "mart_impact_its", its,
-                                                         key=["intervention", "metric"])
-    card = scorecard.scorecard(end, _scorecard_inputs(conn, end), cfg.targets, min_group_size=k,
+    written = _publish_impact(conn, settings, end, cfg, _outcomes(settings, cfg, key))
+    card = scorecard.scorecard(end, _scorecard_inputs(conn, end), cfg.targets,
+                               min_group_size=settings.privacy.min_group_size,
                                samples=cfg.bootstrap_samples, seed=cfg.seed)
     # a snapshot of the run's last day (not one row set per run): a batch run and the same days run one by
     # one publish the same table; the history of every input is kept in the marts it reads
     written["mart_esn_scorecard"] = warehouse.publish_frame(conn, "mart_esn_scorecard", card,
                                                             key=["as_of_date", "metric"])
     return written
+
+
+def impact_after_network(conn: sa.Connection, settings: Any, end: dt.date, *, windows: Any = (),
+                         config: ImpactConfig | None = None) -> dict[str, int]:
+    """The network stage's hook, inside its transaction once the network tables of `end` are published:
+    when the run wrote a month snapshot (`windows` names the windows computed), mart_impact_correlation is
+    published again so that the influence of that month is the snapshot of this run (the publication
+    before it could only read the snapshots of earlier runs). The other impact tables and the scorecard
+    do not read the network and stay as the publication left them.
+
+    It recomputes at the horizon of the last publication (the scorecard's as_of_date, else `end`), from
+    the outcome files that publication ingested (pseudonymised in the lake: no key is needed, the
+    esn_network DAG has none). The correlations are organisation-wide (no complementary family), computed
+    from the published, already suppressed marts, as in the publication."""
+    if "month" not in windows or not warehouse.table_exists(conn, "mart_engagement_daily"):
+        return {}
+    cfg = config or load_impact_config()
+    horizon = end
+    if warehouse.table_exists(conn, "mart_esn_scorecard"):
+        last = conn.execute(sa.text("select max(as_of_date) from mart_esn_scorecard")).scalar()
+        if last is not None:
+            horizon = pd.Timestamp(last).date()
+    outcomes = load_outcomes(lake_outcome_files(settings, list(cfg.outcome_files)), None)
+    return _publish_impact(conn, settings, horizon, cfg, outcomes, tables=("mart_impact_correlation",))

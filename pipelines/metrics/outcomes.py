@@ -56,12 +56,13 @@ def _month(text: str) -> dt.date | None:
     return None
 
 
-def load_outcome_file(path: str | Path, pseudonymiser: Pseudonymiser) -> pd.DataFrame:
-    """One file as rows of OUTPUT_COLUMNS (level is 'person' or 'department')."""
+def load_outcome_file(path: str | Path, pseudonymiser: Pseudonymiser | None) -> pd.DataFrame:
+    """One file as rows of OUTPUT_COLUMNS (level is 'person' or 'department'). Without a pseudonymiser
+    only pseudonymised files (the lake's) are read: a file with emails is an error."""
     return _parse(Path(path), pseudonymiser)[1]
 
 
-def _parse(path: Path, pseudonymiser: Pseudonymiser) -> tuple[str, pd.DataFrame]:
+def _parse(path: Path, pseudonymiser: Pseudonymiser | None) -> tuple[str, pd.DataFrame]:
     """(unit column, rows of OUTPUT_COLUMNS) of one file."""
     df = _read(path)
     df.columns = [c.strip().lower() for c in df.columns]
@@ -74,6 +75,9 @@ def _parse(path: Path, pseudonymiser: Pseudonymiser) -> tuple[str, pd.DataFrame]
         if col not in df.columns:
             raise OutcomeFileError(f"{path}: line 1: required column {col!r} is missing (have {list(df.columns)})")
     unit = units[0]
+    if unit == "email" and pseudonymiser is None:
+        raise OutcomeFileError(f"{path}: line 1: holds emails; only the lake's pseudonymised outcome files are "
+                               "read without the pseudonymisation key")
     rows = []
     for i, rec in enumerate(df.to_dict("records")):
         line = i + 2
@@ -100,7 +104,7 @@ def _parse(path: Path, pseudonymiser: Pseudonymiser) -> tuple[str, pd.DataFrame]
         if unit == "department":
             rows.append(("department", None, ident, period, name, value))
         else:
-            key = pseudonymiser.email(ident) if unit == "email" else ident
+            key = pseudonymiser.email(ident) if unit == "email" and pseudonymiser is not None else ident
             rows.append(("person", key, None, period, name, value))  # type: ignore[arg-type]
     out = pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
     dup = out.duplicated(["level", "person_key", "department", "period", "outcome"], keep=False)
@@ -110,7 +114,7 @@ def _parse(path: Path, pseudonymiser: Pseudonymiser) -> tuple[str, pd.DataFrame]
     return unit, out
 
 
-def load_outcomes(paths: list[Path], pseudonymiser: Pseudonymiser) -> pd.DataFrame:
+def load_outcomes(paths: list[Path], pseudonymiser: Pseudonymiser | None) -> pd.DataFrame:
     """All files concatenated; an empty frame with the output columns when there are none."""
     frames = [load_outcome_file(p, pseudonymiser) for p in paths]
     if not frames:
@@ -186,6 +190,21 @@ def migrate_clear_files(out_dir: Path, pseudonymiser: Pseudonymiser, exclude: It
                 path.unlink()
             written.append(target)
     return written
+
+
+def lake_outcome_files(settings: Any, files: list[Path]) -> list[Path]:
+    """The pseudonymised files of the lake that `ingest_outcomes` returned for the same configuration,
+    without ingesting anything (no key needed: the network stage recomputes the impact tables from them):
+    each configured drop's copy in `<lake>/outcomes/` (the file itself when it lies in the lake), else every
+    file of `<lake>/outcomes/`. Files not ingested yet are not there."""
+    out_dir = lake_outcomes_dir(settings.lake_dir)
+    if not files:
+        return [p for p in outcome_files(out_dir) if not _holds_identifiers(p)]
+    lake_root = Path(settings.lake_dir).resolve()
+    paths: dict[str, Path] = {}
+    for f in map(Path, files):
+        paths[f.stem] = f if f.resolve().is_relative_to(lake_root) else out_dir / f"{f.stem}.parquet"
+    return [p for p in paths.values() if p.exists()]
 
 
 def ingest_outcomes(settings: Any, files: list[Path], pseudonymiser: Pseudonymiser,
