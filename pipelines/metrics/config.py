@@ -44,8 +44,11 @@ class ImpactConfig(BaseModel):
     engaged_segments: list[str] = Field(default_factory=lambda: ["power", "habitual"])
     bootstrap_samples: int = Field(1000, ge=100)
     seed: int = 0
-    its_window_days: int = Field(56, ge=14, description="days before and after an intervention")
-    interventions: list[Intervention] = Field(default_factory=list)
+    its_window_days: int = Field(56, ge=28, description="days before and after an intervention; the series is "
+                                 "weekly, so its_window_days // 7 weeks on each side (at least 4 for a result)")
+    interventions: list[Intervention] = Field(
+        default_factory=list, description="the organisation's dated interventions; none by default (the demo "
+        "organisation's own come with its generated outcomes when none is configured)")
     targets: dict[str, Target] = Field(default_factory=dict)
 
 

@@ -1,4 +1,6 @@
-"""Plausible business outcomes for the demo organisation, so the impact tables are not empty in the demo.
+"""Plausible business outcomes for the demo organisation, so the impact tables are not empty in the demo,
+and its dated intervention (a campaign for the interrupted time series): the demo's only, never in the
+production defaults, so that no organisation's tables show a fictitious campaign.
 
 Monthly sales attainment for Sales people, weakly and positively associated with each person's latent
 activity rate in the demo generator (plus a lot of noise), and a department-level monthly case resolution
@@ -16,9 +18,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipelines.metrics.config import Intervention
 from pipelines.metrics.outcomes import OUTPUT_COLUMNS, write_pseudonymised
 from pipelines.privacy import Pseudonymiser
 from pipelines.sources.demo_org import build_org
+
+
+def demo_interventions(start: dt.date, days: int) -> list[Intervention]:
+    """The demo's dated intervention: a 'summer-campaign' on the first of the month a third into the demo's
+    period (2026-07-01 for the CLI's default demo), tested on the weekly active users."""
+    date = (start + dt.timedelta(days=days // 3)).replace(day=1)
+    return [Intervention(name="summer-campaign", date=date, metric="wau")]
 
 
 def demo_outcomes(people: int, days: int, start: dt.date, seed: int) -> pd.DataFrame:
