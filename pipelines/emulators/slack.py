@@ -8,7 +8,12 @@ of docs.slack.dev and the fixtures of `API_FORMATS.md` section 1: `ok` envelope,
 `period_s` seconds instead of a minute so tests run fast) answer 429 with `Retry-After` (alternating
 header case). A fault rate injects 429s, 500/503s, timeouts (no answer), truncated bodies and
 `ok:false` transient codes, before any state change. The data clock (`set_clock`, `advance_to`) decides
-which messages, replies, reactions, edits and deletions exist. Never bind to anything but 127.0.0.1.
+which messages, replies, reactions, edits and deletions exist; `add_reply` posts a reply to an existing
+thread at a given time (a late reply). `withhold_replies` (a share, 0 by default) makes
+`conversations.replies` leave out that share of every thread's replies, chosen by their ts (the same ones
+on every call), while the parent's `reply_count` still counts them: what a workspace shows when replies
+are hidden from the app (limited-access channels, replies from a disconnected Slack Connect org), which
+the connector's completeness tally must catch. Never bind to anything but 127.0.0.1.
 
 Use: `with SlackEmulator(org, token="xoxb-test") as emu: ... emu.url` or `url, stop = serve(org)`.
 """
@@ -22,6 +27,7 @@ import json
 import random
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,7 +46,7 @@ from pipelines.emulators.base import (
     pop_faults,
     utc_midnight,
 )
-from pipelines.emulators.slack_workspace import Channel, Workspace, build_workspace, micros
+from pipelines.emulators.slack_workspace import Channel, Message, Workspace, build_workspace, micros
 from pipelines.sources.demo_org import DemoOrg
 
 DEFAULT_SCOPES = frozenset({"channels:read", "groups:read", "channels:history", "groups:history", "users:read",
@@ -92,8 +98,11 @@ class SlackEmulator(LoopbackServer):
     def __init__(self, org: DemoOrg, *, token: str = "xoxb-emulator", scopes: frozenset[str] = DEFAULT_SCOPES,
                  per_minute: dict[str, float] | None = None, period_s: float = 60.0, faults: Faults | None = None,
                  enforce_limits: bool = True, workspace: Workspace | None = None, port: int = 0,
-                 monotonic: Callable[[], float] = time.monotonic):
+                 monotonic: Callable[[], float] = time.monotonic, withhold_replies: float = 0.0):
+        if not 0.0 <= withhold_replies <= 1.0:
+            raise ValueError(f"withhold_replies is a share (got {withhold_replies})")
         self.ws = workspace or build_workspace(org)
+        self.withhold_replies = withhold_replies
         self.token = token
         self.scopes = scopes
         limits = {m: TIER_PER_MINUTE[t] for m, t in METHOD_TIER.items()}
@@ -119,6 +128,23 @@ class SlackEmulator(LoopbackServer):
     def advance_to(self, day: dt.date) -> None:
         """Everything that happened up to the end of `day` (UTC) exists; nothing later does."""
         self.set_clock(float(_day_end(day)))
+
+    def add_reply(self, channel: str, parent_ts: str, at: float, user: str) -> str:
+        """Post a reply by `user` to the thread of `parent_ts` at epoch `at` (visible once the clock
+        reaches it); returns its ts."""
+        with self._lock:
+            root = self.ws.by_ts[(channel, parent_ts)]
+            ts = f"{int(at)}.{len(self.ws.by_ts) % 1_000_000:06d}"
+            m = Message(channel, ts, user, "a late answer", thread_ts=root.ts, parent_user=root.user)
+            root.thread_ts = root.ts
+            root.replies.append(m)
+            root.replies.sort(key=lambda x: micros(x.ts))
+            self.ws.by_ts[(channel, ts)] = m
+            return ts
+
+    def withheld(self, ts: str) -> bool:
+        """Whether `conversations.replies` leaves this reply out (`withhold_replies`)."""
+        return bool(self.withhold_replies) and zlib.crc32(ts.encode()) % 10_000 < self.withhold_replies * 10_000
 
     def reset_stats(self) -> None:
         with self._lock:
@@ -283,7 +309,8 @@ def _conversations_replies(emu: SlackEmulator, params: dict[str, str], now: floa
     rendered = parent.render(now)
     if rendered is None:
         raise _SlackError("thread_not_found")
-    replies = [r for r in (x.render(now) for x in parent.visible_replies(now)) if r is not None]
+    replies = [r for r in (x.render(now) for x in parent.visible_replies(now) if not emu.withheld(x.ts))
+               if r is not None]
     chunk, nxt = _page(replies, params, 1000, 1000)
     return {"ok": True, "messages": [rendered, *chunk], "has_more": nxt is not None,
             "response_metadata": {"next_cursor": _cursor(nxt) if nxt is not None else ""}}

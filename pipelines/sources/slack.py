@@ -11,15 +11,21 @@ Streams landed under raw/source=<name>/:
                     have no department (only a free-text title, which is not kept).
 
 Incremental logic. A run for [start, end] reads `conversations.history` once per channel over
-[sweep_start, end], where sweep_start goes back `late_reply_horizon_days` before `end` (never before the
-first day ever extracted). Threads whose parent is in [start, end] are fetched with
-`conversations.replies`; older threads within the horizon only when their `reply_count`/`latest_reply`
-differ from `etl_source_state` (late replies), so a daily run costs one history sweep per channel plus
-exactly the changed threads. Day partitions are merged: top-level rows of swept channels and reply rows
-of re-fetched threads are replaced, everything else is kept; a partition is rewritten only if it
-changed, and the days rewritten are reported so that they can be re-canonicalised. State is committed
-after the partitions are fsynced. Limits: edits and reactions on replies of a thread that got no new
-reply, and replies arriving after the horizon, are not seen until a backfill of those days.
+[sweep_start, end], where sweep_start is set by the revisit schedule (option `revisit`, tiers of
+`pipelines.connectors.revisit`: by default the last 7 days every run, the last 91 days once a week, the
+last year every four weeks; never before the first day ever extracted). Threads whose parent is in
+[start, end] are fetched with `conversations.replies`; older threads of the sweep only when their
+`reply_count`/`latest_reply` differ from `etl_source_state` (late replies), so a daily run costs one
+history sweep per channel plus exactly the changed threads, and a revisit run a longer sweep. Thread
+state is kept as long as a tier may revisit the thread. Day partitions are merged: top-level rows of
+swept channels and reply rows of re-fetched threads are replaced, everything else is kept; a partition
+is rewritten only if it changed, and the days rewritten are reported so that they can be
+re-canonicalised. State is committed after the partitions are fsynced. Completeness: each fetched
+thread's replies are tallied against its `reply_count` (`pipelines.completeness`, report entry
+`completeness`, with the tiers revisited). Limits: edits and reactions on replies of a thread that got
+no new reply are not seen until a backfill of those days; a late reply is seen on the first revisit of
+its thread's tier (a reply 40 days after its thread: the next weekly revisit), never when it comes after
+the oldest tier.
 
 This module must never write, log or return message text, user ids or emails: rows are minimised
 and pseudonymised in memory before `lake.write_partition` is called.
@@ -35,13 +41,14 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pipelines import lake
+from pipelines import completeness, lake
 from pipelines.canonical import platform_people, raw_activities_to_canonical
 from pipelines.connectors.budget import Budget
 from pipelines.connectors.errors import ApiError, AuthError
 from pipelines.connectors.http import RetryPolicy
+from pipelines.connectors.revisit import Plan, RevisitTier, check_tiers, plan, resolve
 from pipelines.connectors.slack_api import DEFAULT_BASE_URL, SlackApi, method_limits
 from pipelines.connectors.slack_messages import (
     MESSAGES_SCHEMA,
@@ -75,7 +82,11 @@ class SlackOptions(BaseModel):
     strict_requests_per_minute: float = Field(1.0, gt=0)
     rate_limits_per_minute: dict[str, float] = Field(default_factory=dict, description="per-method overrides")
     rate_period_s: float = Field(60.0, gt=0, description="length of Slack's 'minute'; tests shrink it")
-    late_reply_horizon_days: int = Field(7, ge=0, le=90)
+    revisit: list[RevisitTier] | None = Field(None, description="late-reply revisit tiers "
+                                              "(pipelines.connectors.revisit); default daily 7 d, weekly 91 d, "
+                                              "every 28 days 365 d")
+    late_reply_horizon_days: int | None = Field(None, ge=0, le=90, description="deprecated: a single daily "
+                                                "tier of this many days, nothing older revisited")
     fetch_members: bool = True
     max_attempts: int = Field(6, ge=1)
     backoff_base_s: float = Field(1.0, ge=0)
@@ -89,9 +100,23 @@ class SlackOptions(BaseModel):
             raise ValueError(f"rate limits must be positive: {bad}")
         return value
 
+    @field_validator("revisit")
+    @classmethod
+    def _tiers(cls, value: list[RevisitTier] | None) -> list[RevisitTier] | None:
+        return check_tiers(value) if value is not None else None
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> SlackOptions:
+        resolve(self.revisit, self.late_reply_horizon_days, "late_reply_horizon_days")
+        return self
+
     @property
     def history_limit(self) -> int:
         return self.strict_page_size if self.strict else self.page_size
+
+    def revisit_plan(self, start: dt.date, end: dt.date, first_day: dt.date | None) -> Plan:
+        tiers, warning = resolve(self.revisit, self.late_reply_horizon_days, "late_reply_horizon_days")
+        return plan(tiers, start, end, first_day, warning)
 
 
 def options(ctx: SourceContext) -> SlackOptions:
@@ -213,6 +238,9 @@ class _Run:
         self.keys = UserKeys(ctx)
         self.n = Counters()
         self.state_changes: dict[tuple[str, str], Any] = {}
+        first = store.get(HISTORY, "first_day")
+        self.plan = opts.revisit_plan(start, end, dt.date.fromisoformat(first) if first else None)
+        self.tally = completeness.Tally("slack reply_count")
 
     # --- directory -------------------------------------------------------------------------------
     def users(self) -> pa.Table:
@@ -252,12 +280,8 @@ class _Run:
 
     # --- messages --------------------------------------------------------------------------------
     def sweep_start(self) -> dt.date:
-        first = self.store.get(HISTORY, "first_day")
-        if not first or self.opts.late_reply_horizon_days == 0:
-            return self.start
-        horizon_start = max(self.end - dt.timedelta(days=self.opts.late_reply_horizon_days),
-                            dt.date.fromisoformat(first))
-        return min(self.start, horizon_start)
+        """Where the history sweep starts: the oldest bound of the revisit tiers due on this run."""
+        return self.plan.sweep_start
 
     def history(self, channel: str, sweep_start: dt.date) -> list[dict[str, Any]]:
         params = {"channel": channel, "oldest": day_to_ts(sweep_start),
@@ -289,6 +313,8 @@ class _Run:
         self.n.replies_announced += parent["reply_count"] or 0
         self.n.replies_fetched += len(fetched)
         self.n.threads_fetched += 1
+        day = ts_day(parent["ts"])
+        self.tally.thread(day, self.plan.tier_of(day), parent["reply_count"] or 0, len(fetched))
         fill_parent_keys(fetched, {(channel, parent["ts"]): parent["actor_key"]})
         return [r for r in fetched if ts_to_micros(r["ts"]) < limit_us]
 
@@ -336,6 +362,7 @@ class _Run:
                 current = {"reply_count": parent["reply_count"], "latest_reply": parent["latest_reply"]}
                 if ts_day(parent["ts"]) < self.start and known.get(tkey) == current:
                     self.n.threads_unchanged += 1
+                    self.tally.checked(ts_day(parent["ts"]), self.plan.tier_of(ts_day(parent["ts"])))
                     continue
                 replies = self.replies(cid, parent)
                 refetched.add((cid, parent["ts"]))
@@ -368,7 +395,8 @@ class _Run:
             "threads_gone": n.threads_gone, "days_rewritten_before_start": [d.isoformat() for d in written
                                                                            if d < self.start],
             "http": self.api.http.stats.as_dict(), "rate": self.api.http.budget.usage(),
-            "warnings": self.api.warnings[:50],
+            "warnings": self.api.warnings[:50] + ([self.plan.warning] if self.plan.warning else []),
+            "completeness": completeness.report(self.tally, self.plan),
         }
         return report
 
@@ -421,10 +449,11 @@ class _Run:
         last = self.store.get(HISTORY, "last_day")
         if not last or self.end.isoformat() > last:
             self.state_changes[(HISTORY, "last_day")] = self.end.isoformat()
-        # threads older than the horizon will not be looked at again: forget them
-        oldest = self.end - dt.timedelta(days=self.opts.late_reply_horizon_days)
+        # threads older than the oldest revisit tier will not be looked at again: forget them
+        oldest = self.plan.oldest_kept()
         for tkey in known:
-            if ts_day(tkey.partition(":")[2]) < oldest and (THREADS, tkey) not in self.state_changes:
+            if oldest is not None and ts_day(tkey.partition(":")[2]) < oldest \
+                    and (THREADS, tkey) not in self.state_changes:
                 self.state_changes[(THREADS, tkey)] = None
         self.store.commit(self.state_changes, stamp=f"{self.start.isoformat()}..{self.end.isoformat()}")
 
