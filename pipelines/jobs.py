@@ -34,11 +34,12 @@ import sqlalchemy as sa
 
 from pipelines import canonical, crashpoints, lake, quality, runlock, sources, warehouse
 from pipelines.config import Settings
+from pipelines.model import USAGE, conform
 from pipelines.privacy import Pseudonymiser, read_opt_out_file, resolve_key
 
 log = logging.getLogger(__name__)
 
-STAGED_TABLES = ("activities", "people", "containers")
+STAGED_TABLES = ("activities", "people", "containers", "usage")
 RUN_LOG_DDL = ("run_id varchar, step varchar, source varchar, start_date date, end_date date, "
                "status varchar, detail varchar, seconds double precision")
 DQ_DDL = ("run_id varchar, suite varchar, batch varchar, rows_checked bigint, expectation varchar, "
@@ -104,6 +105,7 @@ def covered_interval(settings: Settings, source: str, interval: Interval) -> tup
     replies, edits, reactions on older days; the days a failed or killed run should have carried on).
     Returns it with the pending tokens it covers (consumed by `land`)."""
     _migrate_rewrite_markers(settings, source)
+    _migrate_source(settings, source)
     snap = lake.pending(settings.lake_dir, source, "raw").snapshot()
     end = interval.end.isoformat()
     start = min([interval.start] + [dt.date.fromisoformat(d) for d in snap if d <= end])
@@ -117,6 +119,19 @@ def _migrate_rewrite_markers(settings: Settings, source: str) -> None:
         days = [dt.date.fromisoformat(d) for d in json.loads(marker.read_text())]
         lake.pending(settings.lake_dir, source, "raw").add(days)
         marker.unlink()
+
+
+def _migrate_source(settings: Settings, source: str) -> None:
+    """A source module's own migration of what earlier versions landed (`migrate_lake(settings, source)`,
+    e.g. the usage reports' synthetic activities), which hands the days to rebuild to the journals."""
+    try:
+        cfg = settings.source(source)
+    except Exception:  # noqa: BLE001 - a source no longer configured has nothing to migrate
+        return
+    if cfg.kind in sources.REGISTRY:
+        hook = getattr(sources.load(cfg.kind), "migrate_lake", None)
+        if hook is not None:
+            hook(settings, source)
 
 
 def effective_interval(settings: Settings, source: str, interval: Interval) -> Interval:
@@ -239,6 +254,12 @@ def _stage_batch(settings: Settings, ctx: sources.SourceContext, module: Any, so
     if people is not None:
         pq.write_table(canonical.people_table(people), tmp / "people.parquet")
         summary["rows"]["people"] = len(people)
+    if frames["usage"]:  # aggregate-only sources (usage reports): counts per person and day, never activities
+        usage, dropped_usage = canonical.drop_opted_out(pd.concat(frames["usage"], ignore_index=True), opted_out,
+                                                        ("person_key",))
+        pq.write_table(conform(pa.Table.from_pandas(usage, preserve_index=False), USAGE), tmp / "usage.parquet")
+        summary["rows"]["usage"] = len(usage)
+        summary["opted_out_rows"] += dropped_usage
     if frames["containers"]:
         containers = frames["containers"][-1]
         pq.write_table(canonical.containers_table(containers), tmp / "containers.parquet")
@@ -564,6 +585,13 @@ def _land(settings: Settings, source_name: str, requested: Interval) -> dict[str
         part = acts.slice(lo, hi - lo)
         lake.write_partition(base, day, part)
         written += part.num_rows
+    usage_file = staged / "usage.parquet"
+    if usage_file.exists():  # one partition per day of usage_date, like the activities
+        usage = pq.read_table(usage_file)
+        usage_base = lake.canonical_dir(settings.lake_dir, "usage") / f"source={source_name}"
+        for day in landed:
+            lake.write_partition(usage_base, day, usage.filter(pc.equal(usage.column("usage_date"),
+                                                                        pa.scalar(day, pa.date32()))))
     for table in ("people", "containers"):
         f = staged / f"{table}.parquet"
         if f.exists() and interval.end in landed:
@@ -583,6 +611,7 @@ def _land(settings: Settings, source_name: str, requested: Interval) -> dict[str
 
 def model_params(settings: Settings, interval: Interval) -> dict[str, Any]:
     from pipelines.metrics.thresholds import load_thresholds
+    from pipelines.sources import usage_reports
 
     w = settings.interactions.weights
     return {**load_thresholds(overrides=settings.alert_thresholds),
@@ -590,7 +619,7 @@ def model_params(settings: Settings, interval: Interval) -> dict[str, Any]:
             "min_group_size": settings.privacy.min_group_size,
             "w_reply": w.get("reply", 1.0), "w_reaction": w.get("reaction", 0.5),
             "w_mention": w.get("mention", 1.0), "w_share": w.get("share", 1.0),
-            **settings.usage_segments.params()}
+            **settings.usage_segments.params(), **usage_reports.report_products(settings)}
 
 
 def publication_interval(settings: Settings, interval: Interval, source_names: list[str]
@@ -633,6 +662,9 @@ def _publish(settings: Settings, requested: Interval, engine: sa.Engine, source_
         files = [f for src in source_names for f in lake.partition_files(
             lake.canonical_dir(settings.lake_dir, "activities") / f"source={src}", interval.days)]
         loaded = warehouse.replace_activity_days(conn, source_names, interval.days, files)
+        usage_files = [f for src in source_names for f in lake.partition_files(
+            lake.canonical_dir(settings.lake_dir, "usage") / f"source={src}", interval.days)]
+        usage_loaded = warehouse.replace_usage_days(conn, source_names, interval.days, usage_files)
         # one row per person of every source's latest people snapshot (canonical.merge_people: HR wins),
         # plus the people earlier snapshots listed and the latest no longer does (delisted_on); and the
         # effective-dated history of every snapshot up to the interval's end (canonical.people_over_time):
@@ -679,7 +711,8 @@ def _publish(settings: Settings, requested: Interval, engine: sa.Engine, source_
     for src, entries in consumed.items():  # published: the next run starts afresh (a kill before: republished)
         lake.pending(settings.lake_dir, src, "canonical").discard(entries)
     crashpoints.reached("publish.end")
-    return {"interval": interval.batch, "activities_loaded": loaded, "people": people_counts, "models": rows,
+    return {"interval": interval.batch, "activities_loaded": loaded, "usage_loaded": usage_loaded,
+            "people": people_counts, "models": rows,
             "seconds": timings,
             "total_seconds": round(time.perf_counter() - t0, 2)}
 
