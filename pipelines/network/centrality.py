@@ -41,8 +41,9 @@ def degrees(g: PersonGraph) -> pd.DataFrame:
         {
             "in_degree": np.bincount(g.dst, minlength=n),
             "out_degree": np.bincount(g.src, minlength=n),
-            "in_strength": np.bincount(g.dst, weights=g.weight, minlength=n),
-            "out_strength": np.bincount(g.src, weights=g.weight, minlength=n),
+            # float also without edges (bincount of nothing is an integer array): one column type always
+            "in_strength": np.bincount(g.dst, weights=g.weight, minlength=n).astype(float),
+            "out_strength": np.bincount(g.src, weights=g.weight, minlength=n).astype(float),
             "interactions_received": np.bincount(g.dst, weights=g.count, minlength=n).astype(np.int64),
             "interactions_given": np.bincount(g.src, weights=g.count, minlength=n).astype(np.int64),
         }
@@ -223,15 +224,14 @@ def structural_holes(u: Undirected, t: TriangleSums) -> pd.DataFrame:
     with np.errstate(divide="ignore", invalid="ignore"):
         c_lo = (inner / strength[u.lo]) ** 2
         c_hi = (inner / strength[u.hi]) ** 2
-        constraint = np.bincount(u.lo, weights=c_lo, minlength=n) + np.bincount(
-            u.hi, weights=c_hi, minlength=n
-        )
+        # float whatever the input: bincount of no edges is an integer array, which cannot hold NaN
+        constraint = (np.bincount(u.lo, weights=c_lo, minlength=n)
+                      + np.bincount(u.hi, weights=c_hi, minlength=n)).astype(float)
         # redundancy of i seen through neighbour j: product[e] / (strength_i * max_w_j)
         r_lo = t.product / (strength[u.lo] * max_w[u.hi])
         r_hi = t.product / (strength[u.hi] * max_w[u.lo])
-        redundancy = np.bincount(u.lo, weights=r_lo, minlength=n) + np.bincount(
-            u.hi, weights=r_hi, minlength=n
-        )
+        redundancy = (np.bincount(u.lo, weights=r_lo, minlength=n)
+                      + np.bincount(u.hi, weights=r_hi, minlength=n)).astype(float)
         eff = deg - redundancy
         efficiency = eff / deg
     isolated = deg == 0

@@ -13,77 +13,17 @@ This module is pure: it never reads or writes a database or a file, and never se
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy import sparse
 
 from pipelines.model import INTERACTION_VERBS
+from pipelines.network.rules import EdgeRules
+
+__all__ = ["EdgeRules", "PersonGraph", "build_graph", "edges_frame"]  # EdgeRules lives in rules.py
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("source_key", "target_key", "interaction_type")
-
-
-class EdgeRules(BaseModel):
-    """How interactions become edges. Every field is published in the metric catalogue."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type_weights: dict[str, float] = Field(
-        default_factory=lambda: {"reply": 1.0, "reaction": 0.5, "mention": 1.0, "share": 1.0},
-        description="weight of one interaction of each type; a reaction costs less effort than a reply. "
-        "Types absent from this mapping (or with weight 0) create no edge.",
-    )
-    direction: Literal["to_target", "to_source"] = Field(
-        default="to_target",
-        description="to_target: the edge points from the person acting to the person receiving (the author "
-        "replied to, reacted to, mentioned or shared), so PageRank flows to those who draw attention. "
-        "to_source reverses every edge.",
-    )
-    use_input_weight: bool = Field(
-        default=True,
-        description="multiply the type weight by the `weight` column of the input (when present)",
-    )
-    audience_key: str | None = Field(
-        default="event_id",
-        description="column identifying one event; events that reach more distinct targets than "
-        "audience_cap are capped. None disables the cap.",
-    )
-    audience_cap: int | None = Field(
-        default=50,
-        ge=1,
-        description="largest audience of a single event that counts in full (e.g. a message to a list)",
-    )
-    audience_policy: Literal["drop", "scale"] = Field(
-        default="scale",
-        description="drop: events above the cap create no edge; scale: their edges keep weight * cap / audience, "
-        "so one event never contributes more than `audience_cap` in total",
-    )
-    min_weight: float = Field(
-        default=0.0, ge=0.0, description="aggregated edges lighter than this are dropped"
-    )
-    min_interactions: int = Field(
-        default=1, ge=1, description="aggregated edges with fewer interactions are dropped"
-    )
-    keep_unknown_people: bool = Field(
-        default=True,
-        description="keep edges whose endpoints are not in the directory (department unknown); if False "
-        "they are dropped",
-    )
-
-    @field_validator("type_weights")
-    @classmethod
-    def _known_types(cls, value: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(set(value) - set(INTERACTION_VERBS))
-        if unknown:
-            raise ValueError(
-                f"type_weights: unknown interaction types {unknown}; allowed {INTERACTION_VERBS}"
-            )
-        negative = sorted(k for k, w in value.items() if w < 0)
-        if negative:
-            raise ValueError(f"type_weights: negative weight for {negative}")
-        return value
 
 
 @dataclass(frozen=True)
@@ -128,7 +68,12 @@ def build_graph(
     """Apply `rules` to interaction rows and aggregate them to unique directed edges.
 
     Nodes are the directory's people (in the given order, so isolated people exist in the graph) followed
-    by any other endpoint, sorted, when `rules.keep_unknown_people`.
+    by any other endpoint, sorted, when `rules.keep_unknown_people`. Node ids follow the given order, so
+    callers that need results independent of it pass the directory sorted (`compute_network` does).
+
+    Weights: by default an interaction weighs its type weight times the input's `weight` column (library
+    callers: intensities such as minutes, or 1); with `rules.type_weights` None the `weight` column is the
+    weight as given (the pipeline, whose int_interactions.weight already is the configured type weight).
     """
     rules = rules or EdgeRules()
     missing = [c for c in REQUIRED_COLUMNS if c not in edges.columns]
@@ -144,10 +89,18 @@ def build_graph(
     if rules.direction == "to_source":
         src_code, dst_code = dst_code, src_code
     type_code, type_names = pd.factorize(edges["interaction_type"])
-    type_w_of = np.array([rules.type_weights.get(str(t), 0.0) for t in type_names] + [0.0])
-    w = type_w_of[type_code]  # code -1 (missing type) hits the trailing 0
-    if rules.use_input_weight and "weight" in edges.columns:
-        w = w * edges["weight"].to_numpy(dtype=float, na_value=1.0)
+    if rules.type_weights is None:
+        # the input's weight is the interaction's weight (the pipeline's int_interactions.weight, set by
+        # interactions.weights): applying a type weight again would weigh a reaction 0.5 x 0.5
+        if "weight" not in edges.columns:
+            raise ValueError("type_weights None needs a `weight` column: the weight of each interaction")
+        w = edges["weight"].to_numpy(dtype=float, na_value=0.0).copy()
+        w[type_code < 0] = 0.0
+    else:
+        type_w_of = np.array([rules.type_weights.get(str(t), 0.0) for t in type_names] + [0.0])
+        w = type_w_of[type_code]  # code -1 (missing type) hits the trailing 0
+        if rules.use_input_weight and "weight" in edges.columns:
+            w = w * edges["weight"].to_numpy(dtype=float, na_value=1.0)
 
     null_end = (src_code < 0) | (dst_code < 0)
     self_edge = ~null_end & (src_code == dst_code)
@@ -206,7 +159,7 @@ def build_graph(
     key = s * n + t
     ukey, inverse = np.unique(key, return_inverse=True)
     m = len(ukey)
-    weight = np.bincount(inverse, weights=w, minlength=m)
+    weight = np.bincount(inverse, weights=w, minlength=m).astype(float)  # float also for no rows
     count = np.bincount(inverse, minlength=m).astype(np.int64)
     type_counts = {
         name: np.bincount(inverse[tcode == code_of.get(name, -2)], minlength=m).astype(np.int64)

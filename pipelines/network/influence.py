@@ -20,64 +20,16 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipelines.network.centrality import PageRank
 from pipelines.network.graph import PersonGraph
+from pipelines.network.rules import InfluenceRules, PersonaRules
+
+__all__ = ["InfluenceRules", "PersonaRules", "TIERS", "PERSONAS", "bootstrap_ranks", "explanation",
+           "percentile_and_rank", "personas", "rising_stars", "tiers"]
 
 TIERS: tuple[str, ...] = ("Top Influencer", "Active Influencer", "Observer")
 PERSONAS: tuple[str, ...] = ("Engager", "Catalyst", "Responder", "Broadcaster", "Observer")
-
-
-class InfluenceRules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    damping: float = Field(default=0.85, gt=0.0, lt=1.0, description="PageRank damping factor")
-    top_percentile: float = Field(
-        default=0.8, ge=0.0, le=1.0, description="Top Influencer at or above this percentile"
-    )
-    active_percentile: float = Field(
-        default=0.25, ge=0.0, le=1.0, description="Active Influencer at or above this percentile"
-    )
-    rising_star_min_gain: float = Field(
-        default=0.1, ge=0.0, le=1.0, description="smallest percentile gain for a rising star"
-    )
-    rising_star_top_n: int = Field(default=20, ge=0, description="at most this many rising stars per run")
-    bootstrap_replicates: int = Field(
-        default=20, ge=0, description="Poisson-bootstrap replicates for the rank interval (0 = off)"
-    )
-    bootstrap_level: float = Field(default=0.9, gt=0.0, lt=1.0, description="coverage of the rank interval")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> InfluenceRules:
-        if self.active_percentile > self.top_percentile:
-            raise ValueError("active_percentile must not exceed top_percentile")
-        return self
-
-
-class PersonaRules(BaseModel):
-    """Thresholds of the SWOOP-style personas, published with the metric."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    min_activity: int = Field(
-        default=3,
-        ge=0,
-        description="Observer when given + received interactions (+ posts) are fewer than this",
-    )
-    balance_ratio: float = Field(
-        default=2.0,
-        gt=1.0,
-        description="Engager when received/given lies within [1/ratio, ratio]; Catalyst above, "
-        "Responder or Broadcaster below",
-    )
-    broadcaster_post_share: float = Field(
-        default=0.5,
-        ge=0.0,
-        le=1.0,
-        description="a giver is a Broadcaster when posts are at least this share of what "
-        "they give, else a Responder (needs post counts; without them nobody is a Broadcaster)",
-    )
 
 
 def percentile_and_rank(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

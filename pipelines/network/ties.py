@@ -19,31 +19,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.network.centrality import clustering
 from pipelines.network.graph import PersonGraph
+from pipelines.network.rules import TieRules
+
+__all__ = ["TieRules", "department_table", "person_bridging", "tie_table", "weight_threshold"]
 from pipelines.network.triangles import TriangleSums, Undirected, triangle_sums
-
-
-class TieRules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    strong_weight_quantile: float = Field(
-        default=0.75,
-        ge=0.0,
-        le=1.0,
-        description="edges at or above this quantile of edge weight are strong by weight",
-    )
-    strong_weight_min: float | None = Field(
-        default=None, ge=0.0, description="absolute weight threshold; overrides the quantile when set"
-    )
-    strong_overlap_min: float = Field(
-        default=0.1,
-        ge=0.0,
-        le=1.0,
-        description="neighbourhood overlap at or above which a tie is strong by embeddedness",
-    )
 
 
 def edge_to_undirected(g: PersonGraph, u: Undirected) -> np.ndarray:
