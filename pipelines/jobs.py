@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from pipelines import canonical, crashpoints, lake, quality, runlock, sources, warehouse
+from pipelines import canonical, completeness, crashpoints, lake, quality, runlock, sources, warehouse
 from pipelines.config import Settings
 from pipelines.model import USAGE, conform
 from pipelines.privacy import Pseudonymiser, read_opt_out_file, resolve_key
@@ -178,12 +178,17 @@ def extract(settings: Settings, source_name: str, interval: Interval, *, key: st
         covered, _ = covered_interval(settings, source_name, interval)
         notes = {"outside_interval": report.details.get("outside_interval"),
                  "quarantined": report.details.get("quarantined"),
-                 "quarantine_file": report.details.get("quarantine_file")}
+                 "quarantine_file": report.details.get("quarantine_file"),
+                 "completeness": report.details.get("completeness")}
         path = _extract_notes(settings, source_name, interval)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(notes, default=str, sort_keys=True))
     summary = {"source": source_name, "rows": report.rows, "days": len(report.days),
                "details": report.details, "seconds": seconds, "covered": covered.batch}
+    incomplete = completeness.warning(report.details.get("completeness"), settings.quality.completeness_warn_below)
+    if incomplete:  # also a failed warning record replies_complete at validation
+        log.warning("%s %s: %s", source_name, interval.batch, incomplete)
+        summary["warnings"] = [incomplete]
     if recovered:
         summary["recovered"] = recovered
     if opted_out:
@@ -455,21 +460,30 @@ def _validate(settings: Settings, source_name: str, requested: Interval, run_id:
     docs = validator.build_docs()
 
     records = [r for o in outcomes for r in o.records(run_id)]
-    records += _extract_records(settings, source_name, requested, run_id, batch)
+    extracted = _extract_records(settings, source_name, requested, run_id, batch)
+    records += extracted
     records += _stage_records(staged, run_id, batch)
     evidence = settings.evidence_dir / "results" / f"source={source_name}" / f"batch={interval.batch}"
     evidence.mkdir(parents=True, exist_ok=True)
     (evidence / f"{run_id}.json").write_text(json.dumps(records, indent=2, default=str))
+    threads, tiers = _completeness_records(settings, source_name, requested, run_id, batch)
     if engine is not None:
         with engine.begin() as conn:
             warehouse.record_rows(conn, "dq_validation_results", records, DQ_DDL)
+            # created even when empty: BI reads them whatever the sources announce
+            warehouse.record_rows(conn, completeness.COMPLETENESS_TABLE, threads, completeness.COMPLETENESS_DDL)
+            warehouse.record_rows(conn, completeness.REVISIT_TABLE, tiers, completeness.REVISIT_DDL)
 
     failures = [r for o in outcomes for r in o.blocking_failures]
     warnings = [r for o in outcomes for r in o.warnings]
     for w in warnings:
         log.warning("validation warning for %s: %s", batch, w.describe())
+    incomplete = [e for e in extracted if e["expectation"] == "replies_complete" and not e["success"]]
+    for e in incomplete:
+        log.warning("validation warning for %s: %s", batch, json.loads(e["unexpected_sample"])["warning"])
     summary = {"source": source_name, "batch": interval.batch, "run_id": run_id,
-               "checks": len(records), "blocking_failures": len(failures), "warnings": len(warnings),
+               "checks": len(records), "blocking_failures": len(failures),
+               "warnings": len(warnings) + len(incomplete),
                "evidence": str(evidence / f"{run_id}.json"), "data_docs": str(docs) if docs else None,
                "people_coverage": coverage}
     if failures:
@@ -514,7 +528,31 @@ def _extract_records(settings: Settings, source: str, requested: Interval, run_i
                     "expectation": "records_parse", "column_name": None, "severity": "warning",
                     "success": False, "unexpected_count": int(count),
                     "unexpected_sample": json.dumps({"reason": reason, "file": notes.get("quarantine_file")})})
+    found = notes.get("completeness")
+    if found and found.get("threads"):
+        warn_below = settings.quality.completeness_warn_below
+        message = completeness.warning(found, warn_below)
+        out.append({"run_id": run_id, "suite": "extract", "batch": batch, "rows_checked": int(found["threads"]),
+                    "expectation": "replies_complete", "column_name": None, "severity": "warning",
+                    "success": message is None,
+                    "unexpected_count": int(found["replies_announced"]) - int(found["replies_fetched"]),
+                    "unexpected_sample": json.dumps({k: found.get(k) for k in (
+                        "announced_by", "replies_announced", "replies_fetched", "score", "threads",
+                        "threads_incomplete", "by_tier")} | {"warn_below": warn_below, "warning": message},
+                        default=str)})
     return out
+
+
+def _completeness_records(settings: Settings, source: str, requested: Interval, run_id: str,
+                          batch: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows of dq_reply_completeness (per thread day and revisit tier) and dq_revisit_tiers (per tier)
+    from the extraction's notes (`pipelines.completeness`)."""
+    path = _extract_notes(settings, source, requested)
+    found = json.loads(path.read_text()).get("completeness") if path.exists() else None
+    if not found:
+        return [], []
+    return completeness.records(found, run_id=run_id, source=source, batch=batch,
+                                warn_below=settings.quality.completeness_warn_below)
 
 
 def _stage_records(staged: Path, run_id: str, batch: str) -> list[dict[str, Any]]:
