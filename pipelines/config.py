@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from pipelines.errors import ConfigError
+from pipelines.network.rules import SET_ELSEWHERE, NetworkRules
 from pipelines.reports_config import ReportsConfig
 
 __all__ = ["ConfigError", "DuplicateKeyError", "Settings", "SourceConfig", "UniqueKeyLoader", "load_settings",
@@ -266,6 +267,11 @@ class Settings(_Strict):
     alert_thresholds: dict[str, float] = Field(
         default_factory=dict, description="overrides of sql/alert_thresholds.yaml (unknown names are errors)")
     reports: ReportsConfig = Field(default_factory=lambda: ReportsConfig.model_validate({}))
+    network: NetworkRules = Field(
+        default_factory=NetworkRules,
+        description="the network stage's rules and thresholds (pipelines.network.rules.NetworkRules: edges, "
+                    "ties, influence tiers, personas, paths, community method and resolution, seed); the "
+                    "interaction weights are interactions.weights and the group size privacy.min_group_size")
     #: where these settings were read from, for the messages of `check_runtime`
     _origin: str = PrivateAttr("settings")
 
@@ -277,6 +283,18 @@ class Settings(_Strict):
             unknown = sorted(set(value) - known)
             if unknown:
                 raise ValueError(f"unknown alert threshold(s) {unknown} (known: {sorted(known)})")
+        return value
+
+    @field_validator("network", mode="before")
+    @classmethod
+    def _network_set_once(cls, value: Any) -> Any:
+        # a rule with its own place in the configuration is set there only, never twice with two values
+        if isinstance(value, dict):
+            for dotted, where in SET_ELSEWHERE.items():
+                head, _, leaf = dotted.rpartition(".")
+                part = value.get(head) if head else value
+                if isinstance(part, dict) and leaf in part:
+                    raise ValueError(f"network.{dotted} cannot be set here: it is {where}")
         return value
 
     @property
