@@ -329,7 +329,9 @@ class _Run:
 
     def land(self, fetched: dict[str, tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]]) -> list[dt.date]:
         """Replace every earlier row of the fetched items, in every day from the oldest fetched item's
-        day to the newest row's day; rewrite only the partitions that changed."""
+        day to the newest row's day or the stream's latest landed day, whichever is later (a like taken
+        back may be the newest row its item ever had: it goes from the day it was made); rewrite only the
+        partitions that changed."""
         if not fetched:
             return []
         new = {"feed_items": [v[0] for v in fetched.values()],
@@ -345,7 +347,8 @@ class _Run:
             by_day: dict[dt.date, list[dict[str, Any]]] = {}
             for r in new[stream]:
                 by_day.setdefault(r["created_at"].date(), []).append(r)
-            for day in lake.days_between(first, last):
+            landed = lake.partition_days(base)
+            for day in lake.days_between(first, max([last, *landed[-1:]])):
                 old = lake.read_partition(base, day)
                 if old is None and day not in by_day:
                     continue
