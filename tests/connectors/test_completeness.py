@@ -175,3 +175,45 @@ def test_revisit_options_are_validated_and_the_old_horizon_keeps_its_meaning() -
     p = old.revisit_plan(sunday, sunday, dt.date(2025, 1, 1))
     assert p.sweep_start == sunday - dt.timedelta(days=5) and [t.name for t in p.tiers] == ["daily"]
     assert p.warning and "deprecated" in p.warning
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgresql"])
+def test_the_score_and_the_warning_reach_the_quality_tables_and_the_run_report(
+        org, tmp_path, backend, request, monkeypatch, caplog) -> None:
+    from pipelines import jobs, warehouse
+    from pipelines.config import SourceConfig
+    from tests.conftest import demo_settings
+
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    settings = demo_settings(tmp_path, warehouse_url=url)
+    monkeypatch.setenv("COMPLETENESS_SLACK_TOKEN", TOKEN)
+    end = START + dt.timedelta(days=6)
+    interval = jobs.Interval(START, end)
+    with SlackEmulator(org, token=TOKEN, workspace=build_workspace(org), period_s=0.05,
+                       withhold_replies=0.25) as emu:
+        emu.advance_to(end)
+        settings.sources = [SourceConfig(name="slack", kind="slack", options={
+            **FAST, "base_url": emu.url, "token_env": "COMPLETENESS_SLACK_TOKEN"})]
+        announced, received = _expected(emu, START, end)
+        engine = warehouse.make_engine(settings.warehouse_url)
+        with caplog.at_level("WARNING", logger="pipelines.jobs"):
+            extracted = jobs.extract(settings, "slack", interval)
+            jobs.stage(settings, "slack", interval)
+            validated = jobs.validate(settings, "slack", interval, engine=engine)
+    assert 0 < received < announced
+    assert extracted["warnings"] and "replies incomplete" in extracted["warnings"][0]
+    assert validated["warnings"] >= 1
+    assert sum("replies incomplete" in r.getMessage() for r in caplog.records) >= 2  # extract and validate
+    with engine.connect() as conn:
+        days = warehouse.read_frame(conn, "select * from dq_reply_completeness")
+        tiers = warehouse.read_frame(conn, "select * from dq_revisit_tiers")
+        record = warehouse.read_frame(conn, "select * from dq_validation_results "
+                                            "where expectation = 'replies_complete'")
+    engine.dispose()
+    assert (days.run_id == validated["run_id"]).all() and set(days.source) == {"slack"}
+    assert (int(days.replies_announced.sum()), int(days.replies_fetched.sum())) == (announced, received)
+    assert ((days.completeness - days.replies_fetched / days.replies_announced).abs() < 1e-6).all()
+    assert (days.warn_below == 0.98).all()
+    assert set(tiers.revisit_tier) == {"daily", "weekly", "monthly"} and not tiers.due.any()  # a first run
+    assert len(record) == 1 and not record.success.iloc[0] and record.severity.iloc[0] == "warning"
+    assert int(record.unexpected_count.iloc[0]) == announced - received
