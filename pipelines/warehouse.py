@@ -361,12 +361,26 @@ def publish(conn: Connection, name: str, build: str, materialized: str, partitio
             start: dt.date | None, end: dt.date | None) -> None:
     if materialized == "incremental" and table_exists(conn, name):
         conn.execute(sa.text(f"delete from {name} where {partition_by} between :s and :e"), {"s": start, "e": end})
-        conn.exec_driver_sql(f"insert into {name} select * from {build}")
+        cols = _add_new_columns(conn, name, build)
+        conn.exec_driver_sql(f"insert into {name} ({cols}) select {cols} from {build}")
         conn.exec_driver_sql(f"drop table {build}")
     else:
         conn.exec_driver_sql(f"drop table if exists {name} cascade" if dialect(conn) == "postgresql"
                              else f"drop table if exists {name}")
         conn.exec_driver_sql(f"alter table {build} rename to {name}")
+
+
+def _add_new_columns(conn: Connection, name: str, build: str) -> str:
+    """Columns a model gained since `name` was created are added to it (NULL on the days not rebuilt
+    since; a republish of those days fills them); returns the build's column list, to insert by name."""
+    have = set(columns(conn, name))
+    for col, sql_type in conn.execute(sa.text(
+            "select column_name, data_type from information_schema.columns where table_name = :t "
+            "and table_schema = current_schema() "
+            "order by ordinal_position"), {"t": build}).fetchall():
+        if str(col).lower() not in have:
+            conn.exec_driver_sql(f"alter table {name} add column {_check_ident(str(col).lower())} {sql_type}")
+    return ", ".join(_check_ident(c) for c in columns(conn, build))
 
 
 def run_model(conn: Connection, model: Model, params: dict[str, Any]) -> int:
