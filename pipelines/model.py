@@ -103,8 +103,11 @@ INTERACTIONS = pa.schema(
         pa.field("source_key", pa.string(), nullable=False),
         pa.field("target_key", pa.string(), nullable=False),
         pa.field("interaction_type", pa.string(), nullable=False),
-        pa.field("weight", pa.float64(), nullable=False),
+        pa.field("weight", pa.float64(), nullable=False),  # the type's interactions.weights, applied once
         pa.field("container_id", pa.string()),
+        # the message the interaction belongs to (a mention's message, else the event), source-qualified:
+        # what the network's large-audience cap groups by
+        pa.field("audience_id", pa.string(), nullable=False),
     ],
     metadata={
         "description": "directed person-to-person edges derived from activities by the rules of "
