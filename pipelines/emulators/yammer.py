@@ -9,7 +9,12 @@ messages, and `meta.older_available`), `messages/<id>.json`, `users.json?page=N`
 scaled by `period_s` (the docs' 10 s): messages 10 requests per 3 periods, everything else 10 per
 period; over the limit: 429 with `Retry-After` (its presence is unverified for the real API, the
 connector copes either way). A fault rate injects 429s, 500/503s, timeouts and truncated bodies. The
-data clock (`advance_to`) decides what exists. Never bind to anything but 127.0.0.1.
+data clock (`advance_to`) decides what exists; `add_like` adds a like at a given time (a late like). A
+thread reference's `stats.updates` counts the thread's messages that exist at the clock (the starter
+included). `withhold_replies` (a share, 0 by default) leaves that share of the replies out of the feeds,
+chosen by id (the same ones on every call), while `stats.updates` still counts them: what a network shows
+when replies are in places the token cannot read, which the connector's completeness tally must catch.
+Never bind to anything but 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import random
 import re
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -75,8 +81,14 @@ class YammerEmulator(LoopbackServer):
 
     def __init__(self, org: DemoOrg, *, token: str = "yammer-emulator", period_s: float = 10.0,
                  faults: Faults | None = None, enforce_limits: bool = True, network: Network | None = None,
-                 port: int = 0):
+                 port: int = 0, withhold_replies: float = 0.0):
+        if not 0.0 <= withhold_replies <= 1.0:
+            raise ValueError(f"withhold_replies is a share (got {withhold_replies})")
         self.net = network or build_network(org)
+        self.withhold_replies = withhold_replies
+        self._threads: dict[int, list[YMessage]] = {}
+        for m in self.net.messages:
+            self._threads.setdefault(m.thread_id, []).append(m)
         self.users = self.net.users_by_id
         self.token = token
         self.period_s = period_s
@@ -105,6 +117,20 @@ class YammerEmulator(LoopbackServer):
             kind = draw_fault(self._rng, self.faults, self.stats.faults)
         return None if kind is None else (kind, None)
 
+    def add_like(self, message_id: int, at: float, user: int) -> None:
+        """`user` likes the message at epoch `at` (visible once the clock reaches it)."""
+        with self._lock:
+            self.net.by_id[message_id].likes.append((at, user))
+
+    def withheld(self, m: YMessage) -> bool:
+        """Whether the feeds leave this reply out (`withhold_replies`)."""
+        return (bool(self.withhold_replies) and m.replied_to is not None
+                and zlib.crc32(str(m.id).encode()) % 10_000 < self.withhold_replies * 10_000)
+
+    def thread_updates(self, starter: YMessage, now: float) -> int:
+        """`stats.updates` of a thread at `now`: its messages that exist, the starter included."""
+        return sum(1 for m in self._threads.get(starter.id, [starter]) if m.exists(now))
+
     # --- ground truth for tests -------------------------------------------------------------------
     def visible_messages(self, until: dt.date) -> list[YMessage]:
         limit = _day_end(until)
@@ -124,7 +150,7 @@ class YammerEmulator(LoopbackServer):
                 continue
             if newer is not None and m.id <= newer:
                 break
-            if not m.exists(now) or (threaded and m.replied_to is not None):
+            if not m.exists(now) or (threaded and m.replied_to is not None) or self.withheld(m):
                 continue
             if len(shown) == limit:
                 more = True
@@ -141,7 +167,8 @@ class YammerEmulator(LoopbackServer):
             refs[("thread", starter.id)] = {
                 "type": "thread", "id": starter.id, "thread_starter_id": starter.id,
                 "best_reply_id": starter.best_reply_id(now),  # unverified field name (see module doc)
-                "stats": {"updates": starter.replies + 1}, "privacy": "private" if starter.private else "public"}
+                "stats": {"updates": self.thread_updates(starter, now)},
+                "privacy": "private" if starter.private else "public"}
             if m.replied_to is not None and m.replied_to.exists(now):
                 p = m.replied_to
                 refs[("message", p.id)] = {"type": "message", "id": p.id, "sender_id": p.sender,

@@ -9,12 +9,17 @@ Streams landed under raw/source=<name>/ (`pipelines.sources.yammer_messages` des
   users/date=END    the network's users (`users.json`): key, department, deactivated (state not active).
 
 Incremental logic. Yammer has no "changed since" feed: likes, best answers and deletions change old
-messages silently. Each run therefore walks the All feed (`messages.json`, newest first, `older_than`
-= the smallest id seen) back to `sweep_start` = `late_horizon_days` before `end` (never before the first
-day ever extracted, and never after `start`), and replaces every day partition of [sweep_start, end]
-with what it read: a day in the horizon is always complete and current. Messages newer than `end`
-(the run is for a past interval) are skipped. Limits: a like or best answer on a message older than
-the horizon is not seen until a backfill of its day.
+messages silently (a late reply is a new message, in the feed whatever its thread's age). Each run
+therefore walks the All feed (`messages.json`, newest first, `older_than` = the smallest id seen) back to
+`sweep_start`, set by the revisit schedule (option `revisit`, tiers of `pipelines.connectors.revisit`: by
+default the last 7 days every run, the last 91 days once a week, the last year every four weeks; never
+before the first day ever extracted, and never after `start`), and replaces every day partition of
+[sweep_start, end] with what it read: a swept day is always complete and current. Messages newer than
+`end` (the run is for a past interval) are skipped. Completeness: each thread started inside the sweep is
+tallied, its messages read against its reference's `stats.updates` (`pipelines.completeness`, report
+entry `completeness`, with the tiers revisited). Limits: a like or best answer on a message older than
+the oldest tier is not seen until a backfill of its day; one on an older message of a tier is seen on the
+tier's next revisit.
 
 Identity: user ids are keyed through the email of `users.json` (`pseudonymiser.person("yammer", id,
 email)`), so the same person matches other platforms. Thread starters and replied-to messages are
@@ -37,11 +42,12 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pipelines import lake
+from pipelines import completeness, lake
 from pipelines.connectors.errors import AuthError
 from pipelines.connectors.http import RetryPolicy
+from pipelines.connectors.revisit import Plan, RevisitTier, check_tiers, plan, resolve
 from pipelines.connectors.state import StateStore, open_state
 from pipelines.sources import ExtractReport, SourceContext
 from pipelines.sources.yammer_api import DEFAULT_BASE_URL, YammerApi
@@ -65,12 +71,30 @@ class YammerOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     base_url: str = DEFAULT_BASE_URL
     token_env: str = Field("YAMMER_TOKEN", description="name of the environment variable holding the token")
-    late_horizon_days: int = Field(7, ge=0, le=90, description="days re-read each run for late likes, "
-                                   "replies, best answers and deletions")
+    revisit: list[RevisitTier] | None = Field(None, description="revisit tiers for late likes, best answers "
+                                              "and deletions (pipelines.connectors.revisit); default daily 7 d, "
+                                              "weekly 91 d, every 28 days 365 d")
+    late_horizon_days: int | None = Field(None, ge=0, le=90, description="deprecated: a single daily tier of "
+                                          "this many days, nothing older revisited")
     rate_period_s: float = Field(10.0, gt=0, description="the docs' 10-second window; tests shrink it")
     max_attempts: int = Field(6, ge=1)
     backoff_base_s: float = Field(1.0, ge=0)
     timeout_s: float = Field(30.0, gt=0)
+
+
+    @field_validator("revisit")
+    @classmethod
+    def _tiers(cls, value: list[RevisitTier] | None) -> list[RevisitTier] | None:
+        return check_tiers(value) if value is not None else None
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> YammerOptions:
+        resolve(self.revisit, self.late_horizon_days, "late_horizon_days")
+        return self
+
+    def revisit_plan(self, start: dt.date, end: dt.date, first_day: dt.date | None) -> Plan:
+        tiers, warning = resolve(self.revisit, self.late_horizon_days, "late_horizon_days")
+        return plan(tiers, start, end, first_day, warning)
 
 
 def options(ctx: SourceContext) -> YammerOptions:
@@ -135,13 +159,15 @@ class _Run:
         self.keys = UserKeys(ctx)
         self.senders: dict[str, str | None] = {}  # message id -> sender id (clear, in memory only)
         self.lookups = 0
+        first = store.get(STATE, "first_day")
+        self.plan = opts.revisit_plan(start, end, dt.date.fromisoformat(first) if first else None)
+        self.tally = completeness.Tally("yammer thread stats.updates")
+        self.thread_seen: dict[str, int] = {}  # thread id -> its messages read in the feed (any day)
+        self.starters: dict[str, dt.date] = {}  # thread id -> day of its starter, for starters in the sweep
 
     def sweep_start(self) -> dt.date:
-        first = self.store.get(STATE, "first_day")
-        if not first or self.opts.late_horizon_days == 0:
-            return self.start
-        horizon = max(self.end - dt.timedelta(days=self.opts.late_horizon_days), dt.date.fromisoformat(first))
-        return min(self.start, horizon)
+        """Where the feed walk stops: the oldest bound of the revisit tiers due on this run."""
+        return self.plan.sweep_start
 
     def sender_of(self, message_id: str | None) -> str | None:
         if message_id is None:
@@ -177,6 +203,11 @@ class _Run:
                     continue
                 self.senders[mid] = native_id(msg.get("sender_id"))
                 oldest = created if oldest is None else min(oldest, created)
+                if created >= lo:
+                    tid = native_id(msg.get("thread_id")) or mid
+                    self.thread_seen[tid] = self.thread_seen.get(tid, 0) + 1
+                    if tid == mid:
+                        self.starters[tid] = created.date()
                 if lo <= created < hi:
                     kept.append(msg)
             if oldest is not None and oldest < lo:
@@ -228,6 +259,7 @@ class _Run:
         sweep_start = self.sweep_start()
         msgs, threads = self.read_feed(sweep_start)
         rows = [self.to_row(m, threads) for m in msgs]
+        self.tally_threads(threads)
         written = land_days(self.ctx.lake_dir, self.name, rows, lake.days_between(sweep_start, self.end))
         lake.write_partition(lake.raw_dir(self.ctx.lake_dir, self.name, "groups"), self.end,
                              pa.Table.from_pandas(containers_frame(self.name, groups), preserve_index=False))
@@ -242,7 +274,18 @@ class _Run:
             "best_answers": sum(r["is_best_answer"] for r in rows), "questions": sum(r["is_question"] for r in rows),
             "message_lookups": self.lookups, "actors": len(actors),
             "identity_matched_share": round(matched / len(actors), 4) if actors else None,
-            "http": self.api.http.stats.as_dict(), "rate": self.api.http.budget.usage()})
+            "http": self.api.http.stats.as_dict(), "rate": self.api.http.budget.usage(),
+            "warnings": [self.plan.warning] if self.plan.warning else [],
+            "completeness": completeness.report(self.tally, self.plan)})
+
+    def tally_threads(self, threads: dict[str, dict[str, Any]]) -> None:
+        """Replies read against `stats.updates` (the starter included) for every thread whose starter is in
+        the sweep: the feed went back past the starter, so every message of the thread was offered."""
+        for tid, day in sorted(self.starters.items()):
+            stats = (threads.get(tid) or {}).get("stats")
+            updates = stats.get("updates") if isinstance(stats, dict) else None
+            announced = max(int(updates) - 1, 0) if isinstance(updates, int | float) else None
+            self.tally.thread(day, self.plan.tier_of(day), announced, self.thread_seen.get(tid, 1) - 1)
 
     def commit_state(self) -> None:
         changes: dict[tuple[str, str], Any] = {}
