@@ -21,17 +21,25 @@ UPNs, display names and group names are 32-hex hashes and the User Id the zero G
 joined to people: they are landed with `person_key` null and `concealed` true, counted as unresolved in
 the extract report, and produce no activity.
 
-Canonical mapping: per-person-day synthetic activity rows, flagged as aggregate by an `event_id` starting
-with `agg:` and a `container_id` starting with `aggregate:` (one pseudo-container per report family, also
-returned in the containers table): Teams posts -> `post`, replies -> `reply`, private chat messages ->
-`post` in `aggregate:teams-chat` (team chat messages stand for posts when a report has no post/reply
-columns); Engage posted -> `post`, liked -> `reaction`, read -> `view` (option `synthesise_views`, off by
-default: read counts are large). All rows are dated at 00:00 UTC of the report date, with no parent, no
-target, no thread and no content features. What cannot be computed from aggregates, and must be read
-from a message source (`msgraph`, `slack`, ...): threads and thread depth, replies-to-whom and every
+Canonical mapping: the `usage` table (`pipelines.model.USAGE`), one row per resolved person, product and
+report date, with the counts as counts: Teams channel messages (posts + replies, or the report's team
+chat message count when it has no split), posts, replies, private chat messages, urgent messages,
+meetings, calls; Engage messages posted, likes, reads. Never activities: counts are not events, and the
+synthetic `post`/`reply` rows earlier versions made of them (event ids `agg:...`) were counted by every
+post, response, container and network metric as real posts, twice where the platform's messages are
+loaded too (`msgraph`). What the usage table feeds (docs/metrics.md says it per table, from the models'
+dependencies): `mart_usage_daily` (per-segment usage counts, suppressed like the other marts), and the
+usage segments and adoption curve (`fct_person_usage_daily`, `mart_adoption_daily`) for the products no
+per-event source of the configuration loads (`usage_report_products`): a tenant that loads its Teams
+messages through `msgraph` gets Teams adoption from the messages and Engage adoption from the report,
+never both for one product. The user reports are also the platform's user listing (people rows with
+`in_directory` false, deactivated when the report says deleted). The communities report stays in the
+raw landing. What cannot be computed from aggregates, and must be read from a message source (`msgraph`,
+`slack`, ...): posts and replies as events, threads and thread depth, replies-to-whom and every
 interaction edge (reply, reaction and mention targets), hence all network metrics (degree, centrality,
 communities, brokerage, reciprocity, cross-department ties), response times and answered questions,
-mentions, content length and questions, time of day.
+mentions, content length and questions, time of day. Lakes landed by earlier versions are migrated by
+`migrate_lake` (their days re-staged from the raw landing).
 
 This module must never write, log or return UPNs, display names, group names, user ids, tokens or secrets.
 """
@@ -41,6 +49,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -52,13 +61,16 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipelines import lake
-from pipelines.canonical import raw_activities_to_canonical
+from pipelines.canonical import platform_people
 from pipelines.connectors.errors import ApiError
+from pipelines.model import USAGE
 from pipelines.privacy import Pseudonymiser
 from pipelines.sources import ExtractReport, SourceContext
 from pipelines.sources.msgraph import GraphOptions, make_budget, make_client, resolve_credentials
 from pipelines.sources.msgraph_http import GRAPH_BASE_URL
 from pipelines.sources.msgraph_messages import PLATFORM
+
+log = logging.getLogger(__name__)
 
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 _CONCEALED = re.compile(r"^[0-9A-Fa-f]{32}$")
@@ -93,7 +105,8 @@ REPORTS: dict[str, ReportSpec] = {
         ("Report Refresh Date", "Group Display Name", "Member Count", "Posted Count"),
         {"Member Count": "member_count", "Posted Count": "posted", "Read Count": "read", "Liked Count": "liked"}),
 }
-PSEUDO_CONTAINERS = {"aggregate:teams-channels": "feed", "aggregate:teams-chat": "chat", "aggregate:engage": "feed"}
+#: how the synthetic activities of earlier versions were told apart (event ids `agg:<family>:<day>:...`)
+LEGACY_EVENT_PREFIX = "agg:"
 
 
 class UsageOptions(BaseModel):
@@ -104,7 +117,8 @@ class UsageOptions(BaseModel):
     client_id_env: str = "MSGRAPH_CLIENT_ID"
     client_secret_env: str = "MSGRAPH_CLIENT_SECRET"
     reports: list[str] = Field(default_factory=lambda: list(REPORTS))
-    synthesise_views: bool = Field(False, description="one `view` row per Engage read (large)")
+    synthesise_views: bool = Field(False, description="Viva Engage reads count as actions in the usage "
+                                   "segments (reads are always kept in the usage table; large counts)")
     rate_period_s: float = Field(1.0, gt=0)
     max_attempts: int = Field(6, ge=1)
     backoff_base_s: float = Field(1.0, ge=0)
@@ -262,69 +276,143 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date, *, tenant_id: str 
 
 
 # --- canonicalisation ----------------------------------------------------------------------------------
-def _synthetic(rows: pd.DataFrame, day: dt.date, family: str, plan: list[tuple[str, str, str]],
-               source: str) -> list[dict[str, Any]]:
-    """`plan`: (count column, verb, container). One row per unit of each count of each resolved person."""
-    at = pd.Timestamp(day, tz="UTC")
+#: the people listing of the reports: every licensed user of the tenant, active or not
+_LISTING = ("teams_user", "engage_user")
+
+
+def _count(value: Any) -> int | None:
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def _usage_rows(rows: pd.DataFrame, day: dt.date, product: str, source: str, reads_are_actions: bool
+                ) -> list[dict[str, Any]]:
+    """One usage row per resolved person of a user report (concealed rows have no person: left out)."""
     out: list[dict[str, Any]] = []
     for r in rows.to_dict("records"):
         key = r.get("person_key")
         if not key or r.get("concealed"):
             continue
-        for column, verb, container in plan:
-            n = r.get(column)
-            if n is None or pd.isna(n):
-                continue
-            for i in range(int(n)):
-                out.append({"source": source, "event_id": f"agg:{family}:{day.isoformat()}:{key}:{column}:{i}",
-                            "occurred_at": at, "actor_key": key, "verb": verb, "container_id": container,
-                            "thread_id": None, "parent_id": None, "target_key": None, "content_length": None,
-                            "is_question": False, "is_edited": False, "is_deleted": False})
+        row: dict[str, Any] = {"source": source, "usage_date": day, "person_key": key, "product": product,
+                               "reads_are_actions": reads_are_actions and product == "engage",
+                               "refresh_date": r.get("refresh_date")}
+        if product == "teams":
+            posts, replies = _count(r.get("posts")), _count(r.get("replies"))
+            split = posts is not None or replies is not None
+            row.update(posts=posts, replies=replies,
+                       channel_messages=(posts or 0) + (replies or 0) if split else _count(r.get("team_chat_messages")),
+                       chat_messages=_count(r.get("private_chat_messages")),
+                       urgent_messages=_count(r.get("urgent_messages")), meetings=_count(r.get("meetings")),
+                       calls=_count(r.get("calls")))
+        else:
+            row.update(channel_messages=_count(r.get("posted")), reactions=_count(r.get("liked")),
+                       reads=_count(r.get("read")))
+        out.append(row)
     return out
 
 
+def _listing(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The platform's user listing (in_directory false): the resolved people of the user reports, an
+    account deleted in every report that names it deactivated."""
+    rows = pd.concat([f[["person_key", "concealed", "is_deleted"]] for f in frames], ignore_index=True)
+    rows = rows[rows["person_key"].notna() & ~rows["concealed"].astype(bool)]
+    deleted = rows.assign(is_deleted=rows["is_deleted"].astype("boolean").fillna(False).astype(bool)) \
+        .groupby("person_key", sort=True)["is_deleted"].all()
+    return platform_people(pd.DataFrame({"person_key": deleted.index.astype("string"), "account_type": "member",
+                                         "is_deactivated": deleted.to_numpy()}))
+
+
 def canonicalise(ctx: SourceContext, day: dt.date) -> dict[str, pd.DataFrame]:
-    """Synthetic aggregate activities and (pseudo-)containers of `day`, from the raw landing only."""
+    """The `usage` rows of `day` (one per resolved person and product) and the people the user reports
+    list, from the raw landing only. Never activities: the counts of a report are not events, and turning
+    them into synthetic posts (as this source did before) made every post, response and network metric
+    count them, twice where the platform's messages are loaded too (`msgraph`). The communities report
+    (`engage_groups`) stays in the raw landing: it has no person."""
     opts = options(ctx)
     name = ctx.source.name
     records: list[dict[str, Any]] = []
-    containers: list[dict[str, Any]] = []
-    found = False
-    teams = lake.read_partition(lake.raw_dir(ctx.lake_dir, name, REPORTS["teams_user"].stream), day)
-    if teams is not None:
-        found = True
-        df = teams.to_pandas()
-        has_split = df["posts"].notna() | df["replies"].notna()
-        records += _synthetic(df[has_split], day, "teams", [("posts", "post", "aggregate:teams-channels"),
-                                                            ("replies", "reply", "aggregate:teams-channels"),
-                                                            ("private_chat_messages", "post", "aggregate:teams-chat")],
-                              name)
-        records += _synthetic(df[~has_split], day, "teams", [("team_chat_messages", "post", "aggregate:teams-channels"),
-                                                             ("private_chat_messages", "post", "aggregate:teams-chat")],
-                              name)
-    engage = lake.read_partition(lake.raw_dir(ctx.lake_dir, name, REPORTS["engage_user"].stream), day)
-    if engage is not None:
-        found = True
-        plan = [("posted", "post", "aggregate:engage"), ("liked", "reaction", "aggregate:engage")]
-        if opts.synthesise_views:
-            plan.append(("read", "view", "aggregate:engage"))
-        records += _synthetic(engage.to_pandas(), day, "engage", plan, name)
-    groups = lake.read_partition(lake.raw_dir(ctx.lake_dir, name, REPORTS["engage_groups"].stream), day)
-    if groups is not None:
-        found = True
-        for g in groups.to_pylist():
-            if g["group_key"]:
-                containers.append({"source": name, "container_id": f"aggregate-group:{g['group_key']}",
-                                   "kind": "community", "visibility": "private" if g["group_type"] == "private"
-                                   else "public", "member_count": g["member_count"], "owner_department": None,
-                                   "created_at": None})
-    if not found:
+    listed: list[pd.DataFrame] = []
+    for report, product in (("teams_user", "teams"), ("engage_user", "engage")):
+        table = lake.read_partition(lake.raw_dir(ctx.lake_dir, name, REPORTS[report].stream), day)
+        if table is None:
+            continue
+        df = table.to_pandas()
+        records += _usage_rows(df, day, product, name, opts.synthesise_views)
+        listed.append(df)
+    if not listed:
         return {}
-    containers += [{"source": name, "container_id": cid, "kind": kind, "visibility": "public", "member_count": None,
-                    "owner_department": None, "created_at": None} for cid, kind in PSEUDO_CONTAINERS.items()]
-    frame = pd.DataFrame.from_records(records, columns=["source", "event_id", "occurred_at", "actor_key", "verb",
-                                                        "container_id", "thread_id", "parent_id", "target_key",
-                                                        "content_length", "is_question", "is_edited", "is_deleted"])
-    conts = pd.DataFrame(containers)
-    conts["member_count"] = conts["member_count"].astype("Int32")
-    return {"activities": raw_activities_to_canonical(frame, name), "containers": conts}
+    usage = pa.Table.from_pylist(records, schema=USAGE).to_pandas() if records else \
+        USAGE.empty_table().to_pandas()
+    return {"usage": usage, "people": _listing(listed)}
+
+
+# --- migration ------------------------------------------------------------------------------------------
+def migrate_lake(settings: Any, source: str) -> dict[str, int]:
+    """Lakes written before the `usage` table hold this source's counts as synthetic activities
+    (`event_id` starting with `agg:`) and pseudo-containers (`aggregate:...`). Each canonical activity
+    day that holds such rows is handed back to the stage: when its raw landing is still there (it is
+    kept), the day is journaled as raw-pending, so the next stage re-canonicalises it into `usage` and
+    land replaces the activity partition with an empty one; publish then covers the day again, which
+    removes the synthetic rows from the warehouse and rebuilds the incremental models of that day.
+    A day without its raw landing has the synthetic rows removed from its partition and is journaled
+    for publication. The pseudo-containers snapshots are removed. Idempotent: a migrated lake has no
+    synthetic rows, so the next call does nothing. Call it under the source's lock (`jobs.covered_interval`).
+    Returns what it did."""
+    import shutil
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    lake_dir = settings.lake_dir
+    done = {"days_restaged": 0, "days_cleaned": 0, "containers_snapshots_removed": 0}
+    base = lake.canonical_dir(lake_dir, "activities") / f"source={source}"
+    restage: list[dt.date] = []
+    cleaned: list[dt.date] = []
+    for day in lake.partition_days(base):
+        path = lake.partition_dir(base, day) / lake.PART
+        ids = pq.read_table(path, columns=["event_id"]).column("event_id")
+        legacy = pc.starts_with(ids, LEGACY_EVENT_PREFIX)
+        if not pc.any(legacy).as_py():
+            continue
+        raw = [lake.partition_dir(lake.raw_dir(lake_dir, source, REPORTS[r].stream), day) / lake.PART
+               for r in _LISTING]
+        if any(f.exists() for f in raw):
+            restage.append(day)
+        else:
+            table = pq.read_table(path)
+            lake.write_partition(base, day, table.filter(pc.invert(pc.starts_with(table.column("event_id"),
+                                                                                  LEGACY_EVENT_PREFIX))))
+            cleaned.append(day)
+    if restage:
+        lake.pending(lake_dir, source, "raw").add(restage)
+    if cleaned:
+        lake.pending(lake_dir, source, "canonical").add(cleaned)
+    containers = lake.canonical_dir(lake_dir, "containers") / f"source={source}"
+    for day in lake.partition_days(containers):
+        ids = pq.read_table(lake.partition_dir(containers, day) / lake.PART, columns=["container_id"])
+        if pc.any(pc.starts_with(ids.column("container_id"), "aggregate")).as_py():
+            shutil.rmtree(lake.partition_dir(containers, day))
+            done["containers_snapshots_removed"] += 1
+    done["days_restaged"], done["days_cleaned"] = len(restage), len(cleaned)
+    if any(done.values()):
+        log.warning("%s: this lake holds usage-report counts as synthetic activities (event ids 'agg:...') from "
+                    "before the usage table; migrated: %s (the days are re-staged from the raw landing into "
+                    "usage and republished, which removes the synthetic posts from every post, response and "
+                    "network metric)", source, done)
+    return done
+
+
+# --- what the reports stand for ------------------------------------------------------------------------
+#: per-event source kinds that load the messages a report product counts (their counts would double)
+MESSAGE_KINDS = {"teams_channels": ("msgraph",), "engage": ("yammer", "yammer_export")}
+
+
+def report_products(settings: Any) -> dict[str, bool]:
+    """Which report counts stand for activity in the usage segments (`fct_person_usage_daily`): a
+    product's counts do unless an enabled per-event source loads its messages (Teams channels: a
+    `msgraph` source; Teams chats: a `msgraph` source with `include_chats`; Viva Engage: a `yammer` or
+    `yammer_export` source), whose events count instead. The bound parameters of the SQL models."""
+    enabled = [s for s in settings.sources if s.enabled]
+    graph = [s for s in enabled if s.kind in MESSAGE_KINDS["teams_channels"]]
+    return {"usage_report_teams_channels": not graph,
+            "usage_report_teams_chat": not any(bool(s.options.get("include_chats")) for s in graph),
+            "usage_report_engage": not any(s.kind in MESSAGE_KINDS["engage"] for s in enabled)}

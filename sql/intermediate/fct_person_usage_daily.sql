@@ -3,13 +3,15 @@
 -- key: as_of_date, person_key
 -- materialized: incremental
 -- partition_by: as_of_date
--- depends_on: fct_person_daily_activity
+-- depends_on: fct_person_daily_activity, int_person_report_actions_daily
 -- owner: esn-metrics
 -- description: INTERNAL usage segment per person (vivainsights identify_usage_segments, 12-week version):
 --   power user = at least :usage_power_actions_per_week actions a week on average and active in at least
 --   :usage_power_active_weeks of the last 12 weeks; habitual = active in at least :usage_habitual_active_weeks
 --   of 12 weeks; novice = at least :usage_novice_actions_per_week actions a week on average; low = any action
---   in the 12 weeks. People absent from the table on a day are non-users. The thresholds are the
+--   in the 12 weeks. People absent from the table on a day are non-users. Actions are the events of the
+--   per-event sources plus the aggregate usage reports' counts of the products no per-event source loads
+--   (int_person_report_actions_daily). The thresholds are the
 --   `usage_segments:` configuration (pipelines.config.UsageSegments, bound by jobs.model_params; defaults
 --   15, 9, 9 and 1: METRICS.md section 1), rendered in docs/metrics.md.
 --   Weeks are the twelve 7-day blocks ending on the day (not ISO weeks), so the result is the same on
@@ -18,9 +20,19 @@
 --   sums are a rolling 84-row sum, and the active weeks add up the 7-day "active" flags of the day and of
 --   the days 7, 14, ..., 77 before it.
 with activity as (
-    select activity_date, person_key, actions
-    from fct_person_daily_activity
-    where activity_date between cast(:start_date as date) - 83 and :end_date
+    -- an action is an event of a per-event source, or a count of an aggregate usage report for a product
+    -- whose messages no per-event source loads (int_person_report_actions_daily): never both for one product
+    select activity_date, person_key, cast(sum(actions) as bigint) as actions
+    from (
+        select activity_date, person_key, actions
+        from fct_person_daily_activity
+        where activity_date between cast(:start_date as date) - 83 and :end_date
+        union all
+        select activity_date, person_key, actions
+        from int_person_report_actions_daily
+        where activity_date between cast(:start_date as date) - 83 and :end_date
+    ) a
+    group by activity_date, person_key
 ),
 people as (
     select distinct person_key from activity

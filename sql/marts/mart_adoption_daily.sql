@@ -3,7 +3,7 @@
 -- key: as_of_date, segment_type, segment_value
 -- materialized: incremental
 -- partition_by: as_of_date
--- depends_on: fct_person_daily_activity, fct_person_usage_daily, int_segment_membership, int_segment_headcount_daily, stg_people
+-- depends_on: fct_person_daily_activity, int_person_report_actions_daily, fct_person_usage_daily, int_segment_membership, int_segment_headcount_daily, stg_people
 -- owner: esn-metrics
 -- families: as_of_date, segment_type
 -- family_total: segment_type = org
@@ -18,16 +18,24 @@ with calendar as (
     from generate_series(0, cast(:end_date as date) - cast(:start_date as date)) as g(i)
 ),
 employed as (
+    -- the people int_segment_headcount_daily counts (the same headcount as every other mart): outside the
+    -- HR directory, a person whose every platform account is deactivated is not counted
     select c.as_of_date, p.person_key
     from calendar c
     join stg_people p
       on (p.hire_date is null or p.hire_date <= c.as_of_date)
      and (p.termination_date is null or p.termination_date > c.as_of_date)
+     and (p.in_directory or not p.is_deactivated)
 ),
 first_activity as (
+    -- claimed: the first action, counted like the usage segments' (events, and the usage reports' counts of
+    -- the products no per-event source loads)
     select person_key, min(activity_date) as first_active_date
-    from fct_person_daily_activity
-    where activity_date <= :end_date
+    from (
+        select person_key, activity_date from fct_person_daily_activity where activity_date <= :end_date
+        union all
+        select person_key, activity_date from int_person_report_actions_daily where activity_date <= :end_date
+    ) a
     group by person_key
 ),
 first_habitual as (

@@ -25,7 +25,8 @@ def run_models(engine: sa.Engine, start: dt.date, end: dt.date, *, min_group_siz
                **extra: Any) -> None:
     params = {"start_date": start, "end_date": end, "min_group_size": min_group_size, "w_reply": 1.0,
               "w_reaction": 0.5, "w_mention": 1.0, "w_share": 1.0, **load_thresholds(),
-              **UsageSegments().params(), **extra}
+              **UsageSegments().params(), "usage_report_teams_channels": True, "usage_report_teams_chat": True,
+              "usage_report_engage": True, **extra}
     with engine.begin() as conn:
         for model in warehouse.discover_models():
             warehouse.run_model(conn, model, params)

@@ -1,0 +1,120 @@
+"""The Microsoft 365 usage reports (kind m365_usage) by hand, through the whole job (extract from the
+reports API, stage, validate, land, publish) on the fixture CSVs of tests/data/msgraph/usage_hand (real
+column order of the pnp/cli-microsoft365 sample, one concealed row each, a BOM on the first file).
+
+Teams, 2026-03-02 (D1)        team chat  private  calls  meetings  posts  replies
+  ana                              5         2       1       0        2      3
+  ben                              0         4       0       2        0      0
+  cho, eli                         0         0       0       0        0      0
+  dev                              1         0       0       0       -      -      (no post/reply split)
+  concealed (hash, zero GUID)      7         1       0       0        4      3      (no person: left out)
+  fay (Is Deleted True)            0         0       0       0        0      0
+Teams, 2026-03-03 (D2): ana team chat 1 (post 1, reply 0), cho private 3, the others 0; no concealed row.
+Viva Engage, D1: ana posted 1, read 10, liked 2; ben 0; eli read 4; concealed posted 3 (left out). No D2.
+
+People: the user reports are the platform's listing: ana ben cho dev eli fay, fay deactivated (deleted in
+every report that names her), so the headcount is 5 (no HR directory: nobody has a department).
+mart_usage_daily, org, D1: Teams-active ana ben dev (3), Engage-active ana eli (2), report-active ana ben
+dev eli (4, 4/5); channel messages ana 2+3 + dev 1 = 6; posts 2, replies 3 (dev has no split); chat 2+4 = 6;
+meetings 2; calls 1; Engage posted 1, likes 2, reads 14.
+D2: Teams-active ana cho (2); Engage none (no report); channel messages 1, posts 1, replies 0, chat 3.
+No activity is made of any of it: posts, DAU and every activity mart stay at zero.
+Usage segments (no per-event source loads Teams or Engage messages, so the counts stand for actions;
+reads do not): D1 ana 5 + 2 + 1 + 2 = 10, ben 4, dev 1; D2 ana 1, cho 3. Everyone is low (at most 11 in
+12 weeks, under one a week); claimed D1 ana ben dev (3), D2 + cho (4).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from hand_helpers import check
+
+from pipelines import jobs, lake, warehouse
+from pipelines.config import SourceConfig, load_settings
+from pipelines.sources import usage_reports
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "msgraph" / "usage_hand"
+D1, D2 = dt.date(2026, 3, 2), dt.date(2026, 3, 3)
+INTERVAL = jobs.Interval(D1, D2)
+COVERED: set[str] = set()
+
+
+def _transport() -> httpx.MockTransport:
+    """The reports API: 302 to a pre-authenticated download of the fixture CSV, 400 for a date without one."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "download.reports.test":
+            return httpx.Response(200, headers={"Content-Type": "application/octet-stream"},
+                                  content=(DATA / request.url.path.lstrip("/")).read_bytes())
+        m = re.search(r"/reports/(get\w+)\(date=(\d{4}-\d{2}-\d{2})\)", request.url.path)
+        assert m, request.url
+        name = f"{m.group(1)}_{m.group(2)}.csv"
+        if not (DATA / name).exists():
+            return httpx.Response(400, json={"error": {"code": "BadRequest", "message": "no report"}})
+        return httpx.Response(302, headers={"Location": f"https://download.reports.test/{name}"})
+
+    return httpx.MockTransport(handler)
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> sa.Engine:
+    tmp = tmp_path_factory.mktemp("usage_hand")
+    settings = load_settings(None, lake_dir=tmp / "lake", warehouse_url=f"duckdb:///{tmp / 'w.duckdb'}",
+                             privacy={"min_group_size": 3},
+                             sources=[SourceConfig(name="m365", kind="m365_usage", options={
+                                 "reports": ["teams_user", "engage_user"], "rate_period_s": 0.001})])
+    ctx = jobs._context(settings, "m365", None, False)
+    report = usage_reports.extract(ctx, D1, D2, access_token="hand-token", transport=_transport())
+    assert report.details["unresolved_concealed"] == {"rows": 2, "activity": 4 + 3 + 1 + 3 + 1}
+    jobs.stage(settings, "m365", INTERVAL)
+    jobs.validate(settings, "m365", INTERVAL)
+    jobs.land(settings, "m365", INTERVAL)
+    engine = warehouse.make_engine(settings.warehouse_url)
+    jobs.publish(settings, INTERVAL, engine=engine)
+    yield engine
+    engine.dispose()
+
+
+def test_usage_mart_is_right_by_hand_on_the_fixture_csv(published: sa.Engine) -> None:
+    check(published, "mart_usage_daily", {
+        "suppressed": False, "headcount": 5, "report_active_users": 4, "report_active_rate": 4 / 5,
+        "teams_active_users": 3, "teams_channel_messages": 6, "teams_posts": 2, "teams_replies": 3,
+        "teams_chat_messages": 6, "teams_meetings": 2, "teams_calls": 1, "engage_active_users": 2,
+        "engage_messages_posted": 1, "engage_likes": 2, "engage_reads": 14,
+    }, COVERED, as_of_date=D1, segment_type="org", segment_value="all")
+    check(published, "mart_usage_daily", {
+        "headcount": 5, "report_active_users": 2, "report_active_rate": 2 / 5, "teams_active_users": 2,
+        "teams_channel_messages": 1, "teams_posts": 1, "teams_replies": 0, "teams_chat_messages": 3,
+        "engage_active_users": 0, "engage_messages_posted": 0,
+    }, COVERED, as_of_date=D2, segment_type="org", segment_value="all")
+
+
+def test_usage_reports_make_no_activity(published: sa.Engine) -> None:
+    with published.connect() as conn:
+        assert conn.exec_driver_sql("select count(*) from lake_activities").scalar_one() == 0
+        assert conn.exec_driver_sql("select count(*) from fct_posts").scalar_one() == 0
+        assert conn.exec_driver_sql("select count(*) from lake_usage_daily").scalar_one() == 6 + 6 + 3
+    check(published, "mart_engagement_daily", {"headcount": 5, "dau": 0, "posting_users_1d": 0},
+          set(), activity_date=D1, segment_type="org", segment_value="all")
+
+
+def test_adoption_counts_the_reports_where_no_messages_are_loaded(published: sa.Engine) -> None:
+    got = warehouse.read_frame(published, "select person_key, as_of_date, actions_12w from fct_person_usage_daily "
+                                          "order by as_of_date, actions_12w")
+    assert got.groupby("as_of_date")["actions_12w"].apply(list).to_dict() == {D1: [1, 4, 10], D2: [1, 3, 4, 11]}
+    check(published, "mart_adoption_daily", {"headcount": 5, "claimed": 3, "low_users": 3, "non_users": 2},
+          set(), as_of_date=D1, segment_type="org", segment_value="all")
+    check(published, "mart_adoption_daily", {"claimed": 4, "low_users": 4, "non_users": 1},
+          set(), as_of_date=D2, segment_type="org", segment_value="all")
+
+
+def test_the_usage_lake_is_partitioned_by_report_date(published: sa.Engine) -> None:
+    lake_dir = Path(str(published.url.database)).parent / "lake"
+    base = lake.canonical_dir(lake_dir, "usage") / "source=m365"
+    assert lake.partition_days(base) == [D1, D2]
