@@ -2,39 +2,55 @@
 -- grain: one row per calendar month and person who answered a question
 -- key: month_start, person_key
 -- materialized: table
--- depends_on: int_post_responses, stg_people
+-- depends_on: int_post_responses, int_people_history
 -- owner: esn-metrics
 -- description: INTERNAL knowledge brokers: people whose answers (replies to someone else's question)
 --   reach askers outside their own department. Ranked by answers to other departments, then by the
 --   number of other departments reached. An answer to or from someone without a department (outside the
 --   HR directory) reaches no other department: it counts in answers, not in the cross-department figures.
+--   Departments are point in time (int_people_history): each answer compares the two departments of its
+--   day; `department` is the broker's on the last day of the month.
 with answers as (
     select
         cast(date_trunc('month', r.activity_date) as date) as month_start,
+        r.activity_date,
         r.responder_key as person_key,
         r.post_author_key as asker_key
     from int_post_responses r
     where r.verb = 'reply' and r.post_is_question
 ),
 with_departments as (
+    -- both departments as of the day of the answer (int_people_history), not today's
     select a.*, pa.department as department, pq.department as asker_department
     from answers a
-    left join stg_people pa on pa.person_key = a.person_key
-    left join stg_people pq on pq.person_key = a.asker_key
+    left join int_people_history pa
+      on pa.person_key = a.person_key and a.activity_date between pa.valid_from and pa.valid_to
+    left join int_people_history pq
+      on pq.person_key = a.asker_key and a.activity_date between pq.valid_from and pq.valid_to
+),
+month_departments as (
+    -- the broker's department of the month: the one in force on its last day (the latest one, for a
+    -- month not over yet)
+    select m.month_start, m.person_key, h.department
+    from (select distinct month_start, person_key from answers) m
+    left join int_people_history h
+      on h.person_key = m.person_key
+     and cast(m.month_start + interval '1 month' as date) - 1 between h.valid_from and h.valid_to
 ),
 per_person as (
     select
-        month_start,
-        person_key,
-        max(department) as department,
+        w.month_start,
+        w.person_key,
+        max(md.department) as department,
         count(*) as answers,
-        count(distinct asker_key) as askers_reached,
-        cast(sum(case when asker_department <> department then 1 else 0 end) as bigint)
+        count(distinct w.asker_key) as askers_reached,
+        cast(sum(case when w.asker_department <> w.department then 1 else 0 end) as bigint)
             as answers_to_other_departments,
-        count(distinct case when asker_department <> department then asker_department end)
+        count(distinct case when w.asker_department <> w.department then w.asker_department end)
             as other_departments_reached
-    from with_departments
-    group by month_start, person_key
+    from with_departments w
+    join month_departments md on md.month_start = w.month_start and md.person_key = w.person_key
+    group by w.month_start, w.person_key
 )
 select
     month_start,

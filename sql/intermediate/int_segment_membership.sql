@@ -2,32 +2,58 @@
 -- grain: one row per person, segment type and validity range
 -- key: person_key, segment_type, valid_from
 -- materialized: table
--- depends_on: stg_people
+-- depends_on: stg_people, int_people_history
 -- owner: esn-metrics
--- description: point-in-time segment membership. Directory attributes (org, department, location, level,
---   leader flag) hold over the whole range of the latest directory snapshot; the tenure band changes with
---   time, so each band gets its own validity range derived from the hire date. Joining on
+-- description: point-in-time segment membership. The directory attributes (department, location, level,
+--   leader flag) are effective-dated: each value holds over the days the people snapshots gave it
+--   (int_people_history: a reorganisation moves a person from the day it takes effect, the days before
+--   keep the old cell; the days before the lake's first snapshot get its values). The tenure band
+--   changes with time, so each band gets its own validity range derived from the hire date. Joining on
 --   `as_of_date between valid_from and valid_to` gives the same answer whatever interval a run covers,
 --   which is what makes a day-by-day run equal to a full recompute.
---   Every person is in exactly one cell of each segment type, so the cells of a type add up to the
---   organisation (complementary suppression relies on it): a person without a department, location or
---   level (NULL in stg_people: people outside the HR directory, or gaps of the directory) is counted in
---   the cell 'unknown' of that type, like the tenure band 'unknown' of people without a hire date.
---   'unknown' is where those people are counted, not a department: the network stage leaves them out
---   of department-based measures.
+--   Every person is in exactly one cell of each segment type on every day, so the cells of a type add up
+--   to the organisation (complementary suppression relies on it): a person without a department,
+--   location or level on a day (NULL: people outside the HR directory, gaps of the directory, days a
+--   snapshot did not list them) is counted in the cell 'unknown' of that type, like the tenure band
+--   'unknown' of people without a hire date. 'unknown' is where those people are counted, not a
+--   department: the network stage leaves them out of department-based measures. Consecutive ranges of
+--   one value (a move that changed another attribute) are one row.
 with people as (
     select * from stg_people
 ),
-static_segments as (
-    select person_key, 'org' as segment_type, 'all' as segment_value from people
+history as (
+    select * from int_people_history
+),
+dated as (
+    select person_key, 'department' as segment_type, coalesce(department, 'unknown') as segment_value,
+           valid_from, valid_to
+    from history
     union all
-    select person_key, 'department', coalesce(department, 'unknown') from people
+    select person_key, 'location', coalesce(location, 'unknown'), valid_from, valid_to from history
     union all
-    select person_key, 'location', coalesce(location, 'unknown') from people
+    select person_key, 'level', coalesce(level, 'unknown'), valid_from, valid_to from history
     union all
-    select person_key, 'level', coalesce(level, 'unknown') from people
-    union all
-    select person_key, 'leader', case when is_leader then 'leader' else 'non-leader' end from people
+    select person_key, 'leader', case when is_leader then 'leader' else 'non-leader' end, valid_from, valid_to
+    from history
+),
+changes as (
+    select
+        *,
+        case
+            when lag(segment_value) over w = segment_value then 0 else 1
+        end as starts_island
+    from dated
+    window w as (partition by person_key, segment_type order by valid_from)
+),
+islands as (
+    select *, sum(starts_island) over (partition by person_key, segment_type order by valid_from
+                                       rows between unbounded preceding and current row) as island
+    from changes
+),
+dated_segments as (
+    select person_key, segment_type, segment_value, min(valid_from) as valid_from, max(valid_to) as valid_to
+    from islands
+    group by person_key, segment_type, segment_value, island
 ),
 tenure_bands as (
     select person_key, 'unknown' as band, date '1900-01-01' as valid_from, date '9999-12-31' as valid_to
@@ -41,8 +67,12 @@ tenure_bands as (
     union all
     select person_key, '5y+', hire_date + 1825, date '9999-12-31' from people where hire_date is not null
 )
-select person_key, segment_type, segment_value, date '1900-01-01' as valid_from, date '9999-12-31' as valid_to
-from static_segments
+select person_key, 'org' as segment_type, 'all' as segment_value, date '1900-01-01' as valid_from,
+       date '9999-12-31' as valid_to
+from people
+union all
+select person_key, segment_type, segment_value, cast(valid_from as date), cast(valid_to as date)
+from dated_segments
 union all
 select person_key, 'tenure_band', band, cast(valid_from as date), cast(valid_to as date)
 from tenure_bands

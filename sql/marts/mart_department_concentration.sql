@@ -3,7 +3,7 @@
 -- key: as_of_date, period_type, segment_type, segment_value
 -- materialized: incremental
 -- partition_by: as_of_date
--- depends_on: fct_person_daily_activity, int_segment_membership, stg_people, int_segment_headcount_daily
+-- depends_on: fct_person_daily_activity, int_segment_membership, int_people_history, int_segment_headcount_daily
 -- owner: esn-metrics
 -- families: as_of_date, period_type, segment_type
 -- family_total: segment_type = org
@@ -12,7 +12,8 @@
 --   contributors (people with a post or reply in the window), the largest department's share of them and
 --   the Herfindahl index over departments (sum of squared shares; 1 = a single department), among the
 --   contributors whose department is known (people outside the directory are left out, as the network
---   leaves out ties to them: the segment cell 'unknown' is not a department). Suppressed when
+--   leaves out ties to them: the segment cell 'unknown' is not a department), each counted in their
+--   department as of the day (int_people_history: a move changes the days from the move on). Suppressed when
 --   fewer than :min_group_size people contributed; every segment of the day has a row (one without
 --   contributors is suppressed, not missing), then complementary suppression (pipelines/suppression.py). Who contributed in each period comes from running totals
 --   over a dense contributor x day grid rather than a join of every day to the activity of its window.
@@ -74,7 +75,9 @@ contributors as (
 by_department as (
     select c.as_of_date, c.period_type, m.segment_type, m.segment_value, p.department, count(*) as contributors
     from contributors c
-    join stg_people p on p.person_key = c.person_key
+    join int_people_history p  -- the contributor's department on the day, not today's
+      on p.person_key = c.person_key
+     and c.as_of_date between p.valid_from and p.valid_to
     join int_segment_membership m
       on m.person_key = c.person_key
      and c.as_of_date between m.valid_from and m.valid_to

@@ -3,13 +3,15 @@
 -- key: as_of_date, period_type, segment_type, segment_value
 -- materialized: incremental
 -- partition_by: as_of_date
--- depends_on: fct_person_daily_activity, int_post_responses, int_segment_membership, int_segment_headcount_daily, stg_people
+-- depends_on: fct_person_daily_activity, int_post_responses, int_segment_membership, int_segment_headcount_daily, stg_people, int_people_history
 -- owner: esn-metrics
 -- families: as_of_date, period_type, segment_type
 -- family_total: segment_type = org
 -- group_size: int_segment_headcount_daily.headcount
 -- sub_suppression: leaders_suppressed by leaders: leaders, leader_active_share, leader_posting_share, leader_posts, leader_responses_received, responses_per_leader_post
--- description: leader engagement ("executive engagement"). Leaders are the directory's is_leader people.
+-- description: leader engagement ("executive engagement"). Leaders are the directory's is_leader people
+--   as of the day (int_people_history: a promotion counts from the day it takes effect; a response
+--   counts when its post's author was a leader on the day of the response).
 --   Of the segment's employed leaders: share active and share posting in the window (leaders_suppressed
 --   when the segment has fewer than :min_group_size leaders); replies and reactions from others that the
 --   segment leaders' posts received in the window; and leader_reach: the share of the segment's headcount
@@ -28,14 +30,21 @@ windows as (
     union all
     select as_of_date, 'month', cast(date_trunc('month', as_of_date) as date) from calendar
 ),
-leaders as (
-    select person_key, hire_date, termination_date from stg_people where is_leader
+leader_ranges as (
+    -- who is a leader on which days (int_people_history: the leader flag as the snapshots gave it then)
+    select h.person_key, h.valid_from, h.valid_to, p.hire_date, p.termination_date
+    from int_people_history h
+    join stg_people p on p.person_key = h.person_key
+    where h.is_leader
+      and h.valid_from <= :end_date
+      and h.valid_to >= cast(:start_date as date) - 30
 ),
 leader_days as (
     select w.as_of_date, w.period_type, w.period_start, l.person_key
     from windows w
-    join leaders l
-      on (l.hire_date is null or l.hire_date <= w.as_of_date)
+    join leader_ranges l
+      on w.as_of_date between l.valid_from and l.valid_to
+     and (l.hire_date is null or l.hire_date <= w.as_of_date)
      and (l.termination_date is null or l.termination_date > w.as_of_date)
 ),
 leader_activity as (
@@ -53,9 +62,12 @@ leader_activity as (
     group by d.as_of_date, d.period_type, d.person_key
 ),
 responses as (
+    -- responses to the posts of people who were leaders on the day of the response
     select r.activity_date, r.responder_key, r.post_author_key, r.verb
     from int_post_responses r
-    join leaders l on l.person_key = r.post_author_key
+    join leader_ranges l
+      on l.person_key = r.post_author_key
+     and r.activity_date between l.valid_from and l.valid_to
     where r.activity_date between cast(:start_date as date) - 30 and :end_date
 ),
 received as (

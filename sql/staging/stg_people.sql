@@ -13,6 +13,11 @@
 --   models put NULL in the visible cell 'unknown'. `account_type`: member, guest, external, bot, or
 --   unknown for people seen only in activity. Rows of lake_people loaded before these columns existed
 --   are directory rows (only HR directories landed people then).
+--   department, location, level and is_leader are the latest snapshot's: a model that segments people
+--   joins int_people_history / int_segment_membership as of its day instead. A person whom earlier
+--   snapshots listed and the latest no longer does keeps their last listed row, `delisted_on` is the
+--   day of the first snapshot without them, and their employment ends that day: termination_date is
+--   delisted_on unless HR gave an earlier one (the days they were listed keep counting them).
 with source as (
     select * from lake_people
 ),
@@ -34,11 +39,16 @@ listed as (
         manager_key,
         is_leader,
         hire_date,
-        termination_date,
+        case
+            when delisted_on is not null and (termination_date is null or termination_date > delisted_on)
+                then delisted_on
+            else termination_date
+        end as termination_date,
         coalesce(in_directory, true) as in_directory,
         coalesce(account_type, 'member') as account_type,
         coalesce(is_deactivated, false) as is_deactivated,
-        sources
+        sources,
+        delisted_on
     from ranked
     where rn = 1
 ),
@@ -70,5 +80,6 @@ select
     false as in_directory,
     'unknown' as account_type,
     false as is_deactivated,
-    sources
+    sources,
+    cast(null as date) as delisted_on
 from unlisted
