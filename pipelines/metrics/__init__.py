@@ -145,13 +145,16 @@ def _departments(conn: sa.Connection, pairs: pd.DataFrame, end: dt.date) -> pd.D
 def _influence(conn: sa.Connection) -> pd.DataFrame | None:
     """Person-month influence: pagerank in the network snapshot of the calendar month (fct_person_network,
     window_name 'month', window_start = the month's first day), the person-month figure beside the month's
-    actions and active days. None before the network stage has ever run."""
+    actions and active days. None before the network stage has written a month snapshot (no influence
+    measure then, rather than rows of n = 0: a republication must publish the same rows)."""
     if not warehouse.table_exists(conn, "fct_person_network"):
         return None
     if not {"person_key", "pagerank", "window_name", "window_start"} <= set(warehouse.columns(conn, "fct_person_network")):
         return None
     df = warehouse.read_frame(conn, "select person_key, window_start as period, pagerank as influence "
                                     "from fct_person_network where window_name = 'month'")
+    if df.empty:
+        return None
     df["period"] = pd.to_datetime(df["period"]).dt.date
     df["influence"] = df["influence"].astype(float)
     return df.drop_duplicates(["person_key", "period"])

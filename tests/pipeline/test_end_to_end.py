@@ -176,9 +176,13 @@ def test_a_daily_run_after_the_network_stage_publishes_and_reads_influence(publi
     from pipelines.network_stage import run_network
 
     settings, engine, _ = published
-    network = run_network(settings, FULL.end, engine=engine)
-    assert network["rows"]["fct_person_network"] > 0
-    # the next publish reads the published influence scores into the impact metrics
+    # the influence of a person-month is the month snapshot's pagerank: the network stage of May's last
+    # day publishes the correlations again with it, in its own transaction
+    network = run_network(settings, dt.date(2026, 5, 31), engine=engine, rolling=False)
+    assert network["rows"]["fct_person_network"] > 0 and "mart_impact_correlation" in network["rows"]
+    corr = warehouse.read_frame(engine, "select distinct engagement_measure from mart_impact_correlation")
+    assert "influence" in set(corr["engagement_measure"])
+    # the next publish reads the published month snapshots into the impact metrics
     jobs.publish(settings, jobs.Interval(FULL.end, FULL.end), engine=engine)
     corr = warehouse.read_frame(engine, "select distinct engagement_measure from mart_impact_correlation")
     assert "influence" in set(corr["engagement_measure"])
