@@ -6,6 +6,12 @@ for the calendar month when the date is a month end (the monthly snapshots kept 
 publishes them by write-audit-publish in one transaction. The previous window of the same length is
 recomputed from the interactions rather than read back, so a rerun of a date gives the same tables
 whatever ran before. Person-level tables (`fct_`) are internal; `mart_` tables are privacy-safe.
+
+The rules are the configuration's `network:` section (`stage_rules`); the weight of an interaction is
+int_interactions.weight (interactions.weights, applied once, in SQL) and the audience cap groups the
+interactions of one message (int_interactions.audience_id). Every read is ordered and the library
+orders its inputs again, so the tables never depend on the order rows come back in. A window without
+any interaction publishes the tables of an organisation without ties.
 """
 
 from __future__ import annotations
@@ -49,25 +55,49 @@ def _previous(kind: str, start: dt.date, end: dt.date) -> tuple[dt.date, dt.date
     return start - dt.timedelta(days=length), start - dt.timedelta(days=1)
 
 
+def stage_rules(settings: Settings) -> NetworkRules:
+    """The configuration's network rules as the pipeline applies them: the interactions' weight is
+    int_interactions.weight (no type weight again), the audience cap counts the distinct targets of one
+    message (audience_id), and aggregates are suppressed below privacy.min_group_size."""
+    rules = settings.network
+    edges = rules.edges.model_copy(update={"type_weights": None, "audience_key": "audience_id"})
+    return rules.model_copy(update={"edges": edges, "min_group_size": settings.privacy.min_group_size})
+
+
 def _inputs(conn: sa.Connection, start: dt.date, end: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
     edges = warehouse.read_bulk(
-        conn, "select source, event_id, source_key, target_key, interaction_type, weight, activity_date, "
-              "container_id from int_interactions where activity_date between :s and :e", {"s": start, "e": end})
+        # audience_id is NULL on the days an older warehouse has not rebuilt since it was added: each
+        # of those interactions is its own message (uncapped) until the day is republished
+        conn, "select source, event_id, coalesce(audience_id, source || ':' || event_id) as audience_id, "
+              "source_key, target_key, interaction_type, weight, activity_date, container_id "
+              "from int_interactions where activity_date between :s and :e "
+              "order by source, event_id, source_key, target_key", {"s": start, "e": end})
     posts = warehouse.read_frame(
         conn, "select person_key, sum(posts) as posts from fct_person_daily_activity "
-              "where activity_date between :s and :e group by person_key", {"s": start, "e": end})
+              "where activity_date between :s and :e group by person_key order by person_key",
+        {"s": start, "e": end})
     posts["posts"] = posts["posts"].astype("int64")
     return edges, posts
 
 
+#: the people of the network, one row per person, ordered (node ids follow this order): the one query
+#: to change to read the department as of the window's end
+PEOPLE_SQL = ("select person_key, department, location, level, is_leader, hire_date, termination_date, "
+              "in_directory, is_deactivated from stg_people order by person_key")
+
+
+def _people(conn: sa.Connection, end: dt.date) -> pd.DataFrame:
+    """The people of the windows ending on `end` (binds :end when PEOPLE_SQL uses it)."""
+    return warehouse.read_frame(conn, PEOPLE_SQL, {"end": end} if ":end" in PEOPLE_SQL else None)
+
+
 def compute_windows(conn: sa.Connection, settings: Settings, end: dt.date, rules: NetworkRules | None = None,
                     *, rolling: bool = True) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    rules = rules or NetworkRules(min_group_size=settings.privacy.min_group_size)
+    rules = rules or stage_rules(settings)
     # department NULL (people outside the HR directory, gaps of the directory) stays NULL: the network
     # leaves ties to people without a department out of every department-based measure (E-I index,
     # cross-department ties, department tables); the segment cell 'unknown' is not a department here
-    people = warehouse.read_frame(conn, "select person_key, department, location, level, is_leader, "
-                                        "hire_date, termination_date, in_directory, is_deactivated from stg_people")
+    people = _people(conn, end)
     day = pd.Timestamp(end)  # compared as timestamps: an all-null date column has no `.dt.date` to compare
     hired = pd.to_datetime(people["hire_date"])
     left = pd.to_datetime(people["termination_date"])

@@ -8,7 +8,11 @@
 -- description: METRICS.md section 3 edge rules. reply -> author of the message replied to;
 --   reaction -> author; mention -> mentioned person; share -> original author. The target comes from
 --   the source when it knows it, else from the parent message. Self-edges are dropped by rule, events
---   on deleted messages are dropped, and each type carries its configurable weight.
+--   on deleted messages are dropped, and each type carries its configurable weight (interactions.weights:
+--   the only place a type weight is applied; the network stage uses `weight` as it is).
+--   audience_id: the message the interaction belongs to, what the network's large-audience cap groups by:
+--   a mention belongs to the message that mentions (its parent: the message's own event id, also for the
+--   recipients of an imported e-mail), every other interaction is its own message.
 with events as (
     select *
     from stg_activities
@@ -24,6 +28,7 @@ resolved as (
     select
         e.source,
         e.event_id,
+        e.parent_id,
         e.occurred_at,
         e.activity_date,
         e.actor_key as source_key,
@@ -37,6 +42,7 @@ resolved as (
     select
         e.source,
         e.event_id,
+        e.parent_id,
         e.occurred_at,
         e.activity_date,
         e.actor_key as source_key,
@@ -61,7 +67,10 @@ select
         when 'mention' then :w_mention
         when 'share' then :w_share
     end as double precision) as weight,
-    container_id
+    container_id,
+    -- qualified by the source: two sources may number their events alike
+    source || ':' || case when interaction_type = 'mention' then coalesce(parent_id, event_id) else event_id end
+        as audience_id
 from resolved
 where target_key is not null
   and target_key <> source_key

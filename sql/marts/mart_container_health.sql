@@ -13,7 +13,8 @@
 -- description: community health per container (SWOOP): community_health_index = people active in the
 --   container in the 28 days ending on the day / people active in it at least once in the 365 days ending
 --   on the day. Also 28-day posts, replies, response rate (posts of the window answered by a reply or
---   reaction from someone else by the day) and cross-department share of its interactions. Activity
+--   reaction from someone else by the day) and cross-department share of its interactions (of those between
+--   two people whose departments are both known: a person without a department is no department). Activity
 --   "islands" (runs of days closer than the window) make both distinct counts exact without a per-day
 --   scan of a year of history. Suppressed when fewer than :min_group_size people were active in 12 months.
 --   Every count is a number of day ranges covering the day (islands, or the 28 days following an event),
@@ -102,11 +103,12 @@ interactions_daily as (
     select
         i.container_id,
         i.activity_date,
-        count(*) as interactions,
+        -- the denominator of the share: interactions between two people whose departments are known
+        sum(case when ps.department is not null and pt.department is not null then 1 else 0 end) as interactions,
         sum(case when ps.department <> pt.department then 1 else 0 end) as cross_department
     from int_interactions i
-    join stg_people ps on ps.person_key = i.source_key
-    join stg_people pt on pt.person_key = i.target_key
+    left join stg_people ps on ps.person_key = i.source_key
+    left join stg_people pt on pt.person_key = i.target_key
     where i.container_id is not null
       and i.activity_date between cast(:start_date as date) - 27 and :end_date
     group by i.container_id, i.activity_date

@@ -9,8 +9,11 @@
 -- family_total: segment_type = org
 -- group_size: int_segment_headcount_daily.headcount
 -- description: interactions (replies, reactions, mentions, shares to another person) made by the segment's
---   people in the window and the cross-department share (the two people are in different departments;
---   Yang et al. 2022); posts of the window and the response rate: share of them that received at least
+--   people in the window and the cross-department interaction share: of the interactions between two
+--   people whose departments are both known, the share between different departments (Yang et al. 2022);
+--   a person without a department (outside the HR directory) is no department, so those interactions are
+--   in `interactions` but in neither part of the share. Not named cross_department_share: that is the
+--   network's measure on the window's graph (mart_network_org, mart_network_department); posts of the window and the response rate: share of them that received at least
 --   one reply or reaction from someone else by the end of as_of_date (SWOOP). Segment of the person who
 --   acts (interactions) or posts (response rate), as of the event's day (these counts add up over days).
 --   Suppressed below :min_group_size headcount.
@@ -29,16 +32,18 @@ windows as (
 ),
 interactions as (
     select i.activity_date, i.source_key,
+           case when ps.department is not null and pt.department is not null then 1 else 0 end as departments_known,
            case when ps.department <> pt.department then 1 else 0 end as cross_department
     from int_interactions i
-    join stg_people ps on ps.person_key = i.source_key
-    join stg_people pt on pt.person_key = i.target_key
+    left join stg_people ps on ps.person_key = i.source_key
+    left join stg_people pt on pt.person_key = i.target_key
     where i.activity_date between cast(:start_date as date) - 30 and :end_date
 ),
 interactions_daily as (
     -- additive over days, so aggregated per day and segment (as of the event) before the windows
     select i.activity_date, m.segment_type, m.segment_value,
-           count(*) as interactions, sum(i.cross_department) as cross_department_interactions
+           count(*) as interactions, sum(i.departments_known) as known_department_interactions,
+           sum(i.cross_department) as cross_department_interactions
     from interactions i
     join int_segment_membership m
       on m.person_key = i.source_key
@@ -47,7 +52,8 @@ interactions_daily as (
 ),
 interaction_segments as (
     select w.as_of_date, w.period_type, d.segment_type, d.segment_value,
-           sum(d.interactions) as interactions, sum(d.cross_department_interactions) as cross_department_interactions
+           sum(d.interactions) as interactions, sum(d.known_department_interactions) as known_department_interactions,
+           sum(d.cross_department_interactions) as cross_department_interactions
     from windows w
     join interactions_daily d on d.activity_date between w.period_start and w.as_of_date
     group by w.as_of_date, w.period_type, d.segment_type, d.segment_value
@@ -76,6 +82,7 @@ joined as (
         h.segment_type,
         h.segment_value,
         coalesce(i.interactions, 0) as interactions,
+        coalesce(i.known_department_interactions, 0) as known_department_interactions,
         coalesce(i.cross_department_interactions, 0) as cross_department_interactions,
         coalesce(p.posts, 0) as posts,
         coalesce(p.posts_responded, 0) as posts_responded,
@@ -97,10 +104,12 @@ select
     suppressed,
     case when suppressed then null else cast(interactions as bigint) end as interactions,
     case when suppressed then null else cast(cross_department_interactions as bigint) end as cross_department_interactions,
-    case when suppressed or interactions = 0 then null
-         else cast(cross_department_interactions as double precision) / interactions end as cross_department_share,
+    case when suppressed or known_department_interactions = 0 then null
+         else cast(cross_department_interactions as double precision) / known_department_interactions
+    end as cross_department_interaction_share,
     case when suppressed then null else cast(posts as bigint) end as posts,
     case when suppressed then null else cast(posts_responded as bigint) end as posts_responded,
     case when suppressed or posts = 0 then null
-         else cast(posts_responded as double precision) / posts end as response_rate
+         else cast(posts_responded as double precision) / posts end as response_rate,
+    case when suppressed then null else cast(known_department_interactions as bigint) end as known_department_interactions
 from joined

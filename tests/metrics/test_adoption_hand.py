@@ -163,12 +163,13 @@ def test_interactions_and_response_rate(short: sa.Engine) -> None:
     # interactions (self-edges dropped: r2): r1 b->a, x1 d->a, m1 a->d, r3 c->b, x2 a->d, s1 f->c, x3 a->c;
     # all but r1 cross departments. Posts p1..p5; answered by a reply/reaction by D4: p1, p3, p4.
     check(short, "mart_interactions_period", {
-        "interactions": 7, "cross_department_interactions": 6, "cross_department_share": 6 / 7,
+        "interactions": 7, "known_department_interactions": 7, "cross_department_interactions": 6,
+        "cross_department_interaction_share": 6 / 7,
         "posts": 5, "posts_responded": 3, "response_rate": 3 / 5,
     }, COVERED, as_of_date=D4, period_type="rolling_28d", segment_type="org", segment_value="all")
     # as of D2 (week): r1, x1, m1 (2 cross); posts p1 p2 p3, only p1 responded by then (r3 comes on D3)
     check(short, "mart_interactions_period", {
-        "interactions": 3, "cross_department_share": 2 / 3, "posts": 3, "posts_responded": 1,
+        "interactions": 3, "cross_department_interaction_share": 2 / 3, "posts": 3, "posts_responded": 1,
         "response_rate": 1 / 3,
     }, COVERED, as_of_date=D2, period_type="week", segment_type="org", segment_value="all")
     # Engineering acts: r1 (b), m1 x2 x3 (a), s1 (f) -> 4 of 5 cross; posts p1 p3 p5, responded p1 p3
