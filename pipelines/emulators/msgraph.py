@@ -18,7 +18,11 @@ instead of following them is caught. System events are `unknownFutureValue` unle
 429s (with Retry-After; the body's code is `TooManyRequests` or `accessDenied`/`throttledRequest`), 500,
 503, 504, timeouts and truncated bodies, before any state change. Tokens can be made to expire after N
 requests (`token_ttl_requests`) and chats can be forbidden (403). The data clock (`advance_to`) decides
-which messages, replies, reactions, edits and deletions exist. Never bind to anything but 127.0.0.1.
+which messages, replies, reactions, edits and deletions exist; `add_reply` posts a reply to a root at a
+given time (a late reply: as in Graph, it does not move the root's lastModifiedDateTime, so the delta does
+not return the root). `replies@odata.count` counts the root's replies that exist; `withhold_replies` (a
+share, 0 by default) leaves that share of them out of `$expand=replies` and `.../replies`, chosen by id (the
+same ones on every call), while the count still includes them. Never bind to anything but 127.0.0.1.
 
 Use: `with GraphEmulator(org, client_id=..., client_secret=...) as emu: ... emu.url, emu.token_url`.
 """
@@ -32,6 +36,7 @@ import random
 import re
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,7 +52,7 @@ from pipelines.emulators.base import (
     pop_faults,
     utc_midnight,
 )
-from pipelines.emulators.msgraph_tenant import TENANT, Tenant, build_tenant, iso
+from pipelines.emulators.msgraph_tenant import TENANT, Message, Tenant, build_tenant, iso
 from pipelines.sources.demo_org import DemoOrg
 
 FAULT_KINDS = ("429", "429_access_denied", "500", "503", "504", "timeout", "truncated")
@@ -100,7 +105,10 @@ class GraphEmulator(LoopbackServer):
     def __init__(self, org: DemoOrg, *, client_id: str = "emu-client", client_secret: str = "emu-secret",
                  tenant: Tenant | None = None, faults: Faults | None = None, expand_limit: int = 1000,
                  token_ttl_requests: int | None = None, chats_permitted: bool = True, concealed: bool = False,
-                 port: int = 0):
+                 port: int = 0, withhold_replies: float = 0.0):
+        if not 0.0 <= withhold_replies <= 1.0:
+            raise ValueError(f"withhold_replies is a share (got {withhold_replies})")
+        self.withhold_replies = withhold_replies
         self.tenant = tenant or build_tenant(org)
         self.client_id, self.client_secret = client_id, client_secret
         self.faults = faults or Faults()
@@ -127,6 +135,20 @@ class GraphEmulator(LoopbackServer):
         """Everything that happened up to the end of `day` (UTC) exists; nothing later does."""
         with self._lock:
             self.now = _day_end(day)
+
+    def add_reply(self, channel: str, root_id: str, at: float, user: str) -> str:
+        """Post a reply by `user` to the root `root_id` at epoch `at`; returns its id."""
+        with self._lock:
+            root = next(r for r in self.tenant.channels[channel].roots if r.id == root_id)
+            mid = str(int(at * 1000))
+            root.replies.append(Message(channel, mid, at, user, "a late answer", reply_to=root.id))
+            root.replies.sort(key=lambda m: (m.created, int(m.id)))
+            return mid
+
+    def withheld(self, m: Message) -> bool:
+        """Whether the reply lists leave this reply out (`withhold_replies`)."""
+        return bool(self.withhold_replies) and zlib.crc32(f"{m.container}:{m.id}".encode()) % 10_000 \
+            < self.withhold_replies * 10_000
 
     # --- admission --------------------------------------------------------------------------------
     def fault(self, endpoint: str) -> str | None:
@@ -283,6 +305,7 @@ def _route(emu: GraphEmulator, path: str, params: dict[str, str], raw_query: str
                     if expand:
                         reps = [x for x in reversed(r.replies) if x.exists(now)]
                         item["replies@odata.count"] = len(reps)
+                        reps = [x for x in reps if not emu.withheld(x)]
                         item["replies"] = [t.render(x, now, prefer=prefer, team=tid) for x in reps[:emu.expand_limit]]
                         if len(reps) > emu.expand_limit:
                             item["replies@odata.nextLink"] = emu.link(f"{base}/{r.id}/replies",
@@ -326,8 +349,10 @@ def _route(emu: GraphEmulator, path: str, params: dict[str, str], raw_query: str
                     raise _GraphError(404, "NotFound", "Message not found.")
                 q = emu.check_link(raw_query, "$skiptoken")
                 reps = [x for x in reversed(root.replies) if x.exists(now)]
+                count = len(reps)
+                reps = [x for x in reps if not emu.withheld(x)]
                 chunk, nxt = _page(reps, q, params)
-                out: dict[str, Any] = {"@odata.count": len(reps),
+                out: dict[str, Any] = {"@odata.count": count,
                                        "value": [t.render(x, now, prefer=prefer, team=tid) for x in chunk]}
                 if nxt is not None:
                     out["@odata.nextLink"] = emu.link(f"{base}/{root.id}/replies", {"o": nxt, "t": MAX_TOP})

@@ -17,8 +17,10 @@ What is called, per team of `GET /teams` and channel of `GET /teams/{id}/channel
      returns root posts only). The first run starts it with `$filter=lastModifiedDateTime gt <sweep start>`;
      the `@odata.deltaLink` of its last page is stored in `etl_source_state` and the next run starts from
      it. A link the server no longer accepts (410/400) restarts a filtered round;
-  2. `.../messages?$expand=replies`, newest root first, down to the sweep start (`late_reply_horizon_days`
-     before `end`, or `start` when earlier): the current state of every recent thread, replies included
+  2. `.../messages?$expand=replies`, newest root first, down to the sweep start (set by the revisit
+     schedule, option `revisit`, tiers of `pipelines.connectors.revisit`: by default the last 7 days every
+     run, the last 91 days once a week, the last year every four weeks; `start` when earlier): the
+     current state of every thread of the sweep, replies included
      (`replies@odata.nextLink` followed when a thread has more than the inlined replies). Graph has no
      channel-wide change feed for replies, so new, edited and deleted replies are found this way;
   3. `.../messages/{id}/replies` for roots that the delta round returned but that are older than the sweep.
@@ -31,8 +33,10 @@ Landing is an upsert by (container, message id) into the day partition of `creat
 of each reaction's `createdDateTime`, every earlier reaction row of a fetched message replaced): Graph keeps
 deleted messages as tombstones (`deletedDateTime`), so a deletion arrives as an update and nothing ever
 needs to be removed; days before the first extracted day are not landed. Days rewritten are reported, and
-state is committed only after the partitions are fsynced. Limits: replies edited or added more than
-`late_reply_horizon_days` after their root was created are seen only by a backfill of those days; Graph's
+state is committed only after the partitions are fsynced. Completeness: each thread read is tallied, its
+replies received against the root's `replies@odata.count` (`pipelines.completeness`, report entry
+`completeness`, with the tiers revisited). Limits: replies edited or added after their root's tier was last
+revisited are seen on its next revisit, and after the oldest tier only by a backfill of those days; Graph's
 delta covers the last 8 months only.
 
 People: `users` (`GET /users`: id, mail / UPN, accountEnabled, userType, department) is landed as a person
@@ -60,12 +64,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pipelines import lake
+from pipelines import completeness, lake
 from pipelines.canonical import platform_people, raw_activities_to_canonical
 from pipelines.connectors.errors import ApiError, AuthError
 from pipelines.connectors.http import RetryPolicy
+from pipelines.connectors.revisit import Plan, RevisitTier, check_tiers, plan, resolve
 from pipelines.connectors.state import StateStore, open_state
 from pipelines.sources import ExtractReport, SourceContext
 from pipelines.sources.msgraph_http import (
@@ -108,13 +113,32 @@ class GraphOptions(BaseModel):
     exclude_teams: list[str] = Field(default_factory=list, description="team ids or names")
     include_chats: bool = Field(False, description="also 1:1 and group chats (Chat.Read.All)")
     page_size: int = Field(50, ge=1, le=50, description="$top of message lists (Graph's maximum is 50)")
-    late_reply_horizon_days: int = Field(7, ge=0, le=90)
+    revisit: list[RevisitTier] | None = Field(None, description="late-reply revisit tiers "
+                                              "(pipelines.connectors.revisit); default daily 7 d, weekly 91 d, "
+                                              "every 28 days 365 d")
+    late_reply_horizon_days: int | None = Field(None, ge=0, le=90, description="deprecated: a single daily "
+                                                "tier of this many days, nothing older revisited")
     chat_overlap_s: int = Field(300, ge=0, description="re-read this much before a chat's watermark")
     rate_limits_per_s: dict[str, float] = Field(default_factory=dict, description="per-scope overrides")
     rate_period_s: float = Field(1.0, gt=0, description="length of Graph's 'second'; tests shrink it")
     max_attempts: int = Field(6, ge=1)
     backoff_base_s: float = Field(1.0, ge=0)
     timeout_s: float = Field(30.0, gt=0)
+
+
+    @field_validator("revisit")
+    @classmethod
+    def _tiers(cls, value: list[RevisitTier] | None) -> list[RevisitTier] | None:
+        return check_tiers(value) if value is not None else None
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> GraphOptions:
+        resolve(self.revisit, self.late_reply_horizon_days, "late_reply_horizon_days")
+        return self
+
+    def revisit_plan(self, start: dt.date, end: dt.date, first_day: dt.date | None) -> Plan:
+        tiers, warning = resolve(self.revisit, self.late_reply_horizon_days, "late_reply_horizon_days")
+        return plan(tiers, start, end, first_day, warning)
 
 
 def options(ctx: SourceContext) -> GraphOptions:
@@ -230,6 +254,11 @@ def _fsync_partition(path: Any) -> None:
             os.close(fd)
 
 
+def _count(value: Any) -> int | None:
+    """An `@odata.count` as announced, or None when absent or not a count."""
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def _iso(day: dt.date) -> str:
     return f"{day.isoformat()}T00:00:00Z"
 
@@ -247,13 +276,9 @@ class _Run:
         self.chat_created: dict[str, Any] = {}  # chat container id -> createdDateTime, of this run's chats
         first = store.get(HISTORY, "first_day")
         self.first_day = min(start, dt.date.fromisoformat(first)) if first else start
-        self.sweep_start = self._sweep_start(first)
-
-    def _sweep_start(self, first: str | None) -> dt.date:
-        if not first or self.opts.late_reply_horizon_days == 0:
-            return self.start
-        horizon = max(self.end - dt.timedelta(days=self.opts.late_reply_horizon_days), dt.date.fromisoformat(first))
-        return min(self.start, horizon)
+        self.plan = opts.revisit_plan(start, end, dt.date.fromisoformat(first) if first else None)
+        self.sweep_start = self.plan.sweep_start
+        self.tally = completeness.Tally("graph replies@odata.count")
 
     # --- rows ------------------------------------------------------------------------------------
     def keep(self, msg: Any, container_id: str, kind: str, parent_actor: str | None = None) -> dict[str, Any] | None:
@@ -327,10 +352,27 @@ class _Run:
         return []
 
     def replies(self, tid: str, cid: str, root_id: str, first_url: str | None = None) -> list[dict[str, Any]]:
+        return self.replies_counted(tid, cid, root_id, first_url)[0]
+
+    def replies_counted(self, tid: str, cid: str, root_id: str,
+                        first_url: str | None = None) -> tuple[list[dict[str, Any]], int | None]:
+        """The replies of a root and the `@odata.count` of the first page (None when absent)."""
         url = first_url or self.api.url(f"teams/{tid}/channels/{cid}/messages/{root_id}/replies",
                                         {"$top": self.opts.page_size})
-        return [m for m in self.api.items(url, endpoint="channel-replies", buckets=thread_buckets(tid, cid))
-                if isinstance(m, dict)]
+        out: list[dict[str, Any]] = []
+        count: int | None = None
+        for i, body in enumerate(self.api.pages(url, endpoint="channel-replies", buckets=thread_buckets(tid, cid))):
+            if i == 0:
+                count = _count(body.get("@odata.count"))
+            out += [m for m in body["value"] if isinstance(m, dict)]
+        return out, count
+
+    def tally_thread(self, root: Mapping[str, Any], announced: int | None, received: int) -> None:
+        try:
+            day = parse_time(root.get("createdDateTime"), "createdDateTime").date()
+        except MessageError:
+            return
+        self.tally.thread(day, self.plan.tier_of(day), announced, received)
 
     def sweep(self, tid: str, cid: str) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
         """(root, replies) of every root created since the sweep start, newest first."""
@@ -354,6 +396,7 @@ class _Run:
                 if isinstance(more, str) and more:
                     seen = {r.get("id") for r in replies}
                     replies += [r for r in self.replies(tid, cid, str(root.get("id")), more) if r.get("id") not in seen]
+                self.tally_thread(root, _count(root.get("replies@odata.count")), len(replies))
                 out.append((root, replies))
             if older and older == len(body["value"]):
                 break  # newest first: every later page is older still
@@ -375,7 +418,9 @@ class _Run:
             except MessageError:
                 self.keep(root, cid, "channel")  # counted as rejected
                 continue
-            threads.append((root, self.replies(tid, cid, str(root.get("id")))))
+            replies, count = self.replies_counted(tid, cid, str(root.get("id")))
+            self.tally_thread(root, count, len(replies))
+            threads.append((root, replies))
             self.n.threads_fetched += 1
         for root, replies in threads + swept:
             row = self.keep(root, cid, "channel")
@@ -470,6 +515,8 @@ class _Run:
             "by_kind": dict(n.by_kind), "rejected": dict(n.rejected), "token_refreshes": self.api.refreshes,
             "days_rewritten_before_start": [d.isoformat() for d in written if d < self.start],
             "http": self.api.http.stats.as_dict(), "rate": self.api.budget.usage_by_category(),
+            "warnings": [self.plan.warning] if self.plan.warning else [],
+            "completeness": completeness.report(self.tally, self.plan),
         }
         return report
 

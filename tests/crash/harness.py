@@ -20,9 +20,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-#: bookkeeping tables, not published figures: DQ results carry run ids, and the extraction state moves
-#: forward when the extraction commits (on purpose: it is the connector's cursor)
-BOOKKEEPING = {"dq_validation_results"}
+#: bookkeeping tables, not published figures: DQ results carry run ids (the validation results and the
+#: completeness records of each run, pipelines/completeness.py), and the extraction state moves forward
+#: when the extraction commits (on purpose: it is the connector's cursor)
+BOOKKEEPING = {"dq_validation_results", "dq_reply_completeness", "dq_revisit_tiers"}
 
 _ctx: Any = None
 
