@@ -13,6 +13,8 @@ Queries (REST `query`/`queryAll`, `nextRecordsUrl` paging, `pipelines.sources.sa
     its own), through `queryAll` so that deletions (`IsDeleted`) are seen, `WHERE SystemModstamp >=
     watermark AND SystemModstamp < end+1`, `ORDER BY SystemModstamp, Id`. A new comment, like, best
     answer or deletion moves the item's SystemModstamp, so the item comes back whole with its children.
+Completeness: each live item's comments received in the sub-query are tallied against its `CommentCount`
+(`pipelines.completeness`, report entry `completeness`; a child sub-query can come back cut short).
 `Type: QuestionPost` items are questions; `BestCommentId` marks the best answer, which gives an
 `answer_accepted` activity (actor = asker, target = the comment's author, dated at the comment: the
 time of the choice is not in the data). `TrackedChange` and other system item types are not people
@@ -58,7 +60,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pipelines import lake
+from pipelines import completeness, lake
 from pipelines.canonical import platform_people, raw_activities_to_canonical
 from pipelines.connectors.errors import AuthError
 from pipelines.connectors.http import RetryPolicy
@@ -85,7 +87,7 @@ RECORDS = "records:"  # + the record's key prefix: posts on records, by object t
 _TAG = re.compile(r"<[^>]+>")
 
 FEED_QUERY = ("SELECT Id, ParentId, CreatedById, CreatedDate, SystemModstamp, Type, Body, IsRichText, IsDeleted, "
-              "BestCommentId, (SELECT Id, CreatedById, CreatedDate, CommentBody, IsDeleted FROM FeedComments), "
+              "BestCommentId, CommentCount, (SELECT Id, CreatedById, CreatedDate, CommentBody, IsDeleted FROM FeedComments), "
               "(SELECT Id, CreatedById, CreatedDate FROM FeedLikes) FROM FeedItem "
               "WHERE SystemModstamp >= {lower} AND SystemModstamp < {upper} ORDER BY SystemModstamp, Id")
 
@@ -181,6 +183,8 @@ class _Run:
         self.name = ctx.source.name
         self.emails: dict[str, str] = {}
         self.email_keys: set[str] = set()
+        self.tally = completeness.Tally("salesforce CommentCount")
+        self.announced: dict[str, int | None] = {}  # item id -> its CommentCount (the last version read)
 
     def key(self, uid: Any) -> str | None:
         if not isinstance(uid, str) or not uid:
@@ -261,10 +265,13 @@ class _Run:
             for page in self.api.query(soql, include_deleted=True):
                 for item in page:
                     fetched[to18(str(item["Id"]))] = self.rows(item)
+                    count = item.get("CommentCount")
+                    self.announced[to18(str(item["Id"]))] = int(count) if isinstance(count, int | float) else None
                     new_mark = item.get("SystemModstamp") or new_mark
         except DailyLimitExceeded as exc:
             stopped = str(exc)  # keep what was received; the watermark says where to resume
         written = self.land(fetched)
+        self.tally_comments(fetched)
         changes: dict[tuple[str, str], Any] = {}
         known_prefixes = sorted(self.store.get(STATE, "record_prefixes") or [])
         prefixes = sorted(set(known_prefixes) | {v[0]["container_id"].removeprefix(RECORDS)
@@ -297,9 +304,22 @@ class _Run:
             "best_answers": sum(c["is_best_answer"] for v in fetched.values() for c in v[1]),
             "days_rewritten_before_start": [d.isoformat() for d in written if d < self.start],
             "identity_matched_share": round(len(actors & self.email_keys) / len(actors), 4) if actors else None,
+            "completeness": completeness.report(self.tally, None),
             **self.api.stats(),
         }
         return report
+
+    def tally_comments(self, fetched: dict[str, tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]]
+                       ) -> None:
+        """Live comments received against `CommentCount`, per live item (a deleted item announces
+        nothing). Tier `current` for items of the run's days, `changed` for older items read again
+        because their SystemModstamp moved (the watermark, not a revisit schedule, brings them back)."""
+        for iid, (item, comments, _) in sorted(fetched.items()):
+            if item["is_deleted"]:
+                continue
+            day = item["created_at"].date()
+            self.tally.thread(day, "current" if day >= self.start else "changed", self.announced.get(iid),
+                              sum(not c["is_deleted"] for c in comments))
 
     def users(self, listed: list[dict[str, Any]]) -> pa.Table:
         """The `users` stream: a key per user (by the email when there is one), never an id or an email."""
