@@ -14,8 +14,9 @@ column order differs from the documented one; an optional UTF-8 BOM, empty count
 with a message naming it and the columns found.
 
 Landing (raw/source=<name>/stream=<report>/date=D): one row per person (or community) and day with the
-counts, the report's refresh date and period, and a pseudonymous key: the UPN is hashed like an email,
-so the same person matches Slack and Teams. This raw landing *is* the aggregate table of this source.
+counts, the report's refresh date and period, and a pseudonymous key: the person's mail (from `/users`,
+option `resolve_mail`; the UPN when the mail is unknown or /users is forbidden) hashed like an email, so
+the same person matches Slack and Teams (msgraph keys people by mail too; a UPN is often not the mail). This raw landing *is* the aggregate table of this source.
 Concealed names: unless an admin turns off "Display concealed user, group, and site names in all reports",
 UPNs, display names and group names are 32-hex hashes and the User Id the zero GUID. Those rows cannot be
 joined to people: they are landed with `person_key` null and `concealed` true, counted as unresolved in
@@ -62,7 +63,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipelines import lake
 from pipelines.canonical import platform_people
-from pipelines.connectors.errors import ApiError
+from pipelines.connectors.errors import ApiError, AuthError
 from pipelines.model import USAGE
 from pipelines.privacy import Pseudonymiser
 from pipelines.sources import ExtractReport, SourceContext
@@ -117,6 +118,8 @@ class UsageOptions(BaseModel):
     client_id_env: str = "MSGRAPH_CLIENT_ID"
     client_secret_env: str = "MSGRAPH_CLIENT_SECRET"
     reports: list[str] = Field(default_factory=lambda: list(REPORTS))
+    resolve_mail: bool = Field(True, description="read /users (User.Read.All) to key people by their mail, as "
+                               "msgraph does: a UPN that is not the mail would otherwise be another person")
     synthesise_views: bool = Field(False, description="Viva Engage reads count as actions in the usage "
                                    "segments (reads are always kept in the usage table; large counts)")
     rate_period_s: float = Field(1.0, gt=0)
@@ -133,7 +136,7 @@ class UsageOptions(BaseModel):
         return value
 
     def graph(self) -> GraphOptions:
-        return GraphOptions.model_validate(self.model_dump(exclude={"reports", "synthesise_views"}))
+        return GraphOptions.model_validate(self.model_dump(exclude={"reports", "synthesise_views", "resolve_mail"}))
 
 
 def options(ctx: SourceContext) -> UsageOptions:
@@ -170,8 +173,12 @@ def is_concealed(name: str | None) -> bool:
     return bool(name) and bool(_CONCEALED.match(str(name).strip())) and "@" not in str(name)
 
 
-def parse_report(text: str, spec: ReportSpec, ps: Pseudonymiser) -> list[dict[str, Any]]:
-    """Rows of one report CSV, by header name, pseudonymised. Raises ReportFormatError naming what is wrong."""
+def parse_report(text: str, spec: ReportSpec, ps: Pseudonymiser, mail: Mapping[str, str] | None = None
+                 ) -> list[dict[str, Any]]:
+    """Rows of one report CSV, by header name, pseudonymised. `mail`: the tenant's user id and lower-case
+    UPN -> mail (`user_mail`): a person is keyed by their mail like every other source, the UPN only when
+    the mail is unknown. Raises ReportFormatError naming what is wrong."""
+    mail = mail or {}
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     try:
         header = [h.strip() for h in next(reader)]
@@ -200,8 +207,9 @@ def parse_report(text: str, spec: ReportSpec, ps: Pseudonymiser) -> list[dict[st
             uid = (cell.get("User Id") or "").strip()
             concealed = is_concealed(upn) or not upn
             row["concealed"] = concealed
-            row["person_key"] = None if concealed else ps.person(PLATFORM, uid if uid and uid != ZERO_GUID else None,
-                                                                 upn)
+            uid = uid if uid and uid != ZERO_GUID else ""
+            email = mail.get(uid) or mail.get(upn.lower()) or upn
+            row["person_key"] = None if concealed else ps.person(PLATFORM, uid or None, email)
         else:
             group = (cell.get("Group Display Name") or "").strip()
             row["concealed"] = is_concealed(group)
@@ -225,6 +233,23 @@ def _schema(spec: ReportSpec) -> pa.Schema:
 
 
 # --- extraction ----------------------------------------------------------------------------------------
+def user_mail(api: Any) -> dict[str, str]:
+    """{user id: mail, lower-case UPN: mail} of the tenant's users (`/users`, User.Read.All), so that a
+    report row is keyed by the mail as msgraph keys the same person (a UPN such as
+    alias@tenant.onmicrosoft.com is often not the mail). Only the mapping is kept, in memory."""
+    out: dict[str, str] = {}
+    url = api.url("users", {"$select": "id,userPrincipalName,mail", "$top": 999})
+    for u in api.items(url, endpoint="users", buckets=("directory",)):
+        email = u.get("mail") or u.get("userPrincipalName")
+        if not isinstance(email, str) or not email:
+            continue
+        if isinstance(u.get("id"), str) and u["id"]:
+            out[u["id"]] = email
+        if isinstance(u.get("userPrincipalName"), str) and u["userPrincipalName"]:
+            out[u["userPrincipalName"].strip().lower()] = email
+    return out
+
+
 def extract(ctx: SourceContext, start: dt.date, end: dt.date, *, tenant_id: str | None = None,
             client_id: str | None = None, client_secret: str | None = None, access_token: str | None = None,
             transport: httpx.BaseTransport | None = None) -> ExtractReport:
@@ -240,7 +265,18 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date, *, tenant_id: str 
     unavailable: list[str] = []
     unresolved = {"rows": 0, "activity": 0}
     refresh: dict[str, str] = {}
+    mail: dict[str, str] = {}
+    users_forbidden = False
     try:
+        if opts.resolve_mail:
+            try:
+                mail = user_mail(api)
+            except AuthError as exc:
+                if exc.status != 403:
+                    raise
+                users_forbidden = True  # User.Read.All not granted: keyed by UPN (reported)
+                log.warning("%s: /users is forbidden (User.Read.All not granted): people are keyed by their UPN, "
+                            "which may not match their mail in other sources", ctx.source.name)
         for day in lake.days_between(start, end):
             landed = False
             for name in opts.reports:
@@ -253,7 +289,7 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date, *, tenant_id: str 
                         unavailable.append(f"{name}:{day.isoformat()}")
                         continue
                     raise
-                rows = parse_report(body["csv"], spec, ctx.pseudonymiser)
+                rows = parse_report(body["csv"], spec, ctx.pseudonymiser, mail)
                 for r in rows:
                     r["report_date"] = day
                     if r["concealed"] and spec.entity == "user":
@@ -271,6 +307,7 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date, *, tenant_id: str 
     finally:
         api.close()
     report.details = {"unavailable": unavailable, "unresolved_concealed": unresolved, "refresh_dates": refresh,
+                      "users_forbidden": users_forbidden,
                       "http": api.http.stats.as_dict()}
     return report
 

@@ -46,12 +46,17 @@ COVERED: set[str] = set()
 
 
 def _transport() -> httpx.MockTransport:
-    """The reports API: 302 to a pre-authenticated download of the fixture CSV, 400 for a date without one."""
+    """The reports API: 302 to a pre-authenticated download of the fixture CSV, 400 for a date without one;
+    and /users."""
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.host == "download.reports.test":
             return httpx.Response(200, headers={"Content-Type": "application/octet-stream"},
                                   content=(DATA / request.url.path.lstrip("/")).read_bytes())
+        if request.url.path.endswith("/users"):  # the tenant's users: mail = UPN here
+            return httpx.Response(200, json={"value": [
+                {"id": f"1b0e4f5a-0000-4000-8000-00000000000{i}", "userPrincipalName": f"{n}@contoso.example",
+                 "mail": f"{n}@contoso.example"} for i, n in enumerate(("ana", "ben", "cho", "dev", "eli", "fay"), 1)]})
         m = re.search(r"/reports/(get\w+)\(date=(\d{4}-\d{2}-\d{2})\)", request.url.path)
         assert m, request.url
         name = f"{m.group(1)}_{m.group(2)}.csv"

@@ -214,15 +214,20 @@ def test_usage_reports_land_aggregates_and_count_concealed_people_as_unresolved(
             assert emu.stats.downloads_with_auth == 0
             truth = [m for m in emu.visible_messages(day) if m["from"] and m["from"].get("user")
                      and m["createdDateTime"].startswith(day.isoformat()) and m["_kind"] != "chat"]
+            mails = {ctx.pseudonymiser.email(u.mail) for u in emu.tenant.users}
         out[concealed] = (report, usage_reports.canonicalise(ctx, day), truth)
     report, tables, truth = out[False]
     available = 29  # [day - 28, day]: the service keeps the 30 days before its clock (day + 2)
     assert len(report.details["unavailable"]) == 3 * (41 - available)
-    acts = tables["activities"]
-    assert acts["event_id"].str.startswith("agg:").all() and acts["container_id"].str.startswith("aggregate:").all()
-    assert (acts["verb"].isin(["post", "reply"]) & (acts["container_id"] == "aggregate:teams-channels")).sum() == \
-        len(truth)
-    assert set(acts["container_id"]) <= set(tables["containers"]["container_id"])
+    # counts land in the usage table, never as (synthetic) activities or pseudo-containers (issue 12)
+    assert set(tables) == {"usage", "people"}
+    usage = tables["usage"]
+    teams = usage[usage["product"] == "teams"]
+    assert int(teams["channel_messages"].sum()) == len(truth) == int((teams["posts"] + teams["replies"]).sum())
+    # keyed by mail (from /users), like msgraph: every person of the tenant, also the seventh ones whose UPN
+    # is not their mail, is one key of the listing
+    assert set(usage["person_key"]) == set(tables["people"]["person_key"]) == mails
+    assert not tables["people"]["in_directory"].any()
     concealed_report, concealed_tables, _ = out[True]
     assert concealed_report.details["unresolved_concealed"]["rows"] == 2 * len(org.people) * available
-    assert concealed_tables["activities"].empty
+    assert concealed_tables["usage"].empty
