@@ -31,12 +31,16 @@ import re
 from pathlib import Path
 
 import httpx
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 from hand_helpers import check
 
 from pipelines import jobs, lake, warehouse
 from pipelines.config import SourceConfig, load_settings
+from pipelines.model import ACTIVITIES, CONTAINERS, conform
 from pipelines.sources import usage_reports
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "msgraph" / "usage_hand"
@@ -123,3 +127,68 @@ def test_the_usage_lake_is_partitioned_by_report_date(published: sa.Engine) -> N
     lake_dir = Path(str(published.url.database)).parent / "lake"
     base = lake.canonical_dir(lake_dir, "usage") / "source=m365"
     assert lake.partition_days(base) == [D1, D2]
+
+
+def _legacy_activities(usage: pd.DataFrame, day: dt.date) -> pa.Table:
+    """What earlier versions landed for the reports: one synthetic activity per unit of each count (event
+    ids `agg:<family>:<day>:<key>:<column>:<i>`, pseudo-containers `aggregate:...`), as posts and replies."""
+    rows = []
+    for r in usage[usage["usage_date"] == day].itertuples():
+        for column, verb in (("posts", "post"), ("replies", "reply"), ("chat_messages", "post")):
+            n = getattr(r, column)
+            for i in range(0 if pd.isna(n) else int(n)):
+                rows.append({"source": "m365", "event_id": f"agg:teams:{day}:{r.person_key}:{column}:{i}",
+                             "occurred_at": pd.Timestamp(day, tz="UTC"), "actor_key": r.person_key, "verb": verb,
+                             "container_id": "aggregate:teams-channels", "is_question": False, "is_edited": False,
+                             "is_deleted": False})
+    return conform(pa.Table.from_pylist(rows), ACTIVITIES)
+
+
+def test_a_lake_with_synthetic_usage_activities_is_migrated_and_republished(tmp_path: Path) -> None:
+    """A lake (and warehouse) written by the earlier version: the reports' counts landed as 'agg:' posts and
+    replies and published. The next daily run re-stages those days from the raw landing into the usage
+    table, empties their activity partitions, removes the pseudo-containers, and republishes them: no
+    synthetic post is left anywhere, and the usage figures are those of a fresh lake."""
+    settings = load_settings(None, lake_dir=tmp_path / "lake", warehouse_url=f"duckdb:///{tmp_path / 'w.duckdb'}",
+                             privacy={"min_group_size": 3},
+                             sources=[SourceConfig(name="m365", kind="m365_usage", options={
+                                 "reports": ["teams_user", "engage_user"], "rate_period_s": 0.001})])
+    ctx = jobs._context(settings, "m365", None, False)
+    usage_reports.extract(ctx, D1, D2, access_token="hand-token", transport=_transport())
+    usage = pd.concat([usage_reports.canonicalise(ctx, d)["usage"] for d in (D1, D2)], ignore_index=True)
+    acts = lake.canonical_dir(settings.lake_dir, "activities") / "source=m365"
+    legacy = {d: _legacy_activities(usage, d) for d in (D1, D2)}
+    for d, table in legacy.items():
+        lake.write_partition(acts, d, table)
+    containers = lake.canonical_dir(settings.lake_dir, "containers") / "source=m365"
+    lake.write_partition(containers, D2, conform(pa.Table.from_pylist([
+        {"source": "m365", "container_id": "aggregate:teams-channels", "kind": "feed", "visibility": "public"}]),
+        CONTAINERS))
+    raw = lake.pending(settings.lake_dir, "m365", "raw")
+    raw.discard(raw.snapshot())  # landed and published long ago
+    engine = warehouse.make_engine(settings.warehouse_url)
+    with engine.begin() as conn:  # ... by the earlier version, which loaded the synthetic rows
+        warehouse.ensure_lake_tables(conn)
+        for d, table in legacy.items():
+            warehouse.insert_arrow(conn, "lake_activities", table.append_column(
+                "activity_date", pa.array([d] * table.num_rows, pa.date32())))
+    assert sum(t.num_rows for t in legacy.values()) == 2 + 3 + 6 + 1 + 3  # D1 posts, replies, chats; D2
+    # the next daily run, for D2 only
+    today = jobs.Interval(D2, D2)
+    staged = jobs.stage(settings, "m365", today)
+    assert staged["batch"] == INTERVAL.batch  # D1 is re-staged from its raw landing
+    jobs.validate(settings, "m365", today)
+    jobs.land(settings, "m365", today)
+    jobs.publish(settings, today, engine=engine)
+    assert all(pq.read_table(lake.partition_dir(acts, d) / lake.PART).num_rows == 0 for d in (D1, D2))
+    assert lake.partition_days(containers) == []
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("select count(*) from lake_activities").scalar_one() == 0
+        assert conn.exec_driver_sql("select count(*) from fct_posts").scalar_one() == 0
+        assert conn.exec_driver_sql("select count(*) from fct_person_daily_activity").scalar_one() == 0
+    check(engine, "mart_usage_daily", {"report_active_users": 4, "teams_posts": 2, "teams_chat_messages": 6},
+          set(), as_of_date=D1, segment_type="org", segment_value="all")
+    engine.dispose()
+    # and a second run has nothing left to migrate
+    assert usage_reports.migrate_lake(settings, "m365") == {"days_restaged": 0, "days_cleaned": 0,
+                                                             "containers_snapshots_removed": 0}
