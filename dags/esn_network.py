@@ -8,8 +8,10 @@ events, oldest first, so a day published while a previous network run was still 
 
 **Task.** `compute_network` calls `pipelines.network_stage.run_network(settings, end_date)`, which reads
 the published interactions, computes the rolling-window and month-end network tables and publishes them
-by write-audit-publish. Until that module is installed the task is *skipped* with a message saying so
-(never a silent success).
+by write-audit-publish; on a month end, in the same transaction, `mart_impact_correlation` again, whose
+influence measure is the month snapshot's pagerank (`pipelines.metrics.impact_after_network`: from the
+outcome files the publication pseudonymised into the lake, so no key is needed here). Until that module
+is installed the task is *skipped* with a message saying so (never a silent success).
 
 **Failures.** A missing or unreadable end date or a bad configuration fails at once without retries;
 other errors are retried twice with exponential back-off. Rerunning a date replaces its tables.
