@@ -294,7 +294,7 @@ class Settings(_Strict):
                 head, _, leaf = dotted.rpartition(".")
                 part = value.get(head) if head else value
                 if isinstance(part, dict) and leaf in part:
-                    raise ValueError(f"network.{dotted} cannot be set here: it is {where}")
+                    raise ValueError(f"network.{dotted} cannot be set here: {where}")
         return value
 
     @property

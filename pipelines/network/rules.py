@@ -178,9 +178,10 @@ class NetworkRules(BaseModel):
 #: fields of `NetworkRules` the configuration's `network:` section may not set, and where they are set
 #: instead: each has exactly one place in the configuration
 SET_ELSEWHERE: dict[str, str] = {
-    "edges.type_weights": "interactions.weights (applied once, in int_interactions.weight)",
-    "edges.use_input_weight": "interactions.weights (int_interactions.weight is the interaction's weight)",
-    "edges.audience_key": "the pipeline (int_interactions.audience_id); disable the cap with "
-    "network.edges.audience_cap: null",
-    "min_group_size": "privacy.min_group_size",
+    "edges.type_weights": "set interactions.weights (applied once, in int_interactions.weight)",
+    "edges.use_input_weight": "the pipeline weighs each interaction by int_interactions.weight (set "
+    "interactions.weights)",
+    "edges.audience_key": "the pipeline groups by int_interactions.audience_id (disable the cap with "
+    "network.edges.audience_cap: null)",
+    "min_group_size": "set privacy.min_group_size",
 }
