@@ -11,8 +11,10 @@ returned). `query` hides deleted items, `queryAll` shows them with `IsDeleted`. 
 `batch_size` records. Responses carry `Sforce-Limit-Info: api-usage=N/M`; once the org's allocation
 `daily_limit` is used up every request answers 403 `REQUEST_LIMIT_EXCEEDED` until `reset_usage()`
 (a new 24-hour window). Bad token: 401 `INVALID_SESSION_ID`. A fault rate injects 500/503s, timeouts
-and truncated bodies. The data clock (`advance_to`) decides what exists. Never bind to anything but
-127.0.0.1.
+and truncated bodies. The data clock (`advance_to`) decides what exists. `withhold_comments` (a share, 0
+by default) leaves that share of the comments out of the `FeedComments` sub-query, chosen by id (the same
+ones on every call), while `CommentCount` still counts them (as a child sub-query cut short would). Never
+bind to anything but 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import random
 import re
 import threading
 import uuid
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -68,7 +71,11 @@ class SalesforceEmulator(LoopbackServer):
 
     def __init__(self, org: DemoOrg, *, client_id: str = "emulator-client", client_secret: str = "emulator-secret",
                  token: str = "00DEMULATOR!token", daily_limit: int = 15000, batch_size: int = 2000,
-                 faults: Faults | None = None, chatter: ChatterOrg | None = None, port: int = 0):
+                 faults: Faults | None = None, chatter: ChatterOrg | None = None, port: int = 0,
+                 withhold_comments: float = 0.0):
+        if not 0.0 <= withhold_comments <= 1.0:
+            raise ValueError(f"withhold_comments is a share (got {withhold_comments})")
+        self.withhold_comments = withhold_comments
         self.data = chatter or build_chatter(org)
         self.client_id, self.client_secret, self.token = client_id, client_secret, token
         self.daily_limit = daily_limit
@@ -133,9 +140,20 @@ class SalesforceEmulator(LoopbackServer):
                 continue
             stamp = item.stamp(now)
             if lower <= stamp < upper:
-                rows.append((stamp, item.id, item.render(now, version)))
+                rows.append((stamp, item.id, self.withhold(item.render(now, version))))
         rows.sort(key=lambda r: (r[0], r[1]))
         return [r[2] for r in rows]
+
+    def withheld(self, comment_id: str) -> bool:
+        """Whether the `FeedComments` sub-query leaves this comment out (`withhold_comments`)."""
+        return bool(self.withhold_comments) and zlib.crc32(comment_id.encode()) % 10_000 < self.withhold_comments * 10_000
+
+    def withhold(self, record: dict[str, Any]) -> dict[str, Any]:
+        child = record.get("FeedComments")
+        if not self.withhold_comments or not child:
+            return record
+        kept = [c for c in child["records"] if not self.withheld(c["Id"])]
+        return {**record, "FeedComments": {"totalSize": len(kept), "done": True, "records": kept} if kept else None}
 
     def page(self, records: list[dict[str, Any]], version: str, offset: int, locator: str | None) -> dict[str, Any]:
         if locator is None and len(records) > self.batch_size:
