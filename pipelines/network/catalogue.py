@@ -3,11 +3,16 @@
 `COLUMNS` maps table -> column -> description and is the single place the generated metric catalogue reads;
 a test checks it matches what `compute_network` returns, column for column. `RULES` describes each rule and
 threshold in words; their values and defaults live in the pydantic models (`NetworkRules` and the rules it
-holds) and are published with `NetworkRules().model_dump()`. This module holds text only; it must never
+holds) and are published with `NetworkRules().model_dump()`. This module holds text only (and renders it, `render_rules`); it must never
 compute anything.
 """
 
 from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
 
 VERSION = "1.0.0"
 
@@ -32,7 +37,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "in_directory": "the person is in the directory snapshot (false: only seen in interactions)",
         "in_degree": "distinct people who directed at least one kept interaction at this person",
         "out_degree": "distinct people this person directed at least one kept interaction at",
-        "in_strength": "sum of weights of incoming edges (type weights x input weight, audience-capped)",
+        "in_strength": "sum of weights of incoming edges (interaction weights, audience-capped)",
         "out_strength": "sum of weights of outgoing edges",
         "interactions_received": "kept interactions received (count)",
         "interactions_given": "kept interactions given (count)",
@@ -74,7 +79,7 @@ COLUMNS: dict[str, dict[str, str]] = {
     "fct_network_ties": {
         "source_key": "person who acted (with the default direction rule)",
         "target_key": "person who received",
-        "weight": "sum of interaction weights (type weight x input weight, audience-capped)",
+        "weight": "sum of interaction weights, audience-capped: in the pipeline each interaction weighs its type's interactions.weights (int_interactions.weight, applied once); library callers: type weight x input weight",
         "interactions": "kept interactions on the edge (count)",
         "n_reply": "replies on the edge",
         "n_reaction": "reactions on the edge",
@@ -98,7 +103,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "external_ties": "undirected ties with one end in the department and the other in another known department",
         "ei_index": "(external - internal) / (external + internal) ties (Krackhardt & Stern 1988)",
         "ei_index_weighted": "the E-I index with ties weighted by mutual weight",
-        "cross_department_share": "share of interactions touching the department that involve another department",
+        "cross_department_share": "of the window graph's kept interactions touching the department with the other person's department known, the share with another department (the network's measure; mart_interactions_period.cross_department_interaction_share counts what the segment's people made)",
         "density": "internal directed edges / (people (people - 1))",
         "internal_clustering": "mean local clustering of members inside the department's own subgraph (isolated members count 0)",
         "suppressed": "people < min_group_size, or withheld so that no such department can be worked out from the directory total (complementary suppression): every measure is NULL",
@@ -131,7 +136,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "nmi_department": "normalised mutual information (arithmetic) between communities and departments over active people with a known department",
         "ei_index": "org-wide E-I index: (cross-department - within-department) / all ties with known departments",
         "ei_index_weighted": "org-wide E-I index by mutual weight",
-        "cross_department_share": "share of interactions (with both departments known) crossing departments",
+        "cross_department_share": "of the window graph's kept interactions between two people whose departments are known, the share between different departments; people without a department are left out (the network's measure; mart_interactions_period.cross_department_interaction_share is the per-segment one of section 1)",
         "strong_weight_threshold": "edge weight at or above which a tie is strong by weight",
         "path_method": "exact or sampled_sources (closeness and betweenness)",
         "path_sources": "BFS sources used for closeness and betweenness",
@@ -145,9 +150,9 @@ COLUMNS: dict[str, dict[str, str]] = {
         "tie_turnover": "(added + dropped) / ties in either period (network dynamism); NULL without a previous period",
         "dropped_null_endpoint": "interactions dropped: missing source or target",
         "dropped_self_edge": "interactions dropped: source = target (always)",
-        "dropped_type_not_weighted": "interactions dropped: type absent from type_weights or weight 0",
-        "dropped_audience_cap": "interactions dropped: event audience above audience_cap (policy drop)",
-        "dropped_audience_scaled": "interactions down-weighted: event audience above audience_cap (policy scale)",
+        "dropped_type_not_weighted": "interactions dropped: weight 0 (interactions.weights) or type absent from type_weights",
+        "dropped_audience_cap": "interactions dropped: their message reaches more than audience_cap people (policy drop)",
+        "dropped_audience_scaled": "interactions down-weighted: their message reaches more than audience_cap people (policy scale)",
         "dropped_unknown_person": "interactions dropped: endpoint not in the directory (keep_unknown_people false)",
         "dropped_edges_below_minimum": "aggregated edges dropped by min_weight / min_interactions",
         "seed": "seed of every random choice (path sources, communities, bootstrap)",
@@ -162,10 +167,10 @@ COLUMNS: dict[str, dict[str, str]] = {
 }
 
 RULES: dict[str, str] = {
-    "edges.type_weights": "weight of one interaction by type (default reply 1, reaction 0.5, mention 1, share 1); types not listed create no edge",
+    "edges.type_weights": "weight of one interaction by type (default reply 1, reaction 0.5, mention 1, share 1), set in interactions.weights and applied once, in int_interactions.weight; weight 0 creates no edge. The library's EdgeRules.type_weights multiplies an input weight (minutes, counts) for callers outside the pipeline",
     "edges.direction": "edges point from the person acting to the person receiving (to_target), or the reverse",
     "edges.self_edges": "always dropped, whatever the configuration: acting on one's own message says nothing about the network",
-    "edges.audience_cap": "an event reaching more than audience_cap (default 50) distinct people is dropped or scaled to a total of audience_cap",
+    "edges.audience_cap": "a message reaching more than audience_cap (default 50) distinct people is dropped or scaled to a total of audience_cap; the interactions of one message are those of one int_interactions.audience_id (a mention belongs to the message that mentions, e.g. every recipient of an imported e-mail; any other interaction is its own message)",
     "edges.min_weight / min_interactions": "aggregated edges below these are dropped (defaults 0 and 1: keep everything)",
     "edges.keep_unknown_people": "interacting people absent from the directory are kept as nodes with NULL department (default)",
     "paths": "closeness and betweenness use hop distances; exact up to exact_paths_max_nodes (5000), above that estimated from path_sources (500) uniformly sampled people with an out-edge, seeded",
@@ -175,7 +180,7 @@ RULES: dict[str, str] = {
     "communities": "networkit PLM (Louvain with refinement) by default or igraph Leiden, on mutual weights, resolution 1, single-threaded and seeded for repeatability",
     "nmi": "normalised mutual information with arithmetic-mean normalisation, over active people with a known department",
     "ties.strength": "strong by weight at the 0.75 quantile of edge weight (or an absolute threshold); strong by embeddedness at neighbourhood overlap >= 0.1; strength_class combines both",
-    "ei_index": "undirected ties between people with known departments; ties to people without a department are left out",
+    "ei_index": "undirected ties between people with known departments; ties to people without a department are left out (of the E-I index, cross-department ties and shares, department tables and NMI alike: no department is not a department)",
     "influence.percentile": "share of other people with a strictly lower score, so all who received nothing share percentile 0",
     "influence.tiers": "Top Influencer >= 0.8, Active Influencer >= 0.25, else Observer (Salesforce Chatter)",
     "influence.rising_stars": "largest percentile gains vs the previous period, gain >= 0.1, at most 20 people, Observers excluded",
@@ -183,4 +188,55 @@ RULES: dict[str, str] = {
     "personas": "give = interactions given + posts, receive = interactions received; Observer if give + receive < 3; Catalyst if receive > 2 x give; Engager if receive within [give / 2, 2 x give]; otherwise Broadcaster if posts >= 50% of give, else Responder",
     "privacy": "department and tier aggregates over fewer than min_group_size (5) people are NULL with suppressed = true; person-level tables are internal",
     "dynamics": "ties compared between consecutive snapshots of the same window length and rules",
+    "repeatability": "the tables depend on the data and the rules only: people are numbered in person_key order, interactions are read in a canonical order, and every random choice uses the seed (network.seed); a rerun gives identical tables",
+    "empty_windows": "a window without any interaction publishes the directory's people as isolated (Observers), no ties and no communities",
 }
+
+
+def _settings(model: type[BaseModel], prefix: str) -> list[tuple[str, Any, str]]:
+    """(dotted key, default, description) of every field of a rules model, nested models flattened."""
+    out: list[tuple[str, Any, str]] = []
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            out += _settings(kind, f"{prefix}{name}.")
+        else:
+            out.append((f"{prefix}{name}", field.get_default(call_default_factory=True), field.description or ""))
+    return out
+
+
+def render_rules() -> list[str]:
+    """docs/metrics.md's section of every rule and threshold of the network, tier and persona metrics:
+    each setting of the configuration's `network:` section with its default, then the rules in words."""
+    from pipelines.config import InteractionRules, PrivacyConfig
+    from pipelines.network.rules import SET_ELSEWHERE, NetworkRules
+
+    # the settings with their one place elsewhere in the configuration, at the values the pipeline uses
+    elsewhere = {
+        "edges.type_weights": ("interactions.weights", InteractionRules.model_validate({}).weights,
+                               "weight of one interaction of each type, applied once (int_interactions.weight); "
+                               "a type with weight 0 creates no edge"),
+        "min_group_size": ("privacy.min_group_size", PrivacyConfig.model_validate({}).min_group_size,
+                           "published aggregates over fewer people are suppressed"),
+    }
+
+    lines = ["## Network rules and thresholds", "",
+             "Every rule and threshold the network, influence tier and persona metrics (section 3) use, with "
+             "its default. An organisation sets them in the configuration's `network:` section (validated by "
+             "`pipelines.network.rules.NetworkRules`: a bad value is an error naming its key); the interaction "
+             "weights are set in `interactions.weights` and the group size in `privacy.min_group_size`, "
+             "nowhere else.", "",
+             "| setting | default | what it does |", "|---|---|---|"]
+    for key, default, text in _settings(NetworkRules, ""):
+        if key in elsewhere:
+            setting, default, text = elsewhere[key]
+            setting = f"`{setting}`"
+        elif key in SET_ELSEWHERE:  # library callers only: the pipeline fixes it
+            setting, text = f"{key} (not configurable)", SET_ELSEWHERE[key]
+            default = {"edges.audience_key": "audience_id", "edges.use_input_weight": True}.get(key, default)
+        else:
+            setting = f"`network.{key}`"
+        lines.append(f"| {setting} | `{json.dumps(default)}` | {text.replace('|', '/')} |")
+    lines += ["", "### The rules in words", "", "| rule | definition |", "|---|---|"]
+    lines += [f"| {name} | {text.replace('|', '/')} |" for name, text in RULES.items()]
+    return [*lines, ""]
