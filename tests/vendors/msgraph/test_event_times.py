@@ -6,18 +6,21 @@ nor doubles it, and a rerun gives byte-identical published tables."""
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipelines import jobs, warehouse
+from pipelines import jobs, lake, warehouse
 from pipelines.config import SourceConfig
 from pipelines.emulators.msgraph import GraphEmulator
 from pipelines.privacy import Pseudonymiser
+from pipelines.sources import msgraph
 from pipelines.sources.demo_org import build_org
 from tests.conftest import demo_settings
+from tests.crash import harness
 
 START = dt.date(2026, 3, 2)
 DAYS = 14
@@ -113,3 +116,142 @@ def test_a_reaction_today_to_a_five_day_old_message_counts_today_only(job) -> No
         pd.testing.assert_frame_equal(_day(engine, table, OLD), before[table], obj=table)
         pd.testing.assert_frame_equal(_day(engine, table, TODAY), published[table].loc[
             pd.to_datetime(published[table]["activity_date"]).dt.date == TODAY].reset_index(drop=True), obj=table)
+
+
+def _tables(settings) -> dict[str, pd.DataFrame]:
+    """The warehouse's tables, without run ids (bookkeeping: they differ from run to run by design)."""
+    return {name: df.drop(columns=["run_id"], errors="ignore")
+            for name, df in harness.warehouse_tables(warehouse.make_engine(settings.warehouse_url)).items()}
+
+
+class _Killed(BaseException):
+    """Stands for a kill -9 inside the extraction (not an Exception: nothing may catch it)."""
+
+
+def _world(settings, root: Path):
+    """A copy of the lake and the DuckDB warehouse of `settings` under `root`, with settings pointing at it."""
+    shutil.copytree(settings.lake_dir, root / "lake")
+    shutil.copy(settings.warehouse_url.removeprefix("duckdb:///"), root / "warehouse.duckdb")
+    return settings.model_copy(update={"lake_dir": root / "lake",
+                                       "warehouse_url": f"duckdb:///{root / 'warehouse.duckdb'}"})
+
+
+@pytest.mark.parametrize("kill", ["after_a_reactions_partition", "after_the_posts_day"])
+def test_a_kill_while_landing_reactions_changes_nothing_published_and_the_rerun_equals_a_clean_run(
+        job, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kill: str) -> None:
+    settings, emu, engine = job
+    yesterday = TODAY - dt.timedelta(days=1)
+    emu.advance_to(yesterday)
+    jobs.run(settings, jobs.Interval(START, yesterday), engine=engine)
+    engine.dispose()
+    tenant = emu.tenant
+    old_start = dt.datetime(OLD.year, OLD.month, OLD.day, tzinfo=dt.UTC).timestamp()
+    post = next(m for ch in sorted(tenant.channels.values(), key=lambda c: c.id) for m in ch.roots
+                if m.user and not m.system and m.delete_at is None and m.reactions
+                and old_start <= m.created < old_start + 86400)
+    noon = dt.datetime(TODAY.year, TODAY.month, TODAY.day, 12, tzinfo=dt.UTC).timestamp()
+    # a reaction made today, and the post's latest earlier reaction taken back
+    gone = post.reactions.pop(max(range(len(post.reactions)), key=lambda i: post.reactions[i][0]))
+    post.reactions.append((noon, "surprised", next(u.id for u in tenant.users if u.id != post.user)))
+    emu.advance_to(TODAY)
+
+    clean = _world(settings, tmp_path / "clean")
+    jobs.run(clean, jobs.Interval(TODAY, TODAY))
+    want = _tables(clean)
+
+    killed = _world(settings, tmp_path / "killed")
+    published = _tables(killed)
+    real = lake.write_partition
+    seen: list[str] = []
+
+    def dying(base: Path, day: dt.date, table):
+        stream = base.name.removeprefix("stream=")
+        out = real(base, day, table)
+        seen.append(stream)
+        if kill == "after_a_reactions_partition" and stream == "reactions" or \
+                kill == "after_the_posts_day" and stream == "messages" and day == OLD:
+            raise _Killed
+        return out
+
+    monkeypatch.setattr(lake, "write_partition", dying)
+    with pytest.raises(_Killed):
+        jobs.run(killed, jobs.Interval(TODAY, TODAY))
+    monkeypatch.setattr(lake, "write_partition", real)
+    assert gone[0] < noon
+    harness.assert_same_tables(_tables(killed), published,
+                               f"after the kill {kill}")
+    jobs.run(killed, jobs.Interval(TODAY, TODAY))
+    harness.assert_same_tables(_tables(killed), want,
+                               f"rerun after the kill {kill}")
+    harness.assert_same_lake(harness.lake_files(killed.lake_dir), harness.lake_files(clean.lake_dir),
+                             f"lake after the kill {kill}")
+
+
+def _landing(ctx, start: dt.date, end: dt.date, rows: list[dict]):
+    """A `_Run` that only lands `rows` (raw message rows), as the extraction does after its API calls."""
+    run = msgraph._Run.__new__(msgraph._Run)
+    run.ctx, run.name, run.start, run.end, run.first_day = ctx, ctx.source.name, start, end, START
+    run.rows = {(r["container_id"], r["message_id"]): r for r in rows}
+    return run
+
+
+def _message(reactions: list[tuple[str, str, dt.datetime]]) -> dict:
+    created = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    return {"container_id": "19:c@thread.tacv2", "container_kind": "channel", "message_id": "1772442000000",
+            "reply_to_id": None, "created_at": created, "last_modified_at": None, "kind": "person",
+            "message_type": "message", "event_type": None, "actor_key": "a" * 24, "parent_actor_key": None,
+            "content_length": 5, "is_question": False, "is_edited": False, "is_deleted": False, "mention_keys": [],
+            "reaction_types": [t for t, _, _ in reactions], "reaction_user_keys": [k for _, k, _ in reactions],
+            "reaction_times": [w for _, _, w in reactions]}
+
+
+def _reaction_days(ctx) -> dict[dt.date, list[str]]:
+    frames = {d: msgraph.canonicalise(ctx, d).get("activities") for d in lake.days_between(START, TODAY)}
+    return {d: sorted(f.loc[f["verb"] == "reaction", "event_id"]) for d, f in frames.items()
+            if f is not None and (f["verb"] == "reaction").any()}
+
+
+def test_a_kill_after_the_first_raw_partition_neither_keeps_a_removed_reaction_nor_loses_a_new_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.connectors.conftest import make_ctx
+
+    ctx = make_ctx(tmp_path, "msgraph", {})
+    b, c, d = "b" * 24, "c" * 24, "d" * 24
+    day = dt.datetime(2026, 3, 2, 12, tzinfo=dt.UTC)
+    _landing(ctx, START, START + dt.timedelta(days=4), [_message([
+        ("like", b, day + dt.timedelta(days=1)), ("heart", c, day + dt.timedelta(days=3))])]).land()
+    assert _reaction_days(ctx) == {START + dt.timedelta(days=1): [f"19:c@thread.tacv2:1772442000000:reaction:like:{b}"],
+                                   START + dt.timedelta(days=3): [f"19:c@thread.tacv2:1772442000000:reaction:heart:{c}"]}
+    # on day 5 the heart is taken back and someone else reacts: the run is killed after its first raw file
+    later = _message([("like", b, day + dt.timedelta(days=1)), ("laugh", d, day + dt.timedelta(days=5))])
+    real = lake.write_partition
+
+    def dying(base: Path, when: dt.date, table):
+        real(base, when, table)
+        raise _Killed
+
+    monkeypatch.setattr(lake, "write_partition", dying)
+    with pytest.raises(_Killed):
+        _landing(ctx, START + dt.timedelta(days=5), START + dt.timedelta(days=5), [later]).land()
+    monkeypatch.setattr(lake, "write_partition", real)
+    _landing(ctx, START + dt.timedelta(days=5), START + dt.timedelta(days=5), [later]).land()  # the rerun
+    assert _reaction_days(ctx) == {START + dt.timedelta(days=1): [f"19:c@thread.tacv2:1772442000000:reaction:like:{b}"],
+                                   START + dt.timedelta(days=5): [f"19:c@thread.tacv2:1772442000000:reaction:laugh:{d}"]}
+
+
+def test_a_lake_landed_before_the_reactions_stream_moves_its_reactions_to_their_days_once(tmp_path: Path) -> None:
+    from pipelines.sources.msgraph_messages import rows_table
+    from tests.connectors.conftest import make_ctx
+
+    ctx = make_ctx(tmp_path, "msgraph", {})
+    b = "b" * 24
+    old = _message([("like", b, dt.datetime(2026, 3, 4, 8, tzinfo=dt.UTC))])
+    lake.write_partition(lake.raw_dir(ctx.lake_dir, "msgraph", "messages"), START, rows_table([old]))
+    event = f"19:c@thread.tacv2:1772442000000:reaction:like:{b}"
+    assert _reaction_days(ctx) == {START: [event]}  # as landed then: dated at the message
+    raw = lake.pending(ctx.lake_dir, "msgraph", "raw")
+    raw.discard(raw.snapshot())  # that day was staged and published long ago
+    _landing(ctx, START + dt.timedelta(days=6), START + dt.timedelta(days=6), []).land()
+    assert _reaction_days(ctx) == {START + dt.timedelta(days=2): [event]}  # once, on its own day
+    # both days are staged again, so the message's day loses it when its own reaction day gains it
+    assert {START, START + dt.timedelta(days=2)} <= set(raw.days())
