@@ -847,7 +847,10 @@ def erase(settings: Settings, identifiers: list[str], key: bytes, *,
         with engine.begin() as conn:
             warehouse.ensure_lake_tables(conn)
             report["warehouse"] = erase_warehouse(conn, m)
-            span = conn.execute(sa.text("select min(activity_date), max(activity_date) from lake_activities")).one()
+            # the history is the activities' and the aggregate usage reports' (a tenant may load only those)
+            span = conn.execute(sa.text(
+                "select min(d), max(d) from (select activity_date as d from lake_activities "
+                "union all select usage_date as d from lake_usage_daily) h")).one()
         report["warehouse_rows_removed"] = report["warehouse"]["rows_deleted"]
         if span[0] is not None:
             interval = jobs.Interval(_as_date(span[0]), _as_date(span[1]))
