@@ -21,7 +21,9 @@ with more replies than announced (Graph's page count, a reply posted between the
 up for another thread's missing ones. The score of a set of threads is the sum of that over the sum
 announced (1.0 when nothing was announced). Tallies are kept per thread day and revisit tier
 (`pipelines.connectors.revisit`) and land, with the tiers a run revisited, in the quality tables
-`dq_reply_completeness` and `dq_revisit_tiers` (`pipelines.jobs` writes them at validation); a run whose
+`dq_reply_completeness` and `dq_revisit_tiers` (`pipelines.jobs` writes them at validation), and the
+latest figures of each source and thread day are published for BI users in `mart_reply_completeness`
+(rebuilt by every publish, `publish`); a run whose
 score is below `quality.completeness_warn_below` is reported as a warning (log, run report, the
 `replies_complete` record of `dq_validation_results`).
 
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 #: quality tables (bookkeeping records, appended per run like dq_validation_results)
@@ -43,6 +46,51 @@ REVISIT_TABLE = "dq_revisit_tiers"
 REVISIT_DDL = ("run_id varchar, source varchar, batch varchar, revisit_tier varchar, max_age_days integer, "
                "every_days integer, due boolean, swept boolean, first_day date, last_day date, next_due date, "
                "threads_checked bigint, threads_refetched bigint, replies_fetched bigint")
+
+
+#: the table BI users read: the latest figures of each source and thread day
+PUBLISHED = "mart_reply_completeness"
+PUBLISHED_SQL = f"""
+with latest as (
+    -- the run of the latest interval that read the day (the batch ends with the interval's last day;
+    -- among reruns of one interval the greatest run id, so that the choice never depends on row order)
+    select *,
+           dense_rank() over (partition by source, thread_date
+                              order by substr(batch, length(batch) - 9) desc, run_id desc) as recency
+    from {COMPLETENESS_TABLE}
+)
+select
+    source,
+    thread_date,
+    max(batch) as batch,
+    max(announced_by) as announced_by,
+    cast(sum(threads) as bigint) as threads,
+    cast(sum(threads_incomplete) as bigint) as threads_incomplete,
+    cast(sum(replies_announced) as bigint) as replies_announced,
+    cast(sum(replies_fetched) as bigint) as replies_fetched,
+    case when sum(replies_announced) = 0 then 1.0
+         else cast(sum(replies_fetched) as double precision) / sum(replies_announced) end as completeness,
+    cast(max(warn_below) as double precision) as warn_below,
+    case when sum(replies_announced) = 0 then false
+         else cast(sum(replies_fetched) as double precision) / sum(replies_announced) < max(warn_below)
+    end as below_threshold
+from latest
+where recency = 1
+group by source, thread_date
+"""
+
+
+def publish(conn: Any) -> int:
+    """Write-audit-publish `mart_reply_completeness` inside the caller's (publish) transaction, from the
+    records of every run; the record tables are created first when no run wrote them yet."""
+    from pipelines import warehouse
+
+    warehouse.record_rows(conn, COMPLETENESS_TABLE, [], COMPLETENESS_DDL)
+    warehouse.record_rows(conn, REVISIT_TABLE, [], REVISIT_DDL)
+    model = warehouse.Model(name=PUBLISHED, layer="marts", path=Path(__file__), sql=PUBLISHED_SQL.strip(),
+                            materialized="table", partition_by=None, key=["source", "thread_date"], depends_on=[],
+                            meta={"not_null": "completeness, threads, replies_announced, replies_fetched"})
+    return warehouse.run_model(conn, model, {})
 
 
 def score(announced: int, fetched_capped: int) -> float:

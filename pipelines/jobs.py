@@ -738,6 +738,7 @@ def _publish(settings: Settings, requested: Interval, engine: sa.Engine, source_
 
         rows.update(compute_python_metrics(conn, settings, interval, key=key))
         timings["python_metrics"] = round(time.perf_counter() - t1, 2)
+        rows[completeness.PUBLISHED] = completeness.publish(conn)  # the latest score per source and day
         if after_models is not None:
             after_models(conn)
         from pipelines import suppression
