@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -253,6 +254,70 @@ class UsageSegments(_Strict):
         return {f"usage_{name}": value for name, value in self.model_dump().items()}
 
 
+_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
+#: what may follow a leading question word ("How, exactly", "Why?", "Qui:")
+_WORD_END = ",.;:!?¿¡…"
+
+
+class QuestionRules(_Strict):
+    """How `is_question` is decided at extraction for messages whose platform has no question type
+    (Slack, Teams; the text of file imports that carry no `is_question` column): on the message's visible
+    prose (code, links and mentions removed), a message is a question when it is at least `min_length`
+    characters long and contains one of the `marks` or starts with one of the `leading_words` of any
+    language. Viva Engage and Chatter mark questions themselves (`message_type: question`, `QuestionPost`):
+    their flag is the platform's, untouched by these rules. The text is never stored: only the flag is.
+    The defaults are the historical rule ('?' anywhere in the prose)."""
+
+    marks: list[str] = Field(default_factory=lambda: ["?"], description="a message whose prose contains any "
+                             "of these is a question (e.g. '?', the full-width '？', the Spanish '¿'); [] for none")
+    leading_words: dict[str, list[str]] = Field(
+        default_factory=dict, description="per language (ISO 639 code: en, fr, de, ...), words that make a "
+        "message a question when its prose starts with one (case-insensitive), e.g. {en: [who, what, how], "
+        "fr: [qui, quoi, comment]}")
+    min_length: int = Field(0, ge=0, le=10_000, description="prose shorter than this many characters (leading "
+                            "and trailing blanks aside) is never a question")
+    _words: frozenset[str] = PrivateAttr(default_factory=frozenset)
+
+    @field_validator("marks")
+    @classmethod
+    def _marks(cls, value: list[str]) -> list[str]:
+        for i, mark in enumerate(value):
+            if not isinstance(mark, str) or not mark.strip() or mark != mark.strip() or len(mark) > 8:
+                raise ValueError(f"mark {i} ({mark!r}) must be a non-blank string of at most 8 characters, "
+                                 "without leading or trailing blanks")
+        return value
+
+    @field_validator("leading_words")
+    @classmethod
+    def _words_per_language(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for lang, words in value.items():
+            if not _LANGUAGE.fullmatch(str(lang)):
+                raise ValueError(f"language {lang!r} must be an ISO 639 code in lower case (en, fr, deu)")
+            for i, word in enumerate(words):
+                if not isinstance(word, str) or not word or any(ch.isspace() for ch in word) \
+                        or word.strip(_WORD_END) != word:
+                    raise ValueError(f"{lang}.{i} ({word!r}) must be one word, without blanks or punctuation "
+                                     "at its ends")
+            out[str(lang)] = [w.casefold() for w in words]
+        return out
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._words = frozenset(w for words in self.leading_words.values() for w in words)
+
+    def matches(self, prose: str) -> bool:
+        """Whether a message whose visible prose is `prose` asks something, by these rules."""
+        text = (prose or "").strip()
+        if not text or len(text) < self.min_length:
+            return False
+        if any(mark in text for mark in self.marks):
+            return True
+        if self._words:
+            first = text.split(maxsplit=1)[0].casefold().lstrip(_WORD_END).rstrip(_WORD_END)
+            return first in self._words
+        return False
+
+
 class Settings(_Strict):
     lake_dir: Path = Path("data/lake")
     warehouse_url: str = "duckdb:///data/warehouse.duckdb"
@@ -264,6 +329,8 @@ class Settings(_Strict):
     directory: DirectoryConfig = Field(default_factory=lambda: DirectoryConfig.model_validate({}))
     interactions: InteractionRules = Field(default_factory=lambda: InteractionRules.model_validate({}))
     usage_segments: UsageSegments = Field(default_factory=lambda: UsageSegments.model_validate({}))
+    questions: QuestionRules = Field(default_factory=lambda: QuestionRules.model_validate({}),
+                                     description="the question heuristic of the sources without a question type")
     alert_thresholds: dict[str, float] = Field(
         default_factory=dict, description="overrides of sql/alert_thresholds.yaml (unknown names are errors)")
     reports: ReportsConfig = Field(default_factory=lambda: ReportsConfig.model_validate({}))
