@@ -5,8 +5,17 @@ Shared by the Web API connector (`pipelines.sources.slack`) and the workspace-ex
 way. The row keeps only what the metrics need: pseudonymous keys (never a user id or email), the
 channel id and `ts` (the message key, kept as the string Slack sent: a float loses uniqueness), thread
 pointers, the kind of author (person, bot, system, tombstone), flags, reaction names with their
-reactors' keys, mentioned people's keys, and text-derived features (`content_length`, `is_question`).
-The text itself is never returned, stored or logged.
+reactors' keys, mentioned people's keys, and text-derived features (`content_length`, `is_question`, by
+the configured question rules, `questions:` of the settings). The text itself is never returned, stored
+or logged.
+
+Event times: Slack gives no time for a reaction (neither the Web API nor the export: a reaction is a
+name and its users), so a reaction is dated at the message it is on. The date is then a pure function of
+the landed message, so a rerun, an incremental run and a fresh backfill give the same day; a reaction
+made later than its message makes the reactor active on the message's day, and the landing that brings
+it rewrites that day (its raw partition is journaled pending, so the day is republished). Dating a
+reaction when a run first saw it was rejected: a backfill and the daily runs would date the same reaction
+differently. Graph, Chatter and the platforms that give the time date it when it was made.
 """
 
 from __future__ import annotations
@@ -17,6 +26,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pyarrow as pa
+
+from pipelines.config import QuestionRules
 
 PLATFORM = "slack"  # native ids are hashed under this name, whatever the configured source is called
 
@@ -53,6 +64,7 @@ MESSAGES_SCHEMA = pa.schema([
 ])
 
 KeyFn = Callable[[str], str | None]
+DEFAULT_QUESTIONS = QuestionRules()
 
 # a Slack ts: epoch seconds (up to year 9999) and an optional fraction ("1736478514.897649")
 _TS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?")
@@ -105,10 +117,15 @@ def _block_users(node: Any) -> Iterable[str]:
             yield from _block_users(item)
 
 
-def is_question(text: str) -> bool:
-    """A message asks something when its prose (outside links, mentions and code) contains '?'."""
-    prose = _ANGLE.sub(" ", _CODE.sub(" ", text or ""))
-    return "?" in prose
+def prose(text: str) -> str:
+    """The visible prose of a message: links, channel and user references and code blocks removed."""
+    return _ANGLE.sub(" ", _CODE.sub(" ", text or ""))
+
+
+def is_question(text: str, rules: QuestionRules | None = None) -> bool:
+    """A message asks something when its prose (outside links, mentions and code) matches the question
+    rules (`questions:` of the configuration; by default: it contains '?')."""
+    return (rules or DEFAULT_QUESTIONS).matches(prose(text))
 
 
 def classify(msg: Mapping[str, Any]) -> str:
@@ -122,8 +139,10 @@ def classify(msg: Mapping[str, Any]) -> str:
     return "person"
 
 
-def minimise(msg: Mapping[str, Any], channel: str, key: KeyFn) -> dict[str, Any] | None:
-    """The raw row of one message, or None when it is not a message (no ts)."""
+def minimise(msg: Mapping[str, Any], channel: str, key: KeyFn,
+             questions: QuestionRules | None = None) -> dict[str, Any] | None:
+    """The raw row of one message, or None when it is not a message (no ts). `questions`: the configured
+    question rules (`ctx.settings.questions`), the defaults when None."""
     ts = msg.get("ts")
     if not isinstance(ts, str) or not ts:
         return None
@@ -159,7 +178,7 @@ def minimise(msg: Mapping[str, Any], channel: str, key: KeyFn) -> dict[str, Any]
         "actor_key": actor,
         "parent_actor_key": key(parent_user) if is_reply and parent_user else None,
         "content_length": len(text) if kind == "person" else None,
-        "is_question": is_question(text) if kind == "person" else False,
+        "is_question": is_question(text, questions) if kind == "person" else False,
         "is_edited": bool(msg.get("edited")),
         "is_deleted": kind == "tombstone",
         "mention_keys": mentions,

@@ -283,7 +283,7 @@ class _Run:
     # --- rows ------------------------------------------------------------------------------------
     def keep(self, msg: Any, container_id: str, kind: str, parent_actor: str | None = None) -> dict[str, Any] | None:
         try:
-            row = minimise(msg, container_id, kind, self.keys, parent_actor)
+            row = minimise(msg, container_id, kind, self.keys, parent_actor, self.ctx.settings.questions)
         except MessageError as exc:
             # counted by reason, never stored: the payload may hold personal data
             reason = str(exc).split(" ", 1)[0]

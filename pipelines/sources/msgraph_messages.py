@@ -6,8 +6,8 @@ because 1:1 chat ids embed both people's Entra ids), the message id (epoch-ms st
 its container), the reply pointer (`replyToId` in channels, the `messageReference` attachment in chats),
 the kind of author (person, bot, system, deleted), pseudonymous keys of the author, of the parent's author,
 of mentioned people and of reactors (with the reaction type and time), edit/delete flags and text-derived
-features (`content_length`, `is_question`). The body itself is never returned, stored or logged.
-`reaction_rows` turns a row's reactions into rows of the `reactions` stream, landed by the day each
+features (`content_length`, `is_question` by the configured question rules, `questions:` of the settings).
+The body itself is never returned, stored or logged. `reaction_rows` turns a row's reactions into rows of the `reactions` stream, landed by the day each
 reaction was made (Graph's `createdDateTime` of the reaction), so a reaction is dated when it happened.
 
 Classification (API_FORMATS.md section 2): `deletedDateTime` set -> deleted (Graph then gives `from: null`,
@@ -26,6 +26,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pyarrow as pa
+
+from pipelines.config import QuestionRules
 
 PLATFORM = "msgraph"  # native ids are hashed under this name, whatever the configured source is called
 
@@ -65,6 +67,8 @@ REACTIONS_SCHEMA = pa.schema([
     pa.field("target_key", pa.string()),  # the message's author (none for bots)
     pa.field("reacted_at", TS, nullable=False),
 ])
+
+DEFAULT_QUESTIONS = QuestionRules()
 
 #: identity object (`{"id":..., "userIdentityType":...}`) -> person key, or None when not a person
 KeyFn = Callable[[Mapping[str, Any]], str | None]
@@ -107,14 +111,20 @@ def plain_text(body: Any) -> str:
     return content.strip()
 
 
-def is_question(body: Any) -> bool:
-    """A message asks something when its prose (outside code and links) contains '?'."""
+def prose(body: Any) -> str:
+    """The visible prose of a message body: code blocks, tags and links removed, entities decoded."""
     content = body.get("content") if isinstance(body, Mapping) else None
     if not isinstance(content, str):
-        return False
+        return ""
     if str(body.get("contentType") or "").lower() == "html":
-        content = html.unescape(_TAG.sub(" ", _CODE.sub(" ", content)))
-    return "?" in _URL.sub(" ", content)
+        content = html.unescape(_TAG.sub(" ", _CODE.sub(" ", content))).replace("\xa0", " ")
+    return _URL.sub(" ", content)
+
+
+def is_question(body: Any, rules: QuestionRules | None = None) -> bool:
+    """A message asks something when its prose (outside code and links) matches the question rules
+    (`questions:` of the configuration; by default: it contains '?')."""
+    return (rules or DEFAULT_QUESTIONS).matches(prose(body))
 
 
 def classify(msg: Mapping[str, Any]) -> str:
@@ -163,8 +173,9 @@ def message_reference(msg: Mapping[str, Any]) -> tuple[str, Mapping[str, Any] | 
 
 
 def minimise(msg: Mapping[str, Any], container_id: str, container_kind: str, key: KeyFn,
-             parent_actor_key: str | None = None) -> dict[str, Any]:
-    """The raw row of one chatMessage. Raises MessageError naming the field when it is unusable."""
+             parent_actor_key: str | None = None, questions: QuestionRules | None = None) -> dict[str, Any]:
+    """The raw row of one chatMessage. Raises MessageError naming the field when it is unusable.
+    `questions`: the configured question rules (`ctx.settings.questions`), the defaults when None."""
     if not isinstance(msg, Mapping):
         raise MessageError(f"a message must be a JSON object, got {type(msg).__name__}")
     mid = msg.get("id")
@@ -221,7 +232,7 @@ def minimise(msg: Mapping[str, Any], container_id: str, container_kind: str, key
         "actor_key": actor,
         "parent_actor_key": parent_key if reply_to else None,
         "content_length": len(plain_text(body)) if kind == "person" else None,
-        "is_question": is_question(body) if kind == "person" else False,
+        "is_question": is_question(body, questions) if kind == "person" else False,
         "is_edited": bool(msg.get("lastEditedDateTime")),
         "is_deleted": kind == "deleted",
         "mention_keys": mentions,

@@ -289,7 +289,7 @@ class _Run:
                   "limit": self.opts.history_limit}
         rows = []
         for msg in self.api.items("conversations.history", params, "messages"):
-            row = minimise(msg, channel, self.keys)
+            row = minimise(msg, channel, self.keys, self.ctx.settings.questions)
             if row is not None:
                 rows.append(row)
         return rows
@@ -303,7 +303,7 @@ class _Run:
             for msg in self.api.items("conversations.replies", params, "messages"):
                 if msg.get("ts") == parent["ts"]:
                     continue  # the parent comes first in every page
-                row = minimise(msg, channel, self.keys)
+                row = minimise(msg, channel, self.keys, self.ctx.settings.questions)
                 if row is not None and row["is_reply"]:
                     fetched.append(row)
         except ApiError as exc:
