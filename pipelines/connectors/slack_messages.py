@@ -64,7 +64,7 @@ MESSAGES_SCHEMA = pa.schema([
 ])
 
 KeyFn = Callable[[str], str | None]
-DEFAULT_QUESTIONS = QuestionRules()
+DEFAULT_QUESTIONS = QuestionRules.model_validate({})
 
 # a Slack ts: epoch seconds (up to year 9999) and an optional fraction ("1736478514.897649")
 _TS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?")

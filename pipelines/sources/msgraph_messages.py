@@ -68,7 +68,7 @@ REACTIONS_SCHEMA = pa.schema([
     pa.field("reacted_at", TS, nullable=False),
 ])
 
-DEFAULT_QUESTIONS = QuestionRules()
+DEFAULT_QUESTIONS = QuestionRules.model_validate({})
 
 #: identity object (`{"id":..., "userIdentityType":...}`) -> person key, or None when not a person
 KeyFn = Callable[[Mapping[str, Any]], str | None]
