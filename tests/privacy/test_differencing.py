@@ -53,7 +53,8 @@ SIZES = {
 LEADER_MEASURES = ("leaders", "leader_posts", "leader_responses_received")
 LABELS = ("period_start", "period_end", "is_complete", "months_since")
 #: published tables with no cells below the organisation (each row is org-wide), checked elsewhere or not at all
-ORG_LEVEL = {"mart_network_org", "mart_impact_correlation", "mart_impact_its", "mart_esn_scorecard"}
+ORG_LEVEL = {"mart_network_org", "mart_impact_correlation", "mart_impact_its", "mart_esn_scorecard",
+             "mart_reply_completeness"}  # counts of replies per source and day: no group of people
 
 
 @dataclass
