@@ -204,12 +204,18 @@ def test_the_score_and_the_warning_reach_the_quality_tables_and_the_run_report(
     assert extracted["warnings"] and "replies incomplete" in extracted["warnings"][0]
     assert validated["warnings"] >= 1
     assert sum("replies incomplete" in r.getMessage() for r in caplog.records) >= 2  # extract and validate
+    with engine.begin() as conn:  # what the publish step builds for BI users
+        completeness.publish(conn)
     with engine.connect() as conn:
         days = warehouse.read_frame(conn, "select * from dq_reply_completeness")
         tiers = warehouse.read_frame(conn, "select * from dq_revisit_tiers")
         record = warehouse.read_frame(conn, "select * from dq_validation_results "
                                             "where expectation = 'replies_complete'")
+        mart = warehouse.read_frame(conn, "select * from mart_reply_completeness")
     engine.dispose()
+    assert mart.thread_date.is_unique and set(mart.source) == {"slack"}
+    assert (int(mart.replies_announced.sum()), int(mart.replies_fetched.sum())) == (announced, received)
+    assert mart.below_threshold.any() and (mart.batch == f"slack/{interval.batch}").all()
     assert (days.run_id == validated["run_id"]).all() and set(days.source) == {"slack"}
     assert (int(days.replies_announced.sum()), int(days.replies_fetched.sum())) == (announced, received)
     assert ((days.completeness - days.replies_fetched / days.replies_announced).abs() < 1e-6).all()
