@@ -8,6 +8,7 @@ Run `python -m pipelines.catalogue` to regenerate the docs. This module reads YA
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,96 @@ def network_rules() -> list[str]:
     return list(render()) if render is not None else []
 
 
+def usage_segment_rules() -> list[str]:
+    """The usage-segment thresholds (`usage_segments:` of the configuration, pipelines.config.UsageSegments)
+    with their defaults and the rule in words, as Markdown lines."""
+    from pipelines.config import UsageSegments
+
+    d = UsageSegments.model_validate({})
+    lines = ["## Usage segments", "",
+             "fct_person_usage_daily gives each person a usage segment every day, over the twelve 7-day blocks "
+             "ending on the day (vivainsights identify_usage_segments, 12-week version); mart_adoption_daily "
+             "counts them. Set in the configuration's `usage_segments:` section; a set that breaks the nesting "
+             "of the segments (power below habitual, or below novice) is refused naming the key.", "",
+             "| setting | default | meaning |", "|---|---|---|"]
+    for name, f in UsageSegments.model_fields.items():
+        lines.append(f"| usage_segments.{name} | {getattr(d, name):g} | {f.description} |")
+    lines += ["", "With the defaults, tested in this order:", "",
+              f"- power: at least {d.power_actions_per_week:g} actions a week on average and active in at least "
+              f"{d.power_active_weeks} of the 12 weeks;",
+              f"- habitual: active in at least {d.habitual_active_weeks} of the 12 weeks;",
+              f"- novice: at least {d.novice_actions_per_week:g} action(s) a week on average;",
+              "- low: any action in the 12 weeks;", "- non-user: none (absent from fct_person_usage_daily).", "",
+              "An action is an event of a per-event source, or a count of an aggregate usage report (Teams channel "
+              "and chat messages, Viva Engage messages posted and likes) for a product whose messages no per-event "
+              "source of the configuration loads (Teams: msgraph, chats with its include_chats; Viva Engage: "
+              "yammer, yammer_export): never both for one product. A change applies to the days a run "
+              "publishes (rebuild the history to apply it to every day).", ""]
+    return lines
+
+
+#: what the network stage reads (pipelines.network_stage) for the tables it builds (section 3)
+NETWORK_STAGE_READS = ("int_interactions", "stg_people", "fct_person_daily_activity")
+_LAKE_TABLE = re.compile(r"\blake_[a-z_]+\b")
+#: the people model: whatever reaches it is computed from "people" (its own inputs are who is counted)
+PEOPLE_MODEL = "stg_people"
+
+
+def lake_lineage(table: str, inputs: list[str], models: list[Any]) -> set[str]:
+    """The lake tables a published table is computed from, by the SQL models' dependency graph: the
+    model's own `depends_on` (or, for a table Python builds, the models its catalogue inputs name, and
+    what the network stage reads for the network tables), followed down to the `lake_*` tables the
+    staging models select from (the people model counts as "people": its inputs say who is counted,
+    not what is measured)."""
+    by_name = {m.name: m for m in models}
+    todo = [table] if table in by_name else [m.group(0) for i in inputs if (m := re.match(r"[a-z_]+", i))]
+    if table.startswith(("mart_network", "fct_network", "fct_person_network")) or "fct_person_network" in todo:
+        todo += NETWORK_STAGE_READS
+    found: set[str] = set()
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in by_name:
+            continue
+        seen.add(name)
+        if name == PEOPLE_MODEL:
+            found.add("lake_people")
+            continue
+        found |= set(_LAKE_TABLE.findall(by_name[name].sql))
+        todo += by_name[name].depends_on
+    return found
+
+
+def _source_kinds() -> tuple[list[str], list[str]]:
+    """(per-event source kinds, aggregate-only kinds) of the source registry (`AGGREGATE_ONLY`)."""
+    from pipelines import sources
+
+    aggregate = sorted(k for k in sources.REGISTRY if getattr(sources.load(k), "AGGREGATE_ONLY", False))
+    return sorted(k for k in sources.REGISTRY if k not in aggregate), aggregate
+
+
+def computed_from(lake_tables: set[str], kinds: tuple[list[str], list[str]]) -> str:
+    """What a table is computed from, in words, from its lake tables."""
+    events, aggregate = kinds
+    parts = []
+    if "lake_activities" in lake_tables:
+        parts.append(f"per-event activities of the sources of kind {', '.join(events)}")
+    if "lake_usage_daily" in lake_tables:
+        parts.append(f"aggregate usage reports ({', '.join(aggregate)})")
+    if lake_tables & {"lake_people", "lake_people_history"}:
+        parts.append("people (HR directories, platform listings, and the people seen in activities)")
+    if "lake_containers" in lake_tables:
+        parts.append("containers")
+    if not parts:
+        return ""
+    text = "; ".join(parts)
+    if "lake_activities" in lake_tables and "lake_usage_daily" not in lake_tables:
+        text += "; aggregate usage reports excluded"
+    elif "lake_usage_daily" in lake_tables and "lake_activities" not in lake_tables:
+        text += "; per-event activities excluded"
+    return text
+
+
 def load_suppression(path: Path = CATALOGUE_FILE) -> dict[str, str]:
     """The `suppression` section of the catalogue: the rule, its variants, where it applies."""
     section = yaml.safe_load(path.read_text()).get("suppression") or {}
@@ -159,6 +250,7 @@ def render_markdown(entries: list[Entry], rule: dict[str, str] | None = None) ->
              "package's catalogue); do not edit by hand.", ""]
     lines += render_suppression(rule or {})
     lines += network_rules()
+    lines += usage_segment_rules()
     lines += ["## Shared columns", "", "| column | definition |", "|---|---|"]
     seen: set[str] = set()
     for e in entries:
@@ -169,13 +261,23 @@ def render_markdown(entries: list[Entry], rule: dict[str, str] | None = None) ->
     by_table: dict[str, list[Entry]] = {}
     for e in entries:
         by_table.setdefault(e.table, []).append(e)
+    try:
+        from pipelines import warehouse
+
+        models: list[Any] = warehouse.discover_models()
+        kinds = _source_kinds()
+    except ImportError:  # pragma: no cover - the docs can be rendered without the pipeline's dependencies
+        models, kinds = [], ([], [])
     for table in sorted(by_table, key=lambda t: (by_table[t][0].section, t)):
         rows = by_table[table]
         first = rows[0]
         kind = "internal (person-level)" if table.startswith("fct_") else "published"
         lines += [f"## {table}", "", f"Section {first.section}; {kind}; grain: {first.grain}; "
-                  f"inputs: {', '.join(first.inputs)}", "",
-                  "| column | definition | anchor | version |", "|---|---|---|---|"]
+                  f"inputs: {', '.join(first.inputs)}", ""]
+        source = computed_from(lake_lineage(table, first.inputs, models), kinds) if models else ""
+        if source:
+            lines += [f"Computed from: {source}.", ""]
+        lines += ["| column | definition | anchor | version |", "|---|---|---|---|"]
         for e in rows:
             if e.shared:
                 continue

@@ -106,6 +106,10 @@ REPORTS: dict[str, ReportSpec] = {
         ("Report Refresh Date", "Group Display Name", "Member Count", "Posted Count"),
         {"Member Count": "member_count", "Posted Count": "posted", "Read Count": "read", "Liked Count": "liked"}),
 }
+#: an aggregate-only source: it lands counts (the `usage` table), never activities (pipelines.catalogue
+#: says per table whether it is computed from the per-event sources, from these, or from both)
+AGGREGATE_ONLY = True
+
 #: how the synthetic activities of earlier versions were told apart (event ids `agg:<family>:<day>:...`)
 LEGACY_EVENT_PREFIX = "agg:"
 
