@@ -8,7 +8,10 @@ Export quirks handled: `created`/`last_set` as strings in old exports, `groups.j
 channel folders named after the channel, replies inline in day files, broadcasts once per (channel, ts),
 tombstones. The XML archives have no Slack thread pointers: a `conversation_id` (the dataset's automatic
 disentanglement) becomes a thread whose first message is the parent, and user *names* (already
-anonymised by the publishers) are the native ids, scoped by the team domain.
+anonymised by the publishers) are the native ids, scoped by the team domain. `is_question` follows the
+configured question rules (`questions:` of the settings, run on each message's prose as it is read);
+reactions are dated at their message, as with the Web API (an export gives no reaction time either:
+see `pipelines.connectors.slack_messages`).
 
 People: the entries of users.json are the source's people rows (`pipelines.sources.slack.slack_people`:
 outside the HR directory, account type bot / external / guest / member from the entry's flags, deleted
@@ -59,6 +62,7 @@ import pyarrow as pa
 from pydantic import ConfigDict, Field
 
 from pipelines import lake
+from pipelines.config import QuestionRules
 from pipelines.connectors.slack_messages import (
     PLATFORM,
     fill_parent_keys,
@@ -266,7 +270,8 @@ def _folder(ch: dict[str, Any], tree: _Tree, listing: str) -> str:
     return folder
 
 
-def _day_rows(tree: _Tree, rel: str, channel: str, keys: _Keys, bad: Quarantine) -> list[dict[str, Any]]:
+def _day_rows(tree: _Tree, rel: str, channel: str, keys: _Keys, bad: Quarantine,
+              questions: QuestionRules | None = None) -> list[dict[str, Any]]:
     """The rows of one day file, parsed one message at a time; a bad message is quarantined, a file that
     is not a JSON array (within the depth limit) is quarantined whole (then none of its rows)."""
     raw = tree.read(rel)
@@ -281,7 +286,7 @@ def _day_rows(tree: _Tree, rel: str, channel: str, keys: _Keys, bad: Quarantine)
             problem = _message_problem(msg)
             if problem is None:
                 try:
-                    row = minimise(msg, channel, keys)
+                    row = minimise(msg, channel, keys, questions)
                 except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as exc:
                     problem = f"malformed message ({type(exc).__name__})"
             if problem is not None:
@@ -356,7 +361,7 @@ def _read_export(ctx: SourceContext, opts: SlackExportOptions, end: dt.date, tre
         for day, rel in tree.day_files(folder):
             if day > end + dt.timedelta(days=1):  # day files are local days: keep a day of margin
                 continue
-            rows += _day_rows(tree, rel, ch["id"], keys, bad)
+            rows += _day_rows(tree, rel, ch["id"], keys, bad, ctx.settings.questions)
     return rows, chans, members, user_rows
 
 
@@ -423,7 +428,7 @@ def _xml_rows(ctx: SourceContext, opts: SlackExportOptions, budget: Budget, bad:
                 msg["thread_ts"] = parent[0]
                 if parent[0] != ts:
                     msg["parent_user_id"] = parent[1]
-            row = minimise(msg, cid, keys)
+            row = minimise(msg, cid, keys, ctx.settings.questions)
             if row is not None:
                 rows.append(row)
                 people.setdefault(row["actor_key"] or "", None)
