@@ -71,10 +71,8 @@ def _transport() -> httpx.MockTransport:
     return httpx.MockTransport(handler)
 
 
-@pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory) -> sa.Engine:
-    tmp = tmp_path_factory.mktemp("usage_hand")
-    settings = load_settings(None, lake_dir=tmp / "lake", warehouse_url=f"duckdb:///{tmp / 'w.duckdb'}",
+def _publish(tmp: Path, url: str | None = None) -> sa.Engine:
+    settings = load_settings(None, lake_dir=tmp / "lake", warehouse_url=url or f"duckdb:///{tmp / 'w.duckdb'}",
                              privacy={"min_group_size": 3},
                              sources=[SourceConfig(name="m365", kind="m365_usage", options={
                                  "reports": ["teams_user", "engage_user"], "rate_period_s": 0.001})])
@@ -86,8 +84,28 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> sa.Engine:
     jobs.land(settings, "m365", INTERVAL)
     engine = warehouse.make_engine(settings.warehouse_url)
     jobs.publish(settings, INTERVAL, engine=engine)
+    return engine
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> sa.Engine:
+    engine = _publish(tmp_path_factory.mktemp("usage_hand"))
     yield engine
     engine.dispose()
+
+
+def test_postgresql_gives_the_same_usage_tables(published: sa.Engine, tmp_path: Path, pg_url: str) -> None:
+    engine = _publish(tmp_path, pg_url)
+    try:
+        for table, order in (("mart_usage_daily", "as_of_date, segment_type, segment_value"),
+                             ("mart_adoption_daily", "as_of_date, segment_type, segment_value"),
+                             ("fct_person_usage_daily", "as_of_date, person_key"),
+                             ("int_person_report_actions_daily", "activity_date, person_key")):
+            sql = f"select * from {table} order by {order}"
+            pd.testing.assert_frame_equal(warehouse.read_frame(engine, sql), warehouse.read_frame(published, sql),
+                                          check_dtype=False, obj=table)
+    finally:
+        engine.dispose()
 
 
 def test_usage_mart_is_right_by_hand_on_the_fixture_csv(published: sa.Engine) -> None:
