@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 
 from pipelines import warehouse
@@ -55,11 +56,11 @@ def _previous(kind: str, start: dt.date, end: dt.date) -> tuple[dt.date, dt.date
     return start - dt.timedelta(days=length), start - dt.timedelta(days=1)
 
 
-def stage_rules(settings: Settings) -> NetworkRules:
-    """The configuration's network rules as the pipeline applies them: the interactions' weight is
-    int_interactions.weight (no type weight again), the audience cap counts the distinct targets of one
-    message (audience_id), and aggregates are suppressed below privacy.min_group_size."""
-    rules = settings.network
+def stage_rules(settings: Settings, rules: NetworkRules | None = None) -> NetworkRules:
+    """The configuration's network rules (or `rules`) as the pipeline applies them: the interactions'
+    weight is int_interactions.weight (no type weight again), the audience cap counts the distinct
+    targets of one message (audience_id), and aggregates are suppressed below privacy.min_group_size."""
+    rules = rules or settings.network
     edges = rules.edges.model_copy(update={"type_weights": None, "audience_key": "audience_id"})
     return rules.model_copy(update={"edges": edges, "min_group_size": settings.privacy.min_group_size})
 
@@ -93,7 +94,7 @@ def _people(conn: sa.Connection, end: dt.date) -> pd.DataFrame:
 
 def compute_windows(conn: sa.Connection, settings: Settings, end: dt.date, rules: NetworkRules | None = None,
                     *, rolling: bool = True) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    rules = rules or stage_rules(settings)
+    rules = stage_rules(settings, rules)
     # department NULL (people outside the HR directory, gaps of the directory) stays NULL: the network
     # leaves ties to people without a department out of every department-based measure (E-I index,
     # cross-department ties, department tables); the segment cell 'unknown' is not a department here
@@ -123,9 +124,11 @@ def compute_windows(conn: sa.Connection, settings: Settings, end: dt.date, rules
         info[kind] = {"edges": len(edges), "seconds": timings}
         for name, df in tables.items():
             df = df.copy()
-            df.insert(0, "window_end", stop)
-            df.insert(0, "window_start", start)
-            df.insert(0, "window_name", kind)
+            # typed columns, also on a table without rows (a window without ties): the warehouse creates
+            # a table from the types of its first publish, and an untyped column would become text
+            df.insert(0, "window_end", pd.array([stop] * len(df), dtype=pd.ArrowDtype(pa.date32())))
+            df.insert(0, "window_start", pd.array([start] * len(df), dtype=pd.ArrowDtype(pa.date32())))
+            df.insert(0, "window_name", pd.array([kind] * len(df), dtype=pd.ArrowDtype(pa.string())))
             out[name].append(df)
     return {name: pd.concat(frames, ignore_index=True) for name, frames in out.items()}, info
 

@@ -60,6 +60,10 @@ def tie_table(
     ds, dt = dept[g.src], dept[g.dst]
     known = (ds >= 0) & (dt >= 0)
     cs, ct = community[g.src], community[g.dst]
+    # nullable boolean, NULL when a department is unknown; typed also for a window without ties (an object
+    # column of no rows has no type, and would be created as text by the warehouse)
+    crosses = pd.array(ds != dt, dtype="boolean")
+    crosses[~known] = pd.NA
     return pd.DataFrame(
         {
             "is_reciprocated": u.mutual[e],
@@ -68,7 +72,7 @@ def tie_table(
             "is_strong_by_weight": by_weight,
             "is_strong_by_embeddedness": by_embed,
             "strength_class": strength,
-            "crosses_department": np.where(known, ds != dt, pd.NA),
+            "crosses_department": crosses,
             "crosses_community": (cs != ct) & (cs >= 0) & (ct >= 0),
             "is_local_bridge": common == 0,
         }

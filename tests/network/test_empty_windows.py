@@ -5,6 +5,7 @@ of failing (`cannot convert float NaN to integer` in centrality.structural_holes
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
 
 from pipelines.network import TABLES, compute_network, previous_period
 from tests.network import helpers
@@ -15,9 +16,12 @@ def _no_interactions(like: pd.DataFrame) -> pd.DataFrame:
 
 
 def _types(frame: pd.DataFrame) -> dict[str, str]:
-    """Column types as the warehouse sees them: pandas' object and str columns are both text."""
-    return {c: "text" if pd.api.types.is_object_dtype(t) or pd.api.types.is_string_dtype(t) else str(t)
-            for c, t in frame.dtypes.items()}
+    """Column types as the warehouse creates them (from the Arrow schema): strings and columns of no
+    type (no rows) are both text; anything else must keep its type, or an empty window's table would be
+    created with text columns that later windows cannot fill."""
+    schema = pa.Table.from_pandas(frame, preserve_index=False).schema
+    return {f.name: "text" if pa.types.is_null(f.type) or pa.types.is_string(f.type)
+            or pa.types.is_large_string(f.type) else str(f.type) for f in schema}
 
 
 def test_a_window_without_interactions_gives_every_table_with_the_usual_column_types():
