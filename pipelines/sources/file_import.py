@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipelines import lake
 from pipelines.canonical import raw_activities_to_canonical
+from pipelines.config import QuestionRules
 from pipelines.model import ACTIVITIES, CONTAINER_KINDS, VISIBILITIES
 from pipelines.privacy import Pseudonymiser
 from pipelines.sources import ExtractReport, SourceContext
@@ -153,9 +154,10 @@ def options(ctx: SourceContext) -> FileImportOptions:
 
 
 # ------------------------------------------------------------------------------------------- parse
-def parse(opts: FileImportOptions) -> tuple[Parsed, pd.DataFrame | None]:
+def parse(opts: FileImportOptions, questions: QuestionRules | None = None) -> tuple[Parsed, pd.DataFrame | None]:
     """Read and check every input; (parsed activities with preset people, HR directory). Raises
-    ImportRejected on any malformed input, before anything is written. Pure apart from reading files."""
+    ImportRejected on any malformed input, before anything is written. Pure apart from reading files.
+    `questions`: the question rules of the presets with message text (`settings.questions`)."""
     too_big = []
     for label, p in (("path", opts.path), ("directory", opts.directory), ("identity_map", opts.identity_map),
                      ("departments", opts.departments),
@@ -176,7 +178,8 @@ def parse(opts: FileImportOptions) -> tuple[Parsed, pd.DataFrame | None]:
         parsed = PRESETS[opts.format](PresetInput(
             path=opts.path, departments=opts.departments, recipients=opts.recipients, core=opts.core,
             synthetic_date=opts.synthetic_date, edge_verb=opts.edge_verb,
-            container_id=opts.container_id or kind_default, max_record_bytes=opts.max_record_bytes))
+            container_id=opts.container_id or kind_default, max_record_bytes=opts.max_record_bytes,
+            questions=questions))
     else:
         frame, lines = read_activity_file(opts.path, fmt, opts.read_options())
         parsed = Parsed(frame, lines=lines, unit="row" if fmt == "parquet" else "line")
@@ -375,7 +378,7 @@ def future_dated(occurred: pd.Series, parsed: Parsed, path: Path) -> dict[str, A
 def extract(ctx: SourceContext, start: dt.date, end: dt.date) -> ExtractReport:
     opts = options(ctx)
     name = ctx.source.name
-    parsed, directory = parse(opts)  # raises before any write
+    parsed, directory = parse(opts, ctx.settings.questions)  # raises before any write
     ident = Identity(ctx.pseudonymiser, opts.id_namespace or name, directory)
     acts = pseudonymise_activities(parsed.activities, ident, name)
     occurred = acts["occurred_at"]

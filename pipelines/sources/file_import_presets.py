@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.config import QuestionRules
 from pipelines.sources.file_import_formats import (
     DEFAULT_MAX_RECORD_BYTES,
     PEOPLE_COLUMNS,
@@ -70,6 +71,8 @@ class PresetInput:
     edge_verb: str
     container_id: str | None
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    #: the configured question heuristic (`questions:` of the settings) for presets with message text
+    questions: QuestionRules | None = None
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -348,7 +351,8 @@ def chatterjee_xml(inp: PresetInput) -> Parsed:
     """Chatterjee et al.'s disentangled Slack XML. Per `conversation_id`: the first message (in file
     order) is a `post` opening the thread, the others `reply` to it; each distinct `<@Name>` in a
     text is a `mention` of that user (parent = the message). A thread is a question when its first
-    message contains "?". Event ids are `<conversation>:<n>` (n-th message of the file)."""
+    message matches the question rules (`inp.questions`; by default: it contains "?"). Event ids are
+    `<conversation>:<n>` (n-th message of the file)."""
     problems = Problems(str(inp.path), unit="message")
     try:
         root = ET.parse(inp.path).getroot()
@@ -358,6 +362,7 @@ def chatterjee_xml(inp: PresetInput) -> Parsed:
                                       f"{str(exc).split(':')[0]}")]) from None
     channel = (root.findtext("team_domain") or "") + "/" + (root.findtext("channel_name") or "")
     container = inp.container_id or channel
+    questions = inp.questions or QuestionRules.model_validate({})
     rows: list[dict[str, Any]] = []
     numbers: list[int] = []  # the message number of each row
     first_of: dict[str, str] = {}
@@ -383,7 +388,7 @@ def chatterjee_xml(inp: PresetInput) -> Parsed:
         rows.append({"event_id": event_id, "occurred_at": parsed_ts, "actor_id": user,
                      "verb": "post" if is_root else "reply", "thread_id": root_id,
                      "parent_id": None if is_root else root_id, "content_length": len(text),
-                     "is_question": is_root and "?" in text, "container_id": container})
+                     "is_question": is_root and questions.matches(text), "container_id": container})
         numbers.append(n)
         for k, m in enumerate(dict.fromkeys(_MENTION.findall(text)), start=1):
             rows.append({"event_id": f"{event_id}:@{k}", "occurred_at": parsed_ts, "actor_id": user,

@@ -113,3 +113,32 @@ def test_a_bad_question_setting_is_refused_naming_its_key(tmp_path: Path, questi
     with pytest.raises(ConfigError) as err:
         load_settings(config)
     assert f"  {key}:" in str(err.value) and str(config) in str(err.value)
+
+
+def test_the_settings_change_is_question_of_the_chatterjee_file_preset(tmp_path: Path) -> None:
+    from pipelines.sources import file_import
+
+    raw = {pd.Timestamp(m.findtext("ts"), tz="UTC"): html.unescape(m.findtext("text") or "")
+           for m in ET.parse(ARCHIVE).getroot().iter("message")}
+
+    def roots(questions: dict[str, Any] | None) -> pd.DataFrame:
+        ctx = make_ctx(tmp_path / str(len(list(tmp_path.iterdir()))), "file",
+                       {"format": "chatterjee_xml", "path": str(ARCHIVE)})
+        if questions is not None:
+            settings = ctx.settings.model_copy(update={"questions": QuestionRules.model_validate(questions)})
+            ctx = SourceContext(settings, settings.sources[0], Pseudonymiser(KEY))
+        file_import.extract(ctx, *DAYS)
+        frames = [file_import.canonicalise(ctx, d).get("activities") for d in lake.days_between(*DAYS)]
+        acts = pd.concat([f for f in frames if f is not None], ignore_index=True)
+        return acts[acts["verb"] == "post"].set_index("occurred_at").sort_index()
+
+    default = roots(None)
+    assert default["is_question"].tolist() == ["?" in raw[t] for t in default.index]  # the historical rule
+    words = roots({"marks": [], "leading_words": {"en": WORDS}})
+    # the preset reads the whole text (mentions and links included), as it always did for '?'
+    assert words["is_question"].tolist() == [bool(raw[t].split()) and raw[t].split()[0].lower().strip(",.;:!")
+                                             in WORDS for t in words.index]
+    assert (words["is_question"] != default["is_question"]).any()
+    long = roots({"min_length": 60})
+    assert long["is_question"].tolist() == ["?" in raw[t] and len(raw[t].strip()) >= 60 for t in long.index]
+    assert long["is_question"].sum() < default["is_question"].sum()
