@@ -12,7 +12,13 @@ the kind of author (person or system), and text-derived features (`content_lengt
 Questions and best answers are first class: a thread starter with `message_type: question` is a
 question; the reply chosen as best answer gives an `answer_accepted` activity whose actor is the asker
 and whose target is the answerer, dated at the answer (Yammer gives no time of the choice).
-Likes become `reaction`s dated at the message (Yammer gives no time of a like either).
+Likes become `reaction`s dated at the message (Yammer gives no time of a like either: `liked_by` is
+a count and the likers' names and ids; the Data Export has no likes at all). The date is then a pure
+function of the landed message, so a rerun, the daily runs and a fresh backfill date a like alike; a like
+made days later makes the liker active on the message's day, and the re-read that brings it rewrites that
+day (its raw partition is journaled pending, so the day is republished). Graph and Chatter, which give a
+reaction's time, date it when it was made. `is_question` is the platform's own type, not the configured
+text heuristic (`questions:` of the settings applies to the sources without a question type).
 
 People: both land the network's user listing as the raw `users` stream (`USERS_SCHEMA`: a key, the
 department Viva Engage holds, deactivated when the user is not active), canonicalised into the source's
