@@ -6,8 +6,8 @@ bug of the connector lose replies silently, and every reply metric undercounts w
 connector tallies, per thread it fetched, what was announced and what it received:
 
   Slack       `reply_count` of the parent (history) against the replies of `conversations.replies`;
-  Teams       `replies@odata.count` of a root of `messages?$expand=replies` (of `.../replies` for roots
-              read through the delta) against the replies received, inlined and through
+  Teams       `replies@odata.count` of a root of `messages?$expand=replies` (the sweep; roots read only
+              through the delta are not scored) against the replies received, inlined and through
               `replies@odata.nextLink`. In the Graph docs' sample the count is 3 for the 3 inlined
               replies while a nextLink leads to more: it counts at least the inlined page, not
               necessarily the thread, so it is a lower bound of what must be received (see below);
@@ -16,7 +16,9 @@ connector tallies, per thread it fetched, what was announced and what it receive
               the feed is read newest first down to the sweep start, so all their messages were seen);
   Chatter     `CommentCount` of a FeedItem against the rows of its `FeedComments` sub-query.
 
-Per thread, received replies count up to the announced number (`min(received, announced)`): a thread
+A thread a connector found unchanged since a run that landed all its announced replies (Slack: its state)
+counts as complete without being fetched again, so that a day's score covers all its threads whichever run
+last fetched them. Per thread, received replies count up to the announced number (`min(received, announced)`): a thread
 with more replies than announced (Graph's page count, a reply posted between the two calls) does not make
 up for another thread's missing ones. The score of a set of threads is the sum of that over the sum
 announced (1.0 when nothing was announced). Tallies are kept per thread day and revisit tier
@@ -135,8 +137,20 @@ class Tally:
             c.incomplete += 1
 
     def checked(self, day: dt.date, tier: str) -> None:
-        """A thread looked at and found unchanged (not fetched again)."""
+        """A thread looked at and found unchanged (not fetched again), with nothing to compare."""
         self._cell(day, tier).checked += 1
+
+    def unchanged(self, day: dt.date, tier: str, announced: int) -> None:
+        """A thread looked at and found unchanged since a run that landed every announced reply (the
+        connector's state says so): complete without fetching it again. Counting it keeps a day's score
+        about all its threads, whichever run last fetched them (a rerun after a kill that committed the
+        state gives the same figures as a clean run)."""
+        c = self._cell(day, tier)
+        a = max(int(announced), 0)
+        c.checked += 1
+        c.threads += 1
+        c.announced += a
+        c.fetched += a
 
     @property
     def announced(self) -> int:

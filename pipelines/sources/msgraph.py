@@ -33,8 +33,9 @@ Landing is an upsert by (container, message id) into the day partition of `creat
 of each reaction's `createdDateTime`, every earlier reaction row of a fetched message replaced): Graph keeps
 deleted messages as tombstones (`deletedDateTime`), so a deletion arrives as an update and nothing ever
 needs to be removed; days before the first extracted day are not landed. Days rewritten are reported, and
-state is committed only after the partitions are fsynced. Completeness: each thread read is tallied, its
-replies received against the root's `replies@odata.count` (`pipelines.completeness`, report entry
+state is committed only after the partitions are fsynced. Completeness: each thread of the sweep is
+tallied, its replies received against the root's `replies@odata.count` (roots read only through the delta
+are not scored) (`pipelines.completeness`, report entry
 `completeness`, with the tiers revisited). Limits: replies edited or added after their root's tier was last
 revisited are seen on its next revisit, and after the oldest tier only by a backfill of those days; Graph's
 delta covers the last 8 months only.
@@ -352,20 +353,10 @@ class _Run:
         return []
 
     def replies(self, tid: str, cid: str, root_id: str, first_url: str | None = None) -> list[dict[str, Any]]:
-        return self.replies_counted(tid, cid, root_id, first_url)[0]
-
-    def replies_counted(self, tid: str, cid: str, root_id: str,
-                        first_url: str | None = None) -> tuple[list[dict[str, Any]], int | None]:
-        """The replies of a root and the `@odata.count` of the first page (None when absent)."""
         url = first_url or self.api.url(f"teams/{tid}/channels/{cid}/messages/{root_id}/replies",
                                         {"$top": self.opts.page_size})
-        out: list[dict[str, Any]] = []
-        count: int | None = None
-        for i, body in enumerate(self.api.pages(url, endpoint="channel-replies", buckets=thread_buckets(tid, cid))):
-            if i == 0:
-                count = _count(body.get("@odata.count"))
-            out += [m for m in body["value"] if isinstance(m, dict)]
-        return out, count
+        return [m for m in self.api.items(url, endpoint="channel-replies", buckets=thread_buckets(tid, cid))
+                if isinstance(m, dict)]
 
     def tally_thread(self, root: Mapping[str, Any], announced: int | None, received: int) -> None:
         try:
@@ -418,9 +409,9 @@ class _Run:
             except MessageError:
                 self.keep(root, cid, "channel")  # counted as rejected
                 continue
-            replies, count = self.replies_counted(tid, cid, str(root.get("id")))
-            self.tally_thread(root, count, len(replies))
-            threads.append((root, replies))
+            # not scored: an old root comes back only when it changes, so a score over such roots would
+            # depend on which run saw the change (a rerun after a kill that committed the deltaLink would not)
+            threads.append((root, self.replies(tid, cid, str(root.get("id")))))
             self.n.threads_fetched += 1
         for root, replies in threads + swept:
             row = self.keep(root, cid, "channel")

@@ -361,8 +361,10 @@ class _Run:
                 seen_threads.add(tkey)
                 current = {"reply_count": parent["reply_count"], "latest_reply": parent["latest_reply"]}
                 if ts_day(parent["ts"]) < self.start and known.get(tkey) == current:
+                    # the state holds the announced counters only when all of them were landed
                     self.n.threads_unchanged += 1
-                    self.tally.checked(ts_day(parent["ts"]), self.plan.tier_of(ts_day(parent["ts"])))
+                    day = ts_day(parent["ts"])
+                    self.tally.unchanged(day, self.plan.tier_of(day), parent["reply_count"] or 0)
                     continue
                 replies = self.replies(cid, parent)
                 refetched.add((cid, parent["ts"]))
