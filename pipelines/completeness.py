@@ -29,6 +29,12 @@ latest figures of each source and thread day are published for BI users in `mart
 score is below `quality.completeness_warn_below` is reported as a warning (log, run report, the
 `replies_complete` record of `dq_validation_results`).
 
+Limits: Chatter items are read again only when their SystemModstamp moves, so a Salesforce extraction
+killed after its watermark was committed and before its report was recorded leaves no tally for its
+items (the rerun does not read them again): `mart_reply_completeness` keeps the earlier figures of those
+days. A Viva Engage thread is scored only when its starter is inside the sweep (older threads are seen in
+part).
+
 This module holds counts only: no ids of threads, people or messages.
 """
 
