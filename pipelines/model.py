@@ -103,7 +103,8 @@ INTERACTIONS = pa.schema(
         pa.field("source_key", pa.string(), nullable=False),
         pa.field("target_key", pa.string(), nullable=False),
         pa.field("interaction_type", pa.string(), nullable=False),
-        pa.field("weight", pa.float64(), nullable=False),  # the type's interactions.weights, applied once
+        # the type's interactions.weights as of the day's publish (the network applies the run's weights)
+        pa.field("weight", pa.float64(), nullable=False),
         pa.field("container_id", pa.string()),
         # the message the interaction belongs to (a mention's message, else the event), source-qualified:
         # what the network's large-audience cap groups by
