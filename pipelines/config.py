@@ -261,10 +261,10 @@ _WORD_END = ",.;:!?¿¡…"
 
 class QuestionRules(_Strict):
     """How `is_question` is decided at extraction for messages whose platform has no question type
-    (Slack, Teams; the text of file imports that carry no `is_question` column): on the message's visible
-    prose (code, links and mentions removed), a message is a question when it is at least `min_length`
-    characters long and contains one of the `marks` or starts with one of the `leading_words` of any
-    language. Viva Engage and Chatter mark questions themselves (`message_type: question`, `QuestionPost`):
+    (Slack, Teams, the Chatterjee Slack archives of kind `file`; other imports carry their own flag): on
+    the message's visible prose (code, links and mentions removed; the archives' whole text), a message is
+    a question when it is at least `min_length` characters long and contains one of the `marks` or starts
+    with one of the `leading_words` of any language. Viva Engage and Chatter mark questions themselves (`message_type: question`, `QuestionPost`):
     their flag is the platform's, untouched by these rules. The text is never stored: only the flag is.
     The defaults are the historical rule ('?' anywhere in the prose)."""
 
