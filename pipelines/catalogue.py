@@ -194,6 +194,38 @@ def computed_from(lake_tables: set[str], kinds: tuple[list[str], list[str]]) -> 
     return text
 
 
+def load_event_times(path: Path = CATALOGUE_FILE) -> dict[str, Any]:
+    """The `event_times` section of the catalogue: the dating rule and each platform's event times."""
+    return dict(yaml.safe_load(path.read_text()).get("event_times") or {})
+
+
+def render_event_rules(event_times: dict[str, Any]) -> list[str]:
+    """docs/metrics.md's section on when events are dated (from the catalogue) and the question heuristic
+    (every setting of the configuration's `questions:` section with its default, from
+    `pipelines.config.QuestionRules`), as Markdown lines."""
+    lines = ["## Event times and questions", ""]
+    if event_times:
+        lines += [f"**Event times.** {event_times.get('rule', '')}", "", "| platform | dated at |", "|---|---|"]
+        lines += [f"| {name} | {str(text).replace('|', '/')} |"
+                  for name, text in (event_times.get("platforms") or {}).items()]
+        lines.append("")
+    try:
+        from pipelines.config import QuestionRules
+    except ImportError:  # pragma: no cover - the docs can be rendered without the pipeline's dependencies
+        return lines
+    import inspect
+    import json
+
+    doc = " ".join(inspect.cleandoc(QuestionRules.__doc__ or "").split())
+    lines += [f"**Questions** (`is_question`: the questions of fct_posts and of the knowledge-sharing marts). {doc}",
+              "", "| setting | default | what it does |", "|---|---|---|"]
+    defaults = QuestionRules.model_validate({}).model_dump()
+    for name, spec in QuestionRules.model_fields.items():
+        text = (spec.description or "").replace("|", "/")
+        lines.append(f"| `questions.{name}` | `{json.dumps(defaults[name], ensure_ascii=False)}` | {text} |")
+    return [*lines, ""]
+
+
 def load_suppression(path: Path = CATALOGUE_FILE) -> dict[str, str]:
     """The `suppression` section of the catalogue: the rule, its variants, where it applies."""
     section = yaml.safe_load(path.read_text()).get("suppression") or {}
@@ -250,6 +282,7 @@ def render_markdown(entries: list[Entry], rule: dict[str, str] | None = None) ->
              "package's catalogue); do not edit by hand.", ""]
     lines += render_suppression(rule or {})
     lines += network_rules()
+    lines += render_event_rules(load_event_times())
     lines += usage_segment_rules()
     lines += ["## Shared columns", "", "| column | definition |", "|---|---|"]
     seen: set[str] = set()
