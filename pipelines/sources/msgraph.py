@@ -505,6 +505,8 @@ class _Run:
             "replies": n.replies, "threads_fetched": n.threads_fetched, "chat_messages": n.chat_messages,
             "by_kind": dict(n.by_kind), "rejected": dict(n.rejected), "token_refreshes": self.api.refreshes,
             "days_rewritten_before_start": [d.isoformat() for d in written if d < self.start],
+            # reactions made after the interval (a past day extracted later): published by the run of their day
+            "reaction_days_after_end": [d.isoformat() for d in written if d > self.end],
             "http": self.api.http.stats.as_dict(), "rate": self.api.budget.usage_by_category(),
             "warnings": [self.plan.warning] if self.plan.warning else [],
             "completeness": completeness.report(self.tally, self.plan),
