@@ -7,9 +7,9 @@ publishes them by write-audit-publish in one transaction. The previous window of
 recomputed from the interactions rather than read back, so a rerun of a date gives the same tables
 whatever ran before. Person-level tables (`fct_`) are internal; `mart_` tables are privacy-safe.
 
-The rules are the configuration's `network:` section (`stage_rules`); the weight of an interaction is
-int_interactions.weight (interactions.weights, applied once, in SQL) and the audience cap groups the
-interactions of one message (int_interactions.audience_id). Every read is ordered and the library
+The rules are the configuration's `network:` section (`stage_rules`); an interaction weighs its type's
+`interactions.weights` of the run, applied once, here, and the audience cap groups the interactions of
+one message (int_interactions.audience_id). Every read is ordered and the library
 orders its inputs again, so the tables never depend on the order rows come back in. A window without
 any interaction publishes the tables of an organisation without ties.
 """
@@ -27,7 +27,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from pipelines import warehouse
-from pipelines.config import Settings
+from pipelines.config import InteractionRules, Settings
 from pipelines.network import TABLES, NetworkRules, compute_network, previous_period
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,15 @@ def _previous(kind: str, start: dt.date, end: dt.date) -> tuple[dt.date, dt.date
 
 
 def stage_rules(settings: Settings, rules: NetworkRules | None = None) -> NetworkRules:
-    """The configuration's network rules (or `rules`) as the pipeline applies them: the interactions'
-    weight is int_interactions.weight (no type weight again), the audience cap counts the distinct
-    targets of one message (audience_id), and aggregates are suppressed below privacy.min_group_size."""
+    """The configuration's network rules (or `rules`) as the pipeline applies them: each interaction
+    weighs its type's interactions.weights of this run, applied once here (not int_interactions.weight,
+    which holds the weights of the day's publish, so a change of weights would apply to some days of a
+    window and not others), the audience cap counts the distinct targets of one message (audience_id),
+    and aggregates are suppressed below privacy.min_group_size."""
     rules = rules or settings.network
-    edges = rules.edges.model_copy(update={"type_weights": None, "audience_key": "audience_id"})
+    weights = {**InteractionRules.model_validate({}).weights, **settings.interactions.weights}
+    edges = rules.edges.model_copy(update={"type_weights": weights, "use_input_weight": False,
+                                           "audience_key": "audience_id"})
     return rules.model_copy(update={"edges": edges, "min_group_size": settings.privacy.min_group_size})
 
 
@@ -70,7 +74,7 @@ def _inputs(conn: sa.Connection, start: dt.date, end: dt.date) -> tuple[pd.DataF
         # audience_id is NULL on the days an older warehouse has not rebuilt since it was added: each
         # of those interactions is its own message (uncapped) until the day is republished
         conn, "select source, event_id, coalesce(audience_id, source || ':' || event_id) as audience_id, "
-              "source_key, target_key, interaction_type, weight, activity_date, container_id "
+              "source_key, target_key, interaction_type, activity_date, container_id "
               "from int_interactions where activity_date between :s and :e "
               "order by source, event_id, source_key, target_key", {"s": start, "e": end})
     posts = warehouse.read_frame(

@@ -79,7 +79,7 @@ COLUMNS: dict[str, dict[str, str]] = {
     "fct_network_ties": {
         "source_key": "person who acted (with the default direction rule)",
         "target_key": "person who received",
-        "weight": "sum of interaction weights, audience-capped: in the pipeline each interaction weighs its type's interactions.weights (int_interactions.weight, applied once); library callers: type weight x input weight",
+        "weight": "sum of interaction weights, audience-capped: in the pipeline each interaction weighs its type's interactions.weights of the run, applied once; library callers: type weight x input weight",
         "interactions": "kept interactions on the edge (count)",
         "n_reply": "replies on the edge",
         "n_reaction": "reactions on the edge",
@@ -167,7 +167,7 @@ COLUMNS: dict[str, dict[str, str]] = {
 }
 
 RULES: dict[str, str] = {
-    "edges.type_weights": "weight of one interaction by type (default reply 1, reaction 0.5, mention 1, share 1), set in interactions.weights and applied once, in int_interactions.weight; weight 0 creates no edge. The library's EdgeRules.type_weights multiplies an input weight (minutes, counts) for callers outside the pipeline",
+    "edges.type_weights": "weight of one interaction by type (default reply 1, reaction 0.5, mention 1, share 1), set in interactions.weights and applied once, by the network stage, to every interaction of the window with the run's weights (a change applies to whole windows at once); weight 0 creates no edge. Outside the pipeline the library's EdgeRules.type_weights multiplies an input weight (minutes, counts)",
     "edges.direction": "edges point from the person acting to the person receiving (to_target), or the reverse",
     "edges.self_edges": "always dropped, whatever the configuration: acting on one's own message says nothing about the network",
     "edges.audience_cap": "a message reaching more than audience_cap (default 50) distinct people is dropped or scaled to a total of audience_cap; the interactions of one message are those of one int_interactions.audience_id (a mention belongs to the message that mentions, e.g. every recipient of an imported e-mail; any other interaction is its own message)",
@@ -214,7 +214,7 @@ def render_rules() -> list[str]:
     # the settings with their one place elsewhere in the configuration, at the values the pipeline uses
     elsewhere = {
         "edges.type_weights": ("interactions.weights", InteractionRules.model_validate({}).weights,
-                               "weight of one interaction of each type, applied once (int_interactions.weight); "
+                               "weight of one interaction of each type, applied once by the network stage; "
                                "a type with weight 0 creates no edge"),
         "min_group_size": ("privacy.min_group_size", PrivacyConfig.model_validate({}).min_group_size,
                            "published aggregates over fewer people are suppressed"),
@@ -233,7 +233,7 @@ def render_rules() -> list[str]:
             setting = f"`{setting}`"
         elif key in SET_ELSEWHERE:  # library callers only: the pipeline fixes it
             setting, text = f"{key} (not configurable)", SET_ELSEWHERE[key]
-            default = {"edges.audience_key": "audience_id", "edges.use_input_weight": True}.get(key, default)
+            default = {"edges.audience_key": "audience_id", "edges.use_input_weight": False}.get(key, default)
         else:
             setting = f"`network.{key}`"
         lines.append(f"| {setting} | `{json.dumps(default)}` | {text.replace('|', '/')} |")

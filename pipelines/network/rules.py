@@ -24,8 +24,9 @@ class EdgeRules(BaseModel):
         default_factory=lambda: {"reply": 1.0, "reaction": 0.5, "mention": 1.0, "share": 1.0},
         description="weight of one interaction of each type; a reaction costs less effort than a reply. "
         "Types absent from this mapping (or with weight 0) create no edge. None: the input's `weight` "
-        "column already is each interaction's weight and no type weight is applied again (the pipeline: "
-        "int_interactions.weight is the configuration's interactions.weights, applied once, in SQL)",
+        "column already is each interaction's weight and no type weight is applied. The pipeline sets it "
+        "to the configuration's interactions.weights and ignores int_interactions.weight, so each type's "
+        "weight is applied once",
     )
     direction: Literal["to_target", "to_source"] = Field(
         default="to_target",
@@ -178,9 +179,9 @@ class NetworkRules(BaseModel):
 #: fields of `NetworkRules` the configuration's `network:` section may not set, and where they are set
 #: instead: each has exactly one place in the configuration
 SET_ELSEWHERE: dict[str, str] = {
-    "edges.type_weights": "set interactions.weights (applied once, in int_interactions.weight)",
-    "edges.use_input_weight": "the pipeline weighs each interaction by int_interactions.weight (set "
-    "interactions.weights)",
+    "edges.type_weights": "set interactions.weights (the network stage applies the run's weights, once, to "
+    "every interaction of the window)",
+    "edges.use_input_weight": "the pipeline weighs each interaction by its type's interactions.weights only",
     "edges.audience_key": "the pipeline groups by int_interactions.audience_id (disable the cap with "
     "network.edges.audience_cap: null)",
     "min_group_size": "set privacy.min_group_size",

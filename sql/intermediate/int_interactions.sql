@@ -8,8 +8,9 @@
 -- description: METRICS.md section 3 edge rules. reply -> author of the message replied to;
 --   reaction -> author; mention -> mentioned person; share -> original author. The target comes from
 --   the source when it knows it, else from the parent message. Self-edges are dropped by rule, events
---   on deleted messages are dropped, and each type carries its configurable weight (interactions.weights:
---   the only place a type weight is applied; the network stage uses `weight` as it is).
+--   on deleted messages are dropped, and each type carries its configurable weight (interactions.weights as
+--   of the day's publish; the network stage applies the run's interactions.weights itself, not this column,
+--   so that a change of weights applies to whole windows at once).
 --   audience_id: the message the interaction belongs to, what the network's large-audience cap groups by:
 --   a mention belongs to the message that mentions (its parent: the message's own event id, also for the
 --   recipients of an imported e-mail), every other interaction is its own message.

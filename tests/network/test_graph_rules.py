@@ -52,6 +52,15 @@ def test_input_weight_multiplies_the_type_weight_unless_disabled():
     assert _edges(df, use_input_weight=False)[0].loc[("a", "b"), "weight"] == 1.0
 
 
+def test_without_type_weights_the_input_weight_is_the_weight_and_zero_creates_no_edge():
+    df = interactions([("a", "b", "reaction", 0.5), ("a", "c", "reply", 2.0), ("a", "d", "share", 0.0)])
+    e, g = _edges(df, type_weights=None)
+    assert e.loc[("a", "b"), "weight"] == 0.5 and e.loc[("a", "c"), "weight"] == 2.0
+    assert ("a", "d") not in e.index and g.dropped["type_not_weighted"] == 1
+    with pytest.raises(ValueError, match="weight"):
+        build_graph(df.drop(columns=["weight"]), None, EdgeRules(type_weights=None))
+
+
 def test_aggregation_sums_weights_and_counts_per_type():
     e, _ = _edges(
         interactions(

@@ -2,7 +2,7 @@
 
 - the weight of an interaction type set in the YAML (`interactions.weights`) is the weight in
   fct_network_ties, applied once (it was multiplied by the library's type weight again: a reaction
-  weighed 0.5 x 0.5);
+  weighed 0.5 x 0.5), and a change of weights applies to every day of a window at once;
 - the `network:` section (community method and resolution, persona and tier thresholds, edge rules)
   changes what is published, and a bad value is an error naming its key.
 """
@@ -68,6 +68,18 @@ def test_the_yaml_weight_of_each_type_is_the_weight_in_fct_network_ties(demo):
     shares = _frame(engine, "select count(*) as n from int_interactions where interaction_type = 'share' "
                     "and activity_date between :s and :e", s=START, e=END)["n"].iloc[0]
     assert shares > 0 and (ties["n_share"] == 0).all() and org["dropped_type_not_weighted"] == shares
+
+
+def test_new_weights_apply_to_the_whole_window_without_republishing(demo):
+    tmp, _, engine = demo
+    weights = {"reply": 1.0, "reaction": 0.75, "mention": 0.5, "share": 3.0}
+    changed = load_settings(_config(tmp, interactions={"weights": weights}))
+    run_network(changed, END, engine=engine)
+    ties = _frame(engine, "select * from fct_network_ties where window_name = 'rolling_28d' and window_end = :d",
+                  d=END)
+    assert (ties["n_share"] > 0).any()
+    expected = sum(ties[f"n_{t}"] * w for t, w in weights.items())
+    assert ties["weight"].to_numpy() == pytest.approx(expected.to_numpy())
 
 
 def _published(settings: Settings, engine: sa.Engine) -> dict[str, pd.DataFrame]:
