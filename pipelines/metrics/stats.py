@@ -59,12 +59,17 @@ def cluster_bootstrap_mean_difference(values: np.ndarray, in_a: np.ndarray, clus
     sum_b = np.bincount(ids, weights=np.where(in_a, 0.0, values), minlength=m)
     n_b = np.bincount(ids, weights=(~in_a).astype(float), minlength=m)
     rng = np.random.default_rng(seed)
-    draws = rng.integers(0, m, (samples, m))
-    weights = np.zeros((samples, m))
-    np.add.at(weights, (np.repeat(np.arange(samples), m), draws.ravel()), 1.0)
-    na, nb = weights @ n_a, weights @ n_b
+    per_cluster = np.column_stack([sum_a, n_a, sum_b, n_b])
+    totals = []
+    chunk = max(1, 2_000_000 // m)  # replicates at a time: memory stays ~16 MB whatever the headcount
+    for first in range(0, samples, chunk):
+        size = min(chunk, samples - first)
+        draws = rng.integers(0, m, (size, m)) + (np.arange(size) * m)[:, None]
+        times = np.bincount(draws.ravel(), minlength=size * m).reshape(size, m)  # draws of each cluster
+        totals.append(times @ per_cluster)
+    sa_, na, sb_, nb = np.vstack(totals).T
     ok = (na > 0) & (nb > 0)
-    diffs = (weights[ok] @ sum_a) / na[ok] - (weights[ok] @ sum_b) / nb[ok]
+    diffs = sa_[ok] / na[ok] - sb_[ok] / nb[ok]
     value = float(values[in_a].mean() - values[~in_a].mean())
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(diffs, [tail, 100 - tail]) if len(diffs) else (np.nan, np.nan)
