@@ -3,7 +3,7 @@
 -- key: as_of_date, container_id
 -- materialized: incremental
 -- partition_by: as_of_date
--- depends_on: int_person_container_daily, int_post_responses, int_interactions, fct_posts, stg_containers, stg_people
+-- depends_on: int_person_container_daily, int_post_responses, int_interactions, fct_posts, stg_containers, int_people_history
 -- owner: esn-metrics
 -- families: as_of_date
 -- family_total: none; the containers' posts and replies add up to the organisation's (mart_engagement_period, org, rolling_28d)
@@ -107,8 +107,12 @@ interactions_daily as (
         sum(case when ps.department is not null and pt.department is not null then 1 else 0 end) as interactions,
         sum(case when ps.department <> pt.department then 1 else 0 end) as cross_department
     from int_interactions i
-    left join stg_people ps on ps.person_key = i.source_key
-    left join stg_people pt on pt.person_key = i.target_key
+    -- both departments as of the interaction's day: a reorganisation changes the share from the day it
+    -- takes effect and never rewrites the days before (a person not listed that day has none)
+    left join int_people_history ps
+      on ps.person_key = i.source_key and i.activity_date between ps.valid_from and ps.valid_to
+    left join int_people_history pt
+      on pt.person_key = i.target_key and i.activity_date between pt.valid_from and pt.valid_to
     where i.container_id is not null
       and i.activity_date between cast(:start_date as date) - 27 and :end_date
     group by i.container_id, i.activity_date

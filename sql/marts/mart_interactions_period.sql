@@ -3,7 +3,7 @@
 -- key: as_of_date, period_type, segment_type, segment_value
 -- materialized: incremental
 -- partition_by: as_of_date
--- depends_on: int_interactions, fct_posts, int_segment_membership, int_segment_headcount_daily, stg_people
+-- depends_on: int_interactions, fct_posts, int_segment_membership, int_segment_headcount_daily, int_people_history
 -- owner: esn-metrics
 -- families: as_of_date, period_type, segment_type
 -- family_total: segment_type = org
@@ -35,8 +35,12 @@ interactions as (
            case when ps.department is not null and pt.department is not null then 1 else 0 end as departments_known,
            case when ps.department <> pt.department then 1 else 0 end as cross_department
     from int_interactions i
-    left join stg_people ps on ps.person_key = i.source_key
-    left join stg_people pt on pt.person_key = i.target_key
+    -- both departments as of the interaction's day: a reorganisation changes the share from the day it
+    -- takes effect and never rewrites the days before (a person not listed that day has none)
+    left join int_people_history ps
+      on ps.person_key = i.source_key and i.activity_date between ps.valid_from and ps.valid_to
+    left join int_people_history pt
+      on pt.person_key = i.target_key and i.activity_date between pt.valid_from and pt.valid_to
     where i.activity_date between cast(:start_date as date) - 30 and :end_date
 ),
 interactions_daily as (
