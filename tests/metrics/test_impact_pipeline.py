@@ -75,8 +75,7 @@ def test_influence_is_the_months_pagerank(run) -> None:
                   "influence"].isna().all()
 
 
-def test_impact_after_the_network_stage_sees_that_runs_snapshot(run) -> None:
-    settings, engine, interval = run
+def _sees_the_runs_snapshot(settings: Settings, engine: sa.Engine, interval: jobs.Interval) -> None:
     corr = frame(engine, "select * from mart_impact_correlation where engagement_measure = 'influence' "
                          "and outcome = 'sales_attainment' order by lag_months")
     assert list(corr["lag_months"]) == [0, 1]
@@ -106,6 +105,25 @@ def test_impact_after_the_network_stage_sees_that_runs_snapshot(run) -> None:
     after = frame(engine, "select * from mart_impact_correlation order by outcome, level, engagement_measure, "
                           "lag_months")
     pd.testing.assert_frame_equal(before, after)
+
+
+def test_impact_after_the_network_stage_sees_that_runs_snapshot(run) -> None:
+    _sees_the_runs_snapshot(*run)
+
+
+def test_impact_after_the_network_stage_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    from pipelines.network_stage import run_network_range
+    from tests.conftest import demo_settings as settings_at
+
+    settings = settings_at(tmp_path, pg_url, people=300, days=DAYS, start=START, seed=7)
+    interval = jobs.Interval(START, START + dt.timedelta(days=DAYS - 1))
+    engine = warehouse.make_engine(settings.warehouse_url)
+    try:
+        jobs.run(settings, interval, engine=engine)
+        run_network_range(settings, interval.start, interval.end, engine=engine)
+        _sees_the_runs_snapshot(settings, engine, interval)
+    finally:
+        engine.dispose()
 
 
 def test_departments_are_as_of_the_month_and_unknown_is_no_department(run) -> None:
