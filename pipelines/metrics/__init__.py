@@ -119,9 +119,10 @@ NO_DEPARTMENT = "unknown"
 
 def _departments(conn: sa.Connection, pairs: pd.DataFrame, end: dt.date) -> pd.DataFrame:
     """The department of each (person_key, period) as of the month: the point-in-time segment membership
-    (int_segment_membership) on the month's last day, or on `end` for the month `end` falls in. NULL for
-    people without a department (the membership's cell 'unknown', or no membership at all): they count in
-    the organisation's figures only, never as a department."""
+    (int_segment_membership) on the month's last day (on `end` for the month `end` falls in), else the last
+    department the person had during the month (a leaver keeps the department they left from). NULL for
+    people without a department in the month (the membership's cell 'unknown', or no membership at all):
+    they count in the organisation's figures only, never as a department."""
     pairs = pairs[["person_key", "period"]].drop_duplicates()
     out = pairs.assign(department=pd.Series([None] * len(pairs), index=pairs.index, dtype=object))
     if pairs.empty or not warehouse.table_exists(conn, "int_segment_membership"):
@@ -135,7 +136,8 @@ def _departments(conn: sa.Connection, pairs: pd.DataFrame, end: dt.date) -> pd.D
     members["valid_from"] = pd.to_datetime(members["valid_from"])
     members["valid_to"] = pd.to_datetime(members["valid_to"])
     m = pairs.merge(members, on="person_key", how="inner")
-    m = m[(m["valid_from"] <= m["_as_of"]) & (m["_as_of"] <= m["valid_to"])]
+    start = pd.to_datetime(m["period"])
+    m = m[(m["valid_from"] <= m["_as_of"]) & (m["valid_to"] >= start)]  # in force during the month
     m = m[m["department"].notna() & (m["department"] != NO_DEPARTMENT)]
     m = m.sort_values(["person_key", "period", "valid_from"]).drop_duplicates(["person_key", "period"], keep="last")
     return pairs.drop(columns="_as_of").merge(m[["person_key", "period", "department"]],

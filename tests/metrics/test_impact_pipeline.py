@@ -154,6 +154,8 @@ def test_department_of_a_person_month_is_the_membership_of_that_month(backend, r
         ("p1", "department", "Legal", dt.date(2026, 6, 1), dt.date(9999, 12, 31)),
         ("p2", "department", "unknown", dt.date(1900, 1, 1), dt.date(9999, 12, 31)),
         ("p4", "department", "Sales", dt.date(2026, 6, 20), dt.date(9999, 12, 31)),
+        ("p5", "department", "Legal", dt.date(1900, 1, 1), dt.date(2026, 5, 10)),  # left the directory
+        ("p5", "department", "unknown", dt.date(2026, 5, 11), dt.date(9999, 12, 31)),
         ("p1", "location", "Paris", dt.date(1900, 1, 1), dt.date(9999, 12, 31)),
     ], columns=["person_key", "segment_type", "segment_value", "valid_from", "valid_to"])
     with engine.begin() as conn:
@@ -162,12 +164,15 @@ def test_department_of_a_person_month_is_the_membership_of_that_month(backend, r
         conn.exec_driver_sql("create table int_segment_membership (person_key varchar, segment_type varchar, "
                              "segment_value varchar, valid_from date, valid_to date)")
         warehouse.insert_arrow(conn, "int_segment_membership", pa.Table.from_pandas(members, preserve_index=False))
-        pairs = pd.DataFrame({"person_key": ["p1", "p1", "p2", "p3", "p4"],
+        pairs = pd.DataFrame({"person_key": ["p1", "p1", "p2", "p3", "p4", "p5", "p5"],
                               "period": [dt.date(2026, 5, 1), dt.date(2026, 6, 1), dt.date(2026, 5, 1),
-                                         dt.date(2026, 5, 1), dt.date(2026, 6, 1)]})
-        # June is as of the run's end (June 15): p4 joins Sales only on June 20
+                                         dt.date(2026, 5, 1), dt.date(2026, 6, 1), dt.date(2026, 5, 1),
+                                         dt.date(2026, 6, 1)]})
+        # June is as of the run's end (June 15): p4 joins Sales only on June 20; p5 leaves Legal on May 10:
+        # Legal in May (the department they left from), none in June
         got = _departments(conn, pairs, dt.date(2026, 6, 15)).sort_values(["person_key", "period"])
-    assert [d if isinstance(d, str) else None for d in got["department"]] == ["Sales", "Legal", None, None, None]
+    assert [d if isinstance(d, str) else None for d in got["department"]] == ["Sales", "Legal", None, None, None,
+                                                                              "Legal", None]
 
 
 def test_a_production_configuration_publishes_no_intervention(run) -> None:
