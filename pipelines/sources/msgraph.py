@@ -523,10 +523,9 @@ class _Run:
             if day >= self.first_day:  # before the first extracted day nothing is kept (no partial days)
                 by_day.setdefault(day, {})[k] = r
         days = set(by_day) | set(lake.days_between(self.start, self.end))
-        old_tables = {day: lake.read_partition(base, day) for day in sorted(days)}
-        written = set(self.land_reactions(by_day, old_tables))
+        written = set(self.land_reactions(by_day))
         for day in sorted(days):
-            old_table = old_tables[day]
+            old_table = lake.read_partition(base, day)
             merged = {(r["container_id"], r["message_id"]): r for r in (old_table.to_pylist() if old_table else [])}
             merged.update(by_day.get(day, {}))
             table = rows_table(list(merged.values()))
@@ -537,8 +536,7 @@ class _Run:
             written.add(day)
         return sorted(written)
 
-    def land_reactions(self, by_day: Mapping[dt.date, Mapping[tuple[str, str], dict[str, Any]]],
-                       old_tables: Mapping[dt.date, pa.Table | None]) -> list[dt.date]:
+    def land_reactions(self, by_day: Mapping[dt.date, Mapping[tuple[str, str], dict[str, Any]]]) -> list[dt.date]:
         """The `reactions` stream: each reaction in the partition of the day it was made. A fetched message
         replaces all its earlier reaction rows, in every day its landed row (the previous version) or its
         new row names, so a removed reaction goes and a re-made one moves. Written *before* the messages:
@@ -554,7 +552,7 @@ class _Run:
         legacy_days: list[dt.date] = []
         if not ready.exists():
             for day in lake.partition_days(messages):
-                table = old_tables.get(day) or lake.read_partition(messages, day)
+                table = lake.read_partition(messages, day)
                 rows = table.to_pylist() if table is not None else []
                 for r in rows:
                     new.setdefault((r["container_id"], r["message_id"]), r)
@@ -562,12 +560,11 @@ class _Run:
                     legacy_days.append(day)
             # the days whose canonical activities still hold reactions dated at the message are staged again
             lake.pending(self.ctx.lake_dir, self.name, "raw").add(legacy_days)
-        for day, table in old_tables.items():
-            if table is None or day not in by_day:
-                continue
-            for r in table.to_pylist():
+        for day, fetched in by_day.items():  # the landed version of each fetched message (one day at a time)
+            table = lake.read_partition(messages, day)
+            for r in table.to_pylist() if table is not None else []:
                 k = (r["container_id"], r["message_id"])
-                if k in by_day[day]:
+                if k in fetched:
                     old[k] = r
         rows_by_day: dict[dt.date, list[dict[str, Any]]] = {}
         for r in new.values():
