@@ -146,9 +146,6 @@ USAGE = pa.schema(
               "target or time of day, so nothing of it reaches the post, response or network metrics"},
 )
 
-#: Canonical tables landed per day: activities by the UTC day of occurred_at, usage by usage_date
-DAILY_TABLES: dict[str, str] = {"activities": "occurred_at", "usage": "usage_date"}
-
 TABLES: dict[str, pa.Schema] = {
     "people": PEOPLE,
     "containers": CONTAINERS,
