@@ -178,6 +178,19 @@ def drop_excluded_accounts(acts: pd.DataFrame, people: pd.DataFrame | None, excl
     return kept, people[~people["person_key"].isin(set(by_type["person_key"]))], counts
 
 
+def _sources_per_person(rows: pd.DataFrame) -> pd.Series:
+    """person_key -> the sources naming them, sorted, comma-separated: one vectorised pass per source (a
+    handful) instead of a Python call per person, as `publish` merges the snapshot of every landed day."""
+    codes, keys = pd.factorize(rows["person_key"].astype(object))
+    source = rows["_source"].astype(object).to_numpy()
+    out = np.full(len(keys), "", dtype=object)
+    for src in sorted(set(source)):
+        has = np.zeros(len(keys), dtype=bool)
+        has[codes[source == src]] = True
+        out[has] = np.where(out[has] == "", src, out[has] + "," + src)
+    return pd.Series(out, index=pd.Index(keys, dtype=object))
+
+
 def merge_people(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per person from the latest people snapshot of each source (`{source: frame}`).
 
@@ -207,7 +220,7 @@ def merge_people(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     rows = pd.concat(parts, ignore_index=True).sort_values(["_order"], kind="stable")
     rows = rows[rows["person_key"].notna()]
-    sources = rows.groupby("person_key")["_source"].agg(lambda s: ",".join(sorted(set(s))))
+    sources = _sources_per_person(rows)
     directory = rows[rows["in_directory"]].drop_duplicates("person_key", keep="first")
     listed = rows[~rows["in_directory"]]
     all_deactivated = listed.groupby("person_key")["is_deactivated"].all()
@@ -234,6 +247,43 @@ def merge_people(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return out.sort_values("person_key", kind="stable").reset_index(drop=True)[columns]
 
 
+def changed_people(old: pd.DataFrame, new: pd.DataFrame) -> set[str]:
+    """The person keys whose rows differ between two people snapshots of one source (added, removed or
+    any column changed): the only people a new snapshot can change in `merge_people`'s result."""
+    cols = sorted(set(old.columns) | set(new.columns))
+
+    def hashes(df: pd.DataFrame) -> pd.Series:
+        # a column typed differently in the two snapshots hashes differently: its people are merged
+        # again for nothing, never missed
+        df = df.reindex(columns=cols)
+        return pd.Series(pd.util.hash_pandas_object(df, index=False).to_numpy(),
+                         index=pd.Index(df["person_key"].astype(object).to_numpy(), dtype=object))
+
+    a, b = hashes(old), hashes(new)
+    if not (a.index.is_unique and b.index.is_unique):  # a key twice: compare (key, hash) pairs
+        pairs = pd.DataFrame({"k": a.index, "h": a.to_numpy()}).merge(
+            pd.DataFrame({"k": b.index, "h": b.to_numpy()}), on=["k", "h"], how="outer", indicator=True)
+        return set(pairs.loc[pairs["_merge"] != "both", "k"].dropna())
+    if a.index.equals(b.index):  # the usual case: the same people in the same order
+        return set(a.index[a.to_numpy() != b.to_numpy()]) - {None}
+    aligned = b.reindex(a.index)
+    differ = set(a.index[(aligned.to_numpy() != a.to_numpy()) | aligned.isna().to_numpy()])
+    return (differ | set(b.index.difference(a.index))) - {None}
+
+
+def remerge_people(merged: pd.DataFrame, frames: dict[str, pd.DataFrame], keys: set[str]) -> pd.DataFrame:
+    """`merge_people(frames)` when only the people of `keys` changed since `merged` was made: the rule is
+    per person, so their rows are merged again and everyone else's kept (a day's snapshot of a large
+    directory with a few changes costs a few rows, not a whole merge)."""
+    if not keys:
+        return merged
+    part = merge_people({src: f[f["person_key"].astype(object).isin(keys)] for src, f in frames.items()})
+    kept = merged[~merged["person_key"].astype(object).isin(keys)]
+    if part.empty:
+        return kept.reset_index(drop=True)
+    return pd.concat([kept, part], ignore_index=True).sort_values("person_key", kind="stable").reset_index(drop=True)
+
+
 #: the directory attributes that segment people (int_segment_membership), kept over time by `people_history`
 HISTORY_ATTRIBUTES = ("department", "location", "level", "is_leader")
 #: the open ends of a validity range: every day before the lake's first people snapshot, and every day to come
@@ -242,23 +292,33 @@ END_OF_TIME = dt.date(9999, 12, 31)
 HISTORY_COLUMNS = ["person_key", *HISTORY_ATTRIBUTES, "listed", "valid_from", "valid_to"]
 
 
-def _history_state(people: pd.DataFrame) -> pd.DataFrame:
-    """The attributes of `people` that `people_history` follows, indexed by person_key, comparable
-    (NULL as None, the leader flag as a plain bool)."""
-    state = people.drop_duplicates("person_key").set_index("person_key")
-    out = pd.DataFrame(index=state.index)
+def _history_state(people: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """The attributes of `people` that `people_over_time` follows, comparable (person keys as plain
+    Python strings, NULL as None, the leader flag as a plain bool), `listed` true, from `day`."""
+    out = pd.DataFrame({"person_key": people["person_key"].astype(object).to_numpy()})
     for col in HISTORY_ATTRIBUTES[:-1]:
-        values = state[col] if col in state.columns else pd.Series(None, index=state.index)
-        out[col] = values.astype(object).where(values.notna(), None)
-    leader = state["is_leader"] if "is_leader" in state.columns else pd.Series(False, index=state.index)
-    out["is_leader"] = leader.astype(object).where(leader.notna(), False).astype(bool)
+        values = people[col].astype(object).to_numpy() if col in people.columns else np.full(len(people), None)
+        out[col] = pd.Series(values, dtype=object).where(pd.notna(values), None)
+    leader = people["is_leader"].to_numpy() if "is_leader" in people.columns else np.zeros(len(people), bool)
+    out["is_leader"] = pd.Series(leader).fillna(False).astype(bool).to_numpy()
     out["listed"] = True
+    out["valid_from"] = day
     return out
 
 
-def people_over_time(snapshots: Iterable[tuple[dt.date, pd.DataFrame]]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The people of the organisation over time, from the merged people snapshots (`merge_people` of each
-    day a source landed people, `(day, frame)` in day order). Returns `(people, history)`:
+def _unlisted(keys: Iterable[str], day: dt.date) -> pd.DataFrame:
+    keys = sorted(keys)
+    return pd.DataFrame({"person_key": pd.Series(keys, dtype=object),
+                         **{c: pd.Series([None] * len(keys), dtype=object) for c in HISTORY_ATTRIBUTES[:-1]},
+                         "is_leader": False, "listed": False, "valid_from": day})
+
+
+def people_over_time(snapshots: Iterable[tuple[dt.date, pd.DataFrame, set[str] | None]]
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The people of the organisation over time, from the merged people snapshots: `(day, frame,
+    changed)` in day order, `frame` the `merge_people` of each source's latest people on the day and
+    `changed` the keys whose rows may differ from the previous snapshot (None: anyone). Returns
+    `(people, history)`:
 
     `people`: one row per person any snapshot listed: the latest snapshot's rows, and for each person it
     no longer lists, their row of the last snapshot that did, with `delisted_on` the day of the first
@@ -278,49 +338,69 @@ def people_over_time(snapshots: Iterable[tuple[dt.date, pd.DataFrame]]) -> tuple
         before it: NULL attributes (the segment cell 'unknown'), as the directory said then;
       - a person a snapshot no longer lists is not listed from that day on (NULL attributes; they are
         no longer counted anyway, see `people`), until a snapshot lists them again.
-    Both frames are sorted (person_key, then valid_from), so that a rerun writes the same bytes."""
-    open_: pd.DataFrame | None = None  # the range in force per person, with its valid_from
-    closed: list[pd.DataFrame] = []
-    last_rows: pd.DataFrame | None = None  # each person's row of the last snapshot listing them
-    for day, snap in snapshots:
+    Only the changed people of each snapshot are logged, and the ranges come out of one sorted pass over
+    the log, so a year of daily snapshots of a large directory stays cheap. Both frames are sorted
+    (person_key, then valid_from), so that a rerun writes the same bytes."""
+    log: list[pd.DataFrame] = []
+    seen: set[str] = set()  # everyone any snapshot listed
+    listed: set[str] = set()  # the people the previous snapshot listed
+    previous: pd.DataFrame | None = None
+    departed: list[pd.DataFrame] = []  # the last listed rows of the people a snapshot dropped
+    for day, snap, changed in snapshots:
         snap = snap[snap["person_key"].notna()].drop_duplicates("person_key")
-        now = _history_state(snap)
-        last_rows = snap if last_rows is None else pd.concat(
-            [last_rows[~last_rows["person_key"].isin(now.index)], snap], ignore_index=True)
-        if open_ is None:
-            open_ = now.assign(valid_from=BEGINNING_OF_TIME)
+        if previous is None:
+            log.append(_history_state(snap, BEGINNING_OF_TIME))
+            listed = set(snap["person_key"].astype(object))
+            seen = set(listed)
+            previous = snap
             continue
-        gone = open_.index.difference(now.index)
-        if len(gone):
-            now = pd.concat([now, pd.DataFrame({**{c: None for c in HISTORY_ATTRIBUTES[:-1]}, "is_leader": False,
-                                                "listed": False}, index=gone)])
-        fresh = now.index.difference(open_.index)
-        known = now.index.intersection(open_.index)
-        before, after = open_.loc[known, [*HISTORY_ATTRIBUTES, "listed"]], now.loc[known]
-        same = pd.Series(True, index=known)
-        for col in [*HISTORY_ATTRIBUTES, "listed"]:
-            a, b = before[col], after[col]
-            same &= (a == b) | (a.isna() & b.isna())
-        changed = known[~same.to_numpy()]
-        if len(changed):
-            closed.append(open_.loc[changed].assign(valid_to=day - dt.timedelta(days=1)))
-            open_ = pd.concat([open_.drop(index=changed), now.loc[changed].assign(valid_from=day)])
-        if len(fresh):
-            closed.append(pd.DataFrame({**{c: None for c in HISTORY_ATTRIBUTES[:-1]}, "is_leader": False,
-                                        "listed": False, "valid_from": BEGINNING_OF_TIME,
-                                        "valid_to": day - dt.timedelta(days=1)}, index=fresh))
-            open_ = pd.concat([open_, now.loc[fresh].assign(valid_from=day)])
-    if open_ is None or last_rows is None:
+        if changed is None:  # compare everyone: the whole snapshot is logged, equal runs merge below
+            rows = snap
+            present = set(snap["person_key"].astype(object))
+            dropped = listed - present
+        else:  # the others are listed as before, with the same values
+            rows = snap[snap["person_key"].astype(object).isin(changed).to_numpy()]
+            present = set(rows["person_key"].astype(object))
+            dropped = (set(changed) & listed) - present
+        fresh = present - seen
+        if fresh:
+            log.append(_unlisted(fresh, BEGINNING_OF_TIME))
+        log.append(_history_state(rows, day))
+        if dropped:
+            log.append(_unlisted(dropped, day))
+            departed.append(previous[previous["person_key"].astype(object).isin(dropped).to_numpy()])
+        seen |= fresh
+        listed = (listed - dropped) | present
+        previous = snap
+    if previous is None:
         return pd.DataFrame(columns=[*PEOPLE.names, "sources", "delisted_on"]), pd.DataFrame(columns=HISTORY_COLUMNS)
-    closed.append(open_.assign(valid_to=END_OF_TIME))
-    history = pd.concat(closed).rename_axis("person_key").reset_index()
-    history = history.sort_values(["person_key", "valid_from"], kind="stable").reset_index(drop=True)
+    entries = pd.concat(log, ignore_index=True)
+    entries = entries.sort_values(["person_key", "valid_from"], kind="stable").reset_index(drop=True)
+    # one range per run of equal values: an entry starts a range when the person or a value changes
+    person = entries["person_key"].to_numpy()
+    starts = np.ones(len(entries), dtype=bool)
+    same_person = person[1:] == person[:-1]
+    same = same_person.copy()
+    for col in [*HISTORY_ATTRIBUTES, "listed"]:
+        v = entries[col].to_numpy()
+        nulls = pd.isna(v)
+        same &= ((v[1:] == v[:-1]) & ~nulls[1:] & ~nulls[:-1]) | (nulls[1:] & nulls[:-1])
+    starts[1:] = ~same
+    history = entries[starts].reset_index(drop=True)
+    following = history["valid_from"].shift(-1)
+    last_of_person = history["person_key"].ne(history["person_key"].shift(-1)).to_numpy()
+    history["valid_to"] = [END_OF_TIME if last else nxt - dt.timedelta(days=1)
+                           for last, nxt in zip(last_of_person, following, strict=True)]
+    for col in HISTORY_ATTRIBUTES[:-1]:
+        history[col] = history[col].astype(object).where(history[col].notna(), None)
     history["is_leader"] = history["is_leader"].astype(bool)
     history["listed"] = history["listed"].astype(bool)
-    for col in ("valid_from", "valid_to"):
-        history[col] = pd.to_datetime(history[col]).dt.date
-    delisted = open_.loc[~open_["listed"].astype(bool), "valid_from"]
-    people = last_rows.assign(delisted_on=last_rows["person_key"].map(delisted))
+    ends = history[last_of_person & ~history["listed"].to_numpy()]
+    delisted = dict(zip(ends["person_key"], ends["valid_from"], strict=True))
+    gone = [d[~d["person_key"].astype(object).isin(listed).to_numpy()] for d in departed]
+    rows = pd.concat([previous, *gone], ignore_index=True) if gone else previous
+    rows = rows.drop_duplicates("person_key", keep="last")  # dropped twice: the latest listed row
+    people = rows.assign(delisted_on=rows["person_key"].astype(object).map(delisted))
     people["delisted_on"] = people["delisted_on"].astype(object).where(people["delisted_on"].notna(), None)
     people = people.sort_values("person_key", kind="stable").reset_index(drop=True)
     return people, history[HISTORY_COLUMNS]

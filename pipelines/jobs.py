@@ -326,10 +326,13 @@ def _latest_by_source(settings: Settings, table: str, on_or_before: dt.date) -> 
     return frames
 
 
-def _people_snapshots(settings: Settings, on_or_before: dt.date) -> Iterator[tuple[dt.date, pd.DataFrame]]:
+def _people_snapshots(settings: Settings, on_or_before: dt.date
+                      ) -> Iterator[tuple[dt.date, pd.DataFrame, set[str] | None]]:
     """The merged people snapshot (`canonical.merge_people` of each source's latest people on the day) of
     every day on or before `on_or_before` on which a source landed people different from its previous
-    ones, in day order: an unchanged daily listing adds nothing to the history, so it is not merged again."""
+    ones, in day order, with the keys of the people whose rows changed (None for the first): an unchanged
+    daily listing adds nothing to the history, so it is not merged again, and a changed one re-merges
+    only the people whose rows changed (`canonical.remerge_people`)."""
     base = lake.canonical_dir(settings.lake_dir, "people")
     if not base.exists():
         return
@@ -341,15 +344,23 @@ def _people_snapshots(settings: Settings, on_or_before: dt.date) -> Iterator[tup
                 by_day.setdefault(day, []).append(src)
     tables: dict[str, pa.Table] = {}
     frames: dict[str, pd.DataFrame] = {}
+    merged: pd.DataFrame | None = None
     for day in sorted(by_day):
-        changed = False
+        changed: set[str] = set()
         for src in by_day[day]:
             part = lake.read_partition(dirs[src], day)
             if part is None or (src in tables and tables[src].equals(part)):
                 continue
-            tables[src], frames[src], changed = part, part.to_pandas(), True
-        if changed:
-            yield day, canonical.merge_people(frames)
+            frame = part.to_pandas()
+            changed |= canonical.changed_people(frames[src], frame) if src in frames else \
+                set(frame["person_key"].dropna().astype(object))
+            tables[src], frames[src] = part, frame
+        if merged is None:
+            merged = canonical.merge_people(frames)
+            yield day, merged, None
+        elif changed:
+            merged = canonical.remerge_people(merged, frames, changed)
+            yield day, merged, changed
 
 
 def _latest_canonical(settings: Settings, table: str, on_or_before: dt.date) -> pd.DataFrame | None:
