@@ -48,11 +48,14 @@ def _table(engine: sa.Engine, table: str) -> pd.DataFrame:
 
 
 @pytest.fixture
-def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def job(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """(settings, emulator, engine) of a Teams source with its HR directory; the warehouse is DuckDB, or
+    PostgreSQL when the test is parametrized with "postgresql"."""
     org = build_org(PEOPLE, DAYS, START, SEED, 1.0)
     for name, value in GRAPH.items():
         monkeypatch.setenv(name, value)
-    settings = demo_settings(tmp_path)
+    url = request.getfixturevalue("pg_url") if getattr(request, "param", "duckdb") == "postgresql" else None
+    settings = demo_settings(tmp_path, warehouse_url=url)
     monkeypatch.setenv(settings.privacy.pseudonym_key_env, KEY)
     directory = {"people": PEOPLE, "days": DAYS, "start": START, "seed": SEED, "directory_only": True}
     with GraphEmulator(org) as emu:
@@ -70,6 +73,7 @@ def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
             engine.dispose()
 
 
+@pytest.mark.parametrize("job", ["duckdb", "postgresql"], indirect=True)
 def test_a_reaction_today_to_a_five_day_old_message_counts_today_only(job) -> None:
     settings, emu, engine = job
     yesterday = TODAY - dt.timedelta(days=1)

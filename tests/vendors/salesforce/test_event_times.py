@@ -56,11 +56,13 @@ def _post_of(chatter, day: dt.date):
                 and _ts(day, 0) <= i.created < _ts(day, 0) + 86400)
 
 
-def test_a_like_today_on_a_five_day_old_post_counts_today_only(tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("kind", ["duckdb", "postgresql"])
+def test_a_like_today_on_a_five_day_old_post_counts_today_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               request: pytest.FixtureRequest, kind: str) -> None:
     org = build_org(PEOPLE, DAYS, START, SEED, 1.0)
     chatter = build_chatter(org)
-    settings = demo_settings(tmp_path)
+    settings = demo_settings(tmp_path, warehouse_url=request.getfixturevalue("pg_url") if kind == "postgresql"
+                             else None)
     monkeypatch.setenv(settings.privacy.pseudonym_key_env, "event-times-test-key")
     directory = {"people": PEOPLE, "days": DAYS, "start": START, "seed": SEED, "directory_only": True}
     with SalesforceEmulator(org, chatter=chatter) as emu:
