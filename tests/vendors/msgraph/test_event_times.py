@@ -259,3 +259,18 @@ def test_a_lake_landed_before_the_reactions_stream_moves_its_reactions_to_their_
     assert _reaction_days(ctx) == {START + dt.timedelta(days=2): [event]}  # once, on its own day
     # both days are staged again, so the message's day loses it when its own reaction day gains it
     assert {START, START + dt.timedelta(days=2)} <= set(raw.days())
+
+
+def test_reaction_rows_are_dated_when_made_never_before_the_message_and_once_per_reactor_and_type() -> None:
+    from pipelines.sources.msgraph_messages import reaction_rows
+
+    b, c = "b" * 24, "c" * 24
+    created = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    row = _message([("like", b, created + dt.timedelta(days=2)), ("like", b, created + dt.timedelta(days=1)),
+                    ("heart", c, created - dt.timedelta(minutes=5))])  # a skewed clock: before the message
+    rows = reaction_rows(row)
+    assert [(x["reaction_type"], x["actor_key"], x["reacted_at"]) for x in rows] == [
+        ("heart", c, created), ("like", b, created + dt.timedelta(days=1))]
+    assert all(x["target_key"] == row["actor_key"] for x in rows)
+    assert reaction_rows({**row, "kind": "system"}) == [] and reaction_rows({**row, "kind": "deleted"}) == []
+    assert all(x["target_key"] is None for x in reaction_rows({**row, "kind": "bot"}))
