@@ -24,7 +24,8 @@ up for another thread's missing ones. The score of a set of threads is the sum o
 announced (1.0 when nothing was announced). Tallies are kept per thread day and revisit tier
 (`pipelines.connectors.revisit`) and land, with the tiers a run revisited, in the quality tables
 `dq_reply_completeness` and `dq_revisit_tiers` (`pipelines.jobs` writes them at validation), and the
-latest figures of each source and thread day are published for BI users in `mart_reply_completeness`
+latest figures of each source and thread day (its last validation that read the day) are published for
+BI users in `mart_reply_completeness`
 (rebuilt by every publish, `publish`); a run whose
 score is below `quality.completeness_warn_below` is reported as a warning (log, run report, the
 `replies_complete` record of `dq_validation_results`).
@@ -45,13 +46,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 #: quality tables (bookkeeping records, appended per run like dq_validation_results)
 COMPLETENESS_TABLE = "dq_reply_completeness"
-COMPLETENESS_DDL = ("run_id varchar, source varchar, batch varchar, thread_date date, revisit_tier varchar, "
+COMPLETENESS_DDL = ("seq bigint, run_id varchar, source varchar, batch varchar, thread_date date, revisit_tier varchar, "
                     "announced_by varchar, threads bigint, threads_incomplete bigint, replies_announced bigint, "
                     "replies_fetched bigint, completeness double precision, warn_below double precision")
 REVISIT_TABLE = "dq_revisit_tiers"
-REVISIT_DDL = ("run_id varchar, source varchar, batch varchar, revisit_tier varchar, max_age_days integer, "
+REVISIT_DDL = ("seq bigint, run_id varchar, source varchar, batch varchar, revisit_tier varchar, max_age_days integer, "
                "every_days integer, due boolean, swept boolean, first_day date, last_day date, next_due date, "
                "threads_checked bigint, threads_refetched bigint, replies_fetched bigint")
 
@@ -60,11 +63,8 @@ REVISIT_DDL = ("run_id varchar, source varchar, batch varchar, revisit_tier varc
 PUBLISHED = "mart_reply_completeness"
 PUBLISHED_SQL = f"""
 with latest as (
-    -- the run of the latest interval that read the day (the batch ends with the interval's last day;
-    -- among reruns of one interval the greatest run id, so that the choice never depends on row order)
-    select *,
-           dense_rank() over (partition by source, thread_date
-                              order by substr(batch, length(batch) - 9) desc, run_id desc) as recency
+    -- the last validation of the source that read the day (seq: the order in which validations recorded)
+    select *, dense_rank() over (partition by source, thread_date order by seq desc) as recency
     from {COMPLETENESS_TABLE}
 )
 select
@@ -86,6 +86,21 @@ from latest
 where recency = 1
 group by source, thread_date
 """
+
+
+def record(conn: Any, threads: list[dict[str, Any]], tiers: list[dict[str, Any]], source: str) -> int:
+    """Append a validation's rows to the record tables (created if needed) under the source's next
+    sequence number, in the caller's transaction; returns the number. The number orders a source's
+    validations without a clock: a rerun of an interval after a kill records after the killed run."""
+    from pipelines import warehouse
+
+    warehouse.record_rows(conn, COMPLETENESS_TABLE, [], COMPLETENESS_DDL)
+    warehouse.record_rows(conn, REVISIT_TABLE, [], REVISIT_DDL)
+    seq = 1 + max(int(conn.execute(sa.text(f"select coalesce(max(seq), 0) from {t} where source = :s"),
+                                   {"s": source}).scalar_one()) for t in (COMPLETENESS_TABLE, REVISIT_TABLE))
+    warehouse.record_rows(conn, COMPLETENESS_TABLE, [{"seq": seq, **r} for r in threads], COMPLETENESS_DDL)
+    warehouse.record_rows(conn, REVISIT_TABLE, [{"seq": seq, **r} for r in tiers], REVISIT_DDL)
+    return seq
 
 
 def publish(conn: Any) -> int:

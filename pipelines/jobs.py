@@ -477,13 +477,13 @@ def _validate(settings: Settings, source_name: str, requested: Interval, run_id:
     evidence = settings.evidence_dir / "results" / f"source={source_name}" / f"batch={interval.batch}"
     evidence.mkdir(parents=True, exist_ok=True)
     (evidence / f"{run_id}.json").write_text(json.dumps(records, indent=2, default=str))
-    threads, tiers = _completeness_records(settings, source_name, requested, run_id, batch)
+    # named by the extraction's interval (what it read), not the covered one: a rerun after a kill covers less
+    threads, tiers = _completeness_records(settings, source_name, requested, run_id,
+                                           f"{source_name}/{requested.batch}")
     if engine is not None:
         with engine.begin() as conn:
             warehouse.record_rows(conn, "dq_validation_results", records, DQ_DDL)
-            # created even when empty: BI reads them whatever the sources announce
-            warehouse.record_rows(conn, completeness.COMPLETENESS_TABLE, threads, completeness.COMPLETENESS_DDL)
-            warehouse.record_rows(conn, completeness.REVISIT_TABLE, tiers, completeness.REVISIT_DDL)
+            completeness.record(conn, threads, tiers, source_name)  # tables created even when empty
 
     failures = [r for o in outcomes for r in o.blocking_failures]
     warnings = [r for o in outcomes for r in o.warnings]
