@@ -7,7 +7,8 @@
 -- owner: esn-metrics
 -- description: headcount per segment, the denominator of every rate and the basis of min_group_size
 --   suppression: the people of the HR directory employed on the day (hired on or before it, not yet
---   terminated), and the people outside it (in_directory false: guests, contractors, people only a
+--   terminated; a person the snapshots stopped listing is terminated on the day they were delisted, see
+--   stg_people), each in their cells of that day (int_segment_membership, point in time), and the people outside it (in_directory false: guests, contractors, people only a
 --   platform lists, in the cells 'unknown') unless every platform account of theirs is deactivated (a
 --   platform gives no dates: a deactivated account leaves every day's headcount, an active one is in it).
 with calendar as (
