@@ -32,7 +32,7 @@ without_history as (
         p.location,
         p.level,
         coalesce(p.is_leader, false) as is_leader,
-        p.delisted_on is null as listed,
+        p.delisted_on is null and p.account_type <> 'unknown' as listed,  -- 'unknown': seen only in activity
         date '1900-01-01' as valid_from,
         date '9999-12-31' as valid_to
     from people p
