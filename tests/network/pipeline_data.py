@@ -76,3 +76,15 @@ def run(settings: Settings, interval: jobs.Interval, network_end: dt.date | None
 
 def frame(engine: sa.Engine, sql: str, **params: Any) -> pd.DataFrame:
     return warehouse.read_frame(engine, sql, params)
+
+
+CHATTERJEE = DATA / "imports" / "chatterjee-slack-disentangled" / "racket-2017-merged-racket-general-first400.xml"
+SLACK_MAY_2017 = jobs.Interval(dt.date(2017, 5, 11), dt.date(2017, 5, 31))
+
+
+def slack_settings(tmp: Path, **overrides: Any) -> Settings:
+    """The first 400 messages of Chatterjee et al.'s disentangled Slack channel (racket/general)."""
+    opts = {"format": "chatterjee_xml", "path": str(CHATTERJEE)}
+    return load_settings(None, lake_dir=tmp / "lake", warehouse_url=f"duckdb:///{tmp / 'w.duckdb'}",
+                         quality={"volume_drift": "warning"},
+                         sources=[SourceConfig(name="slack", kind="file", options=opts)], **overrides)

@@ -7,6 +7,7 @@ files with pandas, independently of the pipeline."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -203,3 +204,43 @@ def test_windows_without_interactions_publish_and_later_runs_still_work(eu):
     busy = pdata.frame(engine, "select edges from mart_network_org where window_end = :d and window_name = 'month'",
                        d=pdata.EU_DAY)
     assert busy["edges"].iloc[0] > 0
+
+
+# ---------------------------------------------------------------------- Slack (Chatterjee et al.)
+def _slack_messages() -> pd.DataFrame:
+    """Per message of May 2017: its author and the distinct people it reaches (the thread's first
+    author for a reply, every person mentioned), the author left out; parsed here with ElementTree."""
+    import re
+    import xml.etree.ElementTree as ET
+
+    rows, first = [], {}
+    for msg in ET.parse(pdata.CHATTERJEE).getroot().iter("message"):
+        conv, user = msg.get("conversation_id"), (msg.findtext("user") or "").strip()
+        day = pd.Timestamp(msg.findtext("ts"), tz="UTC").date()
+        root = first.setdefault(conv, user)
+        mentioned = list(dict.fromkeys(m.strip() for m in re.findall(r"<@([^>\s][^>]*)>", msg.findtext("text") or "")))
+        rows.append({"conv": conv, "day": day, "user": user, "root": root, "mentioned": mentioned})
+    out = pd.DataFrame(rows)
+    out["is_reply"] = out.duplicated("conv")
+    out["interactions"] = [len([m for m in r.mentioned if m != r.user]) + int(r.is_reply and r.root != r.user)
+                           for r in out.itertuples()]
+    out["audience"] = [len({m for m in r.mentioned if m != r.user} | ({r.root} - {r.user} if r.is_reply else set()))
+                       for r in out.itertuples()]
+    return out[(out["day"] >= pdata.SLACK_MAY_2017.start) & (out["day"] <= pdata.SLACK_MAY_2017.end)]
+
+
+def test_audience_cap_groups_a_slack_reply_with_its_mentions(tmp_path: Path):
+    # a cap of 1: every message reaching two people or more (a reply to the thread that also mentions
+    # someone, a message mentioning two people) is scaled
+    settings = pdata.slack_settings(tmp_path, network={"edges": {"audience_cap": 1}})
+    engine = pdata.run(settings, pdata.SLACK_MAY_2017)
+    try:
+        messages = _slack_messages()
+        over = messages[messages["audience"] > 1]
+        assert len(over) > 0
+        org = pdata.frame(engine, "select interactions, dropped_audience_scaled from mart_network_org "
+                          "where window_name = 'month' and window_end = :d", d=pdata.SLACK_MAY_2017.end).iloc[0]
+        assert org["interactions"] == messages["interactions"].sum()
+        assert org["dropped_audience_scaled"] == over["interactions"].sum()
+    finally:
+        engine.dispose()
