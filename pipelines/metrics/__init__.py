@@ -195,8 +195,9 @@ def _scorecard_inputs(conn: sa.Connection, end: dt.date) -> dict[str, object]:
                                  "order by source, event_id",
                                  {"s": end - dt.timedelta(days=27), "d": end})
     inputs["median_hours_to_first_response"] = hours["h"].to_numpy(float)
-    r = one("select cross_department_interactions, interactions from mart_interactions_period where as_of_date = :d "
-            "and period_type = 'rolling_28d' and segment_type = 'org' and not suppressed")
+    # the org's cross_department_interaction_share: over the interactions whose two people have a department
+    r = one("select cross_department_interactions, known_department_interactions from mart_interactions_period "
+            "where as_of_date = :d and period_type = 'rolling_28d' and segment_type = 'org' and not suppressed")
     if r:
         inputs["cross_department_share"] = (float(r[0]), float(r[1]))
     r = one("select leader_posting_share * leaders, leaders from mart_leader_engagement where as_of_date = :d "

@@ -175,6 +175,16 @@ def test_an_hr_file_lacking_active_users_publishes_them_counted_and_flagged(tmp_
     assert not net.loc[net.index.isin(unknown), "in_directory"].any()
     assert net.loc[net.index.isin(unknown), "department"].isna().all()
     assert net.loc[~net.index.isin(unknown), "in_directory"].all()
+
+    # the scorecard's connectedness is the org's share over interactions between people of known
+    # departments, like mart_interactions_period's, not over every interaction
+    period = _frame(engine, "select cross_department_interactions as x, known_department_interactions as k, "
+                            "interactions as n from mart_interactions_period where as_of_date = :d and "
+                            "period_type = 'rolling_28d' and segment_type = 'org'", d=END).iloc[0]
+    assert period["k"] < period["n"]  # the people outside the directory interact
+    card = _frame(engine, "select value, n from mart_esn_scorecard where metric = 'cross_department_share'")
+    assert len(card) == 1 and card["n"].iloc[0] == period["k"]
+    assert card["value"].iloc[0] == pytest.approx(period["x"] / period["k"], rel=1e-12)
     engine.dispose()
 
 
