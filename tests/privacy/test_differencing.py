@@ -49,6 +49,7 @@ SIZES = {
     "mart_leader_engagement": "_headcount", "mart_knowledge_sharing": "askers",
     "mart_unanswered_backlog": "askers", "mart_participation_inequality": "active_users",
     "mart_department_concentration": "contributors", "mart_cohort_retention": "cohort_size",
+    "mart_usage_daily": "headcount",
 }
 LEADER_MEASURES = ("leaders", "leader_posts", "leader_responses_received")
 LABELS = ("period_start", "period_end", "is_complete", "months_since")
