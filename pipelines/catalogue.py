@@ -133,7 +133,7 @@ def usage_segment_rules() -> list[str]:
 
 
 #: what the network stage reads (pipelines.network_stage) for the tables it builds (section 3)
-NETWORK_STAGE_READS = ("int_interactions", "stg_people", "fct_person_daily_activity")
+NETWORK_STAGE_READS = ("int_interactions", "stg_people", "int_people_history", "fct_person_daily_activity")
 _LAKE_TABLE = re.compile(r"\blake_[a-z_]+\b")
 #: the people model: whatever reaches it is computed from "people" (its own inputs are who is counted)
 PEOPLE_MODEL = "stg_people"

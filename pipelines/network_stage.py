@@ -1,6 +1,7 @@
 """The network stage: organisational network analysis on the published interactions, per window.
 
-Reads `int_interactions`, `stg_people` and `fct_person_daily_activity` from the warehouse, computes
+Reads `int_interactions`, `stg_people` (with each person's department as of the window's end from
+`int_people_history`) and `fct_person_daily_activity` from the warehouse, computes
 the tables of `pipelines.network` for the rolling 28- and 90-day windows ending on the run's date and
 for the calendar month when the date is a month end (the monthly snapshots kept over time), and
 publishes them by write-audit-publish in one transaction. The previous window of the same length is
@@ -85,10 +86,16 @@ def _inputs(conn: sa.Connection, start: dt.date, end: dt.date) -> tuple[pd.DataF
     return edges, posts
 
 
-#: the people of the network, one row per person, ordered (node ids follow this order): the one query
-#: to change to read the department as of the window's end
-PEOPLE_SQL = ("select person_key, department, location, level, is_leader, hire_date, termination_date, "
-              "in_directory, is_deactivated from stg_people order by person_key")
+#: the people of the network, one row per person, ordered (node ids follow this order), with their
+#: department, location, level and leader flag as of the window's end (int_people_history: a range of
+#: every person covers every day, so the left join finds exactly one), so that a reorganisation moves
+#: people in the windows ending on or after the day it takes effect and never in earlier ones; in the
+#: directory when a directory row is theirs and the snapshots listed them on that day
+PEOPLE_SQL = ("select p.person_key, h.department, h.location, h.level, coalesce(h.is_leader, false) as is_leader, "
+              "p.hire_date, p.termination_date, p.in_directory and coalesce(h.listed, true) as in_directory, "
+              "p.is_deactivated "
+              "from stg_people p left join int_people_history h on h.person_key = p.person_key "
+              "and cast(:end as date) between h.valid_from and h.valid_to order by p.person_key")
 
 
 def _people(conn: sa.Connection, end: dt.date) -> pd.DataFrame:

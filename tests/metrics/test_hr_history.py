@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from pipelines import canonical, jobs, lake, warehouse
 from pipelines.config import SourceConfig, load_settings
+from pipelines.network_stage import run_network
 from pipelines.sources import demo
 
 from conftest import demo_settings, frame, load_lake, run_models  # noqa: I001  (pipelines must be imported first)
@@ -109,15 +110,11 @@ END = MOVE + DAY
 PEOPLE, DAYS = 200, (END - START).days + 1
 #: the columns that date a row of a published table (its day, week or month)
 DATE_COLUMNS = ("activity_date", "as_of_date", "alert_date", "month_start", "cohort_month", "activity_month",
-                "thread_date")
+                "thread_date", "window_end")
 #: tables without a day: segment structures as of the end, and the impact tables (aggregates over every
 #: month to the end of the run)
 UNDATED = {"int_segment_membership", "int_people_history", "int_person_segments", "mart_impact_correlation",
            "mart_impact_engaged_vs_not", "mart_impact_its"}
-#: owned by another part of issue 12 (H1): they still take both departments of an interaction from
-#: stg_people (today's), so a full recompute rewrites their cross-department figures of the days before a
-#: move; to be removed from this set when they join int_people_history as of the interaction's day
-CROSS_DEPARTMENT_FROM_TODAY = {"mart_interactions_period", "mart_container_health"}
 
 
 def _run_daily(settings: Any, engine: sa.Engine) -> None:
@@ -149,7 +146,8 @@ def _before(df: pd.DataFrame, day: dt.date) -> pd.DataFrame:
 def reorganised(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Three daily-run warehouses of one demo organisation: `baseline` (no HR change), `changed` (on MOVE
     the directory moves one Sales person to Finance and no longer lists one Engineering person) and
-    `recomputed` (one publish of the whole range from the lake of `changed`)."""
+    `recomputed` (one publish of the whole range from the lake of `changed`), each with the network
+    windows ending on MOVE - 1 and on END."""
     from pipelines.metrics.thresholds import load_thresholds
 
     tmp = tmp_path_factory.mktemp("hr")
@@ -188,6 +186,10 @@ def reorganised(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
                                       "people": PEOPLE, "days": DAYS, "start": START, "seed": 7})])
         e_recomputed = warehouse.make_engine(recompute.warehouse_url)
         jobs.publish(recompute, jobs.Interval(START, END), engine=e_recomputed)
+        # the network windows ending on the last day before the move (a month end) and on the last day
+        for settings, engine in ((base, e_base), (changed, e_changed), (recompute, e_recomputed)):
+            for day in (MOVE - DAY, END):
+                run_network(settings, day, engine=engine)
     yield {"baseline": _tables(e_base), "changed": _tables(e_changed), "recomputed": _tables(e_recomputed),
            "engines": (e_base, e_changed, e_recomputed), "mover": mover, "leaver": leaver}
     for e in (e_base, e_changed, e_recomputed):
@@ -245,7 +247,7 @@ def test_after_the_move_the_person_counts_in_finance_and_the_leaver_nowhere(reor
 def test_a_full_recompute_equals_the_daily_runs_after_a_reorganisation(reorganised: dict[str, Any]) -> None:
     daily, full = reorganised["changed"], reorganised["recomputed"]
     assert set(daily) == set(full)
-    for name in sorted(set(daily) - CROSS_DEPARTMENT_FROM_TODAY):
+    for name in sorted(daily):
         pd.testing.assert_frame_equal(daily[name], full[name], check_dtype=False, obj=name)
 
 
@@ -255,3 +257,17 @@ def test_the_people_history_is_loaded_from_every_snapshot(reorganised: dict[str,
                     k=reorganised["mover"])
     assert history.department.tolist() == ["Sales", "Finance"]
     assert pd.Timestamp(history.valid_from.iloc[1]).date() == MOVE
+
+
+def test_the_network_windows_take_each_department_as_of_their_end(reorganised: dict[str, Any]) -> None:
+    person = reorganised["changed"]["fct_person_network"]
+    mover = person[person.person_key == reorganised["mover"]]
+    by_end = dict(zip(pd.to_datetime(mover.window_end).dt.date, mover.department, strict=False))
+    assert by_end[MOVE - DAY] == "Sales" and by_end[END] == "Finance"
+    # the leaver is in Engineering in the windows ending before they left; after it, their ties (they still
+    # act) make them a node without a department, outside the directory
+    leaver = person[person.person_key == reorganised["leaver"]]
+    by_end = {d: (dept, bool(inside)) for d, dept, inside in zip(pd.to_datetime(leaver.window_end).dt.date,
+                                                                  leaver.department, leaver.in_directory, strict=True)}
+    assert by_end[MOVE - DAY] == ("Engineering", True)
+    assert END not in by_end or (pd.isna(by_end[END][0]) and not by_end[END][1])
