@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: the upper bound of `max_age_days` (ten years); the last tier may be unbounded (null)
 MAX_AGE_LIMIT = 3650
@@ -88,6 +88,32 @@ def resolve(revisit: list[RevisitTier] | None, horizon: int | None, horizon_opti
     return tiers, (f"{horizon_option}: {horizon} is deprecated: threads older than {horizon} days are never "
                    "revisited, so their late replies and reactions are never seen; set `revisit` (tiers, see "
                    "pipelines/connectors/revisit.py) instead")
+
+
+class RevisitOptions(BaseModel):
+    """The schedule part of a source's options (Slack, Teams, Viva Engage): each declares its own
+    `revisit` field and its deprecated single horizon, named by `horizon_option`; this checks the tiers,
+    refuses both at once, and makes the run's plan."""
+
+    horizon_option: ClassVar[str] = "late_reply_horizon_days"
+    revisit: list[RevisitTier] | None
+
+    @field_validator("revisit")
+    @classmethod
+    def _tiers(cls, value: list[RevisitTier] | None) -> list[RevisitTier] | None:
+        return check_tiers(value) if value is not None else None
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> RevisitOptions:
+        self._resolved()
+        return self
+
+    def _resolved(self) -> tuple[list[RevisitTier], str | None]:
+        return resolve(self.revisit, getattr(self, self.horizon_option), self.horizon_option)
+
+    def revisit_plan(self, start: dt.date, end: dt.date, first_day: dt.date | None) -> Plan:
+        tiers, warning = self._resolved()
+        return plan(tiers, start, end, first_day, warning)
 
 
 def due_on(tier: RevisitTier, start: dt.date, end: dt.date) -> bool:

@@ -65,13 +65,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field
 
 from pipelines import completeness, lake
 from pipelines.canonical import platform_people, raw_activities_to_canonical
 from pipelines.connectors.errors import ApiError, AuthError
 from pipelines.connectors.http import RetryPolicy
-from pipelines.connectors.revisit import Plan, RevisitTier, check_tiers, plan, resolve
+from pipelines.connectors.revisit import RevisitOptions, RevisitTier
 from pipelines.connectors.state import StateStore, open_state
 from pipelines.sources import ExtractReport, SourceContext
 from pipelines.sources.msgraph_http import (
@@ -103,7 +103,7 @@ CHATS = "chat_watermark"
 HISTORY = "history"
 
 
-class GraphOptions(BaseModel):
+class GraphOptions(RevisitOptions):
     model_config = ConfigDict(extra="forbid")
     base_url: str = GRAPH_BASE_URL
     token_url: str | None = Field(None, description="default https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token")
@@ -126,20 +126,6 @@ class GraphOptions(BaseModel):
     backoff_base_s: float = Field(1.0, ge=0)
     timeout_s: float = Field(30.0, gt=0)
 
-
-    @field_validator("revisit")
-    @classmethod
-    def _tiers(cls, value: list[RevisitTier] | None) -> list[RevisitTier] | None:
-        return check_tiers(value) if value is not None else None
-
-    @model_validator(mode="after")
-    def _one_schedule(self) -> GraphOptions:
-        resolve(self.revisit, self.late_reply_horizon_days, "late_reply_horizon_days")
-        return self
-
-    def revisit_plan(self, start: dt.date, end: dt.date, first_day: dt.date | None) -> Plan:
-        tiers, warning = resolve(self.revisit, self.late_reply_horizon_days, "late_reply_horizon_days")
-        return plan(tiers, start, end, first_day, warning)
 
 
 def options(ctx: SourceContext) -> GraphOptions:

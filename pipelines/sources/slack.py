@@ -41,14 +41,14 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from pipelines import completeness, lake
 from pipelines.canonical import platform_people, raw_activities_to_canonical
 from pipelines.connectors.budget import Budget
 from pipelines.connectors.errors import ApiError, AuthError
 from pipelines.connectors.http import RetryPolicy
-from pipelines.connectors.revisit import Plan, RevisitTier, check_tiers, plan, resolve
+from pipelines.connectors.revisit import RevisitOptions, RevisitTier
 from pipelines.connectors.slack_api import DEFAULT_BASE_URL, SlackApi, method_limits
 from pipelines.connectors.slack_messages import (
     MESSAGES_SCHEMA,
@@ -68,7 +68,7 @@ THREADS = "threads"
 HISTORY = "history"
 
 
-class SlackOptions(BaseModel):
+class SlackOptions(RevisitOptions):
     model_config = ConfigDict(extra="forbid")
     base_url: str = DEFAULT_BASE_URL
     token_env: str = Field("SLACK_BOT_TOKEN", description="name of the environment variable holding the token")
@@ -100,23 +100,9 @@ class SlackOptions(BaseModel):
             raise ValueError(f"rate limits must be positive: {bad}")
         return value
 
-    @field_validator("revisit")
-    @classmethod
-    def _tiers(cls, value: list[RevisitTier] | None) -> list[RevisitTier] | None:
-        return check_tiers(value) if value is not None else None
-
-    @model_validator(mode="after")
-    def _one_schedule(self) -> SlackOptions:
-        resolve(self.revisit, self.late_reply_horizon_days, "late_reply_horizon_days")
-        return self
-
     @property
     def history_limit(self) -> int:
         return self.strict_page_size if self.strict else self.page_size
-
-    def revisit_plan(self, start: dt.date, end: dt.date, first_day: dt.date | None) -> Plan:
-        tiers, warning = resolve(self.revisit, self.late_reply_horizon_days, "late_reply_horizon_days")
-        return plan(tiers, start, end, first_day, warning)
 
 
 def options(ctx: SourceContext) -> SlackOptions:

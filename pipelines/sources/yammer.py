@@ -37,17 +37,17 @@ import datetime as dt
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field
 
 from pipelines import completeness, lake
 from pipelines.connectors.errors import AuthError
 from pipelines.connectors.http import RetryPolicy
-from pipelines.connectors.revisit import Plan, RevisitTier, check_tiers, plan, resolve
+from pipelines.connectors.revisit import RevisitOptions, RevisitTier
 from pipelines.connectors.state import StateStore, open_state
 from pipelines.sources import ExtractReport, SourceContext
 from pipelines.sources.yammer_api import DEFAULT_BASE_URL, YammerApi
@@ -67,8 +67,9 @@ from pipelines.sources.yammer_messages import (
 STATE = "messages"
 
 
-class YammerOptions(BaseModel):
+class YammerOptions(RevisitOptions):
     model_config = ConfigDict(extra="forbid")
+    horizon_option: ClassVar[str] = "late_horizon_days"
     base_url: str = DEFAULT_BASE_URL
     token_env: str = Field("YAMMER_TOKEN", description="name of the environment variable holding the token")
     revisit: list[RevisitTier] | None = Field(None, description="revisit tiers for late likes, best answers "
@@ -81,20 +82,6 @@ class YammerOptions(BaseModel):
     backoff_base_s: float = Field(1.0, ge=0)
     timeout_s: float = Field(30.0, gt=0)
 
-
-    @field_validator("revisit")
-    @classmethod
-    def _tiers(cls, value: list[RevisitTier] | None) -> list[RevisitTier] | None:
-        return check_tiers(value) if value is not None else None
-
-    @model_validator(mode="after")
-    def _one_schedule(self) -> YammerOptions:
-        resolve(self.revisit, self.late_horizon_days, "late_horizon_days")
-        return self
-
-    def revisit_plan(self, start: dt.date, end: dt.date, first_day: dt.date | None) -> Plan:
-        tiers, warning = resolve(self.revisit, self.late_horizon_days, "late_horizon_days")
-        return plan(tiers, start, end, first_day, warning)
 
 
 def options(ctx: SourceContext) -> YammerOptions:
