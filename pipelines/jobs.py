@@ -468,6 +468,11 @@ def _validate(settings: Settings, source_name: str, requested: Interval, run_id:
         outcomes.append(validator.validate("people", people, batch))
     if (staged / "containers.parquet").exists():
         outcomes.append(validator.validate("containers", containers, batch))
+    if (staged / "usage.parquet").exists():  # aggregate-only sources: their counts are validated like events
+        usage = pq.read_table(staged / "usage.parquet").to_pandas()
+        usage["usage_date"] = pd.to_datetime(usage["usage_date"])  # compared as timestamps, like occurred_at
+        outcomes.append(validator.validate("usage", usage, batch, {
+            "interval_start": pd.Timestamp(interval.start), "interval_end": pd.Timestamp(interval.end)}))
     docs = validator.build_docs()
 
     records = [r for o in outcomes for r in o.records(run_id)]
