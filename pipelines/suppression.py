@@ -394,6 +394,7 @@ NO_FAMILY: dict[str, str] = {
     "mart_impact_correlation": "organisation-wide correlations over at least min_group_size observations",
     "mart_impact_its": "organisation-wide series",
     "mart_esn_scorecard": "organisation-wide values over at least min_group_size people",
+    "mart_reply_completeness": "counts of replies per source and thread day: no group of people",
 }
 
 
