@@ -368,7 +368,7 @@ def publish(conn: Connection, name: str, build: str, materialized: str, partitio
             start: dt.date | None, end: dt.date | None) -> None:
     if materialized == "incremental" and table_exists(conn, name):
         conn.execute(sa.text(f"delete from {name} where {partition_by} between :s and :e"), {"s": start, "e": end})
-        cols = _add_new_columns(conn, name, build)
+        cols = _match_columns(conn, name, build)
         conn.exec_driver_sql(f"insert into {name} ({cols}) select {cols} from {build}")
         conn.exec_driver_sql(f"drop table {build}")
     else:
@@ -377,16 +377,22 @@ def publish(conn: Connection, name: str, build: str, materialized: str, partitio
         conn.exec_driver_sql(f"alter table {build} rename to {name}")
 
 
-def _add_new_columns(conn: Connection, name: str, build: str) -> str:
-    """Columns a model gained since `name` was created are added to it (NULL on the days not rebuilt
-    since; a republish of those days fills them); returns the build's column list, to insert by name."""
+def _match_columns(conn: Connection, name: str, build: str) -> str:
+    """An incremental table follows its model's columns: a column the model gained since `name` was
+    created is added (NULL on the days not rebuilt since; a republish of those days fills them), and a
+    column it no longer has (renamed or removed) is dropped, so that no name keeps stale figures of an
+    older definition beside the new ones (e.g. mart_interactions_period.cross_department_share, renamed
+    cross_department_interaction_share). Returns the build's column list, to insert by name."""
     have = set(columns(conn, name))
-    for col, sql_type in conn.execute(sa.text(
-            "select column_name, data_type from information_schema.columns where table_name = :t "
-            "and table_schema = current_schema() "
-            "order by ordinal_position"), {"t": build}).fetchall():
+    built = conn.execute(sa.text(
+        "select column_name, data_type from information_schema.columns where table_name = :t "
+        "and table_schema = current_schema() order by ordinal_position"), {"t": build}).fetchall()
+    for col, sql_type in built:
         if str(col).lower() not in have:
             conn.exec_driver_sql(f"alter table {name} add column {_check_ident(str(col).lower())} {sql_type}")
+    for col in sorted(have - {str(c).lower() for c, _ in built}):
+        log.info("%s: column %s is no longer produced by its model: dropped", name, col)
+        conn.exec_driver_sql(f"alter table {name} drop column {_check_ident(col)}")
     return ", ".join(_check_ident(c) for c in columns(conn, build))
 
 
