@@ -11,20 +11,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
-from test_usage_reports_hand import D1, D2, INTERVAL, _transport
 
 from pipelines import jobs, warehouse
-from pipelines.config import SourceConfig, load_settings
 from pipelines.sources import usage_reports
+from tests.vendors.msgraph.usage_hand import D1, D2, INTERVAL, hand_settings, transport
 
 
 def _staged(tmp: Path):
-    settings = load_settings(None, lake_dir=tmp / "lake", warehouse_url=f"duckdb:///{tmp / 'w.duckdb'}",
-                             privacy={"min_group_size": 3},
-                             sources=[SourceConfig(name="m365", kind="m365_usage", options={
-                                 "reports": ["teams_user", "engage_user"], "rate_period_s": 0.001})])
+    settings = hand_settings(tmp)
     ctx = jobs._context(settings, "m365", None, False)
-    usage_reports.extract(ctx, D1, D2, access_token="hand-token", transport=_transport())
+    usage_reports.extract(ctx, D1, D2, access_token="hand-token", transport=transport())
     jobs.stage(settings, "m365", INTERVAL)
     staged = next((settings.lake_dir).rglob("usage.parquet"))
     return settings, staged

@@ -27,10 +27,8 @@ reads do not): D1 ana 5 + 2 + 1 + 2 = 10, ben 4, dev 1; D2 ana 1, cho 3. Everyon
 from __future__ import annotations
 
 import datetime as dt
-import re
 from pathlib import Path
 
-import httpx
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -39,45 +37,17 @@ import sqlalchemy as sa
 from hand_helpers import check
 
 from pipelines import jobs, lake, warehouse
-from pipelines.config import SourceConfig, load_settings
 from pipelines.model import ACTIVITIES, CONTAINERS, conform
 from pipelines.sources import usage_reports
+from tests.vendors.msgraph.usage_hand import D1, D2, INTERVAL, hand_settings, transport
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "msgraph" / "usage_hand"
-D1, D2 = dt.date(2026, 3, 2), dt.date(2026, 3, 3)
-INTERVAL = jobs.Interval(D1, D2)
 COVERED: set[str] = set()
 
 
-def _transport() -> httpx.MockTransport:
-    """The reports API: 302 to a pre-authenticated download of the fixture CSV, 400 for a date without one;
-    and /users."""
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "download.reports.test":
-            return httpx.Response(200, headers={"Content-Type": "application/octet-stream"},
-                                  content=(DATA / request.url.path.lstrip("/")).read_bytes())
-        if request.url.path.endswith("/users"):  # the tenant's users: mail = UPN here
-            return httpx.Response(200, json={"value": [
-                {"id": f"1b0e4f5a-0000-4000-8000-00000000000{i}", "userPrincipalName": f"{n}@contoso.example",
-                 "mail": f"{n}@contoso.example"} for i, n in enumerate(("ana", "ben", "cho", "dev", "eli", "fay"), 1)]})
-        m = re.search(r"/reports/(get\w+)\(date=(\d{4}-\d{2}-\d{2})\)", request.url.path)
-        assert m, request.url
-        name = f"{m.group(1)}_{m.group(2)}.csv"
-        if not (DATA / name).exists():
-            return httpx.Response(400, json={"error": {"code": "BadRequest", "message": "no report"}})
-        return httpx.Response(302, headers={"Location": f"https://download.reports.test/{name}"})
-
-    return httpx.MockTransport(handler)
-
-
 def _publish(tmp: Path, url: str | None = None) -> sa.Engine:
-    settings = load_settings(None, lake_dir=tmp / "lake", warehouse_url=url or f"duckdb:///{tmp / 'w.duckdb'}",
-                             privacy={"min_group_size": 3},
-                             sources=[SourceConfig(name="m365", kind="m365_usage", options={
-                                 "reports": ["teams_user", "engage_user"], "rate_period_s": 0.001})])
+    settings = hand_settings(tmp, url)
     ctx = jobs._context(settings, "m365", None, False)
-    report = usage_reports.extract(ctx, D1, D2, access_token="hand-token", transport=_transport())
+    report = usage_reports.extract(ctx, D1, D2, access_token="hand-token", transport=transport())
     assert report.details["unresolved_concealed"] == {"rows": 2, "activity": 4 + 3 + 1 + 3 + 1}
     jobs.stage(settings, "m365", INTERVAL)
     jobs.validate(settings, "m365", INTERVAL)
@@ -167,12 +137,9 @@ def test_a_lake_with_synthetic_usage_activities_is_migrated_and_republished(tmp_
     replies and published. The next daily run re-stages those days from the raw landing into the usage
     table, empties their activity partitions, removes the pseudo-containers, and republishes them: no
     synthetic post is left anywhere, and the usage figures are those of a fresh lake."""
-    settings = load_settings(None, lake_dir=tmp_path / "lake", warehouse_url=f"duckdb:///{tmp_path / 'w.duckdb'}",
-                             privacy={"min_group_size": 3},
-                             sources=[SourceConfig(name="m365", kind="m365_usage", options={
-                                 "reports": ["teams_user", "engage_user"], "rate_period_s": 0.001})])
+    settings = hand_settings(tmp_path)
     ctx = jobs._context(settings, "m365", None, False)
-    usage_reports.extract(ctx, D1, D2, access_token="hand-token", transport=_transport())
+    usage_reports.extract(ctx, D1, D2, access_token="hand-token", transport=transport())
     usage = pd.concat([usage_reports.canonicalise(ctx, d)["usage"] for d in (D1, D2)], ignore_index=True)
     acts = lake.canonical_dir(settings.lake_dir, "activities") / "source=m365"
     legacy = {d: _legacy_activities(usage, d) for d in (D1, D2)}

@@ -10,49 +10,25 @@ independent oracle of test_erasure (every value of every lake file and warehouse
 from __future__ import annotations
 
 import datetime as dt
-import re
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
 from pipelines import erasure, jobs, lake, rotation, warehouse
-from pipelines.config import Settings, SourceConfig, load_settings
+from pipelines.config import Settings
 from pipelines.privacy import Pseudonymiser
 from tests.privacy.test_erasure import oracle
+from tests.vendors.msgraph.usage_hand import D1, D2, INTERVAL, NAMES, hand_settings, transport
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "msgraph" / "usage_hand"
-D1, D2 = dt.date(2026, 3, 2), dt.date(2026, 3, 3)
-INTERVAL = jobs.Interval(D1, D2)
 KEY = b"usage-reports-privacy-test-key"
 NEW_KEY = b"usage-reports-privacy-rotated-key"
-NAMES = ("ana", "ben", "cho", "dev", "eli", "fay")
-
-
-def _handler(request: httpx.Request) -> httpx.Response:
-    if request.url.host == "download.reports.test":
-        return httpx.Response(200, content=(DATA / request.url.path.lstrip("/")).read_bytes())
-    if request.url.path.endswith("/users"):
-        return httpx.Response(200, json={"value": [{"id": f"1b0e4f5a-0000-4000-8000-00000000000{i}",
-                                                    "userPrincipalName": f"{n}@contoso.example",
-                                                    "mail": f"{n}@contoso.example"}
-                                                   for i, n in enumerate(NAMES, 1)]})
-    m = re.search(r"/reports/(get\w+)\(date=(\d{4}-\d{2}-\d{2})\)", request.url.path)
-    assert m, request.url
-    name = f"{m.group(1)}_{m.group(2)}.csv"
-    if not (DATA / name).exists():
-        return httpx.Response(400, json={"error": {"code": "BadRequest", "message": "no report"}})
-    return httpx.Response(302, headers={"Location": f"https://download.reports.test/{name}"})
 
 
 def _published(tmp: Path) -> tuple[Settings, sa.Engine]:
-    settings = load_settings(None, lake_dir=tmp / "lake", warehouse_url=f"duckdb:///{tmp / 'w.duckdb'}",
-                             privacy={"min_group_size": 2},
-                             sources=[SourceConfig(name="m365", kind="m365_usage", options={
-                                 "reports": ["teams_user", "engage_user"], "rate_period_s": 0.001})])
-    creds: dict[str, Any] = {"access_token": "hand-token", "transport": httpx.MockTransport(_handler)}
+    settings = hand_settings(tmp, min_group_size=2)
+    creds: dict[str, Any] = {"access_token": "hand-token", "transport": transport()}
     jobs.extract(settings, "m365", INTERVAL, key=KEY.decode(), credentials=creds)
     jobs.stage(settings, "m365", INTERVAL, key=KEY.decode())
     jobs.validate(settings, "m365", INTERVAL)
