@@ -169,7 +169,7 @@ def esn_daily() -> None:
         from pipelines import jobs, warehouse
 
         settings = _settings()
-        engine = warehouse.make_engine(settings.warehouse_url)
+        engine = warehouse.engine_for(settings)
         try:
             return jobs.validate(settings, source, _current_interval(), run_id=_quality_run_id(), engine=engine)
         except jobs.BatchRejected as exc:  # the batch is quarantined; a retry would reject it again
@@ -193,7 +193,7 @@ def esn_daily() -> None:
 
         settings = _settings()
         interval = _current_interval()
-        engine = warehouse.make_engine(settings.warehouse_url)
+        engine = warehouse.engine_for(settings)
         try:
             report = jobs.publish(settings, interval, engine=engine,
                                   source_names=list(sources), key=_pseudonym_key(settings))

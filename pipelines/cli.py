@@ -251,7 +251,7 @@ def report(
         overrides["reports"] = {**DEMO_AUDIENCES, "output_dir": output}
     settings = _settings(config, **overrides)
     if as_of is None:
-        engine = warehouse.make_engine(settings.warehouse_url)
+        engine = warehouse.engine_for(settings)
         latest = warehouse.read_frame(engine, "select max(activity_date) as d from mart_engagement_daily")
         engine.dispose()
         if latest.empty or latest.loc[0, "d"] is None:

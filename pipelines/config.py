@@ -28,6 +28,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from pipelines.errors import ConfigError
@@ -132,6 +133,51 @@ def read_alert_thresholds(path: Path = ALERT_THRESHOLDS_FILE,
 class _Strict(BaseModel):
     # no NaN or infinity in any number: a NaN threshold silently disables its alert
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class WarehouseSchemas(_Strict):
+    """The warehouse's schemas (pipelines.warehouse.Schemas): published marts, person-level and internal
+    tables, lake and staging, and the build schema the marts are built and tested in before publication."""
+
+    marts: str = "esn_marts"
+    internal: str = "esn_internal"
+    staging: str = "esn_staging"
+    build: str = "esn_build"
+
+    @model_validator(mode="after")
+    def _distinct_idents(self) -> WarehouseSchemas:
+        names = [self.marts, self.internal, self.staging, self.build]
+        for n in names:
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", n):
+                raise ValueError(f"warehouse schema name {n!r} must be lower-case letters, digits and _")
+        if len(set(names)) != 4:
+            raise ValueError(f"the four warehouse schemas need four different names, got {names}")
+        return self
+
+
+class WarehouseConfig(_Strict):
+    """What the warehouse publishes and to whom (the URL is `warehouse_url`)."""
+
+    schemas: WarehouseSchemas = Field(default_factory=lambda: WarehouseSchemas.model_validate({}))
+    bi_roles: list[str] = Field(
+        default_factory=list,
+        description="PostgreSQL roles of the BI tools: granted usage of the marts schema and select on its tables "
+                    "at every publish, and nothing else (the roles must exist; DuckDB has no roles)")
+    published_duckdb: Path | None = Field(
+        default=None,
+        description="DuckDB warehouse only: the file BI tools open, the published marts alone, replaced "
+                    "atomically at each publish (default: published/esn_marts.duckdb beside the warehouse file)")
+    duckdb_storage_version: str = Field(
+        default="v1.0.0",
+        description="storage version of the published DuckDB file: v1.0.0 is readable by DuckDB 1.0 and later")
+
+    @field_validator("bi_roles")
+    @classmethod
+    def _role_idents(cls, value: list[str]) -> list[str]:
+        for role in value:
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", role):
+                raise ValueError(f"BI role {role!r} must be lower-case letters, digits and _")
+        return value
 
 
 class PrivacyConfig(_Strict):
@@ -321,6 +367,7 @@ class QuestionRules(_Strict):
 class Settings(_Strict):
     lake_dir: Path = Path("data/lake")
     warehouse_url: str = "duckdb:///data/warehouse.duckdb"
+    warehouse: WarehouseConfig = Field(default_factory=lambda: WarehouseConfig.model_validate({}))
     sources: list[SourceConfig] = Field(
         default_factory=lambda: [SourceConfig.model_validate({"name": "demo", "kind": "demo"})]
     )
@@ -385,6 +432,21 @@ class Settings(_Strict):
             if s.name == name:
                 return s
         raise ConfigError(f"no source named {name!r} in the configuration (have {[s.name for s in self.sources]})")
+
+    def schemas(self) -> Any:
+        """The warehouse schemas as `pipelines.warehouse.Schemas`."""
+        from pipelines.warehouse import Schemas
+
+        return Schemas(**self.warehouse.schemas.model_dump())
+
+    def published_duckdb(self) -> Path | None:
+        """The published DuckDB file BI tools open (None when the warehouse is not a DuckDB file)."""
+        url = self.warehouse_url
+        if not url.startswith("duckdb:///") or url.startswith("duckdb:///:memory:"):
+            return None
+        if self.warehouse.published_duckdb is not None:
+            return self.warehouse.published_duckdb
+        return Path(url.removeprefix("duckdb:///")).parent / "published" / "esn_marts.duckdb"
 
     def check_runtime(self, *, impact_config: str | Path | None = None) -> list[str]:
         """What `load_settings` leaves out because it needs other files (see `check_runtime`); returns

@@ -696,7 +696,7 @@ def publish(settings: Settings, interval: Interval, *, engine: sa.Engine | None 
     """Load the canonical lake of the interval (and of every landed day not yet published) into the
     warehouse and rebuild the models, in one transaction; then mark those days published. `key` is
     the pseudonymisation key (the DAG's, from its connection) for the business-outcome ingestion."""
-    engine = engine or warehouse.make_engine(settings.warehouse_url)
+    engine = engine or warehouse.engine_for(settings)
     source_names = source_names or [s.name for s in settings.sources if s.enabled]
     with runlock.hold(settings.lake_dir, "publish", interval=interval.batch):
         return _publish(settings, interval, engine, source_names, after_models, key)
@@ -780,7 +780,7 @@ def run(settings: Settings, interval: Interval, *, key: str | None = None, allow
 
     One run at a time per lake: a second run started meanwhile is refused (`runlock.RunLocked`, naming
     the holder) unless `lock_wait_s` lets it wait."""
-    engine = engine or warehouse.make_engine(settings.warehouse_url)
+    engine = engine or warehouse.engine_for(settings)
     run_id = quality.new_run_id()
     report: dict[str, Any] = {"run_id": run_id, "interval": interval.batch, "sources": {}}
     notify = on_step or (lambda step, info: None)

@@ -159,7 +159,7 @@ def run_network(settings: Settings, end: dt.date, *, engine: sa.Engine | None = 
                 rules: NetworkRules | None = None, rolling: bool = True) -> dict[str, Any]:
     """Compute and publish the network tables for the windows ending on `end` (the rolling windows
     unless `rolling` is false, and the calendar month when `end` is a month end)."""
-    engine = engine or warehouse.make_engine(settings.warehouse_url)
+    engine = engine or warehouse.engine_for(settings)
     t0 = time.perf_counter()
     with engine.begin() as conn:
         tables, info = compute_windows(conn, settings, end, rules, rolling=rolling)
@@ -195,6 +195,6 @@ def network_dates(start: dt.date, end: dt.date) -> list[dt.date]:
 @warehouse.with_engine
 def run_network_range(settings: Settings, start: dt.date, end: dt.date, *,
                       engine: sa.Engine | None = None) -> list[dict[str, Any]]:
-    engine = engine or warehouse.make_engine(settings.warehouse_url)
+    engine = engine or warehouse.engine_for(settings)
     dates = network_dates(start, end)
     return [run_network(settings, d, engine=engine, rolling=(d == end)) for d in dates]

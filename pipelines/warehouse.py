@@ -43,13 +43,84 @@ class AuditError(RuntimeError):
     pass
 
 
+def _check_ident(name: str) -> str:
+    if not _IDENT.match(name):
+        raise ValueError(f"not a safe table or column name: {name!r}")
+    return name
+
+
+# -------------------------------------------------------------------------------------------- schemas
+@dataclass(frozen=True)
+class Schemas:
+    """The warehouse's schemas (names configurable: `Settings.warehouse.schemas`).
+
+    - `marts`: the published, privacy-safe `mart_*` tables, the only schema a BI role is granted;
+    - `internal`: person-level and internal tables (`int_*`, `fct_*`, `dq_*`, extraction state);
+    - `staging`: the lake tables (`lake_*`) and the staging views (`stg_*`);
+    - `build`: where dbt builds and tests the marts before the publication refreshes `marts` from it.
+
+    Connections of `make_engine` search internal, marts, staging (in that order): a table is read by its
+    name, and a table created without a schema lands in `internal`, never in the published schema."""
+
+    staging: str = "esn_staging"
+    internal: str = "esn_internal"
+    marts: str = "esn_marts"
+    build: str = "esn_build"
+
+    def __post_init__(self) -> None:
+        names = [self.staging, self.internal, self.marts, self.build]
+        for n in names:
+            _check_ident(n)
+        if len(set(names)) != 4:
+            raise ValueError(f"the four warehouse schemas must have four different names, got {names}")
+
+    @property
+    def all(self) -> tuple[str, str, str, str]:
+        return (self.internal, self.marts, self.staging, self.build)
+
+    @property
+    def search_path(self) -> tuple[str, str, str]:
+        return (self.internal, self.marts, self.staging)
+
+    def of_table(self, name: str) -> str:
+        """The schema a table of this name belongs to: lake_ and stg_ to staging, mart_ to marts, the rest
+        to internal."""
+        if name.startswith(("lake_", "stg_")):
+            return self.staging
+        if name.startswith("mart_"):
+            return self.marts
+        return self.internal
+
+    def qualified(self, name: str) -> str:
+        return f"{self.of_table(name)}.{_check_ident(name)}"
+
+
+DEFAULT_SCHEMAS = Schemas()
+
+
+def schemas_of(conn: Connection | Engine) -> Schemas:
+    """The schemas of an engine made by `make_engine` (the defaults for any other)."""
+    engine = conn.engine if isinstance(conn, Connection) else conn
+    return getattr(engine, "esn_schemas", DEFAULT_SCHEMAS)
+
+
+def ensure_schemas(conn: Connection) -> None:
+    for name in schemas_of(conn).all:
+        conn.exec_driver_sql(f"create schema if not exists {name}")
+
+
 # --------------------------------------------------------------------------------------------- engine
-def make_engine(url: str) -> Engine:
-    """An engine with the session time zone pinned to UTC (date logic must not depend on the host)."""
+def make_engine(url: str, schemas: Schemas | None = None) -> Engine:
+    """An engine with the session time zone pinned to UTC (date logic must not depend on the host) and
+    the search path of `schemas` (created on a DuckDB file on first connection, as DuckDB refuses a search
+    path of missing schemas; PostgreSQL gets them from `ensure_schemas` at the first publish)."""
+    schemas = schemas or DEFAULT_SCHEMAS
     if url.startswith("duckdb:///") and not url.startswith("duckdb:///:memory:"):
         Path(url.removeprefix("duckdb:///")).parent.mkdir(parents=True, exist_ok=True)
+    path = ",".join(schemas.search_path)
     if url.startswith("postgresql"):
-        engine = sa.create_engine(url, connect_args={"options": "-c timezone=UTC"}, pool_pre_ping=True)
+        engine = sa.create_engine(url, connect_args={"options": f"-c timezone=UTC -c search_path={path},public"},
+                                  pool_pre_ping=True)
     else:
         engine = sa.create_engine(url)
 
@@ -60,8 +131,17 @@ def make_engine(url: str) -> Engine:
                 # bounded memory (spills to disk beyond it) and no ordering guarantee we do not need
                 dbapi_conn.execute(f"SET memory_limit = '{_duckdb_memory_limit()}'")
                 dbapi_conn.execute("SET preserve_insertion_order = false")
+                for name in schemas.all:
+                    dbapi_conn.execute(f"create schema if not exists {name}")
+                dbapi_conn.execute(f"SET search_path = '{path}'")
 
+    engine.esn_schemas = schemas  # type: ignore[attr-defined]
     return engine
+
+
+def engine_for(settings: Any) -> Engine:
+    """The engine of `settings.warehouse_url` with the configured schemas."""
+    return make_engine(settings.warehouse_url, settings.schemas())
 
 
 def _duckdb_memory_limit() -> str:
@@ -85,7 +165,7 @@ def with_engine(fn: Callable[..., T]) -> Callable[..., T]:
     def wrapper(settings: Any, *args: Any, engine: Engine | None = None, **kwargs: Any) -> T:
         if engine is not None:
             return fn(settings, *args, engine=engine, **kwargs)
-        owned = make_engine(settings.warehouse_url)
+        owned = engine_for(settings)
         try:
             return fn(settings, *args, engine=owned, **kwargs)
         finally:
@@ -98,14 +178,18 @@ def dialect(conn: Connection | Engine) -> str:
     return conn.dialect.name
 
 
-def _check_ident(name: str) -> str:
-    if not _IDENT.match(name):
-        raise ValueError(f"not a safe table or column name: {name!r}")
-    return name
-
-
 def table_exists(conn: Connection, name: str) -> bool:
-    return sa.inspect(conn).has_table(name)
+    """Whether a table or view of this name is in one of the searched schemas (`Schemas.search_path`)."""
+    return table_schema(conn, name) is not None
+
+
+def table_schema(conn: Connection, name: str) -> str | None:
+    """The searched schema holding a table or view of this name (the first of the search path), or None."""
+    path = schemas_of(conn).search_path
+    found = {r[0] for r in conn.execute(sa.text(
+        "select table_schema from information_schema.tables where table_name = :n and table_schema in :s"
+    ).bindparams(sa.bindparam("s", expanding=True)), {"n": name, "s": list(path)})}
+    return next((s for s in path if s in found), None)
 
 
 def columns(conn: Connection, table: str) -> list[str]:
@@ -162,13 +246,16 @@ LAKE_ADDED: dict[str, tuple[tuple[str, str], ...]] = {
 
 
 def ensure_lake_tables(conn: Connection) -> None:
+    """The schemas, and the lake tables in the staging schema."""
+    ensure_schemas(conn)
+    staging = schemas_of(conn).staging
     for name, cols in LAKE_DDL.items():
-        conn.exec_driver_sql(f"create table if not exists {name} ({cols})")
+        conn.exec_driver_sql(f"create table if not exists {staging}.{name} ({cols})")
     for name, added in LAKE_ADDED.items():
-        have = set(conn.exec_driver_sql(f"select * from {name} where 1 = 0").keys())
+        have = set(conn.exec_driver_sql(f"select * from {staging}.{name} where 1 = 0").keys())
         for col, sql_type in added:
             if col not in have:  # an ALTER only when needed: it locks the table out for readers
-                conn.exec_driver_sql(f"alter table {name} add column {col} {sql_type}")
+                conn.exec_driver_sql(f"alter table {staging}.{name} add column {col} {sql_type}")
 
 
 def insert_arrow(conn: Connection, table: str, data: pa.Table) -> int:

@@ -112,10 +112,10 @@ def render_reports(settings: Settings, as_of: dt.date, out_dir: Path, audiences:
     Every configured audience is rendered whatever its frequency (a preview); an audience whose report
     has nothing to say gets no files.
     """
-    from pipelines.warehouse import make_engine
+    from pipelines.warehouse import engine_for
 
     config = config or load_reports_config(settings, config_path)
-    engine = engine or make_engine(settings.warehouse_url)
+    engine = engine or engine_for(settings)
     built, static_html = build_reports(settings, as_of, _select(config, audiences), config, engine)
     return _write(Path(out_dir), built, static_html, config)
 
@@ -131,10 +131,10 @@ def send_reports(settings: Settings, as_of: dt.date, smtp_conn_id: str = "smtp_d
     "skipped": {audience: reason}}. A failed recipient never stops the others and never raises.
     """
     from pipelines.reports.deliver import Deliverer, choose_transport
-    from pipelines.warehouse import make_engine
+    from pipelines.warehouse import engine_for
 
     config = config or load_reports_config(settings, config_path)
-    engine = engine or make_engine(settings.warehouse_url)
+    engine = engine or engine_for(settings)
     selected = _select(config, audiences)
     skipped: dict[str, str] = {}
     due = []
