@@ -1,0 +1,411 @@
+"""The publication's primitives: refresh the published marts in place, describe them, grant them.
+
+The published tables of `Schemas.marts` are never dropped or renamed: a publish deletes their rows and
+inserts the new ones (`refresh_in_place`, `replace_rows`) inside the caller's transaction, so what users
+and administrators attached to them survives every run:
+
+- privileges (a `GRANT SELECT` given to a BI role by hand or by `apply_grants`);
+- users' views over a mart (PostgreSQL tracks them: a column one of them uses is never dropped, the
+  refresh fails naming the view and the column instead of cascading the view away);
+- comments (`apply_descriptions`, from the catalogue), indexes, row-level security.
+
+On PostgreSQL a reader sees, by MVCC, every old row until the commit and every new row after it (a
+DELETE + INSERT, never TRUNCATE, which is not MVCC-safe and locks readers out). A reader waits only when
+the refresh changes a table's columns (ALTER TABLE takes an exclusive lock until the commit), i.e. when a
+model gained or lost columns since the previous publish.
+
+DuckDB has no roles: `apply_grants` does nothing there; the file BI tools open is the published snapshot,
+which holds the marts only (pipelines.warehouse / the publish job). All functions take an SQLAlchemy 2
+`Connection` and run inside the caller's transaction (they never commit).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pipelines.warehouse import Schemas, _check_ident, _create_from_arrow_schema, dialect, insert_arrow
+
+log = logging.getLogger(__name__)
+
+
+class PublicationError(RuntimeError):
+    """A publication step that cannot proceed without losing something a user made (a view) or without
+    a privilege setup the configuration asks for (a missing BI role)."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql_type: str  # as the engine spells it (format_type on PostgreSQL, duckdb_columns() on DuckDB)
+
+
+# ------------------------------------------------------------------------------------------ catalogue
+def table_columns(conn: Connection, schema: str, table: str) -> list[Column] | None:
+    """The columns of `schema.table` in order with their exact types, or None when there is no such table."""
+    _check_ident(schema), _check_ident(table)
+    if dialect(conn) == "postgresql":
+        rows = conn.execute(sa.text(
+            "select a.attname, format_type(a.atttypid, a.atttypmod), c.relkind from pg_class c "
+            "join pg_namespace n on n.oid = c.relnamespace "
+            "left join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped "
+            "where n.nspname = :s and c.relname = :t and c.relkind in ('r', 'p', 'v', 'm', 'f') "
+            "order by a.attnum"), {"s": schema, "t": table}).fetchall()
+        if not rows:
+            return None
+        return [Column(str(r[0]), str(r[1])) for r in rows if r[0] is not None]
+    if dialect(conn) == "duckdb":
+        exists = conn.execute(sa.text(
+            "select count(*) from duckdb_tables() where schema_name = :s and table_name = :t "
+            "and database_name = current_database()"), {"s": schema, "t": table}).scalar_one()
+        if not exists:
+            return None
+        rows = conn.execute(sa.text(
+            "select column_name, data_type from duckdb_columns() where schema_name = :s and table_name = :t "
+            "and database_name = current_database() order by column_index"), {"s": schema, "t": table}).fetchall()
+        return [Column(str(r[0]), str(r[1])) for r in rows]
+    rows = conn.execute(sa.text(
+        "select column_name, data_type from information_schema.columns where table_schema = :s "
+        "and table_name = :t order by ordinal_position"), {"s": schema, "t": table}).fetchall()
+    return [Column(str(r[0]), str(r[1])) for r in rows] or None
+
+
+def _dependents_pg(conn: Connection, schema: str, table: str, cols: Iterable[str]) -> list[tuple[str, str]]:
+    """(column, object) pairs: the views, materialized views and other objects that depend on the given
+    columns of a PostgreSQL table (pg_depend; a view's dependency is held by its _RETURN rule)."""
+    cols = list(cols)
+    if not cols:
+        return []
+    rows = conn.execute(sa.text(
+        "select a.attname, "
+        "  case when d.classid = 'pg_rewrite'::regclass then "
+        "    (select case v.relkind when 'm' then 'materialized view ' else 'view ' end "
+        "            || quote_ident(vn.nspname) || '.' || quote_ident(v.relname) "
+        "     from pg_rewrite r join pg_class v on v.oid = r.ev_class "
+        "     join pg_namespace vn on vn.oid = v.relnamespace where r.oid = d.objid) "
+        "  else pg_describe_object(d.classid, d.objid, d.objsubid) end "
+        "from pg_depend d "
+        "join pg_attribute a on a.attrelid = d.refobjid and a.attnum = d.refobjsubid "
+        "where d.refclassid = 'pg_class'::regclass and d.refobjid = cast(:q as regclass) "
+        "and d.deptype = 'n' and a.attname in :cols "
+        "and not (d.classid = 'pg_class'::regclass and d.objid = d.refobjid) "
+        "order by 1, 2").bindparams(sa.bindparam("cols", expanding=True)),
+        {"q": f"{schema}.{table}", "cols": cols}).fetchall()
+    return sorted({(str(c), str(o)) for c, o in rows})
+
+
+# ----------------------------------------------------------------------------------------- refreshing
+def refresh_in_place(conn: Connection, schemas: Schemas, name: str) -> int:
+    """Make `<schemas.marts>.<name>` hold exactly the rows of `<schemas.build>.<name>`, in place.
+
+    The published table is created (same columns and types) when missing; otherwise it gains the
+    columns the build gained, loses the ones the build lost and follows a changed type, then its rows are
+    deleted and the build's inserted by column name. It is never dropped or renamed, so grants, comments,
+    indexes and the views users built over it stay. On PostgreSQL, a column to drop or retype that a view
+    (or any other object) depends on raises `PublicationError` naming them, before anything is changed.
+    Returns the number of rows published."""
+    return _refresh(conn, schemas.build, schemas.marts, _check_ident(name))
+
+
+def _refresh(conn: Connection, source_schema: str, target_schema: str, name: str,
+             target_name: str | None = None) -> int:
+    target_name = target_name or name
+    built = table_columns(conn, source_schema, name)
+    if built is None:
+        raise PublicationError(f"{source_schema}.{name} does not exist: nothing to publish {target_schema}."
+                               f"{target_name} from (did the build produce it?)")
+    for c in built:
+        _check_ident(c.name)
+    target = f"{target_schema}.{target_name}"
+    source = f"{source_schema}.{name}"
+    have = table_columns(conn, target_schema, target_name)
+    if have is None:
+        ddl = ", ".join(f"{c.name} {c.sql_type}" for c in built)
+        conn.exec_driver_sql(f"create table {target} ({ddl})")
+        log.info("%s: created (%d columns)", target, len(built))
+    else:
+        _follow_columns(conn, target_schema, target_name, have, built)
+    cols = ", ".join(c.name for c in built)
+    conn.exec_driver_sql(f"delete from {target}")
+    result = conn.exec_driver_sql(f"insert into {target} ({cols}) select {cols} from {source}")
+    rows = result.rowcount
+    if rows is None or rows < 0:  # a driver that does not report it
+        rows = conn.exec_driver_sql(f"select count(*) from {target}").scalar_one()
+    return int(rows)
+
+
+def _follow_columns(conn: Connection, schema: str, table: str, have: list[Column], built: list[Column]) -> None:
+    target = f"{schema}.{table}"
+    have_by = {c.name: c for c in have}
+    built_by = {c.name: c for c in built}
+    added = [c for c in built if c.name not in have_by]
+    dropped = [c.name for c in have if c.name not in built_by]
+    retyped = [c for c in built if c.name in have_by and have_by[c.name].sql_type != c.sql_type]
+    if dialect(conn) == "postgresql":
+        blocking = _dependents_pg(conn, schema, table, dropped + [c.name for c in retyped])
+        if blocking:
+            what = "; ".join(f"column {c} is used by {o}" for c, o in blocking)
+            raise PublicationError(
+                f"cannot refresh {target}: its build no longer has, or changed the type of, columns other "
+                f"objects use ({what}). Change or drop those objects first (or keep the columns in the model); "
+                f"nothing was published")
+    elif dialect(conn) == "duckdb":
+        broken_before = _duckdb_broken_views(conn)
+    if retyped:
+        # the rows are replaced anyway: emptying first lets any type change succeed (no cast of old values)
+        conn.exec_driver_sql(f"delete from {target}")
+    for c in added:
+        log.info("%s: column %s added (%s)", target, c.name, c.sql_type)
+        conn.exec_driver_sql(f"alter table {target} add column {c.name} {c.sql_type}")
+    for c in retyped:
+        log.info("%s: column %s changes type %s -> %s", target, c.name, have_by[c.name].sql_type, c.sql_type)
+        using = f" using {c.name}::{c.sql_type}" if dialect(conn) == "postgresql" else ""
+        conn.exec_driver_sql(f"alter table {target} alter column {c.name} type {c.sql_type}{using}")
+    for col in dropped:
+        log.info("%s: column %s is no longer produced by its model: dropped", target, col)
+        conn.exec_driver_sql(f"alter table {target} drop column {col}")
+    if dialect(conn) == "duckdb" and (dropped or retyped):
+        # DuckDB does not track a view's columns: a view that bound before and no longer does was broken
+        broken = sorted(set(_duckdb_broken_views(conn)) - set(broken_before))
+        if broken:
+            raise PublicationError(
+                f"cannot refresh {target}: dropping or retyping columns {sorted(dropped + [c.name for c in retyped])} "
+                f"breaks view(s) {', '.join(broken)}. Change or drop those views first (or keep the columns "
+                f"in the model); nothing was published")
+
+
+def _duckdb_broken_views(conn: Connection) -> list[str]:
+    """The user views of a DuckDB database that do not bind (a savepoint-free probe: DuckDB's binder
+    errors do not abort the transaction)."""
+    names = conn.exec_driver_sql(
+        "select schema_name, view_name from duckdb_views() where not internal "
+        "and database_name = current_database()").fetchall()
+    raw: Any = conn.connection.driver_connection
+    broken = []
+    for schema, view in names:
+        try:
+            raw.execute(f'select * from "{schema}"."{view}" where false').fetchall()
+        except Exception:  # noqa: BLE001 - any binder error means the view no longer works
+            broken.append(f"{schema}.{view}")
+    return broken
+
+
+def replace_rows(conn: Connection, schemas: Schemas, name: str, data: pd.DataFrame | pa.Table) -> int:
+    """In-place publication of a table computed in Python (graph metrics, bootstrap intervals): the frame
+    is written to `<schemas.build>.<name>` (replaced there: the build schema is scratch space), then
+    `refresh_in_place` makes the published table hold exactly its rows. Returns the rows published."""
+    _check_ident(name)
+    table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
+    build = f"{schemas.build}.{name}"
+    conn.exec_driver_sql(f"drop table if exists {build}")
+    _create_from_arrow_schema(conn, build, table.schema)
+    insert_arrow(conn, build, table)
+    return refresh_in_place(conn, schemas, name)
+
+
+# --------------------------------------------------------------------------------------- descriptions
+def _literal(conn: Connection, text: str) -> str:
+    """A string literal safe for COMMENT (a utility statement takes no bound parameter): quotes doubled;
+    on PostgreSQL an E'' literal with backslashes doubled too, right whatever standard_conforming_strings
+    says. NUL characters, which neither engine stores in text, are removed."""
+    text = text.replace("\x00", "")
+    if dialect(conn) == "postgresql":
+        return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+    return "'" + text.replace("'", "''") + "'"
+
+
+def current_descriptions(conn: Connection, schema: str, table: str) -> tuple[str | None, dict[str, str | None]]:
+    """The table's comment and its columns' comments (None where there is none)."""
+    _check_ident(schema), _check_ident(table)
+    if dialect(conn) == "postgresql":
+        qualified = f"{schema}.{table}"
+        desc = conn.execute(sa.text("select obj_description(cast(:q as regclass), 'pg_class')"),
+                            {"q": qualified}).scalar_one()
+        rows = conn.execute(sa.text(
+            "select attname, col_description(attrelid, attnum) from pg_attribute "
+            "where attrelid = cast(:q as regclass) and attnum > 0 and not attisdropped"), {"q": qualified}).fetchall()
+    elif dialect(conn) == "duckdb":
+        desc = conn.execute(sa.text(
+            "select comment from duckdb_tables() where schema_name = :s and table_name = :t "
+            "and database_name = current_database()"), {"s": schema, "t": table}).scalar_one_or_none()
+        rows = conn.execute(sa.text(
+            "select column_name, comment from duckdb_columns() where schema_name = :s and table_name = :t "
+            "and database_name = current_database()"), {"s": schema, "t": table}).fetchall()
+    else:
+        raise NotImplementedError(f"comments on {dialect(conn)}")
+    return (desc or None), {str(c): (d or None) for c, d in rows}
+
+
+def apply_descriptions(conn: Connection, schema: str, table: str, description: str | None,
+                       columns: Mapping[str, str]) -> int:
+    """COMMENT ON the table and its columns (PostgreSQL, DuckDB), for the columns that exist.
+
+    Idempotent and cheap: the current comments are read first and only those that differ are written
+    (on PostgreSQL a COMMENT takes a lock on the table). A None description or a column not in `columns`
+    leaves the existing comment as it is. Returns the number of comments written."""
+    _check_ident(schema), _check_ident(table)
+    for col in columns:
+        _check_ident(col)
+    current, current_cols = current_descriptions(conn, schema, table)
+    qualified = f"{schema}.{table}"
+    written = 0
+    if description is not None and description.replace("\x00", "") != (current or ""):
+        conn.exec_driver_sql(f"comment on table {qualified} is {_literal(conn, description)}")
+        written += 1
+    for col, text in columns.items():
+        if col not in current_cols:
+            log.debug("%s: no column %s to describe", qualified, col)
+            continue
+        if text is None or text.replace("\x00", "") == (current_cols[col] or ""):
+            continue
+        conn.exec_driver_sql(f"comment on column {qualified}.{col} is {_literal(conn, text)}")
+        written += 1
+    return written
+
+
+# ------------------------------------------------------------------------------------------ privileges
+def _role_oid(conn: Connection, role: str) -> tuple[int, bool]:
+    row = conn.execute(sa.text("select oid, rolsuper from pg_roles where rolname = :r"), {"r": role}).fetchone()
+    if row is None:
+        raise PublicationError(f"BI role {role} does not exist: create it (CREATE ROLE {role} LOGIN) "
+                               f"or remove it from warehouse.bi_roles")
+    return int(row[0]), bool(row[1])
+
+
+def apply_grants(conn: Connection, schemas: Schemas, roles: Sequence[str]) -> list[str]:
+    """Give the BI roles the published marts and nothing else (PostgreSQL); idempotent.
+
+    Every role must exist (else `PublicationError`) and must not be a superuser. Each gets USAGE on the
+    marts schema, SELECT on every table of it, and SELECT on the tables the publishing user creates there
+    later (ALTER DEFAULT PRIVILEGES); any other privilege it holds directly on the marts (CREATE on the
+    schema, INSERT, UPDATE, DELETE, TRUNCATE... on a table) is revoked. On the internal, staging and build
+    schemas, and on `public` (which the warehouse does not use), whatever the roles or PUBLIC hold directly
+    is revoked: schema privileges, table privileges, default privileges. PostgreSQL grants PUBLIC nothing on
+    a schema made by CREATE SCHEMA, but USAGE (and, before 15, CREATE) on `public`: both are revoked there.
+    Finally `has_schema_privilege` is checked for each role on each of those schemas: a privilege still held
+    through a role membership raises `PublicationError` (it cannot be revoked here).
+
+    Only what is missing or extra is changed (statements are skipped when the catalogue already says so:
+    GRANT rewrites the catalogue row even when nothing changes). Returns the statements executed.
+
+    DuckDB has no roles: nothing to grant, returns []. BI tools there open the published snapshot file,
+    which holds the marts only."""
+    if dialect(conn) != "postgresql":
+        return []
+    for role in roles:
+        _check_ident(role)
+    for s in schemas.all:
+        _check_ident(s)
+    done: list[str] = []
+
+    def run(sql: str) -> None:
+        conn.exec_driver_sql(sql)
+        done.append(sql)
+
+    oids: dict[str, int] = {}
+    for role in roles:
+        oid, superuser = _role_oid(conn, role)
+        if superuser:
+            raise PublicationError(f"BI role {role} is a superuser: it can read every schema; "
+                                   f"give the BI tools an ordinary LOGIN role")
+        oids[role] = oid
+    marts = schemas.marts
+    closed = [schemas.internal, schemas.staging, schemas.build]
+    has_public = bool(conn.execute(sa.text("select count(*) from pg_namespace where nspname = 'public'")).scalar_one())
+
+    for role, oid in oids.items():
+        # ---- marts: usage on the schema, select on every table, nothing else
+        if not _has_direct_schema_priv(conn, marts, oid, "USAGE"):
+            run(f"grant usage on schema {marts} to {role}")
+        for priv in _direct_schema_privs(conn, marts, oid) - {"USAGE"}:
+            run(f"revoke {priv} on schema {marts} from {role}")
+        missing = conn.execute(sa.text(
+            "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = :s and c.relkind in ('r', 'p', 'v', 'm', 'f') and not exists ("
+            "  select 1 from aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a "
+            "  where a.grantee = :g and a.privilege_type = 'SELECT') order by 1"),
+            {"s": marts, "g": oid}).fetchall()
+        if missing:
+            run(f"grant select on all tables in schema {marts} to {role}")
+        extra = conn.execute(sa.text(
+            "select c.relname, a.privilege_type from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "cross join lateral aclexplode(c.relacl) a "
+            "where n.nspname = :s and a.grantee = :g and a.privilege_type <> 'SELECT' order by 1, 2"),
+            {"s": marts, "g": oid}).fetchall()
+        for table, priv in extra:
+            run(f"revoke {priv} on table {marts}.{_check_ident(str(table))} from {role}")
+        have_default = conn.execute(sa.text(
+            "select count(*) from pg_default_acl d join pg_namespace n on n.oid = d.defaclnamespace "
+            "cross join lateral aclexplode(d.defaclacl) a where n.nspname = :s and d.defaclobjtype = 'r' "
+            "and d.defaclrole = (select oid from pg_roles where rolname = current_user) "
+            "and a.grantee = :g and a.privilege_type = 'SELECT'"), {"s": marts, "g": oid}).scalar_one()
+        if not have_default:
+            run(f"alter default privileges in schema {marts} grant select on tables to {role}")
+
+    # ---- the other schemas: nothing for the roles, nothing for PUBLIC
+    grantees = {0: "public", **{oid: role for role, oid in oids.items()}}
+    for schema in closed + (["public"] if has_public else []):
+        for grantee_oid, grantee in grantees.items():
+            if not _schema_exists(conn, schema):
+                continue
+            for priv in sorted(_direct_schema_privs(conn, schema, grantee_oid)):
+                run(f"revoke {priv} on schema {schema} from {grantee}")
+            tables = conn.execute(sa.text(
+                "select distinct c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+                "cross join lateral aclexplode(c.relacl) a where n.nspname = :s and a.grantee = :g order by 1"),
+                {"s": schema, "g": grantee_oid}).fetchall()
+            for (table,) in tables:
+                run(f"revoke all on table {schema}.{_check_ident(str(table))} from {grantee}")
+            defaults = conn.execute(sa.text(
+                "select distinct r.rolname, d.defaclobjtype from pg_default_acl d "
+                "join pg_namespace n on n.oid = d.defaclnamespace join pg_roles r on r.oid = d.defaclrole "
+                "cross join lateral aclexplode(d.defaclacl) a where n.nspname = :s and a.grantee = :g"),
+                {"s": schema, "g": grantee_oid}).fetchall()
+            kinds = {"r": "tables", "S": "sequences", "f": "functions", "T": "types"}
+            for owner, kind in defaults:
+                if kind in kinds:
+                    run(f'alter default privileges for role "{owner}" in schema {schema} '
+                        f"revoke all on {kinds[kind]} from {grantee}")
+
+    # ---- what the roles can do in the end, memberships included
+    for role in oids:
+        for schema in closed:
+            if not _schema_exists(conn, schema):
+                continue
+            held = [p for p in ("USAGE", "CREATE") if conn.execute(sa.text(
+                "select has_schema_privilege(:r, :s, :p)"), {"r": role, "s": schema, "p": p}).scalar_one()]
+            if held:
+                raise PublicationError(
+                    f"BI role {role} still has {', '.join(held)} on schema {schema} through a role it is a "
+                    f"member of: revoke it there (the BI roles must see the {marts} schema only)")
+        if has_public and conn.execute(sa.text("select has_schema_privilege(:r, 'public', 'USAGE')"),
+                                       {"r": role}).scalar_one():
+            log.warning("BI role %s still has USAGE on schema public (the publishing user may not own it); "
+                        "the warehouse keeps nothing there", role)
+    for sql in done:
+        log.info("grants: %s", sql)
+    return done
+
+
+def _schema_exists(conn: Connection, schema: str) -> bool:
+    return bool(conn.execute(sa.text("select count(*) from pg_namespace where nspname = :s"),
+                             {"s": schema}).scalar_one())
+
+
+def _direct_schema_privs(conn: Connection, schema: str, grantee_oid: int) -> set[str]:
+    rows = conn.execute(sa.text(
+        "select a.privilege_type from pg_namespace n cross join lateral "
+        "aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a where n.nspname = :s and a.grantee = :g"),
+        {"s": schema, "g": grantee_oid}).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+def _has_direct_schema_priv(conn: Connection, schema: str, grantee_oid: int, priv: str) -> bool:
+    return priv in _direct_schema_privs(conn, schema, grantee_oid)
