@@ -21,7 +21,9 @@ which holds the marts only (pipelines.warehouse / the publish job). All function
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -157,44 +159,74 @@ def _follow_columns(conn: Connection, schema: str, table: str, have: list[Column
                 f"objects use ({what}). Change or drop those objects first (or keep the columns in the model); "
                 f"nothing was published")
     elif dialect(conn) == "duckdb":
-        broken_before = _duckdb_broken_views(conn)
+        blocking = _dependents_duckdb(conn, schema, table, dropped + [c.name for c in retyped])
+        if blocking:
+            what = "; ".join(f"column {c} is used by view {o}" for c, o in blocking)
+            raise PublicationError(
+                f"cannot refresh {target}: its build no longer has, or changed the type of, columns views "
+                f"use ({what}). Change or drop those views first (or keep the columns in the model); "
+                f"nothing was published")
     if retyped:
-        # the rows are replaced anyway: emptying first lets any type change succeed (no cast of old values)
+        # the rows are replaced anyway: emptied first, and the retyped columns' values set to NULL, so that
+        # any type change succeeds (DuckDB's ALTER still casts the rows deleted in the transaction)
         conn.exec_driver_sql(f"delete from {target}")
     for c in added:
         log.info("%s: column %s added (%s)", target, c.name, c.sql_type)
         conn.exec_driver_sql(f"alter table {target} add column {c.name} {c.sql_type}")
     for c in retyped:
         log.info("%s: column %s changes type %s -> %s", target, c.name, have_by[c.name].sql_type, c.sql_type)
-        using = f" using {c.name}::{c.sql_type}" if dialect(conn) == "postgresql" else ""
-        conn.exec_driver_sql(f"alter table {target} alter column {c.name} type {c.sql_type}{using}")
+        conn.exec_driver_sql(f"alter table {target} alter column {c.name} type {c.sql_type} "
+                             f"using cast(null as {c.sql_type})")
     for col in dropped:
         log.info("%s: column %s is no longer produced by its model: dropped", target, col)
         conn.exec_driver_sql(f"alter table {target} drop column {col}")
-    if dialect(conn) == "duckdb" and (dropped or retyped):
-        # DuckDB does not track a view's columns: a view that bound before and no longer does was broken
-        broken = sorted(set(_duckdb_broken_views(conn)) - set(broken_before))
-        if broken:
-            raise PublicationError(
-                f"cannot refresh {target}: dropping or retyping columns {sorted(dropped + [c.name for c in retyped])} "
-                f"breaks view(s) {', '.join(broken)}. Change or drop those views first (or keep the columns "
-                f"in the model); nothing was published")
 
 
-def _duckdb_broken_views(conn: Connection) -> list[str]:
-    """The user views of a DuckDB database that do not bind (a savepoint-free probe: DuckDB's binder
-    errors do not abort the transaction)."""
-    names = conn.exec_driver_sql(
-        "select schema_name, view_name from duckdb_views() where not internal "
-        "and database_name = current_database()").fetchall()
-    raw: Any = conn.connection.driver_connection
-    broken = []
-    for schema, view in names:
-        try:
-            raw.execute(f'select * from "{schema}"."{view}" where false').fetchall()
-        except Exception:  # noqa: BLE001 - any binder error means the view no longer works
-            broken.append(f"{schema}.{view}")
-    return broken
+_VIEW_QUERY = re.compile(r"(?is)^\s*create\s+(?:or\s+replace\s+)?(?:temp(?:orary)?\s+)?view\s+.+?\s+as\s+(.*?);?\s*$")
+
+
+def _dependents_duckdb(conn: Connection, schema: str, table: str, cols: Sequence[str]) -> list[tuple[str, str]]:
+    """(column, view) pairs: the views of a DuckDB database that read the table and name one of the columns
+    or select `*` (DuckDB does not track a view's dependencies: each view's query is parsed, never bound,
+    by json_serialize_sql; binding a broken view would abort the transaction). Conservative: a view naming
+    a column of that name from any table it reads counts, as PostgreSQL counts a `select *` view."""
+    if not cols:
+        return []
+    wanted = {c.lower() for c in cols}
+    found: set[tuple[str, str]] = set()
+    views = conn.exec_driver_sql("select schema_name, view_name, sql from duckdb_views() where not internal "
+                                 "and database_name = current_database()").fetchall()
+    for view_schema, view, sql in views:
+        m = _VIEW_QUERY.match(sql or "")
+        if not m:
+            continue
+        value = conn.execute(sa.text("select json_serialize_sql(:q)"), {"q": m.group(1)}).scalar_one()
+        tree = value if isinstance(value, dict) else json.loads(value)  # JSON comes back decoded or as text
+        if tree.get("error"):
+            log.warning("view %s.%s: cannot parse its query to check its columns", view_schema, view)
+            continue
+        tables: set[tuple[str, str]] = set()
+        names: set[str] = set()
+        star = False
+        stack: list[Any] = [tree]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, list):
+                stack.extend(node)
+            elif isinstance(node, dict):
+                kind = node.get("type")
+                if kind == "BASE_TABLE":
+                    tables.add((str(node.get("schema_name") or "").lower(), str(node.get("table_name")).lower()))
+                elif kind == "COLUMN_REF" and node.get("column_names"):
+                    names.add(str(node["column_names"][-1]).lower())
+                elif kind == "STAR":
+                    star = True
+                stack.extend(node.values())
+        if not any(t == table and s in ("", schema) for s, t in tables):
+            continue
+        for col in sorted(wanted if star else wanted & names):
+            found.add((col, f"{view_schema}.{view}"))
+    return sorted(found)
 
 
 def replace_rows(conn: Connection, schemas: Schemas, name: str, data: pd.DataFrame | pa.Table) -> int:
