@@ -1,0 +1,55 @@
+with answers as (
+    select
+        cast({{ dbt.date_trunc('month', 'r.activity_date') }} as date) as month_start,
+        r.activity_date,
+        r.responder_key as person_key,
+        r.post_author_key as asker_key
+    from {{ ref('int_post_responses') }} r
+    where r.verb = 'reply' and r.post_is_question
+),
+with_departments as (
+    -- both departments as of the day of the answer (int_people_history), not today's
+    select a.*, pa.department as department, pq.department as asker_department
+    from answers a
+    left join {{ ref('int_people_history') }} pa
+      on pa.person_key = a.person_key and a.activity_date between pa.valid_from and pa.valid_to
+    left join {{ ref('int_people_history') }} pq
+      on pq.person_key = a.asker_key and a.activity_date between pq.valid_from and pq.valid_to
+),
+month_departments as (
+    -- the broker's department of the month: the one in force on its last day (the latest one, for a
+    -- month not over yet)
+    select m.month_start, m.person_key, h.department
+    from (select distinct month_start, person_key from answers) m
+    left join {{ ref('int_people_history') }} h
+      on h.person_key = m.person_key
+     and cast({{ dbt.dateadd('month', 1, 'm.month_start') }} as date) - 1 between h.valid_from and h.valid_to
+),
+per_person as (
+    select
+        w.month_start,
+        w.person_key,
+        max(md.department) as department,
+        count(*) as answers,
+        count(distinct w.asker_key) as askers_reached,
+        cast(sum(case when w.asker_department <> w.department then 1 else 0 end) as bigint)
+            as answers_to_other_departments,
+        count(distinct case when w.asker_department <> w.department then w.asker_department end)
+            as other_departments_reached
+    from with_departments w
+    join month_departments md on md.month_start = w.month_start and md.person_key = w.person_key
+    group by w.month_start, w.person_key
+)
+select
+    month_start,
+    person_key,
+    department,
+    answers,
+    askers_reached,
+    answers_to_other_departments,
+    other_departments_reached,
+    cast(answers_to_other_departments as double precision) / answers as cross_department_answer_share,
+    cast(rank() over (partition by month_start
+                      order by answers_to_other_departments desc, other_departments_reached desc) as bigint)
+        as broker_rank
+from per_person

@@ -1,0 +1,77 @@
+with activity as (
+    -- an action is an event of a per-event source, or a count of an aggregate usage report for a product
+    -- whose messages no per-event source loads (int_person_report_actions_daily): never both for one product
+    select activity_date, person_key, cast(sum(actions) as bigint) as actions
+    from (
+        select activity_date, person_key, actions
+        from {{ ref('fct_person_daily_activity') }}
+        where activity_date between {{ esn_date('start_date') }} - 83 and {{ esn_date('end_date') }}
+        union all
+        select activity_date, person_key, actions
+        from {{ ref('int_person_report_actions_daily') }}
+        where activity_date between {{ esn_date('start_date') }} - 83 and {{ esn_date('end_date') }}
+    ) a
+    group by activity_date, person_key
+),
+people as (
+    select distinct person_key from activity
+),
+days as (
+    select cast({{ esn_date('start_date') }} - 83 + cast(g.i as integer) as date) as day
+    from generate_series(0, {{ esn_date('end_date') }} - {{ esn_date('start_date') }} + 83) as g(i)
+),
+grid as (
+    select
+        p.person_key,
+        d.day,
+        coalesce(a.actions, 0) as actions,
+        case when a.person_key is null then 0 else 1 end as active
+    from people p
+    cross join days d
+    left join activity a on a.person_key = p.person_key and a.activity_date = d.day
+),
+weekly as (
+    -- active_7d: any action in the 7-day block ending on the day
+    select
+        person_key,
+        day,
+        actions,
+        active,
+        max(active) over (partition by person_key order by day rows between 6 preceding and current row) as active_7d
+    from grid
+),
+rolled as (
+    select
+        person_key,
+        day,
+        sum(actions) over w84 as actions_12w,
+        sum(active) over w84 as active_days_12w,
+        active_7d
+            + lag(active_7d, 7, 0) over w + lag(active_7d, 14, 0) over w + lag(active_7d, 21, 0) over w
+            + lag(active_7d, 28, 0) over w + lag(active_7d, 35, 0) over w + lag(active_7d, 42, 0) over w
+            + lag(active_7d, 49, 0) over w + lag(active_7d, 56, 0) over w + lag(active_7d, 63, 0) over w
+            + lag(active_7d, 70, 0) over w + lag(active_7d, 77, 0) over w as active_weeks_12w
+    from weekly
+    window w as (partition by person_key order by day),
+           w84 as (partition by person_key order by day rows between 83 preceding and current row)
+),
+per_person as (
+    select day as as_of_date, person_key, cast(actions_12w as bigint) as actions_12w,
+           cast(active_weeks_12w as bigint) as active_weeks_12w
+    from rolled
+    where day between {{ esn_date('start_date') }} and {{ esn_date('end_date') }}
+      and active_days_12w > 0
+)
+select
+    as_of_date,
+    person_key,
+    actions_12w,
+    active_weeks_12w,
+    case
+        when actions_12w / 12.0 >= cast({{ esn_number('usage_power_actions_per_week') }} as double precision)
+         and active_weeks_12w >= cast({{ esn_number('usage_power_active_weeks') }} as integer) then 'power'
+        when active_weeks_12w >= cast({{ esn_number('usage_habitual_active_weeks') }} as integer) then 'habitual'
+        when actions_12w / 12.0 >= cast({{ esn_number('usage_novice_actions_per_week') }} as double precision) then 'novice'
+        else 'low'
+    end as usage_segment
+from per_person

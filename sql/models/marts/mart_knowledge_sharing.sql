@@ -1,0 +1,290 @@
+with calendar as (
+    select cast({{ esn_date('start_date') }} + cast(g.i as integer) as date) as as_of_date
+    from generate_series(0, {{ esn_date('end_date') }} - {{ esn_date('start_date') }}) as g(i)
+),
+questions as (
+    select author_key, container_id, activity_date, first_reply_date, hours_to_first_reply, accepted_date
+    from {{ ref('fct_posts') }}
+    where is_question and activity_date between {{ esn_date('start_date') }} - 30 and {{ esn_date('end_date') }}
+),
+spans as (
+    -- the window of (as_of_date, period_type) holds the question for as_of_date in [activity_date, window_end]
+    select q.*, 'rolling_7d' as period_type, q.activity_date + 6 as window_end from questions q
+    union all
+    select q.*, 'rolling_28d', q.activity_date + 27 from questions q
+    union all
+    select q.*, 'week', cast({{ dbt.date_trunc('week', 'q.activity_date') }} as date) + 6 from questions q
+    union all
+    select q.*, 'month',
+           cast(cast({{ dbt.date_trunc('month', 'q.activity_date') }} as date) + 31
+                - cast(extract(day from cast({{ dbt.date_trunc('month', 'q.activity_date') }} as date) + 31) as integer) as date)
+    from questions q
+),
+segmented as (
+    -- the asker's segments as of each as_of_date (membership validity), or the question's container
+    select
+        s.period_type,
+        m.segment_type,
+        m.segment_value,
+        s.activity_date,
+        s.first_reply_date,
+        s.hours_to_first_reply,
+        s.accepted_date,
+        greatest(s.activity_date, m.valid_from, {{ esn_date('start_date') }}) as span_from,
+        least(s.window_end, m.valid_to, {{ esn_date('end_date') }}) as span_to
+    from spans s
+    join {{ ref('int_segment_membership') }} m
+      on m.person_key = s.author_key
+     and m.valid_from <= s.window_end
+     and m.valid_to >= s.activity_date
+    union all
+    select
+        s.period_type,
+        'container',
+        s.container_id,
+        s.activity_date,
+        s.first_reply_date,
+        s.hours_to_first_reply,
+        s.accepted_date,
+        greatest(s.activity_date, {{ esn_date('start_date') }}),
+        least(s.window_end, {{ esn_date('end_date') }})
+    from spans s
+    where s.container_id is not null
+),
+asker_islands as (
+    -- per asker and period type, the union of the ranges of their questions (window_end grows with the
+    -- day, so a range starting after the previous range's end opens a new island)
+    select author_key, container_id, period_type, min(activity_date) as covered_from, max(window_end) as covered_to
+    from (
+        select
+            author_key,
+            container_id,
+            period_type,
+            activity_date,
+            window_end,
+            sum(new_island) over (partition by author_key, container_id, period_type order by activity_date
+                                  rows between unbounded preceding and current row) as island
+        from (
+            select
+                author_key,
+                container_id,
+                period_type,
+                activity_date,
+                window_end,
+                case when lag(window_end) over (partition by author_key, container_id, period_type
+                                                order by activity_date) >= activity_date then 0 else 1 end
+                    as new_island
+            from (select distinct author_key, container_id, period_type, activity_date, window_end
+                  from spans
+                  where container_id is not null) d
+        ) g
+    ) n
+    group by author_key, container_id, period_type, island
+),
+person_islands as (
+    -- the same without the container (ranges of every container merged)
+    select author_key, period_type, min(activity_date) as covered_from, max(window_end) as covered_to
+    from (
+        select
+            author_key,
+            period_type,
+            activity_date,
+            window_end,
+            sum(new_island) over (partition by author_key, period_type order by activity_date
+                                  rows between unbounded preceding and current row) as island
+        from (
+            select
+                author_key,
+                period_type,
+                activity_date,
+                window_end,
+                case when lag(window_end) over (partition by author_key, period_type order by activity_date)
+                          >= activity_date then 0 else 1 end as new_island
+            from (select distinct author_key, period_type, activity_date, window_end from spans) d
+        ) g
+    ) n
+    group by author_key, period_type, island
+),
+asker_ranges as (
+    select
+        i.period_type,
+        m.segment_type,
+        m.segment_value,
+        greatest(i.covered_from, m.valid_from, {{ esn_date('start_date') }}) as range_from,
+        least(i.covered_to, m.valid_to, {{ esn_date('end_date') }}) as range_to
+    from person_islands i
+    join {{ ref('int_segment_membership') }} m
+      on m.person_key = i.author_key
+     and m.valid_from <= i.covered_to
+     and m.valid_to >= i.covered_from
+    union all
+    select
+        period_type,
+        'container',
+        container_id,
+        greatest(covered_from, {{ esn_date('start_date') }}),
+        least(covered_to, {{ esn_date('end_date') }})
+    from asker_islands
+),
+ranges as (
+    -- (group, first day, last day, what the range counts)
+    select period_type, segment_type, segment_value, range_from, range_to,
+           1 as askers, 0 as questions, 0 as answered, 0 as eligible_24h, 0 as answered_24h, 0 as accepted
+    from asker_ranges
+    union all
+    select period_type, segment_type, segment_value, span_from, span_to, 0, 1, 0, 0, 0, 0
+    from segmented
+    union all
+    select period_type, segment_type, segment_value,
+           case when first_reply_date > span_from then first_reply_date else span_from end, span_to,
+           0, 0, 1, 0, 0, 0
+    from segmented
+    where first_reply_date is not null
+    union all
+    select period_type, segment_type, segment_value,
+           case when activity_date + 1 > span_from then activity_date + 1 else span_from end, span_to,
+           0, 0, 0, 1, case when hours_to_first_reply <= 24 then 1 else 0 end, 0
+    from segmented
+    union all
+    select period_type, segment_type, segment_value,
+           case when accepted_date > span_from then accepted_date else span_from end, span_to,
+           0, 0, 0, 0, 0, 1
+    from segmented
+    where accepted_date is not null
+),
+range_counts as (
+    select period_type, segment_type, segment_value, range_from, range_to,
+           sum(askers) as askers, sum(questions) as questions, sum(answered) as answered,
+           sum(eligible_24h) as eligible_24h, sum(answered_24h) as answered_24h, sum(accepted) as accepted
+    from ranges
+    where range_from <= range_to
+    group by period_type, segment_type, segment_value, range_from, range_to
+),
+deltas as (
+    select period_type, segment_type, segment_value, range_from as day,
+           askers, questions, answered, eligible_24h, answered_24h, accepted
+    from range_counts
+    union all
+    select period_type, segment_type, segment_value, range_to + 1,
+           -askers, -questions, -answered, -eligible_24h, -answered_24h, -accepted
+    from range_counts
+    where range_to < {{ esn_date('end_date') }}
+),
+daily_deltas as (
+    select period_type, segment_type, segment_value, day,
+           sum(askers) as askers, sum(questions) as questions, sum(answered) as answered,
+           sum(eligible_24h) as eligible_24h, sum(answered_24h) as answered_24h, sum(accepted) as accepted
+    from deltas
+    group by period_type, segment_type, segment_value, day
+),
+groups as (
+    select distinct period_type, segment_type, segment_value from daily_deltas
+),
+aggregated_counts as (
+    select
+        c.as_of_date,
+        g.period_type,
+        g.segment_type,
+        g.segment_value,
+        cast(sum(coalesce(d.askers, 0)) over w as bigint) as askers,
+        cast(sum(coalesce(d.questions, 0)) over w as bigint) as questions,
+        cast(sum(coalesce(d.answered, 0)) over w as bigint) as answered,
+        cast(sum(coalesce(d.eligible_24h, 0)) over w as bigint) as eligible_24h,
+        cast(sum(coalesce(d.answered_24h, 0)) over w as bigint) as answered_24h,
+        cast(sum(coalesce(d.accepted, 0)) over w as bigint) as accepted
+    from groups g
+    cross join calendar c
+    left join daily_deltas d
+      on d.period_type = g.period_type and d.segment_type = g.segment_type
+     and d.segment_value = g.segment_value and d.day = c.as_of_date
+    window w as (partition by g.period_type, g.segment_type, g.segment_value order by c.as_of_date
+                 rows between unbounded preceding and current row)
+),
+counted as (
+    select * from aggregated_counts where questions > 0
+),
+published_groups as (
+    -- groups that reach the suppression size on some day: only they publish percentiles
+    select period_type, segment_type, segment_value
+    from counted
+    group by period_type, segment_type, segment_value
+    having max(askers) >= {{ esn_number('min_group_size') }}
+),
+answered_spans as (
+    select
+        s.period_type,
+        s.segment_type,
+        s.segment_value,
+        case when s.first_reply_date > s.span_from then s.first_reply_date else s.span_from end as span_from,
+        s.span_to,
+        s.hours_to_first_reply
+    from segmented s
+    join published_groups g
+      on g.period_type = s.period_type and g.segment_type = s.segment_type and g.segment_value = s.segment_value
+    where s.first_reply_date is not null and s.hours_to_first_reply is not null
+),
+percentiles as (
+    select
+        c.as_of_date,
+        a.period_type,
+        a.segment_type,
+        a.segment_value,
+        percentile_cont(0.5) within group (order by a.hours_to_first_reply) as median_hours,
+        percentile_cont(0.9) within group (order by a.hours_to_first_reply) as p90_hours
+    from answered_spans a
+    join calendar c on c.as_of_date between a.span_from and a.span_to
+    group by c.as_of_date, a.period_type, a.segment_type, a.segment_value
+),
+flagged as (
+    select k.*, p.median_hours, p.p90_hours, k.askers < {{ esn_number('min_group_size') }} as suppressed
+    from counted k
+    left join percentiles p
+      on p.as_of_date = k.as_of_date and p.period_type = k.period_type
+     and p.segment_type = k.segment_type and p.segment_value = k.segment_value
+),
+day_segments as (
+    -- every segment of the day has a row, active or not: a missing row would say that nobody in it asked
+    -- (for a small segment, a figure about fewer than :min_group_size people); withheld like any small group
+    select h.as_of_date, p.period_type, h.segment_type, h.segment_value
+    from {{ ref('int_segment_headcount_daily') }} h
+    cross join (values ('rolling_7d'), ('rolling_28d'), ('week'), ('month')) as p(period_type)
+    where h.as_of_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }}
+),
+completed as (
+    select
+        coalesce(f.as_of_date, d.as_of_date) as as_of_date,
+        coalesce(f.period_type, d.period_type) as period_type,
+        coalesce(f.segment_type, d.segment_type) as segment_type,
+        coalesce(f.segment_value, d.segment_value) as segment_value,
+        coalesce(f.suppressed, true) as suppressed,
+        f.askers,
+        f.questions,
+        f.answered,
+        f.eligible_24h,
+        f.answered_24h,
+        f.median_hours,
+        f.p90_hours,
+        f.accepted
+    from flagged f
+    full outer join day_segments d
+      on d.as_of_date = f.as_of_date and d.period_type = f.period_type
+     and d.segment_type = f.segment_type and d.segment_value = f.segment_value
+)
+select
+    as_of_date,
+    period_type,
+    segment_type,
+    segment_value,
+    suppressed,
+    case when suppressed then null else cast(askers as bigint) end as askers,
+    case when suppressed then null else cast(questions as bigint) end as questions,
+    case when suppressed then null else cast(answered as bigint) end as questions_answered,
+    case when suppressed then null else cast(answered as double precision) / questions end as answered_rate,
+    case when suppressed or eligible_24h = 0 then null
+         else cast(answered_24h as double precision) / eligible_24h end as answered_24h_rate,
+    case when suppressed then null else cast(questions - answered as double precision) / questions end as unanswered_rate,
+    case when suppressed then null else cast(median_hours as double precision) end as median_hours_to_first_response,
+    case when suppressed then null else cast(p90_hours as double precision) end as p90_hours_to_first_response,
+    case when suppressed then null else cast(accepted as bigint) end as accepted_answers,
+    case when suppressed then null else cast(accepted as double precision) / questions end as accepted_rate
+from completed

@@ -1,0 +1,171 @@
+with activity as (
+    select activity_date, person_key, contributions
+    from {{ ref('fct_person_daily_activity') }}
+    where activity_date between {{ esn_date('start_date') }} - 30 and {{ esn_date('end_date') }}
+),
+people as (
+    select distinct person_key from activity
+),
+days as (
+    select cast({{ esn_date('start_date') }} - 30 + cast(g.i as integer) as date) as day
+    from generate_series(0, {{ esn_date('end_date') }} - {{ esn_date('start_date') }} + 30) as g(i)
+),
+grid as (
+    -- a dense person x day grid, so that each period's totals come from running totals over rows
+    select
+        p.person_key,
+        d.day,
+        cast({{ dbt.date_trunc('week', 'd.day') }} as date) as week_start,
+        cast({{ dbt.date_trunc('month', 'd.day') }} as date) as month_start,
+        case when a.person_key is null then 0 else 1 end as active,
+        coalesce(a.contributions, 0) as contributions
+    from people p
+    cross join days d
+    left join activity a on a.person_key = p.person_key and a.activity_date = d.day
+),
+cumulative as (
+    -- running totals per person; a period's total is the running total minus the one the day before it starts
+    select
+        person_key,
+        day,
+        week_start,
+        month_start,
+        cast(sum(active) over w as bigint) as c_active,
+        cast(sum(contributions) over w as bigint) as c_contributions
+    from grid
+    window w as (partition by person_key order by day rows between unbounded preceding and current row)
+),
+rolled as (
+    select
+        person_key,
+        day as as_of_date,
+        c_active - lag(c_active, 28, cast(0 as bigint)) over w as r28_active,
+        c_contributions - lag(c_contributions, 28, cast(0 as bigint)) over w as r28_contributions,
+        c_active - lag(c_active, cast(day - week_start as integer) + 1, cast(0 as bigint)) over w as wk_active,
+        c_contributions - lag(c_contributions, cast(day - week_start as integer) + 1, cast(0 as bigint)) over w
+            as wk_contributions,
+        c_active - lag(c_active, cast(day - month_start as integer) + 1, cast(0 as bigint)) over w as mo_active,
+        c_contributions - lag(c_contributions, cast(day - month_start as integer) + 1, cast(0 as bigint)) over w
+            as mo_contributions
+    from cumulative
+    window w as (partition by person_key order by day)
+),
+per_person as (
+    select as_of_date, 'rolling_28d' as period_type, person_key, r28_contributions as contributions
+    from rolled
+    where as_of_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }} and r28_active > 0
+    union all
+    select as_of_date, 'week', person_key, wk_contributions
+    from rolled
+    where as_of_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }} and wk_active > 0
+    union all
+    select as_of_date, 'month', person_key, mo_contributions
+    from rolled
+    where as_of_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }} and mo_active > 0
+),
+segmented as (
+    select p.as_of_date, p.period_type, m.segment_type, m.segment_value, p.person_key,
+           cast(p.contributions as double precision) as contributions
+    from per_person p
+    join {{ ref('int_segment_membership') }} m
+      on m.person_key = p.person_key
+     and p.as_of_date between m.valid_from and m.valid_to
+),
+value_counts as (
+    -- people with the same number of contributions are interchangeable in every statistic below, so the
+    -- sort runs over the few distinct values of a group instead of over its people (same results, exactly)
+    select as_of_date, period_type, segment_type, segment_value, contributions, count(*) as people
+    from segmented
+    group by as_of_date, period_type, segment_type, segment_value, contributions
+),
+ranked as (
+    -- below: people with fewer contributions (ascending ranks 1..below are theirs), above: with more
+    select
+        *,
+        cast(coalesce(sum(people) over (partition by as_of_date, period_type, segment_type, segment_value
+                                        order by contributions rows between unbounded preceding and 1 preceding),
+                      0) as bigint) as below,
+        cast(sum(people) over (partition by as_of_date, period_type, segment_type, segment_value) as bigint) as n
+    from value_counts
+),
+weighted as (
+    -- the c people of a value hold ascending ranks below+1 .. below+c, so their Gini weights
+    -- sum(2 * rank - n - 1) add up to c * (2 * below + c - n); the top-k people are the k highest ranks
+    select
+        *,
+        n - below - people as above,
+        people * (2 * below + people - n) as gini_weight,
+        greatest(ceil(0.01 * n), 1) as top1_k,
+        greatest(ceil(0.10 * n), 1) as top10_k
+    from ranked
+),
+aggregated as (
+    select
+        as_of_date,
+        period_type,
+        segment_type,
+        segment_value,
+        max(n) as active_users,
+        sum(case when contributions > 0 then people else 0 end) as contributors,
+        sum(people * contributions) as contributions,
+        sum(gini_weight * contributions) as gini_numerator,
+        sum(least(people, greatest(top1_k - above, 0)) * contributions) as top1_contributions,
+        sum(least(people, greatest(top10_k - above, 0)) * contributions) as top10_contributions
+    from weighted
+    group by as_of_date, period_type, segment_type, segment_value
+),
+with_heavy as (
+    -- heavy contributors: the top decile of contributors (at least one when anyone contributed)
+    select *, case when contributors > 0 then greatest(ceil(0.10 * contributors), 1) else 0 end as heavy_contributors
+    from aggregated
+),
+flagged as (
+    select *, active_users < {{ esn_number('min_group_size') }} as suppressed from with_heavy
+),
+day_segments as (
+    -- every segment of the day has a row, active or not: a missing row would say that nobody in it was active
+    -- (for a small segment, a figure about fewer than :min_group_size people); withheld like any small group
+    select h.as_of_date, p.period_type, h.segment_type, h.segment_value
+    from {{ ref('int_segment_headcount_daily') }} h
+    cross join (values ('rolling_28d'), ('week'), ('month')) as p(period_type)
+    where h.as_of_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }}
+),
+completed as (
+    select
+        coalesce(f.as_of_date, d.as_of_date) as as_of_date,
+        coalesce(f.period_type, d.period_type) as period_type,
+        coalesce(f.segment_type, d.segment_type) as segment_type,
+        coalesce(f.segment_value, d.segment_value) as segment_value,
+        coalesce(f.suppressed, true) as suppressed,
+        f.active_users,
+        f.contributors,
+        f.contributions,
+        f.gini_numerator,
+        f.top1_contributions,
+        f.top10_contributions,
+        f.heavy_contributors
+    from flagged f
+    full outer join day_segments d
+      on d.as_of_date = f.as_of_date and d.period_type = f.period_type
+     and d.segment_type = f.segment_type and d.segment_value = f.segment_value
+)
+select
+    as_of_date,
+    period_type,
+    segment_type,
+    segment_value,
+    suppressed,
+    case when suppressed then null else cast(active_users as bigint) end as active_users,
+    case when suppressed then null else cast(contributors as bigint) end as contributors,
+    case when suppressed then null else cast(contributions as bigint) end as contributions,
+    case when suppressed or contributions = 0 then null
+         else gini_numerator / (active_users * contributions) end as gini,
+    case when suppressed or contributions = 0 then null else top1_contributions / contributions end as top1_share,
+    case when suppressed or contributions = 0 then null else top10_contributions / contributions end as top10_share,
+    case when suppressed then null
+         else cast(active_users - contributors as double precision) / active_users end as lurker_share,
+    case when suppressed then null
+         else cast(contributors - heavy_contributors as double precision) / active_users end as intermittent_share,
+    case when suppressed then null
+         else cast(heavy_contributors as double precision) / active_users end as heavy_share
+from completed

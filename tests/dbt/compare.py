@@ -1,0 +1,79 @@
+"""Table comparison of the dbt equivalence tests: a table's rows as a canonical, sorted list (every column,
+floats rounded to 1e-12 relative), and the differences of two such snapshots, for the tables of the old
+runner against dbt's, or for a stored expectation against dbt's once the old runner is gone."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A table's column names and types and its sorted rows."""
+
+    columns: tuple[str, ...]
+    types: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ("nan",)
+        return float(f"{value:.12e}") if value else 0.0
+    if isinstance(value, decimal.Decimal):
+        return ("decimal", str(value))
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC) if value.tzinfo else value
+    return value
+
+
+def _sort_key(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple((v is None, str(type(v).__name__), v if v is not None else 0) for v in row)
+
+
+def column_types(conn: sa.Connection, schema: str, table: str) -> list[tuple[str, str]]:
+    rows = conn.execute(sa.text(
+        "select column_name, data_type from information_schema.columns where table_schema = :s "
+        "and table_name = :t order by ordinal_position"), {"s": schema, "t": table}).fetchall()
+    return [(str(c).lower(), str(t).lower()) for c, t in rows]
+
+
+def snapshot(conn: sa.Connection, schema: str, table: str) -> Snapshot:
+    cols = column_types(conn, schema, table)
+    if not cols:
+        raise LookupError(f"no table {schema}.{table}")
+    names = [c for c, _ in cols]
+    result = conn.exec_driver_sql(f"select {', '.join(names)} from {schema}.{table}")
+    rows = [tuple(_canonical(v) for v in r) for r in result.fetchall()]
+    return Snapshot(tuple(names), tuple(t for _, t in cols), tuple(sorted(rows, key=_sort_key)))
+
+
+def differences(name: str, expected: Snapshot, actual: Snapshot, *, compare_order: bool = False) -> list[str]:
+    """What differs between two snapshots of a table (empty when identical): columns (as a set, or in
+    order), types, row counts and the first differing rows."""
+    out: list[str] = []
+    if (expected.columns if compare_order else set(expected.columns)) != (
+            actual.columns if compare_order else set(actual.columns)):
+        return [f"{name}: columns {expected.columns} != {actual.columns}"]
+    # the same columns in the expected order
+    idx = [actual.columns.index(c) for c in expected.columns]
+    types = tuple(actual.types[i] for i in idx)
+    if types != expected.types:
+        out.append(f"{name}: types {dict(zip(expected.columns, expected.types, strict=True))} != "
+                   f"{dict(zip(expected.columns, types, strict=True))}")
+    rows = sorted((tuple(r[i] for i in idx) for r in actual.rows), key=_sort_key)
+    if len(rows) != len(expected.rows):
+        out.append(f"{name}: {len(expected.rows)} rows expected, {len(rows)} found")
+    bad = [(e, a) for e, a in zip(expected.rows, rows, strict=False) if e != a]
+    if bad:
+        e, a = bad[0]
+        cells = {c: (x, y) for c, x, y in zip(expected.columns, e, a, strict=True) if x != y}
+        out.append(f"{name}: {len(bad)} differing row(s), first: {cells}")
+    return out

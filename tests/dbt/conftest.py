@@ -1,0 +1,128 @@
+"""Fixtures of the dbt tests: a small demo lake landed and loaded into a warehouse (DuckDB or PostgreSQL),
+the old runner of the SQL models and `dbt build` of the project on the same lake tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+import sqlalchemy as sa
+
+from pipelines import canonical, dbt_project, jobs, lake, warehouse
+from pipelines.config import Settings
+from tests.conftest import demo_settings
+
+DBT = Path(sys.executable).parent / "dbt"
+#: the schemas dbt builds into in these tests: not the old runner's esn_internal (staging views go to
+#: esn_staging, beside the lake tables; the old runner's are in esn_internal)
+DBT_SCHEMAS = {"schema_staging": "esn_staging", "schema_internal": "dbt_internal", "schema_build": "dbt_build"}
+DEMO = {"people": 200, "days": 32, "seed": 11}
+
+
+def land(settings: Settings, interval: jobs.Interval, engine: sa.Engine) -> None:
+    """extract, stage, validate and land every source of the interval (the lake, not the warehouse)."""
+    for cfg in settings.sources:
+        jobs.extract(settings, cfg.name, interval, allow_demo_key=True)
+        jobs.stage(settings, cfg.name, interval, allow_demo_key=True)
+        jobs.validate(settings, cfg.name, interval, engine=engine)
+        jobs.land(settings, cfg.name, interval)
+
+
+def load_lake(settings: Settings, interval: jobs.Interval, engine: sa.Engine) -> None:
+    """The load of jobs.publish (its first transaction): the interval's activity and usage days, the
+    people as of its end and the latest containers, into the staging schema's lake tables."""
+    names = [s.name for s in settings.sources if s.enabled]
+    with engine.begin() as conn:
+        warehouse.ensure_lake_tables(conn)
+        files = [f for src in names for f in lake.partition_files(
+            lake.canonical_dir(settings.lake_dir, "activities") / f"source={src}", interval.days)]
+        warehouse.replace_activity_days(conn, names, interval.days, files)
+        usage = [f for src in names for f in lake.partition_files(
+            lake.canonical_dir(settings.lake_dir, "usage") / f"source={src}", interval.days)]
+        warehouse.replace_usage_days(conn, names, interval.days, usage)
+        people, history = canonical.people_over_time(jobs._people_snapshots(settings, interval.end))
+        people = people.assign(snapshot_date=interval.end)
+        warehouse.replace_table(conn, "lake_people", pa.Table.from_pandas(people, preserve_index=False))
+        warehouse.replace_table(conn, "lake_people_history", pa.Table.from_pandas(history, preserve_index=False))
+        containers = jobs._latest_canonical(settings, "containers", interval.end)
+        if containers is not None:
+            warehouse.replace_table(conn, "lake_containers", pa.Table.from_pandas(containers, preserve_index=False))
+
+
+def run_old(settings: Settings, interval: jobs.Interval, engine: sa.Engine) -> float:
+    """Today's runner: every model of sql/<layer>/ in one transaction (tables in esn_internal)."""
+    t0 = time.perf_counter()
+    params = jobs.model_params(settings, interval)
+    with engine.begin() as conn:
+        for model in warehouse.discover_models():
+            warehouse.run_model(conn, model, params)
+    return time.perf_counter() - t0
+
+
+def write_profile(directory: Path, url: str) -> Path:
+    """A profiles.yml of profile esn_metrics, target test, for a warehouse URL of the tests."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if url.startswith("duckdb:///"):
+        output = {"type": "duckdb", "path": url.removeprefix("duckdb:///"), "threads": 1,
+                  "schema": "esn_internal", "settings": {"TimeZone": "UTC"}}
+    else:
+        u = sa.make_url(url)
+        output = {"type": "postgres", "host": u.host, "port": u.port or 5432, "user": u.username,
+                  "password": u.password or "", "dbname": u.database, "schema": "esn_internal", "threads": 1}
+    (directory / "profiles.yml").write_text(json.dumps({"esn_metrics": {"target": "test",
+                                                                         "outputs": {"test": output}}}))
+    return directory
+
+
+def run_dbt(settings: Settings, interval: jobs.Interval, profiles_dir: Path, target_dir: Path,
+            command: str = "build", extra_vars: dict[str, Any] | None = None) -> tuple[float, str]:
+    """`dbt <command>` of sql/ with the run's vars (jobs.model_params), in a subprocess; returns the
+    seconds it took and its output; raises with the output when it fails."""
+    dbt_vars = {**dbt_project.dbt_vars(jobs.model_params(settings, interval)), **DBT_SCHEMAS,
+                **(extra_vars or {})}
+    env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "PGTZ": "UTC",
+           "DBT_PROFILES_DIR": str(profiles_dir)}
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [str(DBT), command, "--project-dir", str(warehouse.SQL_DIR), "--target-path", str(target_dir),
+         "--log-path", str(target_dir / "logs"), "--vars", json.dumps(dbt_vars), "--no-use-colors",
+         "--no-send-anonymous-usage-stats", "--no-version-check", "--no-partial-parse"],
+        env=env, capture_output=True, text=True, timeout=900, check=False)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise AssertionError(f"dbt {command} failed ({proc.returncode}):\n{proc.stdout[-8000:]}\n{proc.stderr[-3000:]}")
+    return seconds, proc.stdout
+
+
+def dbt_schema_of(model: warehouse.Model) -> str:
+    return {"staging": DBT_SCHEMAS["schema_staging"], "intermediate": DBT_SCHEMAS["schema_internal"],
+            "marts": DBT_SCHEMAS["schema_build"]}[model.layer]
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Settings:
+    return demo_settings(tmp_path, **DEMO)
+
+
+@pytest.fixture
+def pg_warehouse(pg_server: str) -> Iterator[str]:
+    """A fresh PostgreSQL database of helper A's tests, dropped afterwards."""
+    name = f"esn_h_a_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(pg_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'create database "{name}"')
+    try:
+        yield pg_server.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'drop database if exists "{name}" with (force)')
+        admin.dispose()
