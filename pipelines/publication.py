@@ -253,6 +253,12 @@ def _literal(conn: Connection, text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _exec_comment(conn: Connection, sql: str) -> None:
+    """A COMMENT statement holding a literal: psycopg (paramstyle format) reads `%` as a placeholder in
+    any statement SQLAlchemy sends (with an empty parameter list), so it is doubled there."""
+    conn.exec_driver_sql(sql.replace("%", "%%") if conn.dialect.paramstyle in ("format", "pyformat") else sql)
+
+
 def current_descriptions(conn: Connection, schema: str, table: str) -> tuple[str | None, dict[str, str | None]]:
     """The table's comment and its columns' comments (None where there is none)."""
     _check_ident(schema), _check_ident(table)
@@ -289,7 +295,7 @@ def apply_descriptions(conn: Connection, schema: str, table: str, description: s
     qualified = f"{schema}.{table}"
     written = 0
     if description is not None and description.replace("\x00", "") != (current or ""):
-        conn.exec_driver_sql(f"comment on table {qualified} is {_literal(conn, description)}")
+        _exec_comment(conn, f"comment on table {qualified} is {_literal(conn, description)}")
         written += 1
     for col, text in columns.items():
         if col not in current_cols:
@@ -297,7 +303,7 @@ def apply_descriptions(conn: Connection, schema: str, table: str, description: s
             continue
         if text is None or text.replace("\x00", "") == (current_cols[col] or ""):
             continue
-        conn.exec_driver_sql(f"comment on column {qualified}.{col} is {_literal(conn, text)}")
+        _exec_comment(conn, f"comment on column {qualified}.{col} is {_literal(conn, text)}")
         written += 1
     return written
 

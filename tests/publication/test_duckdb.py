@@ -58,7 +58,7 @@ def test_refresh_creates_with_the_build_types_then_follows_its_columns(engine: E
 def test_view_and_comments_survive_refreshes(engine: Engine) -> None:
     build(engine, "mart_v", "select i as k, i * 10 as v, 'x' as spare from range(3) t(i)")
     publish(engine, "mart_v")
-    nasty = "it's v'; drop table esn_marts.mart_v; -- \\ \"q\""
+    nasty = "it's v'; drop table esn_marts.mart_v; -- \\ \"q\" 5% %s %(v)s :v $1 ?"
     with engine.begin() as conn:
         conn.exec_driver_sql("create schema analyst")
         conn.exec_driver_sql(f"create view analyst.big as select k, v from {MARTS}.mart_v where v >= 10")

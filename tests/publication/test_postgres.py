@@ -127,7 +127,7 @@ def test_dropping_a_column_a_view_uses_fails_and_changes_nothing(pg_engine: Engi
 def test_comments_are_written_once_and_survive_refreshes(pg_engine: Engine) -> None:
     build(pg_engine, "mart_c", "select 1 as k, 2 as v")
     publish(pg_engine, "mart_c")
-    nasty = "it's the v; drop table esn_marts.mart_c; -- \\' \\\\ \"q\""
+    nasty = "it's the v; drop table esn_marts.mart_c; -- \\' \\\\ \"q\" 5% %s %(v)s :v $1"
     with pg_engine.begin() as conn:
         written = publication.apply_descriptions(conn, MARTS, "mart_c", "Daily k's",
                                                  {"k": "the key", "v": nasty, "gone": "no such column"})
@@ -165,6 +165,9 @@ def test_a_real_bi_client_sees_the_marts_and_nothing_else(pg_engine: Engine, pg_
     assert any(f"revoke CREATE on schema {S.staging} from public" == d for d in done)
     with pg_engine.begin() as conn:
         assert publication.apply_grants(conn, S, [role]) == []  # idempotent
+        # PostgreSQL's default USAGE of PUBLIC on schema public (unused by the warehouse) is revoked too
+        assert conn.execute(sa.text("select has_schema_privilege(:r, 'public', 'USAGE')"),
+                            {"r": role}).scalar_one() is False
         # a mart created after the grants: default privileges give it to the role
         build(pg_engine, "mart_later", "select 2 as k")
         publication.refresh_in_place(conn, S, "mart_later")
