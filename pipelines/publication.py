@@ -21,6 +21,7 @@ which holds the marts only (pipelines.warehouse / the publish job). All function
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import re
@@ -33,7 +34,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipelines.warehouse import Schemas, _check_ident, _create_from_arrow_schema, dialect, insert_arrow
+from pipelines.warehouse import _ARROW_SQL, Schemas, _check_ident, dialect, insert_arrow
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +117,16 @@ def refresh_in_place(conn: Connection, schemas: Schemas, name: str) -> int:
     return _refresh(conn, schemas.build, schemas.marts, _check_ident(name))
 
 
+def refresh_range(conn: Connection, schemas: Schemas, name: str, column: str, start: dt.date,
+                  end: dt.date) -> int:
+    """Like `refresh_in_place` for an incremental mart: only the published rows whose `column` is between
+    `start` and `end` (inclusive) are replaced, by the build's rows of that range; the others stay as
+    they are (columns follow the build all the same). Returns the rows inserted."""
+    return _refresh(conn, schemas.build, schemas.marts, _check_ident(name), between=(_check_ident(column), start, end))
+
+
 def _refresh(conn: Connection, source_schema: str, target_schema: str, name: str,
-             target_name: str | None = None) -> int:
+             target_name: str | None = None, between: tuple[str, dt.date, dt.date] | None = None) -> int:
     target_name = target_name or name
     built = table_columns(conn, source_schema, name)
     if built is None:
@@ -135,11 +144,20 @@ def _refresh(conn: Connection, source_schema: str, target_schema: str, name: str
     else:
         _follow_columns(conn, target_schema, target_name, have, built)
     cols = ", ".join(c.name for c in built)
-    conn.exec_driver_sql(f"delete from {target}")
-    result = conn.exec_driver_sql(f"insert into {target} ({cols}) select {cols} from {source}")
+    if between is None:
+        conn.exec_driver_sql(f"delete from {target}")
+        result = conn.exec_driver_sql(f"insert into {target} ({cols}) select {cols} from {source}")
+        where, params = "", {}
+    else:
+        column, start, end = between
+        if column not in {c.name for c in built}:
+            raise PublicationError(f"{source} has no column {column} to refresh {target} by")
+        where, params = f" where {column} between :s and :e", {"s": start, "e": end}
+        conn.execute(sa.text(f"delete from {target}{where}"), params)
+        result = conn.execute(sa.text(f"insert into {target} ({cols}) select {cols} from {source}{where}"), params)
     rows = result.rowcount
     if rows is None or rows < 0:  # a driver that does not report it
-        rows = conn.exec_driver_sql(f"select count(*) from {target}").scalar_one()
+        rows = conn.execute(sa.text(f"select count(*) from {source}{where}"), params).scalar_one()
     return int(rows)
 
 
@@ -229,17 +247,32 @@ def _dependents_duckdb(conn: Connection, schema: str, table: str, cols: Sequence
     return sorted(found)
 
 
-def replace_rows(conn: Connection, schemas: Schemas, name: str, data: pd.DataFrame | pa.Table) -> int:
+def replace_rows(conn: Connection, schemas: Schemas, name: str, data: pd.DataFrame | pa.Table, *,
+                 partition_by: str | None = None, start: dt.date | None = None, end: dt.date | None = None) -> int:
     """In-place publication of a table computed in Python (graph metrics, bootstrap intervals): the frame
     is written to `<schemas.build>.<name>` (replaced there: the build schema is scratch space), then
-    `refresh_in_place` makes the published table hold exactly its rows. Returns the rows published."""
+    `refresh_in_place` makes the published table hold exactly its rows, or, with `partition_by`,
+    `refresh_range` replaces the published rows of `start`..`end` only. A column without a type (an
+    empty frame's object column) keeps the published column's type. Returns the rows published."""
     _check_ident(name)
     table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
     build = f"{schemas.build}.{name}"
     conn.exec_driver_sql(f"drop table if exists {build}")
-    _create_from_arrow_schema(conn, build, table.schema)
+    published = {c.name: c.sql_type for c in table_columns(conn, schemas.marts, name) or []}
+    ddl = []
+    for f in table.schema:
+        if pa.types.is_null(f.type) and f.name in published:
+            sql_type = published[f.name]
+        else:
+            sql_type = next((t for test, t in _ARROW_SQL if test(f.type)), "varchar")
+        ddl.append(f"{_check_ident(f.name)} {sql_type}")
+    conn.exec_driver_sql(f"create table {build} ({', '.join(ddl)})")
     insert_arrow(conn, build, table)
-    return refresh_in_place(conn, schemas, name)
+    if partition_by is None:
+        return refresh_in_place(conn, schemas, name)
+    if start is None or end is None:
+        raise ValueError("replace_rows by partition needs start and end")
+    return refresh_range(conn, schemas, name, partition_by, start, end)
 
 
 # --------------------------------------------------------------------------------------- descriptions
@@ -291,6 +324,8 @@ def apply_descriptions(conn: Connection, schema: str, table: str, description: s
     _check_ident(schema), _check_ident(table)
     for col in columns:
         _check_ident(col)
+    if table_columns(conn, schema, table) is None:
+        raise PublicationError(f"cannot describe {schema}.{table}: no such table")
     current, current_cols = current_descriptions(conn, schema, table)
     qualified = f"{schema}.{table}"
     written = 0
