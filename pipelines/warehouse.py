@@ -121,8 +121,17 @@ def make_engine(url: str, schemas: Schemas | None = None) -> Engine:
     if url.startswith("postgresql"):
         engine = sa.create_engine(url, connect_args={"options": f"-c timezone=UTC -c search_path={path},public"},
                                   pool_pre_ping=True)
+    elif url.startswith("duckdb:///") and not url.startswith("duckdb:///:memory:"):
+        # a DuckDB file is locked by the process holding it: NullPool closes it with every released
+        # connection, and each new one waits for another process's lock (pipelines.duckdb_access)
+        from pipelines import duckdb_access
+
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        duckdb_access.install(engine, url.removeprefix("duckdb:///"))
     else:
         engine = sa.create_engine(url)
+
+    if not url.startswith("postgresql"):
 
         @sa.event.listens_for(engine, "connect")
         def _utc(dbapi_conn, _record):  # pragma: no cover - trivial
