@@ -6,6 +6,11 @@ updates while it lands data, and calls `commit` only once the landed partitions 
 renamed and fsynced): a run that dies half-way leaves the previous state, so the next run re-extracts
 rather than skips. Portable SQL through SQLAlchemy Core (DuckDB via duckdb-engine, PostgreSQL): the
 upsert is a delete + insert in one transaction. Values must never hold a person identifier in clear.
+
+`open_state` holds no warehouse connection during the extraction (a DuckDB file is locked by whoever holds
+it, and an extraction can last hours): it reads the source's whole state with one short connection at the
+start (`StateStore.preload`), the connector reads it from memory, and `commit` writes with another short
+connection at the end.
 """
 
 from __future__ import annotations
@@ -40,12 +45,28 @@ class StateStore:
     def __init__(self, engine: sa.Engine, source: str):
         self.engine = engine
         self.source = source
+        #: the source's state read by `preload` (and kept up to date by `commit`); None: read the table
+        self._cache: dict[StateKey, Any] | None = None
 
     def ensure_table(self) -> None:
         _metadata.create_all(self.engine, tables=[state_table], checkfirst=True)
 
+    def preload(self) -> int:
+        """Create the table if needed and read every key of the source, in one short connection; `load`
+        and `get` then answer from memory (the store is the only writer of its source's rows during a
+        run: the source's extraction lock). Returns the number of keys read."""
+        t = state_table
+        with self.engine.begin() as conn:
+            _metadata.create_all(conn, tables=[state_table], checkfirst=True)
+            rows = conn.execute(sa.select(t.c.stream, t.c.state_key, t.c.value)
+                                .where(t.c.source == self.source)).all()
+        self._cache = {(s, k): json.loads(v) for s, k, v in rows}
+        return len(self._cache)
+
     def load(self, stream: str) -> dict[str, Any]:
         """Every key of `stream` with its decoded value."""
+        if self._cache is not None:
+            return {k: v for (s, k), v in self._cache.items() if s == stream}
         t = state_table
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(t.c.state_key, t.c.value)
@@ -53,6 +74,8 @@ class StateStore:
         return {k: json.loads(v) for k, v in rows}
 
     def get(self, stream: str, key: str, default: Any = None) -> Any:
+        if self._cache is not None:
+            return self._cache.get((stream, key), default)
         t = state_table
         with self.engine.connect() as conn:
             value = conn.execute(sa.select(t.c.value).where(
@@ -77,6 +100,12 @@ class StateStore:
                                                     t.c.state_key.in_(chunk)))
             if rows:
                 conn.execute(sa.insert(t), rows)
+        if self._cache is not None:
+            for (s, k), v in changes.items():
+                if v is None:
+                    self._cache.pop((s, k), None)
+                else:  # as read back: a JSON round trip (tuples become lists)
+                    self._cache[(s, k)] = json.loads(json.dumps(v, sort_keys=True))
         crashpoints.reached("state.after_commit")
         return len(changes)
 
@@ -88,15 +117,18 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
 
 @contextmanager
 def open_state(warehouse_url: str, source: str, engine: sa.Engine | None = None) -> Iterator[StateStore]:
-    """The source's state store, its table created if needed. Without an engine one is made for the
-    block (UTC session, like every warehouse engine) and disposed after it."""
+    """The source's state store, its table created if needed and its state read at once (`preload`):
+    no connection is held during the block, the final `commit` opens its own. Without an engine one is
+    made for the block (UTC session, like every warehouse engine) and disposed after it."""
     from pipelines.warehouse import make_engine
 
     own = engine is None
     engine = engine or make_engine(warehouse_url)
     try:
         store = StateStore(engine, source)
-        store.ensure_table()
+        store.preload()
+        if own:  # nothing pooled stays open on the warehouse during the extraction
+            engine.dispose()
         yield store
     finally:
         if own:
