@@ -69,7 +69,7 @@ def test_columns_follow_the_build_by_name(pg_engine: Engine) -> None:
     assert names == [("a", "integer"), ("c", "text"), ("d", "integer")]
 
 
-def test_grant_to_a_bi_role_survives_refreshes(pg_engine: Engine, make_role) -> None:
+def test_grant_to_a_bi_role_survives_refreshes(pg_engine: Engine, pg_db: str, make_role) -> None:
     by_hand, configured = make_role(), make_role()
     build(pg_engine, "mart_g", "select g as k from generate_series(1, 3) g")
     publish(pg_engine, "mart_g")
@@ -77,13 +77,17 @@ def test_grant_to_a_bi_role_survives_refreshes(pg_engine: Engine, make_role) -> 
         conn.exec_driver_sql(f"grant usage on schema {MARTS} to {by_hand}")
         conn.exec_driver_sql(f"grant select on {MARTS}.mart_g to {by_hand}")
     settings = load_settings(None, warehouse={"bi_roles": [configured]})
-    for n in range(3):
-        build(pg_engine, "mart_g", f"select g as k from generate_series(1, {5 + n}) g")
+    for n in range(3):  # the second refresh adds a column, the third drops it (ALTER keeps the grants)
+        extra = ", g * 2 as extra" if n == 1 else ""
+        build(pg_engine, "mart_g", f"select g as k{extra} from generate_series(1, {5 + n}) g")
         with pg_engine.begin() as conn:
             publication.refresh_in_place(conn, S, "mart_g")
             publication.apply_grants(conn, settings.schemas(), settings.warehouse.bi_roles)
+    assert rows(pg_engine, f"select count(*) from {MARTS}.mart_g") == [(7,)]
     for role in (by_hand, configured):
         assert rows(pg_engine, f"select has_table_privilege('{role}', '{MARTS}.mart_g', 'SELECT')") == [(True,)]
+        with bi_connect(pg_db, role) as bi:
+            assert bi.execute(f"select count(*) from {MARTS}.mart_g").fetchone() == (7,)
     with pg_engine.begin() as conn:  # granted already: nothing to do
         assert publication.apply_grants(conn, S, [configured]) == []
 
