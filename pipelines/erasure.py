@@ -630,17 +630,20 @@ _NOT_TEXT = ("int", "double", "float", "real", "numeric", "decimal", "bool", "da
 
 
 def text_columns(conn: sa.Connection) -> list[tuple[str, str, str]]:
-    """(table, column, data type) of every column of every base table that can hold text."""
+    """(schema.table, column, data type) of every column that can hold text, of every base table of every
+    schema of the warehouse (`warehouse.Schemas.all`: the published marts, the internal tables, the lake
+    and staging, and the build copies of the marts)."""
     rows = conn.execute(sa.text(
-        "select c.table_name, c.column_name, c.data_type from information_schema.columns c "
+        "select c.table_schema, c.table_name, c.column_name, c.data_type from information_schema.columns c "
         "join information_schema.tables t on t.table_name = c.table_name and t.table_schema = c.table_schema "
-        "where c.table_schema = current_schema() and t.table_type = 'BASE TABLE' "
-        "order by c.table_name, c.ordinal_position")).fetchall()
+        "where c.table_schema in :schemas and t.table_type = 'BASE TABLE' "
+        "order by c.table_schema, c.table_name, c.ordinal_position").bindparams(
+            sa.bindparam("schemas", expanding=True)), {"schemas": list(warehouse.schemas_of(conn).all)}).fetchall()
     out = []
-    for table, column, dtype in rows:
+    for schema, table, column, dtype in rows:
         d = str(dtype).lower()
         if d.endswith("[]") or d in ("array", "json", "jsonb") or not any(d.startswith(x) or x in d for x in _NOT_TEXT):
-            out.append((str(table), str(column), d))
+            out.append((f"{schema}.{table}", str(column), d))
     return out
 
 
@@ -650,6 +653,11 @@ def _is_plain_text(dtype: str) -> bool:
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _qtable(qualified: str) -> str:
+    """A `schema.table` name of `text_columns`, quoted part by part."""
+    return ".".join(_quote(part) for part in qualified.split(".", 1))
 
 
 def _prefilter(conn: sa.Connection, expr: str, m: Matcher) -> tuple[str, dict[str, Any]]:
@@ -676,7 +684,7 @@ def warehouse_hits(conn: sa.Connection, m: Matcher) -> dict[tuple[str, str], tup
     for table, column, dtype in text_columns(conn):
         expr = f"cast({_quote(column)} as varchar)"
         cond, params = _prefilter(conn, expr, m)
-        values = conn.execute(sa.text(f"select distinct {expr} from {_quote(table)} where {cond}"), params).scalars()
+        values = conn.execute(sa.text(f"select distinct {expr} from {_qtable(table)} where {cond}"), params).scalars()
         hits = Hits()
         for v in values:
             if v is not None and m.find(str(v)):
@@ -691,7 +699,7 @@ def erase_warehouse(conn: sa.Connection, m: Matcher) -> dict[str, int]:
     stats = {"rows_deleted": 0, "values_nulled": 0, "texts_rewritten": 0, "tables": 0}
     touched: set[str] = set()
     for (table, column), (dtype, hits) in warehouse_hits(conn, m).items():
-        t, c = _quote(table), _quote(column)
+        t, c = _qtable(table), _quote(column)
         touched.add(table)
         plain = _is_plain_text(dtype)
         for value in sorted(hits.exact):

@@ -284,7 +284,7 @@ def _person_key_values(settings: Settings, engine: sa.Engine) -> set[str]:
         for table_name, column, _ in erasure.text_columns(conn):
             if column in erasure.PERSON_KEY_COLUMNS:
                 values.update(str(v) for v in conn.execute(sa.text(
-                    f"select distinct cast({erasure._quote(column)} as varchar) from {erasure._quote(table_name)}"
+                    f"select distinct cast({erasure._quote(column)} as varchar) from {erasure._qtable(table_name)}"
                 )).scalars() if v is not None)
     return {v for v in values if shaped.match(v)}
 
@@ -397,12 +397,12 @@ def _rotate_warehouse(conn: sa.Connection, km: KeyMap) -> dict[str, int]:
     stats = {"columns": 0, "values": 0}
     temp = "_esn_rotation_values"
     for table, column, dtype in erasure.text_columns(conn):
-        if table == temp:
+        if table.rsplit(".", 1)[-1] == temp:
             continue
         expr = f"cast({erasure._quote(column)} as varchar)"
         cond, _ = erasure._prefilter(conn, expr, erasure.Matcher(keys=km.mapping))
         values = [str(v) for v in conn.execute(sa.text(
-            f"select distinct {expr} from {erasure._quote(table)} where {cond}")).scalars() if v is not None]
+            f"select distinct {expr} from {erasure._qtable(table)} where {cond}")).scalars() if v is not None]
         changes = {v: km.sub(v) for v in values}
         changes = {o: n for o, n in changes.items() if o != n}
         if not changes:
@@ -413,8 +413,8 @@ def _rotate_warehouse(conn: sa.Connection, km: KeyMap) -> dict[str, int]:
         conn.exec_driver_sql(f"drop table if exists {temp}")
         conn.exec_driver_sql(f"create table {temp} (old_value varchar, new_value varchar)")
         warehouse.insert_arrow(conn, temp, pa.table({"old_value": list(changes), "new_value": list(changes.values())}))
-        t, c = erasure._quote(table), erasure._quote(column)
-        conn.exec_driver_sql(f"update {t} set {c} = m.new_value from {temp} m where {t}.{c} = m.old_value")
+        t, c = erasure._qtable(table), erasure._quote(column)
+        conn.exec_driver_sql(f"update {t} as u set {c} = m.new_value from {temp} m where u.{c} = m.old_value")
         conn.exec_driver_sql(f"drop table {temp}")
         stats["columns"] += 1
         stats["values"] += len(changes)

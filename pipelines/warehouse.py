@@ -121,6 +121,18 @@ def make_engine(url: str, schemas: Schemas | None = None) -> Engine:
     if url.startswith("postgresql"):
         engine = sa.create_engine(url, connect_args={"options": f"-c timezone=UTC -c search_path={path},public"},
                                   pool_pre_ping=True)
+
+        @sa.event.listens_for(engine, "connect")
+        def _schemas(dbapi_conn, _record):  # pragma: no cover - trivial
+            # the schemas exist before anything is created without one (it would land in public); a role
+            # without the right to create them (a reader) reads what the publisher created
+            try:
+                with dbapi_conn.cursor() as cur:
+                    for name in schemas.all:
+                        cur.execute(f"create schema if not exists {name}")
+                dbapi_conn.commit()
+            except Exception:  # noqa: BLE001 - insufficient privilege, or a concurrent creation
+                dbapi_conn.rollback()
     elif url.startswith("duckdb:///") and not url.startswith("duckdb:///:memory:"):
         # a DuckDB file is locked by the process holding it: NullPool closes it with every released
         # connection, and each new one waits for another process's lock (pipelines.duckdb_access)
@@ -187,6 +199,23 @@ def dialect(conn: Connection | Engine) -> str:
     return conn.dialect.name
 
 
+def _check_name(name: str) -> str:
+    """A table name, bare or `schema.table`, made of safe identifiers."""
+    parts = name.split(".")
+    if len(parts) > 2:
+        raise ValueError(f"not a safe table name: {name!r}")
+    for part in parts:
+        _check_ident(part)
+    return name
+
+
+def relation_exists(conn: Connection, qualified: str) -> bool:
+    """Whether `schema.table` (a table or a view) exists."""
+    schema, _, name = _check_name(qualified).rpartition(".")
+    return conn.execute(sa.text("select count(*) from information_schema.tables where table_schema = :s "
+                                "and table_name = :n"), {"s": schema, "n": name}).scalar_one() > 0
+
+
 def table_exists(conn: Connection, name: str) -> bool:
     """Whether a table or view of this name is in one of the searched schemas (`Schemas.search_path`)."""
     return table_schema(conn, name) is not None
@@ -201,10 +230,19 @@ def table_schema(conn: Connection, name: str) -> str | None:
     return next((s for s in path if s in found), None)
 
 
+def base_tables(conn: Connection, schemas: Sequence[str] | None = None) -> list[str]:
+    """`schema.table` of every base table of the warehouse's schemas (all four unless given), sorted."""
+    names = list(schemas) if schemas is not None else list(schemas_of(conn).all)
+    return [f"{s}.{t}" for s, t in conn.execute(sa.text(
+        "select table_schema, table_name from information_schema.tables where table_schema in :s "
+        "and table_type = 'BASE TABLE' order by table_schema, table_name"
+    ).bindparams(sa.bindparam("s", expanding=True)), {"s": names})]
+
+
 def columns(conn: Connection, table: str) -> list[str]:
     """A table's column names, from a zero-row select: duckdb-engine's column reflection breaks on
     DuckDB 2 with SQLAlchemy 2.1 (it queries pg_catalog tables DuckDB lacks), and this is portable."""
-    result = conn.exec_driver_sql(f"select * from {_check_ident(table)} where 1 = 0")
+    result = conn.exec_driver_sql(f"select * from {_check_name(table)} where 1 = 0")
     names = [str(c).lower() for c in result.keys()]  # noqa: SIM118 - Result iterates rows, not keys
     result.close()
     return names
@@ -268,14 +306,15 @@ def ensure_lake_tables(conn: Connection) -> None:
 
 
 def insert_arrow(conn: Connection, table: str, data: pa.Table) -> int:
-    """Bulk insert an Arrow table into an existing table, inside the caller's transaction."""
-    _check_ident(table)
+    """Bulk insert an Arrow table into an existing table (bare or schema.table), inside the caller's
+    transaction."""
+    _check_name(table)
     if data.num_rows == 0:
         return 0
     cols = ", ".join(_check_ident(c) for c in data.column_names)
     raw: Any = conn.connection.driver_connection
     if dialect(conn) == "duckdb":
-        view = f"_arrow_{table}"
+        view = f"_arrow_{table.replace('.', '__')}"
         raw.register(view, data)
         try:
             raw.execute(f"insert into {table} ({cols}) select {cols} from {view}")
@@ -478,11 +517,14 @@ def _match_columns(conn: Connection, name: str, build: str) -> str:
     created is added (NULL on the days not rebuilt since; a republish of those days fills them), and a
     column it no longer has (renamed or removed) is dropped, so that no name keeps stale figures of an
     older definition beside the new ones (e.g. mart_interactions_period.cross_department_share, renamed
-    cross_department_interaction_share). Returns the build's column list, to insert by name."""
+    cross_department_interaction_share). Returns the build's column list, to insert by name. `name` and
+    `build` are bare (the current schema) or `schema.table`."""
     have = set(columns(conn, name))
+    schema, _, table = build.rpartition(".")
     built = conn.execute(sa.text(
         "select column_name, data_type from information_schema.columns where table_name = :t "
-        "and table_schema = current_schema() order by ordinal_position"), {"t": build}).fetchall()
+        f"and table_schema = {':s' if schema else 'current_schema()'} order by ordinal_position"),
+        {"t": table, **({"s": schema} if schema else {})}).fetchall()
     for col, sql_type in built:
         if str(col).lower() not in have:
             conn.exec_driver_sql(f"alter table {name} add column {_check_ident(str(col).lower())} {sql_type}")
@@ -513,16 +555,41 @@ def run_model(conn: Connection, model: Model, params: dict[str, Any]) -> int:
 def publish_frame(conn: Connection, name: str, frame: pd.DataFrame, *, key: list[str],
                   partition_by: str | None = None, start: dt.date | None = None,
                   end: dt.date | None = None) -> int:
-    """Write-audit-publish for a table computed in Python (graph metrics, bootstrap intervals)."""
+    """Write-audit-publish for a table computed in Python (graph metrics, bootstrap intervals), in its
+    schema (`Schemas.of_table`: a mart_ table in the published marts, any other in internal): the rows are
+    written to a build table, audited, then put in place (`write_in_place`: the published table is never
+    dropped, so that grants, comments and users' views on it survive)."""
     _check_ident(name)
-    build = f"{name}__build"
+    schemas = schemas_of(conn)
+    build = f"{schemas.build}.{name}__frame"
     conn.exec_driver_sql(f"drop table if exists {build}")
     data = pa.Table.from_pandas(frame, preserve_index=False)
     _create_from_arrow_schema(conn, build, data.schema)
     insert_arrow(conn, build, data)
     rows = audit(conn, build, name, key, [])
-    publish(conn, name, build, "incremental" if partition_by else "table", partition_by, start, end)
+    write_in_place(conn, schemas.qualified(name), build, partition_by=partition_by, start=start, end=end)
+    conn.exec_driver_sql(f"drop table {build}")
     return rows
+
+
+def write_in_place(conn: Connection, target: str, build: str, *, partition_by: str | None = None,
+                   start: dt.date | None = None, end: dt.date | None = None) -> None:
+    """Make `target` (schema.table) hold the rows of `build`, in place, inside the caller's transaction:
+    created from it when missing; else its columns follow the build's (`_match_columns`), and its rows are
+    replaced: all of them, or with `partition_by` those of the partitions [start, end]. The table itself is
+    never dropped or renamed. A reader sees the old rows until the caller commits."""
+    _check_name(target)
+    _check_name(build)
+    if not relation_exists(conn, target):
+        conn.exec_driver_sql(f"create table {target} as select * from {build}")
+        return
+    cols = _match_columns(conn, target, build)
+    if partition_by:
+        conn.execute(sa.text(f"delete from {target} where {_check_ident(partition_by)} between :s and :e"),
+                     {"s": start, "e": end})
+    else:
+        conn.exec_driver_sql(f"delete from {target}")
+    conn.exec_driver_sql(f"insert into {target} ({cols}) select {cols} from {build}")
 
 
 _ARROW_SQL = [
@@ -532,6 +599,7 @@ _ARROW_SQL = [
 
 
 def _create_from_arrow_schema(conn: Connection, name: str, schema: pa.Schema) -> None:
+    _check_name(name)
     cols = []
     for f in schema:
         sql_type = next((t for test, t in _ARROW_SQL if test(f.type)), "varchar")

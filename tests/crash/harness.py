@@ -88,14 +88,13 @@ def pending(lake_dir: Path) -> dict[str, list[str]]:
 
 def warehouse_tables(engine: sa.Engine) -> dict[str, pd.DataFrame]:
     """Every base table of the warehouse (bookkeeping aside), rows in a canonical order."""
-    schema = "main" if engine.dialect.name == "duckdb" else "public"
+    from pipelines import warehouse
+
     with engine.connect() as conn:
-        names = [r[0] for r in conn.execute(sa.text(
-            "select table_name from information_schema.tables where table_schema = :s "
-            "and table_type = 'BASE TABLE' order by table_name"), {"s": schema})]
+        names = warehouse.base_tables(conn)  # `schema.table`, every schema of the warehouse
         out = {}
         for name in names:
-            if name in BOOKKEEPING:
+            if name.rsplit(".", 1)[-1] in BOOKKEEPING:
                 continue
             df = pd.read_sql_query(sa.text(f"select * from {name}"), conn)
             df = df.reindex(sorted(df.columns), axis=1)

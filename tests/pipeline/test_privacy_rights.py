@@ -48,8 +48,10 @@ def _key_everywhere(settings, engine, key: str) -> list[str]:
                 found.append(f"{path.relative_to(settings.lake_dir)}:{col}")
     with engine.connect() as conn:
         columns = conn.execute(sa.text(
-            "select table_name, column_name from information_schema.columns "
-            "where table_schema in ('main', 'public')")).fetchall()
+            "select table_schema || '.' || table_name, column_name from information_schema.columns "
+            "where table_schema in :s").bindparams(sa.bindparam("s", expanding=True)),
+            {"s": list(warehouse.schemas_of(conn).all)}).fetchall()
+        assert columns, "the warehouse's schemas have no columns: the search looks in the wrong place"
         for table, col in columns:
             if col in KEY_COLUMNS:
                 n = conn.execute(sa.text(f"select count(*) from {table} where {col} = :k"), {"k": key}).scalar()

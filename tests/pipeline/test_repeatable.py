@@ -32,11 +32,10 @@ PER_RUN = {"dq_validation_results", "dq_reply_completeness", "dq_revisit_tiers"}
 
 
 def table_names(engine: sa.Engine) -> list[str]:
-    schema = "main" if engine.dialect.name == "duckdb" else "public"
+    """`schema.table` of every base table of every warehouse schema (run logs aside)."""
     with engine.connect() as conn:
-        names = [r[0] for r in conn.execute(sa.text(
-            "select table_name from information_schema.tables where table_schema = :s"), {"s": schema})]
-    return sorted(n for n in names if n not in PER_RUN and not n.endswith("__build"))
+        names = warehouse.base_tables(conn)
+    return [n for n in names if n.rsplit(".", 1)[-1] not in PER_RUN and not n.endswith("__build")]
 
 
 def dump(engine: sa.Engine) -> dict[str, bytes]:

@@ -70,10 +70,8 @@ def oracle(settings: Settings, engine: sa.Engine, needles: set[str]) -> list[str
             if path.is_file() and _needles_in(_texts(path), needles):
                 found.append(str(path.relative_to(root.parent)))
     with engine.connect() as conn:
-        tables = conn.execute(sa.text("select table_name from information_schema.tables "
-                                      "where table_schema = current_schema()")).scalars().all()
-        for table in tables:
-            rows = conn.execute(sa.text(f'select * from "{table}"')).fetchall()
+        for table in warehouse.base_tables(conn):  # every schema: marts, internal, staging, build
+            rows = conn.execute(sa.text(f"select * from {table}")).fetchall()
             if _needles_in(json.dumps([list(r) for r in rows], default=str), needles):
                 found.append(f"warehouse {table}")
     return found
@@ -135,7 +133,8 @@ def test_erasure_by_email_leaves_no_trace_anywhere_and_recomputes_the_network(de
     key, mail = built["key"], built["email"]
     # before: everywhere, network tables and month snapshot included, and named in the reports
     before = oracle(settings, engine, {key})
-    for table in ("fct_person_network", "fct_network_ties", "lake_activities", "fct_person_daily_activity"):
+    for table in ("esn_internal.fct_person_network", "esn_internal.fct_network_ties", "esn_staging.lake_activities",
+                  "esn_internal.fct_person_daily_activity"):
         assert f"warehouse {table}" in before
     assert any(p.startswith("lake/raw/") for p in before) and any(p.startswith("lake/canonical/") for p in before)
     assert _count(engine, "select count(*) from fct_person_network where person_key = :k and window_name = 'month'",

@@ -215,11 +215,10 @@ def _copy(src: Path, dst: Path) -> Any:
 def _tables(engine: sa.Engine) -> dict[str, pd.DataFrame]:
     out = {}
     with engine.connect() as conn:
-        for t in conn.execute(sa.text("select table_name from information_schema.tables where table_schema = "
-                                      "current_schema() and table_type = 'BASE TABLE'")).scalars():
-            if t in ("dq_validation_results", "etl_run_log"):
+        for t in warehouse.base_tables(conn):  # every schema: marts, internal, staging, build
+            if t.rsplit(".", 1)[-1] in ("dq_validation_results", "etl_run_log"):
                 continue
-            df = warehouse.read_frame(conn, f'select * from "{t}"')
+            df = warehouse.read_frame(conn, f"select * from {t}")
             out[t] = df.astype(str).sort_values(list(df.columns)).reset_index(drop=True)
     return out
 

@@ -49,7 +49,7 @@ def test_erasure_removes_a_person_from_every_usage_table_and_republishes(tmp_pat
     settings, engine = _published(tmp_path)
     ana = Pseudonymiser(KEY).email("ana@contoso.example")
     before = oracle(settings, engine, {ana})
-    assert any("canonical/usage" in p for p in before) and "warehouse lake_usage_daily" in before
+    assert any("canonical/usage" in p for p in before) and "warehouse esn_staging.lake_usage_daily" in before
     assert _org(engine, D1)["report_active_users"] == 4
     report = erasure.erase(settings, ["ana@contoso.example"], KEY, engine=engine)
     assert report["remaining"] == []
