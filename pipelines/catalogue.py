@@ -2,7 +2,9 @@
 package's `pipelines/network/catalogue.py: COLUMNS` (section 3), as one list of entries, and the generated
 `docs/metrics.md`.
 
-Run `python -m pipelines.catalogue` to regenerate the docs. This module reads YAML and writes Markdown only.
+Run `python -m pipelines.catalogue` to regenerate the docs and the column descriptions of the catalogue's
+tables in the dbt properties YAML (`pipelines.dbt_project.write_properties`). This module reads YAML and
+writes Markdown and that YAML only.
 """
 
 from __future__ import annotations
@@ -295,9 +297,9 @@ def render_markdown(entries: list[Entry], rule: dict[str, str] | None = None) ->
     for e in entries:
         by_table.setdefault(e.table, []).append(e)
     try:
-        from pipelines import warehouse
+        from pipelines import dbt_project
 
-        models: list[Any] = warehouse.discover_models()
+        models: list[Any] = dbt_project.discover_models()
         kinds = _source_kinds()
     except ImportError:  # pragma: no cover - the docs can be rendered without the pipeline's dependencies
         models, kinds = [], ([], [])
@@ -326,5 +328,15 @@ def write_docs(path: Path = DOCS_FILE) -> Path:
     return path
 
 
+def write_model_columns() -> list[Path]:
+    """The `columns:` of the catalogue's tables in the dbt properties YAML (sql/models/<layer>/_<layer>.yml),
+    regenerated from catalogue/metrics.yaml; returns the files that changed."""
+    from pipelines import dbt_project
+
+    return dbt_project.write_properties()
+
+
 if __name__ == "__main__":  # pragma: no cover
     print(write_docs())
+    for changed in write_model_columns():
+        print(changed)

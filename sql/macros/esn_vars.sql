@@ -18,10 +18,10 @@
     {%- else -%}
         {%- if value is string -%}
             {%- set text = value -%}
-        {%- elif value.__class__.__name__ == 'date' -%}
+        {%- elif value.isoformat is defined and value.year is defined -%}
             {%- set text = value.isoformat() -%}
         {%- else -%}
-            {{ exceptions.raise_compiler_error("var " ~ name ~ " must be a date 'YYYY-MM-DD', got " ~ value.__class__.__name__ ~ " " ~ value) }}
+            {{ exceptions.raise_compiler_error("var " ~ name ~ " must be a date 'YYYY-MM-DD', got " ~ value) }}
         {%- endif -%}
         {%- if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', text) -%}
             {{ exceptions.raise_compiler_error("var " ~ name ~ " must be a date 'YYYY-MM-DD', got '" ~ text ~ "'") }}
@@ -38,7 +38,7 @@
     {%- if value is none -%}
         0
     {%- elif value is boolean or value is not number -%}
-        {{ exceptions.raise_compiler_error("var " ~ name ~ " must be a number, got " ~ value.__class__.__name__ ~ " " ~ value) }}
+        {{ exceptions.raise_compiler_error("var " ~ name ~ " must be a number, got " ~ value) }}
     {%- elif value is integer -%}
         {{ value }}
     {%- else -%}
@@ -56,7 +56,7 @@
     {%- if value is none -%}
         false
     {%- elif value is not boolean -%}
-        {{ exceptions.raise_compiler_error("var " ~ name ~ " must be true or false, got " ~ value.__class__.__name__ ~ " " ~ value) }}
+        {{ exceptions.raise_compiler_error("var " ~ name ~ " must be true or false, got " ~ value) }}
     {%- else -%}
         {{ 'true' if value else 'false' }}
     {%- endif -%}
@@ -68,7 +68,7 @@
     {%- if value is none -%}
         ''
     {%- elif value is not string -%}
-        {{ exceptions.raise_compiler_error("var " ~ name ~ " must be a string, got " ~ value.__class__.__name__ ~ " " ~ value) }}
+        {{ exceptions.raise_compiler_error("var " ~ name ~ " must be a string, got " ~ value) }}
     {%- else -%}
         '{{ value | replace("'", "''") }}'
     {%- endif -%}

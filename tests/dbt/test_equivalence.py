@@ -47,7 +47,14 @@ def _equivalence(settings: Settings, tmp: Path) -> dict[str, float]:
         engine.dispose()  # a DuckDB file has one writer process: dbt's
         timings[f"dbt_{i}"], _ = run_dbt(settings, interval, profiles, tmp / "target")
         problems += _compare_all(engine, interval.batch)
-    with engine.connect() as conn:  # the comparison compared something: rows in the marts
+    descriptions = dbt_project.model_descriptions()
+    with engine.connect() as conn:
+        for model in dbt_project.discover_models():  # every column of a built mart is described
+            if model.layer == "marts":
+                built = [c for c, _ in compare.column_types(conn, dbt_schema_of(model), model.name)]
+                undescribed = [c for c in built if not descriptions[model.name][1].get(c)]
+                problems += [f"{model.name}: columns without a description: {undescribed}"] if undescribed else []
+        # the comparison compared something: rows in the marts
         rows = conn.exec_driver_sql("select count(*) from dbt_build.mart_engagement_daily").scalar_one()
         days = conn.exec_driver_sql("select count(distinct activity_date) from dbt_build.mart_engagement_daily"
                                     ).scalar_one()
