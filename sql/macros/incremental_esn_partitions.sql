@@ -3,7 +3,8 @@
     partition column: those partitions are deleted, then the new rows inserted by column name (a day that
     now has no rows loses its old rows). The model's SQL selects only the interval's partitions; the first
     build (dbt's create table as) holds the interval's rows. Columns follow the model with
-    on_schema_change: sync_all_columns. The same SQL on dbt-duckdb and dbt-postgres. -#}
+    on_schema_change: sync_all_columns, and full_refresh: false (a full refresh would rebuild the table
+    with the interval's partitions only). The same SQL on dbt-duckdb and dbt-postgres. -#}
 {% macro get_incremental_esn_partitions_sql(arg_dict) -%}
     {%- set column = (config.get('meta') or {}).get('partition_by') -%}
     {%- if not column or not modules.re.fullmatch('[a-z_][a-z0-9_]*', column) -%}
