@@ -1,0 +1,143 @@
+"""The dbt project of sql/ as `pipelines.dbt_project` reads it (no dbt run): the same models, layers,
+materialisations, keys and suppression declarations as the old headers, the same SQL once the Jinja is
+undone, the generated column descriptions current, and the vars refused when mistyped."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines import dbt_project, warehouse
+from pipelines.catalogue import CATALOGUE_FILE
+from tests.dbt.conftest import run_dbt, write_profile
+
+#: header keys the suppression module and the catalogue read, kept under their names in the YAML meta
+META_KEYS = ("grain", "key", "partition_by", "owner", "families", "family_total", "group_size", "shared_people",
+             "labels", "sub_suppression", "not_null")
+
+
+def _old() -> dict[str, warehouse.Model]:
+    return {m.name: m for m in warehouse.discover_models()}
+
+
+def test_the_models_are_the_old_runners() -> None:
+    old, new = _old(), dbt_project.discover_models()
+    assert [m.name for m in new] and {m.name for m in new} == set(old)
+    for m in new:
+        o = old[m.name]
+        assert (m.layer, m.materialized, m.partition_by, m.path.suffix) == (o.layer, o.materialized, o.partition_by,
+                                                                           ".sql"), m.name
+        assert m.path.parent == warehouse.SQL_DIR / "models" / m.layer
+        if m.name != "stg_people":  # its old header lost every key after a two-line grain (see the report)
+            assert m.key == o.key, m.name
+            for k in META_KEYS:
+                assert m.meta.get(k) == o.meta.get(k), (m.name, k)
+            assert m.meta.get("description", "").startswith(o.meta.get("description", "")), m.name
+        # the declared dependencies are all there (and the lake tables it reads)
+        assert set(o.meta.get("depends_on", "").replace(" ", "").split(",")) - {""} <= set(m.depends_on), m.name
+    people = next(m for m in new if m.name == "stg_people")
+    assert people.key == ["person_key"] and people.meta["not_null"] == "in_directory, account_type, is_deactivated"
+    assert people.depends_on == ["lake_people", "lake_activities"]
+
+
+def test_models_come_after_what_they_read() -> None:
+    seen: set[str] = set()
+    for m in dbt_project.discover_models():
+        assert {d for d in m.depends_on if not d.startswith("lake_")} <= seen, m.name
+        seen.add(m.name)
+
+
+def _undo_jinja(sql: str) -> str:
+    """The old runner's SQL of a dbt model: refs and sources by name, vars as bound parameters."""
+    sql = re.sub(r"^-- depends_on: \{\{.*\}\}\n", "", sql, flags=re.M)
+    sql = re.sub(r"\{\{ ref\('(\w+)'\) \}\}", r"\1", sql)
+    sql = re.sub(r"\{\{ source\('lake', '(\w+)'\) \}\}", r"\1", sql)
+    sql = re.sub(r"\{\{ esn_date\('(\w+)'\) \}\}", r"cast(:\1 as date)", sql)
+    sql = re.sub(r"\{\{ esn_bool\('(\w+)'\) \}\}", r"cast(:\1 as boolean)", sql)
+    sql = re.sub(r"\{\{ esn_number\('(\w+)'\) \}\}", r":\1", sql)
+    sql = re.sub(r"\{\{ dbt\.date_trunc\('(\w+)', '([^']+)'\) \}\}", r"date_trunc('\1', \2)", sql)
+    sql = sql.replace("{{ dbt.dateadd('month', 1, 'm.month_start') }}", "m.month_start + interval '1 month'")
+    return sql
+
+
+def _norm(sql: str) -> str:
+    lines = [ln for ln in sql.splitlines() if not ln.lstrip().startswith("--")]
+    return re.sub(r"\s+", " ", re.sub(r"--[^\n]*", "", "\n".join(lines))).strip()
+
+
+def test_the_sql_is_the_old_sql() -> None:
+    old = _old()
+    for m in dbt_project.discover_models():
+        body = _undo_jinja(m.sql)
+        assert "{{" not in body and "{%" not in body, m.name
+        assert _bare(_norm(body)) == _bare(_norm(old[m.name].sql)), m.name
+
+
+def _bare(sql: str) -> str:
+    """A typed parameter (cast(:start_date as date)) as the bare one (:start_date): the old SQL had both."""
+    return re.sub(r"cast\(:(\w+) as (date|boolean)\)", r":\1", sql)
+
+
+def test_the_properties_yaml_is_current() -> None:
+    """Regenerating the catalogue tables' columns (python -m pipelines.catalogue) changes nothing."""
+    synced = dbt_project.synced_properties()
+    assert set(synced) == {dbt_project.properties_file(layer) for layer in warehouse.LAYERS}
+    for path, text in synced.items():
+        assert path.read_text() == text, f"{path} is not current: run python -m pipelines.catalogue"
+
+
+def test_catalogue_definitions_describe_the_columns() -> None:
+    catalogue = yaml.safe_load(CATALOGUE_FILE.read_text())
+    descriptions = dbt_project.model_descriptions()
+    marts = [m.name for m in dbt_project.discover_models() if m.layer == "marts"]
+    for name in marts:
+        description, cols = descriptions[name]
+        assert description, name
+        assert cols, name
+    for table, spec in catalogue["tables"].items():
+        if table not in descriptions:
+            continue  # computed in Python
+        _, cols = descriptions[table]
+        for col, meta in (spec.get("columns") or {}).items():
+            assert cols.get(col) == meta["definition"], (table, col)
+    # a shared column takes the common definition
+    assert descriptions["mart_engagement_daily"][1]["segment_type"] == catalogue["common_columns"]["segment_type"][
+        "definition"]
+
+
+def test_sync_keeps_order_tests_and_other_descriptions() -> None:
+    entry = {"name": "t", "description": "d", "config": {"materialized": "table"},
+             "columns": [{"name": "k", "data_tests": ["not_null"]}, {"name": "extra", "description": "hand"},
+                         {"name": "as_of_date", "description": "old"}]}
+    out = dbt_project.sync_columns(entry, {"k": "the key", "new": "added"}, {"as_of_date": "day"})
+    assert out["config"] == entry["config"] and out["description"] == "d"
+    assert out["columns"] == [{"name": "k", "description": "the key", "data_tests": ["not_null"]},
+                              {"name": "extra", "description": "hand"}, {"name": "as_of_date", "description": "day"},
+                              {"name": "new", "description": "added"}]
+
+
+def test_dbt_vars_from_model_params() -> None:
+    assert dbt_project.dbt_vars({"start_date": dt.date(2026, 5, 1), "min_group_size": 5, "w_reply": 0.5,
+                                 "usage_report_engage": True}) == {
+        "start_date": "2026-05-01", "min_group_size": 5, "w_reply": 0.5, "usage_report_engage": True}
+    with pytest.raises(TypeError, match="start_date"):
+        dbt_project.dbt_vars({"start_date": dt.datetime(2026, 5, 1)})
+    with pytest.raises(TypeError, match="w_reply"):
+        dbt_project.dbt_vars({"w_reply": "0.5; drop table x"})
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ({"min_group_size": "5 or 1=1"}, "var min_group_size must be a number"),
+    ({"start_date": "2026-05-01' or '1"}, "var start_date must be a date"),
+    ({"usage_report_engage": "true"}, "var usage_report_engage must be true or false"),
+    ({"w_reply": True}, "var w_reply must be a number"),
+])
+def test_a_mistyped_var_is_a_compiler_error_naming_it(tmp_path: Path, demo, override, message) -> None:
+    profiles = write_profile(tmp_path / "profiles", f"duckdb:///{tmp_path / 'w.duckdb'}")
+    interval = __import__("pipelines.jobs", fromlist=["Interval"]).Interval(dt.date(2026, 5, 1), dt.date(2026, 5, 2))
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        run_dbt(demo, interval, profiles, tmp_path / "target", command="compile", extra_vars=override)
