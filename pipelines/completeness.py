@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -103,17 +102,23 @@ def record(conn: Any, threads: list[dict[str, Any]], tiers: list[dict[str, Any]]
     return seq
 
 
-def publish(conn: Any) -> int:
-    """Write-audit-publish `mart_reply_completeness` inside the caller's (publish) transaction, from the
-    records of every run; the record tables are created first when no run wrote them yet."""
+def ensure_tables(conn: Any) -> None:
+    """The record tables (internal schema), created when no validation wrote them yet."""
     from pipelines import warehouse
 
     warehouse.record_rows(conn, COMPLETENESS_TABLE, [], COMPLETENESS_DDL)
     warehouse.record_rows(conn, REVISIT_TABLE, [], REVISIT_DDL)
-    model = warehouse.Model(name=PUBLISHED, layer="marts", path=Path(__file__), sql=PUBLISHED_SQL.strip(),
-                            materialized="table", partition_by=None, key=["source", "thread_date"], depends_on=[],
-                            meta={"not_null": "completeness, threads, replies_announced, replies_fetched"})
-    return warehouse.run_model(conn, model, {})
+
+
+def publish(conn: Any) -> int:
+    """Write-audit-publish `mart_reply_completeness` (in place, in the marts schema) inside the caller's
+    (publish) transaction, from the records of every run."""
+    from pipelines import warehouse
+
+    ensure_tables(conn)
+    frame = warehouse.read_frame(conn, PUBLISHED_SQL)
+    return warehouse.publish_frame(conn, PUBLISHED, frame, key=["source", "thread_date"],
+                                   not_null=["completeness", "threads", "replies_announced", "replies_fetched"])
 
 
 def score(announced: int, fetched_capped: int) -> float:

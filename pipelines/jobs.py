@@ -704,72 +704,127 @@ def publish(settings: Settings, interval: Interval, *, engine: sa.Engine | None 
 
 def _publish(settings: Settings, requested: Interval, engine: sa.Engine, source_names: list[str],
              after_models: Callable[[sa.Connection], None] | None, key: str | None) -> dict[str, Any]:
+    """The publication, in five steps (docs/warehouse.md):
+
+    1. the lake of the interval into the staging schema's lake tables (one transaction, committed);
+    2. `dbt build` of sql/ (pipelines.transform): staging views and internal models in place (incremental
+       ones on the interval's partitions), the marts into the build schema, every dbt test; a failure
+       stops here, the published marts untouched;
+    3. complementary suppression of the build schema's marts, then dbt builds what reads them
+       (mart_alerts) from the suppressed rows;
+    4. ONE transaction publishes: every mart refreshed in place from the build schema (never dropped, so
+       grants, comments and users' views survive), the Python metrics, the completeness scores, comments
+       and grants; a reader sees all the old marts or all the new ones;
+    5. on a DuckDB warehouse, the published snapshot file BI tools open, replaced atomically.
+
+    The lake, staging and internal tables are working tables: a failure after step 1 leaves them ahead of
+    the published marts until the next publish, which covers the same days again (the journal keeps them)
+    and gives the same tables."""
+    from pipelines import publication, suppression, transform
+
     crashpoints.reached("publish.start")
     interval, consumed = publication_interval(settings, requested, source_names)
     t0 = time.perf_counter()
-    models = warehouse.discover_models()
     params = model_params(settings, interval)
+    schemas = warehouse.schemas_of(engine)
     timings: dict[str, float] = {}
-    with engine.begin() as conn:
-        warehouse.lock_publication(conn)
-        warehouse.ensure_lake_tables(conn)
-        files = [f for src in source_names for f in lake.partition_files(
-            lake.canonical_dir(settings.lake_dir, "activities") / f"source={src}", interval.days)]
-        loaded = warehouse.replace_activity_days(conn, source_names, interval.days, files)
-        usage_files = [f for src in source_names for f in lake.partition_files(
-            lake.canonical_dir(settings.lake_dir, "usage") / f"source={src}", interval.days)]
-        usage_loaded = warehouse.replace_usage_days(conn, source_names, interval.days, usage_files)
-        # one row per person of every source's latest people snapshot (canonical.merge_people: HR wins),
-        # plus the people earlier snapshots listed and the latest no longer does (delisted_on); and the
-        # effective-dated history of every snapshot up to the interval's end (canonical.people_over_time):
-        # rebuilt from the lake each time, so erasure and key rotation of the lake carry over to it
-        people, history = canonical.people_over_time(_people_snapshots(settings, interval.end))
-        people_counts: dict[str, int] = {}
-        if len(people):
-            people = people.assign(snapshot_date=interval.end)
-            warehouse.replace_table(conn, "lake_people", pa.Table.from_pandas(people, preserve_index=False))
-            warehouse.replace_table(conn, "lake_people_history", pa.Table.from_pandas(history, preserve_index=False))
-            listed = people["delisted_on"].isna()
-            people_counts = {"people": int(listed.sum()),
-                             "in_directory": int((people["in_directory"] & listed).sum()),
-                             "outside_directory": int((~people["in_directory"] & listed).sum())}
-            if not listed.all():  # people no snapshot lists any more: their employment ended that day
-                people_counts["delisted"] = int((~listed).sum())
-        containers = _latest_canonical(settings, "containers", interval.end)
-        if containers is not None:
-            warehouse.replace_table(conn, "lake_containers", pa.Table.from_pandas(containers, preserve_index=False))
-        if warehouse.dialect(conn) == "postgresql":  # fresh statistics, or the planner guesses badly
-            for table in warehouse.LAKE_DDL:
-                conn.exec_driver_sql(f"analyze {table}")
+    rows: dict[str, int] = {}
+    with warehouse.publication_lock(engine):
+        with engine.begin() as conn:
+            loaded, usage_loaded, people_counts = _load_lake(settings, conn, interval, source_names)
         timings["load"] = round(time.perf_counter() - t0, 2)
         crashpoints.reached("publish.loaded")
-        rows: dict[str, int] = {}
-        for model in models:
-            t1 = time.perf_counter()
-            rows[model.name] = warehouse.run_model(conn, model, params)
-            timings[model.name] = round(time.perf_counter() - t1, 2)
+
+        def node_done(name: str, status: str) -> None:
             crashpoints.reached("publish.model")
+
         t1 = time.perf_counter()
-        from pipelines.metrics import compute_python_metrics
+        readers = suppression.readers_of_suppressed()
+        built = transform.build(engine.url.render_as_string(hide_password=False), params, schemas=schemas,
+                                exclude=readers, on_node=node_done)
+        with engine.begin() as conn:
+            hidden = suppression.suppress_build(conn, settings, interval)
+        if readers:
+            built.nodes += transform.build(engine.url.render_as_string(hide_password=False), params,
+                                           schemas=schemas, select=readers, on_node=node_done).nodes
+        timings["dbt"] = round(time.perf_counter() - t1, 2)
+        from pipelines import dbt_project
 
-        rows.update(compute_python_metrics(conn, settings, interval, key=key))
-        timings["python_metrics"] = round(time.perf_counter() - t1, 2)
-        rows[completeness.PUBLISHED] = completeness.publish(conn)  # the latest score per source and day
-        if after_models is not None:
-            after_models(conn)
-        from pipelines import suppression
+        models = dbt_project.discover_models()
+        for node in built.nodes:
+            if node.resource_type == "model":
+                timings[node.name] = round(node.seconds, 2)
+        with engine.begin() as conn:
+            t1 = time.perf_counter()
+            for model in models:
+                if model.layer != "marts":
+                    continue
+                if model.materialized == "incremental" and model.partition_by and warehouse.relation_exists(
+                        conn, f"{schemas.marts}.{model.name}"):
+                    rows[model.name] = publication.refresh_range(conn, schemas, model.name, model.partition_by,
+                                                                 interval.start, interval.end)
+                else:
+                    rows[model.name] = publication.refresh_in_place(conn, schemas, model.name)
+            timings["refresh"] = round(time.perf_counter() - t1, 2)
+            t1 = time.perf_counter()
+            from pipelines.metrics import compute_python_metrics
 
-        # complementary suppression of what this run wrote, in the same transaction
-        suppression.apply_published(conn, settings, interval, model_params(settings, interval), key=key)
-        crashpoints.reached("publish.before_commit")
-    crashpoints.reached("publish.committed")
+            # from the published (suppressed) marts: a batch run and the same days run one by one agree
+            rows.update(compute_python_metrics(conn, settings, interval, key=key))
+            timings["python_metrics"] = round(time.perf_counter() - t1, 2)
+            rows[completeness.PUBLISHED] = completeness.publish(conn)  # the latest score per source and day
+            if after_models is not None:
+                after_models(conn)
+            publication.describe_and_grant(conn, settings)
+            crashpoints.reached("publish.before_commit")
+        crashpoints.reached("publish.committed")
+        snapshot = publication.publish_snapshot(settings, engine, interval)
     for src, entries in consumed.items():  # published: the next run starts afresh (a kill before: republished)
         lake.pending(settings.lake_dir, src, "canonical").discard(entries)
     crashpoints.reached("publish.end")
     return {"interval": interval.batch, "activities_loaded": loaded, "usage_loaded": usage_loaded,
-            "people": people_counts, "models": rows,
-            "seconds": timings,
-            "total_seconds": round(time.perf_counter() - t0, 2)}
+            "people": people_counts, "models": rows, "suppressed_cells": hidden,
+            **({"published_duckdb": str(snapshot)} if snapshot else {}),
+            "seconds": timings, "total_seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _load_lake(settings: Settings, conn: sa.Connection, interval: Interval, source_names: list[str]
+               ) -> tuple[int, int, dict[str, int]]:
+    """The canonical lake of the interval into the staging schema's lake tables (the caller's transaction)."""
+    warehouse.ensure_lake_tables(conn)
+    completeness.ensure_tables(conn)
+    staging = warehouse.schemas_of(conn).staging
+    files = [f for src in source_names for f in lake.partition_files(
+        lake.canonical_dir(settings.lake_dir, "activities") / f"source={src}", interval.days)]
+    loaded = warehouse.replace_activity_days(conn, source_names, interval.days, files)
+    usage_files = [f for src in source_names for f in lake.partition_files(
+        lake.canonical_dir(settings.lake_dir, "usage") / f"source={src}", interval.days)]
+    usage_loaded = warehouse.replace_usage_days(conn, source_names, interval.days, usage_files)
+    # one row per person of every source's latest people snapshot (canonical.merge_people: HR wins),
+    # plus the people earlier snapshots listed and the latest no longer does (delisted_on); and the
+    # effective-dated history of every snapshot up to the interval's end (canonical.people_over_time):
+    # rebuilt from the lake each time, so erasure and key rotation of the lake carry over to it
+    people, history = canonical.people_over_time(_people_snapshots(settings, interval.end))
+    people_counts: dict[str, int] = {}
+    if len(people):
+        people = people.assign(snapshot_date=interval.end)
+        warehouse.replace_table(conn, f"{staging}.lake_people", pa.Table.from_pandas(people, preserve_index=False))
+        warehouse.replace_table(conn, f"{staging}.lake_people_history",
+                                pa.Table.from_pandas(history, preserve_index=False))
+        listed = people["delisted_on"].isna()
+        people_counts = {"people": int(listed.sum()),
+                         "in_directory": int((people["in_directory"] & listed).sum()),
+                         "outside_directory": int((~people["in_directory"] & listed).sum())}
+        if not listed.all():  # people no snapshot lists any more: their employment ended that day
+            people_counts["delisted"] = int((~listed).sum())
+    containers = _latest_canonical(settings, "containers", interval.end)
+    if containers is not None:
+        warehouse.replace_table(conn, f"{staging}.lake_containers",
+                                pa.Table.from_pandas(containers, preserve_index=False))
+    if warehouse.dialect(conn) == "postgresql":  # fresh statistics, or the planner guesses badly
+        for table in warehouse.LAKE_DDL:
+            conn.exec_driver_sql(f"analyze {staging}.{table}")
+    return loaded, usage_loaded, people_counts
 
 
 @warehouse.with_engine

@@ -21,6 +21,7 @@ import calendar
 import datetime as dt
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -174,7 +175,23 @@ def run_network(settings: Settings, end: dt.date, *, engine: sa.Engine | None = 
         from pipelines.metrics import impact_after_network
 
         rows.update(impact_after_network(conn, settings, end, windows=info))
+        from pipelines import publication
+
+        publication.describe_and_grant(conn, settings)  # the network marts' comments from their first run
+    # the published snapshot file of a DuckDB warehouse holds the network marts too
+    publication.publish_snapshot(settings, engine, _Through(end))
     return {"end": end.isoformat(), "rows": rows, "windows": info, "seconds": round(time.perf_counter() - t0, 2)}
+
+
+@dataclass(frozen=True)
+class _Through:
+    """The span of a network run for the published snapshot's `_published` row."""
+
+    end: dt.date
+
+    @property
+    def start(self) -> dt.date:
+        return self.end
 
 
 def network_dates(start: dt.date, end: dt.date) -> list[dt.date]:

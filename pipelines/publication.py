@@ -27,6 +27,7 @@ import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -34,6 +35,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pipelines import warehouse
 from pipelines.warehouse import _ARROW_SQL, Schemas, _check_ident, dialect, insert_arrow
 
 log = logging.getLogger(__name__)
@@ -482,3 +484,49 @@ def _direct_schema_privs(conn: Connection, schema: str, grantee_oid: int) -> set
 
 def _has_direct_schema_priv(conn: Connection, schema: str, grantee_oid: int, priv: str) -> bool:
     return priv in _direct_schema_privs(conn, schema, grantee_oid)
+
+
+# ------------------------------------------------------------------------- what the publish applies
+def describe_and_grant(conn: Connection, settings: Any) -> None:
+    """Table and column comments of every published mart from the catalogue (via the dbt properties,
+    `dbt_project.model_descriptions`, and the Python tables' catalogue entries), and the BI roles'
+    grants (PostgreSQL), inside the publish transaction: they hold from the first publish on and are
+    never lost, the tables being refreshed in place."""
+    schemas = warehouse.schemas_of(conn)
+    described = _published_descriptions()
+    for table in warehouse.base_tables(conn, [schemas.marts]):
+        name = table.rsplit(".", 1)[-1]
+        if name in described:
+            description, cols = described[name]
+            apply_descriptions(conn, schemas.marts, name, description, cols)
+    apply_grants(conn, schemas, settings.warehouse.bi_roles)
+
+
+def _published_descriptions() -> dict[str, tuple[str | None, dict[str, str]]]:
+    """table -> (description, {column: description}) of every published table: the dbt marts' properties
+    (their columns generated from the catalogue), and for the tables Python publishes (network, impact,
+    scorecard, completeness) the catalogue's entries, their grain as the table's description."""
+    from pipelines import catalogue, dbt_project
+
+    out: dict[str, tuple[str | None, dict[str, str]]] = dict(dbt_project.model_descriptions())
+    python: dict[str, tuple[str | None, dict[str, str]]] = {}
+    for entry in catalogue.load_entries():
+        if entry.table in out or not entry.table.startswith("mart_"):
+            continue
+        grain, cols = python.setdefault(entry.table, (entry.grain or None, {}))
+        cols[entry.column] = entry.definition
+    return {**out, **python}
+
+
+def publish_snapshot(settings: Any, engine: sa.Engine, interval: Any) -> Path | None:
+    """On a DuckDB warehouse, the published marts copied into the file BI tools open
+    (`settings.published_duckdb()`, replaced atomically: a reader holding the old file keeps it)."""
+    target = settings.published_duckdb()
+    if target is None or engine.dialect.name != "duckdb":
+        return None
+    from pipelines import snapshot
+
+    return snapshot.write_published(
+        engine, warehouse.schemas_of(engine), target, storage_version=settings.warehouse.duckdb_storage_version,
+        meta={"published_at": dt.datetime.now(dt.UTC).replace(microsecond=0),
+              "data_from": interval.start, "data_through": interval.end})

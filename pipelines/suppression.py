@@ -30,9 +30,10 @@ Hiding a cell means what the marts already do: its `suppressed` flag (or the lay
 measure of the layer NULL. The families of a SQL mart are declared in its header (`families`,
 `family_total`, `group_size`, `shared_people`, `labels`, `sub_suppression`; see `sql_family`); the tables
 Python builds declare theirs in `PYTHON_FAMILIES` and call `complementary` on the frame they publish.
-`apply_published` runs inside the publish transaction, after every model, on the partitions the run
-wrote (once per build: it reads the sizes of the cells it hides before NULLing them), and rebuilds what
-reads published marts (mart_alerts, the Python metrics) from the suppressed rows. Deterministic: the
+`suppress_build` runs on the build schema's marts after dbt built them, before their publication, on the
+partitions the run wrote (once per build: it reads the sizes of the cells it hides before NULLing them);
+what reads published marts is built from the suppressed rows after it (mart_alerts by dbt,
+`readers_of_suppressed`; the Python metrics from the published marts). Deterministic: the
 same rows give the same cells hidden, so a rerun publishes the same tables.
 
 This module must never widen what is published: it only ever hides more.
@@ -43,7 +44,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -680,49 +681,46 @@ def _update(conn: sa.Connection, table: str, key: list[str], rows: pd.DataFrame,
     conn.exec_driver_sql(f"drop table {tmp}")
 
 
-@dataclass
-class Applied:
-    hidden: dict[str, int] = field(default_factory=dict)
-    rebuilt: list[str] = field(default_factory=list)
+def readers_of_suppressed(models: Sequence[warehouse.Model] | None = None) -> list[str]:
+    """The marts that read marts this module suppresses (mart_alerts): dbt builds them after
+    `suppress_build`, from the suppressed rows, so that what they publish is computed from what is
+    published."""
+    from pipelines import dbt_project
 
-
-def apply_published(conn: sa.Connection, settings: Any, interval: Any,
-                    params: Mapping[str, Any] | None = None, *, rebuild_python: bool = True,
-                    key: str | None = None) -> dict[str, Any]:
-    """Complementary suppression of every SQL mart the run wrote (inside the publish transaction), then
-    what reads published marts rebuilt from the suppressed rows: the SQL models (mart_alerts) and the
-    Python metrics (impact, scorecard). Returns cells hidden per table and what was rebuilt."""
-    k = settings.privacy.min_group_size
-    models = warehouse.discover_models()
-    done = Applied()
-    directory: Directory | None = None
-    for model in models:
-        fam = sql_family(model) if model.layer == "marts" else None
-        if fam is None or not warehouse.table_exists(conn, model.name):
-            continue
-        if fam.overlap and directory is None:
-            directory = Directory.load(conn)
-        n = apply_table(conn, fam, k, interval.start, interval.end, directory)
-        if n:
-            done.hidden[model.name] = n
+    models = models if models is not None else dbt_project.discover_models()
     suppressed = {f.table for f in families(models) if f.applied == "publish"}
-    readers = [m for m in models if m.layer == "marts" and m.name not in suppressed
-               and suppressed & set(m.depends_on)]
-    if readers:
-        if params is None:
-            from pipelines.jobs import model_params  # jobs calls this module: import when needed
+    return [m.name for m in models if m.layer == "marts" and m.name not in suppressed
+            and suppressed & set(m.depends_on)]
 
-            params = model_params(settings, interval)
-        for model in readers:
-            warehouse.run_model(conn, model, dict(params))
-            done.rebuilt.append(model.name)
-    if rebuild_python and warehouse.table_exists(conn, "mart_engagement_daily"):
-        # the impact metrics and the scorecard read the marts too: from the rows as published, so that a
-        # batch run and the same days run one by one publish the same tables
-        from pipelines.metrics import compute_python_metrics
 
-        compute_python_metrics(conn, settings, interval, key=key)  # the run's key (the DAG's connection)
-        done.rebuilt.append("python metrics")
-    if done.hidden:
-        log.info("complementary suppression hid %s; rebuilt %s", done.hidden, done.rebuilt)
-    return {"hidden": done.hidden, "rebuilt": done.rebuilt}
+def suppress_build(conn: sa.Connection, settings: Any, interval: Any) -> dict[str, int]:
+    """Complementary suppression of the SQL marts of the build schema on the partitions the run wrote
+    (`jobs.publish`, before the marts are published): the marts are read and rewritten by name with the
+    build schema first in the search path. Returns the cells hidden per table."""
+    k = settings.privacy.min_group_size
+    schemas = warehouse.schemas_of(conn)
+    path = ", ".join((schemas.build, schemas.internal, schemas.staging))
+    if warehouse.dialect(conn) == "postgresql":
+        conn.exec_driver_sql(f"set local search_path to {path}")
+    else:
+        conn.exec_driver_sql(f"set search_path = '{path.replace(' ', '')}'")
+    hidden: dict[str, int] = {}
+    directory: Directory | None = None
+    from pipelines import dbt_project
+
+    try:
+        for model in dbt_project.discover_models():
+            fam = sql_family(model) if model.layer == "marts" else None
+            if fam is None or not warehouse.relation_exists(conn, f"{schemas.build}.{model.name}"):
+                continue
+            if fam.overlap and directory is None:
+                directory = Directory.load(conn)
+            n = apply_table(conn, fam, k, interval.start, interval.end, directory)
+            if n:
+                hidden[model.name] = n
+    finally:
+        if warehouse.dialect(conn) != "postgresql":  # SET LOCAL ends with the transaction
+            conn.exec_driver_sql(f"set search_path = '{','.join(schemas.search_path)}'")
+    if hidden:
+        log.info("complementary suppression hid %s", hidden)
+    return hidden

@@ -10,13 +10,14 @@ tables exactly as they were. Values are always bound parameters, never formatted
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import io
 import logging
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -391,18 +392,29 @@ def replace_usage_days(conn: Connection, sources: Sequence[str], days: Sequence[
 PUBLICATION_LOCK_KEY = 0x65736E7075626C
 
 
-def lock_publication(conn: Connection) -> None:
-    """Serialise publications on the warehouse, across machines: on PostgreSQL a transaction-level
-    advisory lock (released by the commit or the rollback, or when the session dies). A DuckDB file has
-    one writer process at a time anyway."""
-    if dialect(conn) == "postgresql":
-        conn.execute(sa.text("select pg_advisory_xact_lock(:k)"), {"k": PUBLICATION_LOCK_KEY})
+@contextlib.contextmanager
+def publication_lock(engine: Engine) -> Iterator[None]:
+    """Serialise publications on the warehouse, across machines, for the whole publish (lake load, dbt,
+    publication): on PostgreSQL a session-level advisory lock held by a connection of its own (released
+    at the end, or when the session dies). A DuckDB file has one writer process at a time anyway, and the
+    lake's publish lock (runlock) serialises the processes of one machine."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(sa.text("select pg_advisory_lock(:k)"), {"k": PUBLICATION_LOCK_KEY})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("select pg_advisory_unlock(:k)"), {"k": PUBLICATION_LOCK_KEY})
+            conn.commit()
 
 
 def replace_table(conn: Connection, table: str, data: pa.Table) -> int:
     """Replace a table's rows inside the caller's transaction (publications are serialised by
     `lock_publication`, so two publishes never interleave their delete and insert)."""
-    conn.exec_driver_sql(f"delete from {_check_ident(table)}")
+    conn.exec_driver_sql(f"delete from {_check_name(table)}")
     return insert_arrow(conn, table, data)
 
 
@@ -554,7 +566,7 @@ def run_model(conn: Connection, model: Model, params: dict[str, Any]) -> int:
 
 def publish_frame(conn: Connection, name: str, frame: pd.DataFrame, *, key: list[str],
                   partition_by: str | None = None, start: dt.date | None = None,
-                  end: dt.date | None = None) -> int:
+                  end: dt.date | None = None, not_null: Sequence[str] = ()) -> int:
     """Write-audit-publish for a table computed in Python (graph metrics, bootstrap intervals), in its
     schema (`Schemas.of_table`: a mart_ table in the published marts, any other in internal): the rows are
     written to a build table, audited, then put in place (`write_in_place`: the published table is never
@@ -566,7 +578,7 @@ def publish_frame(conn: Connection, name: str, frame: pd.DataFrame, *, key: list
     data = pa.Table.from_pandas(frame, preserve_index=False)
     _create_from_arrow_schema(conn, build, data.schema)
     insert_arrow(conn, build, data)
-    rows = audit(conn, build, name, key, [])
+    rows = audit(conn, build, name, key, list(not_null))
     write_in_place(conn, schemas.qualified(name), build, partition_by=partition_by, start=start, end=end)
     conn.exec_driver_sql(f"drop table {build}")
     return rows
