@@ -21,6 +21,12 @@ fails its task at once, without retries, with the message naming the failed expe
 quarantine folder; nothing of that day is published. Other errors (network, locks) are retried twice
 with exponential back-off. Rerunning a day replaces exactly that day.
 
+**Warehouse pool.** `publish_warehouse` runs in the Airflow pool `esn_warehouse` (1 slot, shared with
+`esn_network`'s `compute_network`): one long warehouse writer at a time. The extractions, validations
+and landings run in parallel outside it (their writes are short; a DuckDB file is opened per write and
+waits for another writer's lock, `pipelines.duckdb_access`). Create the pool once:
+`airflow pools set esn_warehouse 1 "esn-metrics warehouse writers"` (docs/bi.md).
+
 **Reruns / backfill.** `catchup` is off unless the environment variable `ESN_CATCHUP=true`;
 `max_active_runs=1` because the runs write the same lake and warehouse.
 
@@ -44,6 +50,8 @@ if TYPE_CHECKING:
 
 DAG_ID = "esn_daily"
 PUBLISHED = Asset("esn://warehouse/published")
+#: the Airflow pool (1 slot) of the tasks that write the warehouse for long (docs/bi.md)
+WAREHOUSE_POOL = "esn_warehouse"
 
 
 def _catchup_from_env() -> bool:
@@ -187,7 +195,7 @@ def esn_daily() -> None:
     def ingest_source(source: str) -> None:
         extract_source(source) >> stage_source(source) >> validate_source(source) >> land_source(source)
 
-    @task(outlets=[PUBLISHED])
+    @task(outlets=[PUBLISHED], pool=WAREHOUSE_POOL)
     def publish_warehouse(sources: list[str]) -> dict[str, Any]:
         from pipelines import jobs, warehouse
 

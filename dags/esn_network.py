@@ -13,6 +13,10 @@ influence measure is the month snapshot's pagerank (`pipelines.metrics.impact_af
 outcome files the publication pseudonymised into the lake, so no key is needed here). Until that module
 is installed the task is *skipped* with a message saying so (never a silent success).
 
+**Warehouse pool.** `compute_network` runs in the Airflow pool `esn_warehouse` (1 slot, shared with
+`esn_daily.publish_warehouse`): it never writes the warehouse at the same time as a publish. Create the
+pool once: `airflow pools set esn_warehouse 1 "esn-metrics warehouse writers"` (docs/bi.md).
+
 **Failures.** A missing or unreadable end date or a bad configuration fails at once without retries;
 other errors are retried twice with exponential back-off. Rerunning a date replaces its tables.
 
@@ -31,6 +35,8 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 DAG_ID = "esn_network"
 PUBLISHED = Asset("esn://warehouse/published")
+#: the Airflow pool (1 slot) of the tasks that write the warehouse for long, shared with esn_daily's publish
+WAREHOUSE_POOL = "esn_warehouse"
 
 
 def end_dates_from_events(events: Mapping[Any, Any] | None, manual_end_date: str | None) -> list[dt.date]:
@@ -71,7 +77,7 @@ def end_dates_from_events(events: Mapping[Any, Any] | None, manual_end_date: str
     tags=["esn-metrics", "network", "warehouse"],
 )
 def esn_network() -> None:
-    @task
+    @task(pool=WAREHOUSE_POOL)
     def compute_network() -> dict[str, Any]:
         from pipelines.config import ConfigError, load_settings
 
