@@ -49,11 +49,10 @@ def _equivalence(settings: Settings, tmp: Path) -> dict[str, float]:
         problems += _compare_all(engine, interval.batch)
     descriptions = dbt_project.model_descriptions()
     with engine.connect() as conn:
-        for model in dbt_project.discover_models():  # every column of a built mart is described
-            if model.layer == "marts":
-                built = [c for c, _ in compare.column_types(conn, dbt_schema_of(model), model.name)]
-                undescribed = [c for c in built if not descriptions[model.name][1].get(c)]
-                problems += [f"{model.name}: columns without a description: {undescribed}"] if undescribed else []
+        for model in dbt_project.discover_models():  # every column of every built model is described
+            built = [c for c, _ in compare.column_types(conn, dbt_schema_of(model), model.name)]
+            undescribed = [c for c in built if not descriptions[model.name][1].get(c)]
+            problems += [f"{model.name}: columns without a description: {undescribed}"] if undescribed else []
         # the comparison compared something: rows in the marts
         rows = conn.exec_driver_sql("select count(*) from dbt_build.mart_engagement_daily").scalar_one()
         days = conn.exec_driver_sql("select count(distinct activity_date) from dbt_build.mart_engagement_daily"
