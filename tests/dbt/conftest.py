@@ -84,18 +84,19 @@ def write_profile(directory: Path, url: str) -> Path:
 
 
 def run_dbt(settings: Settings, interval: jobs.Interval, profiles_dir: Path, target_dir: Path,
-            command: str = "build", extra_vars: dict[str, Any] | None = None) -> tuple[float, str]:
+            command: str = "build", extra_vars: dict[str, Any] | None = None,
+            extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> tuple[float, str]:
     """`dbt <command>` of sql/ with the run's vars (jobs.model_params), in a subprocess; returns the
     seconds it took and its output; raises with the output when it fails."""
     dbt_vars = {**dbt_project.dbt_vars(jobs.model_params(settings, interval)), **DBT_SCHEMAS,
                 **(extra_vars or {})}
     env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "PGTZ": "UTC",
-           "DBT_PROFILES_DIR": str(profiles_dir)}
+           "DBT_PROFILES_DIR": str(profiles_dir), **(extra_env or {})}
     t0 = time.perf_counter()
     proc = subprocess.run(
         [str(DBT), command, "--project-dir", str(warehouse.SQL_DIR), "--target-path", str(target_dir),
          "--log-path", str(target_dir / "logs"), "--vars", json.dumps(dbt_vars), "--no-use-colors",
-         "--no-send-anonymous-usage-stats", "--no-version-check", "--no-partial-parse"],
+         "--no-send-anonymous-usage-stats", "--no-version-check", "--no-partial-parse", *args],
         env=env, capture_output=True, text=True, timeout=900, check=False)
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:

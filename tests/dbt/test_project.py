@@ -56,11 +56,15 @@ def _undo_jinja(sql: str) -> str:
     sql = re.sub(r"^-- depends_on: \{\{.*\}\}\n", "", sql, flags=re.M)
     sql = re.sub(r"\{\{ ref\('(\w+)'\) \}\}", r"\1", sql)
     sql = re.sub(r"\{\{ source\('lake', '(\w+)'\) \}\}", r"\1", sql)
+    sql = re.sub(r"\{\{ esn_days_between\('(\w+)', '(\w+)'\) \}\}", r"cast(:\2 as date) - cast(:\1 as date)", sql)
+    sql = re.sub(r"\{\{ esn_date\('(\w+)', -(\d+)\) \}\}", r"cast(:\1 as date) - \2", sql)
+    sql = re.sub(r"\{\{ esn_date\('(\w+)', (\d+)\) \}\}", r"cast(:\1 as date) + \2", sql)
     sql = re.sub(r"\{\{ esn_date\('(\w+)'\) \}\}", r"cast(:\1 as date)", sql)
     sql = re.sub(r"\{\{ esn_bool\('(\w+)'\) \}\}", r"cast(:\1 as boolean)", sql)
     sql = re.sub(r"\{\{ esn_number\('(\w+)'\) \}\}", r":\1", sql)
     sql = re.sub(r"\{\{ dbt\.date_trunc\('(\w+)', '([^']+)'\) \}\}", r"date_trunc('\1', \2)", sql)
     sql = sql.replace("{{ dbt.dateadd('month', 1, 'm.month_start') }}", "m.month_start + interval '1 month'")
+    sql = re.sub(r"\{\{ esn_seconds_between\('([^']+)', '([^']+)'\) \}\}", r"extract(epoch from (\2 - \1))", sql)
     return sql
 
 
@@ -141,3 +145,13 @@ def test_a_mistyped_var_is_a_compiler_error_naming_it(tmp_path: Path, demo, over
     interval = __import__("pipelines.jobs", fromlist=["Interval"]).Interval(dt.date(2026, 5, 1), dt.date(2026, 5, 2))
     with pytest.raises(AssertionError, match=re.escape(message)):
         run_dbt(demo, interval, profiles, tmp_path / "target", command="compile", extra_vars=override)
+
+
+@pytest.mark.postgres
+def test_dbt_refuses_a_session_not_in_utc(tmp_path: Path, demo, pg_warehouse: str) -> None:
+    """activity_date and every cast of a timestamp to a date depend on the session time zone."""
+    profiles = write_profile(tmp_path / "profiles", pg_warehouse)
+    interval = __import__("pipelines.jobs", fromlist=["Interval"]).Interval(dt.date(2026, 5, 1), dt.date(2026, 5, 2))
+    with pytest.raises(AssertionError, match="the session time zone is Europe/Paris, not UTC"):
+        run_dbt(demo, interval, profiles, tmp_path / "target", command="run", extra_env={"PGTZ": "Europe/Paris"},
+                args=("--select", "stg_activities"))

@@ -5,11 +5,11 @@ with activity as (
     from (
         select activity_date, person_key, actions
         from {{ ref('fct_person_daily_activity') }}
-        where activity_date between {{ esn_date('start_date') }} - 83 and {{ esn_date('end_date') }}
+        where activity_date between {{ esn_date('start_date', -83) }} and {{ esn_date('end_date') }}
         union all
         select activity_date, person_key, actions
         from {{ ref('int_person_report_actions_daily') }}
-        where activity_date between {{ esn_date('start_date') }} - 83 and {{ esn_date('end_date') }}
+        where activity_date between {{ esn_date('start_date', -83) }} and {{ esn_date('end_date') }}
     ) a
     group by activity_date, person_key
 ),
@@ -17,8 +17,8 @@ people as (
     select distinct person_key from activity
 ),
 days as (
-    select cast({{ esn_date('start_date') }} - 83 + cast(g.i as integer) as date) as day
-    from generate_series(0, {{ esn_date('end_date') }} - {{ esn_date('start_date') }} + 83) as g(i)
+    select cast({{ esn_date('start_date', -83) }} + cast(g.i as integer) as date) as day
+    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }} + 83) as g(i)
 ),
 grid as (
     select

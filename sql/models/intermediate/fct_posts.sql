@@ -30,7 +30,7 @@ select
     p.is_question,
     cast(f.first_response_at as date) as first_response_date,
     cast(f.first_reply_at as date) as first_reply_date,
-    cast(extract(epoch from (f.first_reply_at - p.occurred_at)) / 3600.0 as double precision) as hours_to_first_reply,
+    cast({{ esn_seconds_between('p.occurred_at', 'f.first_reply_at') }} / 3600.0 as double precision) as hours_to_first_reply,
     cast(a.accepted_at as date) as accepted_date
 from posts p
 left join firsts f on f.source = p.source and f.post_id = p.event_id

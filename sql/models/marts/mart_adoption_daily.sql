@@ -1,7 +1,7 @@
 -- depends_on: {{ ref('int_segment_headcount_daily') }}
 with calendar as (
     select cast({{ esn_date('start_date') }} + cast(g.i as integer) as date) as as_of_date
-    from generate_series(0, {{ esn_date('end_date') }} - {{ esn_date('start_date') }}) as g(i)
+    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }}) as g(i)
 ),
 employed as (
     -- the people int_segment_headcount_daily counts (the same headcount as every other mart): outside the

@@ -1,6 +1,6 @@
 with calendar as (
     select cast({{ esn_date('start_date') }} + cast(g.i as integer) as date) as alert_date
-    from generate_series(0, {{ esn_date('end_date') }} - {{ esn_date('start_date') }}) as g(i)
+    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }}) as g(i)
 ),
 data_start as (
     select min(activity_date) as first_day from {{ ref('fct_person_daily_activity') }}
@@ -208,10 +208,10 @@ absent_leader_alerts as (
 ),
 check_days as (
     -- the days of the interval and the week before: the rule needs the check of one week earlier too
-    select cast({{ esn_date('start_date') }} - 7 + cast(g.i as integer) as date) as check_date
-    from generate_series(0, {{ esn_date('end_date') }} - {{ esn_date('start_date') }} + 7) as g(i)
+    select cast({{ esn_date('start_date', -7) }} + cast(g.i as integer) as date) as check_date
+    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }} + 7) as g(i)
     cross join data_start s
-    where cast({{ esn_date('start_date') }} - 7 + cast(g.i as integer) as date) >= s.first_day + 27
+    where cast({{ esn_date('start_date', -7) }} + cast(g.i as integer) as date) >= s.first_day + 27
 ),
 unanswered as (
     select

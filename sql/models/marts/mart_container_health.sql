@@ -1,6 +1,6 @@
 with calendar as (
     select cast({{ esn_date('start_date') }} + cast(g.i as integer) as date) as as_of_date
-    from generate_series(0, {{ esn_date('end_date') }} - {{ esn_date('start_date') }}) as g(i)
+    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }}) as g(i)
 ),
 person_days as (
     -- the days of the interval, and per person and container only the last active day before it: on and
@@ -11,7 +11,7 @@ person_days as (
     union all
     select container_id, person_key, max(activity_date)
     from {{ ref('int_person_container_daily') }}
-    where activity_date between {{ esn_date('start_date') }} - 364 and {{ esn_date('start_date') }} - 1
+    where activity_date between {{ esn_date('start_date', -364) }} and {{ esn_date('start_date', -1) }}
     group by container_id, person_key
 ),
 gaps as (
@@ -50,7 +50,7 @@ contribution_gaps as (
         case when lag(activity_date) over (partition by container_id, person_key order by activity_date)
                   >= activity_date - 27 then 0 else 1 end as new_island
     from {{ ref('int_person_container_daily') }}
-    where contributions > 0 and activity_date between {{ esn_date('start_date') }} - 27 and {{ esn_date('end_date') }}
+    where contributions > 0 and activity_date between {{ esn_date('start_date', -27) }} and {{ esn_date('end_date') }}
 ),
 contribution_numbered as (
     select
@@ -67,14 +67,14 @@ contribution_islands as (
 posts_daily as (
     select container_id, activity_date, first_response_date, count(*) as posts
     from {{ ref('fct_posts') }}
-    where container_id is not null and activity_date between {{ esn_date('start_date') }} - 27 and {{ esn_date('end_date') }}
+    where container_id is not null and activity_date between {{ esn_date('start_date', -27) }} and {{ esn_date('end_date') }}
     group by container_id, activity_date, first_response_date
 ),
 replies_daily as (
     select container_id, activity_date, count(*) as replies
     from {{ ref('int_post_responses') }}
     where verb = 'reply' and container_id is not null
-      and activity_date between {{ esn_date('start_date') }} - 27 and {{ esn_date('end_date') }}
+      and activity_date between {{ esn_date('start_date', -27) }} and {{ esn_date('end_date') }}
     group by container_id, activity_date
 ),
 interactions_daily as (
@@ -92,7 +92,7 @@ interactions_daily as (
     left join {{ ref('int_people_history') }} pt
       on pt.person_key = i.target_key and i.activity_date between pt.valid_from and pt.valid_to
     where i.container_id is not null
-      and i.activity_date between {{ esn_date('start_date') }} - 27 and {{ esn_date('end_date') }}
+      and i.activity_date between {{ esn_date('start_date', -27) }} and {{ esn_date('end_date') }}
     group by i.container_id, i.activity_date
 ),
 ranges as (

@@ -1,11 +1,11 @@
 with calendar as (
     select cast({{ esn_date('start_date') }} + cast(g.i as integer) as date) as activity_date
-    from generate_series(0, {{ esn_date('end_date') }} - {{ esn_date('start_date') }}) as g(i)
+    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }}) as g(i)
 ),
 activity as (
     select *
     from {{ ref('fct_person_daily_activity') }}
-    where activity_date between {{ esn_date('start_date') }} - 27 and {{ esn_date('end_date') }}
+    where activity_date between {{ esn_date('start_date', -27) }} and {{ esn_date('end_date') }}
 ),
 windowed as (
     select

@@ -1,6 +1,6 @@
 with calendar as (
     select cast({{ esn_date('start_date') }} + cast(g.i as integer) as date) as as_of_date
-    from generate_series(0, {{ esn_date('end_date') }} - {{ esn_date('start_date') }}) as g(i)
+    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }}) as g(i)
 ),
 windows as (
     select as_of_date, 'day' as period_type, as_of_date as period_start, as_of_date as period_end from calendar
@@ -19,14 +19,14 @@ windows as (
 activity as (
     select *
     from {{ ref('fct_person_daily_activity') }}
-    where activity_date between {{ esn_date('start_date') }} - 30 and {{ esn_date('end_date') }}
+    where activity_date between {{ esn_date('start_date', -30) }} and {{ esn_date('end_date') }}
 ),
 people as (
     select distinct person_key from activity
 ),
 days as (
-    select cast({{ esn_date('start_date') }} - 30 + cast(g.i as integer) as date) as day
-    from generate_series(0, {{ esn_date('end_date') }} - {{ esn_date('start_date') }} + 30) as g(i)
+    select cast({{ esn_date('start_date', -30) }} + cast(g.i as integer) as date) as day
+    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }} + 30) as g(i)
 ),
 grid as (
     select

@@ -1,6 +1,6 @@
 with calendar as (
     select cast({{ esn_date('start_date') }} + cast(g.i as integer) as date) as as_of_date
-    from generate_series(0, {{ esn_date('end_date') }} - {{ esn_date('start_date') }}) as g(i)
+    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }}) as g(i)
 ),
 windows as (
     select as_of_date, 'rolling_7d' as period_type, as_of_date - 6 as period_start from calendar
@@ -22,7 +22,7 @@ interactions as (
       on ps.person_key = i.source_key and i.activity_date between ps.valid_from and ps.valid_to
     left join {{ ref('int_people_history') }} pt
       on pt.person_key = i.target_key and i.activity_date between pt.valid_from and pt.valid_to
-    where i.activity_date between {{ esn_date('start_date') }} - 30 and {{ esn_date('end_date') }}
+    where i.activity_date between {{ esn_date('start_date', -30) }} and {{ esn_date('end_date') }}
 ),
 interactions_daily as (
     -- additive over days, so aggregated per day and segment (as of the event) before the windows
@@ -49,7 +49,7 @@ posts_daily as (
     join {{ ref('int_segment_membership') }} m
       on m.person_key = p.author_key
      and p.activity_date between m.valid_from and m.valid_to
-    where p.activity_date between {{ esn_date('start_date') }} - 30 and {{ esn_date('end_date') }}
+    where p.activity_date between {{ esn_date('start_date', -30) }} and {{ esn_date('end_date') }}
     group by p.activity_date, p.first_response_date, m.segment_type, m.segment_value
 ),
 post_segments as (

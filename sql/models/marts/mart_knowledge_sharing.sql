@@ -1,11 +1,11 @@
 with calendar as (
     select cast({{ esn_date('start_date') }} + cast(g.i as integer) as date) as as_of_date
-    from generate_series(0, {{ esn_date('end_date') }} - {{ esn_date('start_date') }}) as g(i)
+    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }}) as g(i)
 ),
 questions as (
     select author_key, container_id, activity_date, first_reply_date, hours_to_first_reply, accepted_date
     from {{ ref('fct_posts') }}
-    where is_question and activity_date between {{ esn_date('start_date') }} - 30 and {{ esn_date('end_date') }}
+    where is_question and activity_date between {{ esn_date('start_date', -30) }} and {{ esn_date('end_date') }}
 ),
 spans as (
     -- the window of (as_of_date, period_type) holds the question for as_of_date in [activity_date, window_end]

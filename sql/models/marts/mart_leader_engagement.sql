@@ -1,6 +1,6 @@
 with calendar as (
     select cast({{ esn_date('start_date') }} + cast(g.i as integer) as date) as as_of_date
-    from generate_series(0, {{ esn_date('end_date') }} - {{ esn_date('start_date') }}) as g(i)
+    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }}) as g(i)
 ),
 windows as (
     select as_of_date, 'rolling_28d' as period_type, as_of_date - 27 as period_start from calendar
@@ -16,7 +16,7 @@ leader_ranges as (
     join {{ ref('stg_people') }} p on p.person_key = h.person_key
     where h.is_leader
       and h.valid_from <= {{ esn_date('end_date') }}
-      and h.valid_to >= {{ esn_date('start_date') }} - 30
+      and h.valid_to >= {{ esn_date('start_date', -30) }}
 ),
 leader_days as (
     select w.as_of_date, w.period_type, w.period_start, l.person_key
@@ -47,7 +47,7 @@ responses as (
     join leader_ranges l
       on l.person_key = r.post_author_key
      and r.activity_date between l.valid_from and l.valid_to
-    where r.activity_date between {{ esn_date('start_date') }} - 30 and {{ esn_date('end_date') }}
+    where r.activity_date between {{ esn_date('start_date', -30) }} and {{ esn_date('end_date') }}
 ),
 received as (
     select w.as_of_date, w.period_type, r.post_author_key as person_key,

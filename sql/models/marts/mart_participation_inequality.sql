@@ -1,14 +1,14 @@
 with activity as (
     select activity_date, person_key, contributions
     from {{ ref('fct_person_daily_activity') }}
-    where activity_date between {{ esn_date('start_date') }} - 30 and {{ esn_date('end_date') }}
+    where activity_date between {{ esn_date('start_date', -30) }} and {{ esn_date('end_date') }}
 ),
 people as (
     select distinct person_key from activity
 ),
 days as (
-    select cast({{ esn_date('start_date') }} - 30 + cast(g.i as integer) as date) as day
-    from generate_series(0, {{ esn_date('end_date') }} - {{ esn_date('start_date') }} + 30) as g(i)
+    select cast({{ esn_date('start_date', -30) }} + cast(g.i as integer) as date) as day
+    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }} + 30) as g(i)
 ),
 grid as (
     -- a dense person x day grid, so that each period's totals come from running totals over rows

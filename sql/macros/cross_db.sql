@@ -1,0 +1,21 @@
+{#- Cross-database helpers of the models that dbt's own macros do not cover exactly. On PostgreSQL and DuckDB
+    they render the SQL the models always had (so the results stay identical); on another adapter, dbt's
+    portable macro. -#}
+
+{#- Seconds from `start` to `end` (timestamps), with their fractions: extract(epoch from (end - start)). The
+    default (dbt.datediff in seconds) counts whole seconds. -#}
+{% macro esn_seconds_between(start, end) -%}
+    {{ return(adapter.dispatch('esn_seconds_between', 'esn_metrics')(start, end)) }}
+{%- endmacro %}
+
+{% macro default__esn_seconds_between(start, end) -%}
+    {{ dbt.datediff(start, end, 'second') }}
+{%- endmacro %}
+
+{% macro postgres__esn_seconds_between(start, end) -%}
+    extract(epoch from ({{ end }} - {{ start }}))
+{%- endmacro %}
+
+{% macro duckdb__esn_seconds_between(start, end) -%}
+    extract(epoch from ({{ end }} - {{ start }}))
+{%- endmacro %}
