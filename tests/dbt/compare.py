@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -77,3 +78,37 @@ def differences(name: str, expected: Snapshot, actual: Snapshot, *, compare_orde
         cells = {c: (x, y) for c, x, y in zip(expected.columns, e, a, strict=True) if x != y}
         out.append(f"{name}: {len(bad)} differing row(s), first: {cells}")
     return out
+
+
+# ------------------------------------------------------------------- stored expectations (JSON files)
+def _encode(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return {"datetime": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"date": value.isoformat()}
+    if isinstance(value, tuple):
+        return {"tuple": [_encode(v) for v in value]}
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "datetime" in value:
+            return dt.datetime.fromisoformat(value["datetime"])
+        if "date" in value:
+            return dt.date.fromisoformat(value["date"])
+        return tuple(_decode(v) for v in value["tuple"])
+    return value
+
+
+def to_json(snapshots: dict[str, Snapshot]) -> str:
+    """Snapshots as a JSON text, to store as the expectation of a dbt build once the old runner is gone."""
+    return json.dumps({name: {"columns": list(s.columns), "types": list(s.types),
+                              "rows": [[_encode(v) for v in r] for r in s.rows]}
+                       for name, s in sorted(snapshots.items())}, indent=0, sort_keys=True)
+
+
+def from_json(text: str) -> dict[str, Snapshot]:
+    return {name: Snapshot(tuple(d["columns"]), tuple(d["types"]),
+                           tuple(tuple(_decode(v) for v in r) for r in d["rows"]))
+            for name, d in json.loads(text).items()}
