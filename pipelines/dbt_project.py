@@ -23,6 +23,7 @@ from pipelines.warehouse import LAYERS, SQL_DIR, Model, _check_ident
 
 MODELS_DIR = "models"
 _REF = re.compile(r"\{\{\s*ref\(\s*['\"]([a-z_][a-z0-9_]*)['\"]\s*\)\s*\}\}")
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when installed: 10x faster
 _SOURCE = re.compile(r"\{\{\s*source\(\s*['\"]lake['\"]\s*,\s*['\"]([a-z_][a-z0-9_]*)['\"]\s*\)\s*\}\}")
 
 
@@ -38,7 +39,7 @@ def _properties(project_dir: Path) -> dict[str, tuple[str, dict[str, Any]]]:
         path = properties_file(layer, project_dir)
         if not path.exists():
             continue
-        for entry in (yaml.safe_load(path.read_text()) or {}).get("models") or []:
+        for entry in (yaml.load(path.read_text(), Loader=_LOADER) or {}).get("models") or []:  # noqa: S506
             name = entry["name"]
             if name in out:
                 raise ValueError(f"{path}: model {name} is also described in {out[name][0]}")

@@ -139,6 +139,7 @@ def test_dbt_vars_from_model_params() -> None:
     ({"start_date": "2026-05-01' or '1"}, "var start_date must be a date"),
     ({"usage_report_engage": "true"}, "var usage_report_engage must be true or false"),
     ({"w_reply": True}, "var w_reply must be a number"),
+    ({"unanswered_min_z": None}, "var unanswered_min_z is not set"),
 ])
 def test_a_mistyped_var_is_a_compiler_error_naming_it(tmp_path: Path, demo, override, message) -> None:
     profiles = write_profile(tmp_path / "profiles", f"duckdb:///{tmp_path / 'w.duckdb'}")
