@@ -39,11 +39,11 @@ POINTS: dict[str, str] = {
     "land.partitions": "every canonical partition of the batch is written",
     "land.journaled": "the landed days are recorded as waiting for publication",
     "land.end": "the staged batch is removed",
-    "publish.start": "before the warehouse transaction",
-    "publish.loaded": "inside the transaction: lake tables loaded",
-    "publish.model": "inside the transaction: after a SQL model",
-    "publish.before_commit": "inside the transaction: every model built, not committed",
-    "publish.committed": "the warehouse transaction committed, the published days not yet consumed",
+    "publish.start": "before the warehouse is touched",
+    "publish.loaded": "the lake tables loaded (committed), dbt not started",
+    "publish.model": "dbt: after a node (model or test) of the build",
+    "publish.before_commit": "inside the publication transaction: every mart refreshed, not committed",
+    "publish.committed": "the publication transaction committed, the published days not yet consumed",
     "publish.end": "the published days are consumed",
 }
 

@@ -756,15 +756,7 @@ def _publish(settings: Settings, requested: Interval, engine: sa.Engine, source_
                 timings[node.name] = round(node.seconds, 2)
         with engine.begin() as conn:
             t1 = time.perf_counter()
-            for model in models:
-                if model.layer != "marts":
-                    continue
-                if model.materialized == "incremental" and model.partition_by and warehouse.relation_exists(
-                        conn, f"{schemas.marts}.{model.name}"):
-                    rows[model.name] = publication.refresh_range(conn, schemas, model.name, model.partition_by,
-                                                                 interval.start, interval.end)
-                else:
-                    rows[model.name] = publication.refresh_in_place(conn, schemas, model.name)
+            rows.update(refresh_marts(conn, interval, models))
             timings["refresh"] = round(time.perf_counter() - t1, 2)
             t1 = time.perf_counter()
             from pipelines.metrics import compute_python_metrics
@@ -786,6 +778,26 @@ def _publish(settings: Settings, requested: Interval, engine: sa.Engine, source_
             "people": people_counts, "models": rows, "suppressed_cells": hidden,
             **({"published_duckdb": str(snapshot)} if snapshot else {}),
             "seconds": timings, "total_seconds": round(time.perf_counter() - t0, 2)}
+
+
+def refresh_marts(conn: sa.Connection, interval: Interval, models: list[warehouse.Model] | None = None
+                  ) -> dict[str, int]:
+    """Every dbt mart of the build schema published in place (the caller's transaction): an incremental
+    mart on the interval's partitions, any other whole. Returns the rows written per mart."""
+    from pipelines import dbt_project, publication
+
+    schemas = warehouse.schemas_of(conn)
+    rows: dict[str, int] = {}
+    for model in models if models is not None else dbt_project.discover_models():
+        if model.layer != "marts":
+            continue
+        if model.materialized == "incremental" and model.partition_by and warehouse.relation_exists(
+                conn, f"{schemas.marts}.{model.name}"):
+            rows[model.name] = publication.refresh_range(conn, schemas, model.name, model.partition_by,
+                                                         interval.start, interval.end)
+        else:
+            rows[model.name] = publication.refresh_in_place(conn, schemas, model.name)
+    return rows
 
 
 def _load_lake(settings: Settings, conn: sa.Connection, interval: Interval, source_names: list[str]

@@ -27,7 +27,7 @@ Variants, each declared with the family (`Family`):
     leader flag minus the VP and Director levels is the C-level).
 
 Hiding a cell means what the marts already do: its `suppressed` flag (or the layer's flag) true and every
-measure of the layer NULL. The families of a SQL mart are declared in its header (`families`,
+measure of the layer NULL. The families of a SQL mart are declared in its dbt `meta` (`families`,
 `family_total`, `group_size`, `shared_people`, `labels`, `sub_suppression`; see `sql_family`); the tables
 Python builds declare theirs in `PYTHON_FAMILIES` and call `complementary` on the frame they publish.
 `suppress_build` runs on the build schema's marts after dbt built them, before their publication, on the
@@ -339,14 +339,14 @@ class Family:
 
 
 def sql_family(model: warehouse.Model) -> Family | None:
-    """The family declared in a SQL model's header, e.g.
+    """The family declared in a dbt mart's `meta` (sql/models/marts/_marts.yml), e.g.
 
-        -- families: as_of_date, period_type, segment_type
-        -- family_total: segment_type = org
-        -- group_size: headcount            (or int_segment_headcount_daily.headcount)
-        -- shared_people: container
-        -- labels: period_start, period_end, is_complete
-        -- sub_suppression: leaders_suppressed by leaders: leaders, leader_posts, ...
+        families: as_of_date, period_type, segment_type
+        family_total: segment_type = org
+        group_size: headcount            (or int_segment_headcount_daily.headcount)
+        shared_people: container
+        labels: period_start, period_end, is_complete
+        sub_suppression: leaders_suppressed by leaders: leaders, leader_posts, ...
     """
     meta = model.meta
     if "families" not in meta:
@@ -400,8 +400,10 @@ NO_FAMILY: dict[str, str] = {
 
 
 def families(models: Sequence[warehouse.Model] | None = None) -> list[Family]:
-    """Every published table's family declaration: the SQL marts' headers, then the Python tables."""
-    models = models if models is not None else warehouse.discover_models()
+    """Every published table's family declaration: the dbt marts' meta, then the Python tables."""
+    from pipelines import dbt_project
+
+    models = models if models is not None else dbt_project.discover_models()
     out = [f for f in (sql_family(m) for m in models if m.layer == "marts") if f is not None]
     return out + list(PYTHON_FAMILIES)
 

@@ -1,11 +1,11 @@
-"""The warehouse through SQLAlchemy: DuckDB file by default, PostgreSQL (or any SQLAlchemy URL) in production.
+"""The warehouse through SQLAlchemy: DuckDB file by default, PostgreSQL in production.
 
-It loads the canonical lake partitions of a run into `lake_*` tables, runs the SQL models of `sql/`
-(staging -> intermediate -> marts, in dependency order) and publishes them by write-audit-publish:
-every model is first written to `<name>__build`, audited (key uniqueness, not-null, declared checks),
-and only then swapped in, all inside ONE transaction. A reader sees the old tables until the commit and
-the new ones after it; a crash or a failed audit rolls everything back and leaves the published
-tables exactly as they were. Values are always bound parameters, never formatted into SQL.
+Its schemas (`Schemas`), engines with their search path (`make_engine`, `engine_for`), the lake tables
+the publication loads the canonical lake into (`LAKE_DDL`, `replace_activity_days`, ...), and the
+write-audit-publish of the tables Python computes (`publish_frame`: built, audited, then put in place,
+never dropped). The SQL models are the dbt project of `sql/` (pipelines.dbt_project reads it,
+pipelines.transform runs it); `jobs.publish` orders the whole publication. Values are bound parameters,
+never formatted into SQL.
 """
 
 from __future__ import annotations
@@ -432,68 +432,6 @@ class Model:
     meta: dict[str, str] = field(default_factory=dict)
 
 
-_HEADER = re.compile(r"^--\s*([a-z_]+):\s*(.*)$")
-
-
-def parse_model(path: Path, layer: str) -> Model:
-    meta: dict[str, str] = {}
-    body: list[str] = []
-    for line in path.read_text().splitlines():
-        m = _HEADER.match(line.strip())
-        if m and not body:
-            meta[m.group(1)] = m.group(2).strip()
-        else:
-            body.append(line)
-    name = path.stem
-    if meta.get("model", name) != name:
-        raise ValueError(f"{path}: header says model {meta['model']!r} but the file is named {name!r}")
-    materialized = meta.get("materialized", "table")
-    if materialized not in ("view", "table", "incremental"):
-        raise ValueError(f"{path}: materialized must be view, table or incremental")
-    if materialized == "incremental" and not meta.get("partition_by"):
-        raise ValueError(f"{path}: an incremental model needs a partition_by column")
-    split = lambda v: [x.strip() for x in v.split(",") if x.strip()]  # noqa: E731
-    return Model(name=_check_ident(name), layer=layer, path=path, sql="\n".join(body).strip().rstrip(";"),
-                 materialized=materialized, partition_by=meta.get("partition_by"),
-                 key=split(meta.get("key", "")), depends_on=split(meta.get("depends_on", "")), meta=meta)
-
-
-def discover_models(sql_dir: Path = SQL_DIR) -> list[Model]:
-    """All models of `sql/`, in dependency order (layers first, then declared dependencies)."""
-    models: dict[str, Model] = {}
-    for layer in LAYERS:
-        for path in sorted((sql_dir / layer).glob("*.sql")):
-            model = parse_model(path, layer)
-            if model.name in models:
-                raise ValueError(f"two models named {model.name}")
-            models[model.name] = model
-    ordered: list[Model] = []
-    state: dict[str, int] = {}
-
-    def visit(name: str, chain: tuple[str, ...]) -> None:
-        if state.get(name) == 2:
-            return
-        if state.get(name) == 1:
-            raise ValueError(f"dependency cycle: {' -> '.join(chain + (name,))}")
-        state[name] = 1
-        for dep in models[name].depends_on:
-            if dep in models:
-                visit(dep, chain + (name,))
-        state[name] = 2
-        ordered.append(models[name])
-
-    for layer in LAYERS:
-        for m in models.values():
-            if m.layer == layer:
-                visit(m.name, ())
-    return ordered
-
-
-def _bind(sql: str, params: dict[str, Any]) -> tuple[sa.TextClause, dict[str, Any]]:
-    used = set(re.findall(r"(?<!:):([a-z_][a-z0-9_]*)", sql))
-    return sa.text(sql), {k: v for k, v in params.items() if k in used}
-
-
 def audit(conn: Connection, build: str, model_name: str, key: list[str], extra_not_null: list[str]) -> int:
     rows = conn.exec_driver_sql(f"select count(*) from {build}").scalar_one()
     if key:
@@ -509,19 +447,6 @@ def audit(conn: Connection, build: str, model_name: str, key: list[str], extra_n
         if nulls:
             raise AuditError(f"audit of {model_name}: {nulls} row(s) with a null {col}")
     return int(rows)
-
-
-def publish(conn: Connection, name: str, build: str, materialized: str, partition_by: str | None,
-            start: dt.date | None, end: dt.date | None) -> None:
-    if materialized == "incremental" and table_exists(conn, name):
-        conn.execute(sa.text(f"delete from {name} where {partition_by} between :s and :e"), {"s": start, "e": end})
-        cols = _match_columns(conn, name, build)
-        conn.exec_driver_sql(f"insert into {name} ({cols}) select {cols} from {build}")
-        conn.exec_driver_sql(f"drop table {build}")
-    else:
-        conn.exec_driver_sql(f"drop table if exists {name} cascade" if dialect(conn) == "postgresql"
-                             else f"drop table if exists {name}")
-        conn.exec_driver_sql(f"alter table {build} rename to {name}")
 
 
 def _match_columns(conn: Connection, name: str, build: str) -> str:
@@ -544,24 +469,6 @@ def _match_columns(conn: Connection, name: str, build: str) -> str:
         log.info("%s: column %s is no longer produced by its model: dropped", name, col)
         conn.exec_driver_sql(f"alter table {name} drop column {_check_ident(col)}")
     return ", ".join(_check_ident(c) for c in columns(conn, build))
-
-
-def run_model(conn: Connection, model: Model, params: dict[str, Any]) -> int:
-    """Write, audit and publish one model (inside the caller's transaction). Returns rows written."""
-    if model.materialized == "view":
-        kind = "view"
-        conn.exec_driver_sql(f"drop view if exists {model.name}")
-        conn.exec_driver_sql(f"create {kind} {model.name} as {model.sql}")
-        return 0
-    build = f"{model.name}__build"
-    conn.exec_driver_sql(f"drop table if exists {build}")
-    text, bound = _bind(f"create table {build} as {model.sql}", params)
-    conn.execute(text, bound)
-    not_null = [c.strip() for c in model.meta.get("not_null", "").split(",") if c.strip()]
-    rows = audit(conn, build, model.name, model.key, not_null)
-    publish(conn, model.name, build, model.materialized, model.partition_by,
-            params.get("start_date"), params.get("end_date"))
-    return rows
 
 
 def publish_frame(conn: Connection, name: str, frame: pd.DataFrame, *, key: list[str],

@@ -44,6 +44,7 @@ def test_network_dag_publishes_the_network_tables(published: Published, airflow_
                    "--conf", json.dumps({"end_date": DAY.isoformat()}), timeout=240)
     assert result.data["state"] == "success", result.output[-12000:]
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        con.execute("set search_path = 'esn_internal,esn_marts,esn_staging'")
         windows = {w for (w,) in con.execute("select distinct window_name from mart_network_org").fetchall()}
         people = con.execute("select count(*) from fct_person_network where window_end = ?", [DAY]).fetchone()[0]
     assert windows == {"rolling_28d", "rolling_90d"} and people > 0

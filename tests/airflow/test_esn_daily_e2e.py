@@ -61,6 +61,7 @@ def write_config(root: Path) -> Path:
 
 def query(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
+        con.execute("set search_path = 'esn_internal,esn_marts,esn_staging'")  # the warehouse's schemas
         return con.execute(sql).fetchall()
 
 

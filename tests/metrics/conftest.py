@@ -1,5 +1,5 @@
-"""Fixtures of the metric tests: warehouses on DuckDB and PostgreSQL, and a runner of the SQL models with
-the alert thresholds merged into the parameters (what jobs.model_params will do once they are merged)."""
+"""Fixtures of the metric tests: warehouses on DuckDB and PostgreSQL, and a run of the dbt models with the
+alert thresholds merged into the parameters, their marts published as jobs.publish does."""
 
 from __future__ import annotations
 
@@ -27,9 +27,11 @@ def run_models(engine: sa.Engine, start: dt.date, end: dt.date, *, min_group_siz
               "w_reaction": 0.5, "w_mention": 1.0, "w_share": 1.0, **load_thresholds(),
               **UsageSegments().params(), "usage_report_teams_channels": True, "usage_report_teams_chat": True,
               "usage_report_engage": True, **extra}
-    with engine.begin() as conn:
-        for model in warehouse.discover_models():
-            warehouse.run_model(conn, model, params)
+    from pipelines import transform
+
+    transform.build(engine.url.render_as_string(hide_password=False), params, schemas=warehouse.schemas_of(engine))
+    with engine.begin() as conn:  # published in place, as jobs.publish does (no suppression: min_group_size 1)
+        jobs.refresh_marts(conn, jobs.Interval(start, end))
 
 
 def load_lake(engine: sa.Engine, activities: pd.DataFrame, people: pd.DataFrame,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines import catalogue, warehouse
+from pipelines import catalogue, dbt_project, warehouse
 from pipelines.config import UsageSegments
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
@@ -27,7 +27,7 @@ def _downstream(models: list[warehouse.Model], roots: tuple[str, ...]) -> set[st
 
 
 def test_no_post_response_or_network_model_is_computed_from_the_usage_reports() -> None:
-    models = warehouse.discover_models()
+    models = dbt_project.discover_models()
     for name in sorted(_downstream(models, EVENT_MODELS) - {"fct_person_usage_daily", "mart_adoption_daily"}):
         assert "lake_usage_daily" not in catalogue.lake_lineage(name, [], models), name
     for table in ("mart_network_org", "fct_person_network"):
@@ -40,7 +40,7 @@ def test_no_post_response_or_network_model_is_computed_from_the_usage_reports() 
 
 def test_the_docs_say_per_table_what_it_is_computed_from() -> None:
     text = DOCS.read_text()
-    models = warehouse.discover_models()
+    models = dbt_project.discover_models()
     kinds = catalogue._source_kinds()
     assert kinds[1] == ["m365_usage"] and "msgraph" in kinds[0]
     entries = catalogue.load_entries()

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from pipelines import canonical, jobs, lake, warehouse
+from pipelines import canonical, dbt_project, jobs, lake, warehouse
 from pipelines.config import SourceConfig, load_settings
 from pipelines.network_stage import run_network
 from pipelines.sources import demo
@@ -51,7 +51,7 @@ def _load_hand(engine: sa.Engine, snapshots: list[tuple[dt.date, pd.DataFrame]],
 
 def _published(engine: sa.Engine) -> dict[str, pd.DataFrame]:
     with engine.connect() as conn:
-        names = [m.name for m in warehouse.discover_models() if warehouse.table_exists(conn, m.name)]
+        names = [m.name for m in dbt_project.discover_models() if warehouse.table_exists(conn, m.name)]
     out = {}
     for name in names:
         df = frame(engine, f"select * from {name}")

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from hand_data import activities, people
 
-from pipelines import jobs, warehouse
+from pipelines import jobs, transform, warehouse
 from pipelines.config import ConfigError, load_settings
 
 E = dt.date(2026, 3, 22)
@@ -49,9 +49,9 @@ def _segments(tmp: Path, usage_segments: dict[str, Any] | None) -> dict[str, str
     ppl = people([(k, "Ops", "Paris", "Associate", None, False, "2020-01-01") for k in "pqrs"], E)
     load_lake(engine, activities(_rows()), ppl)
     params = jobs.model_params(settings, jobs.Interval(START, E))
+    transform.build(engine.url.render_as_string(hide_password=False), params, schemas=warehouse.schemas_of(engine))
     with engine.begin() as conn:
-        for model in warehouse.discover_models():
-            warehouse.run_model(conn, model, params)
+        jobs.refresh_marts(conn, jobs.Interval(START, E))
     got = warehouse.read_frame(engine, "select person_key, usage_segment from fct_person_usage_daily "
                                        "where as_of_date = :d", {"d": E})
     adoption = warehouse.read_frame(engine, "select power_users, habitual_users, novice_users, low_users "

@@ -18,10 +18,16 @@ def test_demo_runs_end_to_end_and_says_where_the_outputs_are(tmp_path, via):
     assert result.exit_code == 0, result.output
     assert "warehouse:" in result.output and "report:" in result.output
     con = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
-    days = con.execute("select count(distinct activity_date) from mart_engagement_daily").fetchone()[0]
-    nodes = con.execute("select count(*) from fct_person_network where window_name = 'rolling_28d'").fetchone()[0]
+    days = con.execute("select count(distinct activity_date) from esn_marts.mart_engagement_daily").fetchone()[0]
+    nodes = con.execute("select count(*) from esn_internal.fct_person_network "
+                        "where window_name = 'rolling_28d'").fetchone()[0]
     con.close()
     assert days == 21 and nodes > 0
+    # what a BI tool opens: the published marts alone, in main
+    with duckdb.connect(str(out / "published" / "esn_marts.duckdb"), read_only=True) as bi:
+        tables = {t for (t,) in bi.execute("select table_name from duckdb_tables() where schema_name = 'main'").fetchall()}
+        assert bi.execute("select count(distinct activity_date) from mart_engagement_daily").fetchone()[0] == 21
+    assert "mart_network_org" in tables and not {t for t in tables if not t.startswith(("mart_", "_published"))}
     assert (out / "reports" / "report.html").exists() and (out / "reports" / "sales.eml").exists()
 
 

@@ -131,19 +131,41 @@ def test_bad_batch_is_quarantined_and_published_tables_are_unchanged(published, 
     assert_same(before, snapshot(engine))
 
 
-def test_crash_midway_through_publish_leaves_published_tables_as_they_were(published, monkeypatch):
+@pytest.mark.parametrize("where", ["dbt", "publication"])
+def test_crash_midway_through_publish_leaves_published_tables_as_they_were(published, monkeypatch, where):
+    """A crash during dbt's build (after mart_engagement_daily was built into the build schema) or
+    inside the publication transaction (after other marts were refreshed) leaves the published marts
+    exactly as they were."""
+    from pipelines import publication, transform
+
     settings, engine, _ = published
     before = snapshot(engine)
-    real = warehouse.run_model
+    if where == "dbt":
+        real_build = transform.build
 
-    def crash_on_mart(conn, model, params):
-        if model.name == "mart_engagement_daily":
-            raise RuntimeError("simulated crash")
-        return real(conn, model, params)
+        def build(*args, on_node=None, **kwargs):
+            def node(name, status):
+                if name == "mart_engagement_daily":
+                    raise RuntimeError("simulated crash")
 
-    monkeypatch.setattr(warehouse, "run_model", crash_on_mart)
+            return real_build(*args, on_node=node, **kwargs)
+
+        monkeypatch.setattr(transform, "build", build)
+    else:
+        real_refresh = publication.refresh_range
+        refreshed = []
+
+        def refresh(conn, schemas, name, *args):
+            if name == "mart_engagement_daily":
+                assert refreshed, "other marts are refreshed first in this transaction"
+                raise RuntimeError("simulated crash")
+            refreshed.append(name)
+            return real_refresh(conn, schemas, name, *args)
+
+        monkeypatch.setattr(publication, "refresh_range", refresh)
+    interval = jobs.Interval(FULL.end - dt.timedelta(days=5), FULL.end)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        jobs.publish(settings, jobs.Interval(FULL.end - dt.timedelta(days=5), FULL.end), engine=engine)
+        jobs.publish(settings, interval, engine=engine, source_names=["demo"])
     assert_same(before, snapshot(engine))
 
 

@@ -26,13 +26,14 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipelines import jobs, warehouse
+from pipelines import dbt_project, jobs, transform, warehouse
 from pipelines.config import Settings
 from tests.conftest import demo_settings
 from tests.privacy import attacks
 from tests.privacy.attacks import Directory, Finding, Layer, Shape
 
 K = 5
+MARTS = warehouse.DEFAULT_SCHEMAS.marts
 ORGS: list[tuple[str, dict]] = [
     ("demo", {"people": 150, "days": 42, "seed": 11}),
     ("random-a", {"people": 60, "days": 21, "seed": 2024}),
@@ -71,12 +72,12 @@ class Published:
         return warehouse.read_frame(self.truth if truth else self.engine, sql, params)
 
     def tables(self) -> list[str]:
-        return sorted(self.frame("select table_name from information_schema.tables "
-                                 "where table_name like 'mart\\_%' escape '\\'")["table_name"])
+        return sorted(self.frame("select table_name from information_schema.tables where table_schema = :s "
+                                 "and table_name like 'mart\\_%' escape '\\'", s=MARTS)["table_name"])
 
     def ints(self, table: str) -> tuple[str, ...]:
-        cols = self.frame("select column_name, data_type from information_schema.columns where table_name = :t",
-                          t=table)
+        cols = self.frame("select column_name, data_type from information_schema.columns where table_name = :t "
+                          "and table_schema = :s", t=table, s=MARTS)
         return tuple(cols.loc[cols["data_type"].isin(["BIGINT", "INTEGER", "HUGEINT"]), "column_name"])
 
 
@@ -85,9 +86,9 @@ def _truth(settings: Settings, interval: jobs.Interval, src: Path, dst: Path) ->
     shutil.copy(src, dst)
     engine = warehouse.make_engine(f"duckdb:///{dst}")
     params = {**jobs.model_params(settings, interval), "min_group_size": 1}
+    transform.build(f"duckdb:///{dst}", params, schemas=warehouse.schemas_of(engine))
     with engine.begin() as conn:
-        for model in warehouse.discover_models():
-            warehouse.run_model(conn, model, params)
+        jobs.refresh_marts(conn, interval)
     return engine
 
 
@@ -144,7 +145,7 @@ def _date_column(cols: list[str]) -> str | None:
 
 def segment_shapes(org: Published) -> list[tuple[Shape, pd.DataFrame, pd.DataFrame]]:
     """Every published segment table with its published and true rows."""
-    models = {m.name: m for m in warehouse.discover_models() if m.layer == "marts"}
+    models = {m.name: m for m in dbt_project.discover_models() if m.layer == "marts"}
     out = []
     for table in org.tables():
         model = models.get(table)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import completeness, suppression, warehouse
+from pipelines import completeness, dbt_project, suppression, warehouse
 from pipelines.metrics import PYTHON_TABLES
 from pipelines.network import TABLES
 from pipelines.suppression import complementary, complete
@@ -102,7 +102,7 @@ def test_withhold_nulls_the_measures_and_sets_the_flag():
 
 
 def test_every_published_table_declares_its_families_or_why_it_has_none():
-    marts = [m for m in warehouse.discover_models() if m.layer == "marts"]
+    marts = [m for m in dbt_project.discover_models() if m.layer == "marts"]
     declared = {f.table for f in suppression.families(marts)}
     python = set(PYTHON_TABLES) | {completeness.PUBLISHED}  # the tables published from Python
     published = {m.name for m in marts} | {t for t in TABLES if t.startswith("mart_")} | python
@@ -112,7 +112,7 @@ def test_every_published_table_declares_its_families_or_why_it_has_none():
 
 
 def test_a_mart_header_declares_its_families():
-    model = next(m for m in warehouse.discover_models() if m.name == "mart_leader_engagement")
+    model = next(m for m in dbt_project.discover_models() if m.name == "mart_leader_engagement")
     fam = suppression.sql_family(model)
     assert fam is not None and fam.family == ("as_of_date", "period_type", "segment_type")
     assert fam.cell == ("segment_value",) and fam.total_filter == ("segment_type", "org")

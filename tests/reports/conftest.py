@@ -23,6 +23,7 @@ import sqlalchemy as sa
 import yaml
 from aiosmtpd.controller import Controller
 
+from pipelines import warehouse
 from pipelines.config import Settings, load_settings
 from pipelines.reports_config import ReportsConfig
 
@@ -145,10 +146,13 @@ def fixture_tables() -> dict[str, pd.DataFrame]:
 def make_warehouse(path: Path, tables: tuple[str, ...] = ALL_TABLES) -> str:
     frames = fixture_tables()
     con = duckdb.connect(str(path))
+    schemas = warehouse.DEFAULT_SCHEMAS
     try:
+        for schema in schemas.all:
+            con.execute(f"create schema if not exists {schema}")
         for name in tables:
             con.register("frame", frames[name])
-            con.execute(f"create table {name} as select * from frame")
+            con.execute(f"create table {schemas.qualified(name)} as select * from frame")
             con.unregister("frame")
     finally:
         con.close()
