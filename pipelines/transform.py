@@ -32,6 +32,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -273,7 +274,9 @@ def dbt_vars(params: Mapping[str, Any], schemas: Schemas) -> dict[str, Any]:
             raise TransformError(f"dbt var names must be identifiers, got {key!r}")
         if key in SCHEMA_VARS:
             raise TransformError(f"{key!r} is set by the runner from the schemas, not a parameter")
-        if value is None or isinstance(value, bool | int | float | str):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise TransformError(f"dbt var {key!r} must be a finite number, got {value!r}")
+        if isinstance(value, bool | int | float | str):
             out[key] = value
         elif isinstance(value, dt.datetime):
             raise TransformError(f"dbt var {key!r}: a datetime ({value!r}); pass a date or an ISO string")

@@ -88,7 +88,7 @@ def test_vars() -> None:
                    "schema_marts": "esn_marts"}
 
 
-@pytest.mark.parametrize("value", [dt.datetime(2026, 5, 1, 12), [1, 2], {"a": 1}, decimal.Decimal("1.5"),
+@pytest.mark.parametrize("value", [None, float("nan"), float("inf"), dt.datetime(2026, 5, 1, 12), [1, 2], {"a": 1}, decimal.Decimal("1.5"),
                                    Path("/x")])
 def test_vars_other_types_are_refused(value: object) -> None:
     with pytest.raises(TransformError, match="start_date"):
