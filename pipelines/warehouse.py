@@ -106,8 +106,59 @@ def schemas_of(conn: Connection | Engine) -> Schemas:
 
 
 def ensure_schemas(conn: Connection) -> None:
+    """The four schemas, and the tables of a warehouse of the one-schema layout moved into them."""
     for name in schemas_of(conn).all:
         conn.exec_driver_sql(f"create schema if not exists {name}")
+    migrate_legacy_layout(conn)
+
+
+#: the table names of esn-metrics before the schemas (all in the default schema, main or public)
+_LEGACY = re.compile(r"^(lake|stg|int|fct|dq|mart)_[a-z0-9_]+$|^etl_source_state$")
+
+
+def migrate_legacy_layout(conn: Connection) -> list[str]:
+    """Move the tables of a warehouse written before the schemas (every table in `main` on DuckDB,
+    `public` on PostgreSQL) into their schemas (`Schemas.of_table`), so that an upgrade keeps the lake
+    tables' history, the extraction state and the incremental tables. A published mart is also copied
+    into the build schema: the marts that read a mart's history (mart_alerts) read it there. Leftover
+    `__build` tables and the views dbt recreates are dropped. Nothing happens (one catalogue query) when
+    the default schema holds none of them; a table already in its new schema is left where it is.
+    Inside the caller's transaction; returns the tables moved."""
+    legacy = "public" if dialect(conn) == "postgresql" else "main"
+    schemas = schemas_of(conn)
+    if legacy in schemas.all:
+        return []
+    rows = conn.execute(sa.text("select table_name, table_type from information_schema.tables "
+                                "where table_schema = :s order by table_name"), {"s": legacy}).fetchall()
+    found = [(str(n), str(t)) for n, t in rows if _LEGACY.match(str(n)) or str(n).endswith("__build")]
+    if not found:
+        return []
+    moved = []
+    for name, kind in found:
+        if kind.upper() == "VIEW":  # the staging views: dbt creates them in their schema
+            conn.exec_driver_sql(f"drop view if exists {legacy}.{name} cascade" if dialect(conn) == "postgresql"
+                                 else f"drop view if exists {legacy}.{name}")
+    for name, kind in found:
+        if kind.upper() == "VIEW":
+            continue
+        if name.endswith("__build") or not _LEGACY.match(name):
+            conn.exec_driver_sql(f"drop table if exists {legacy}.{_check_ident(name)}")
+            continue
+        target = schemas.of_table(name)
+        if relation_exists(conn, f"{target}.{name}"):
+            log.warning("%s.%s is left where it is: %s.%s exists already", legacy, name, target, name)
+            continue
+        if name.startswith("mart_") and not relation_exists(conn, f"{schemas.build}.{name}"):
+            conn.exec_driver_sql(f"create table {schemas.build}.{name} as select * from {legacy}.{name}")
+        if dialect(conn) == "postgresql":  # keeps the table, its grants and the views over it
+            conn.exec_driver_sql(f"alter table {legacy}.{name} set schema {target}")
+        else:
+            conn.exec_driver_sql(f"create table {target}.{name} as select * from {legacy}.{name}")
+            conn.exec_driver_sql(f"drop table {legacy}.{name}")
+        moved.append(f"{target}.{name}")
+    log.warning("warehouse of the one-schema layout: %d table(s) moved out of %s into %s", len(moved), legacy,
+                ", ".join(sorted({m.split('.')[0] for m in moved})))
+    return moved
 
 
 # --------------------------------------------------------------------------------------------- engine

@@ -56,7 +56,10 @@ class StateStore:
         and `get` then answer from memory (the store is the only writer of its source's rows during a
         run: the source's extraction lock). Returns the number of keys read."""
         t = state_table
+        from pipelines.warehouse import ensure_schemas
+
         with self.engine.begin() as conn:
+            ensure_schemas(conn)  # a warehouse of the one-schema layout keeps its state (moved, not lost)
             _metadata.create_all(conn, tables=[state_table], checkfirst=True)
             rows = conn.execute(sa.select(t.c.stream, t.c.state_key, t.c.value)
                                 .where(t.c.source == self.source)).all()

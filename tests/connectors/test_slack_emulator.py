@@ -142,8 +142,8 @@ def test_nothing_written_contains_ids_emails_or_text(runs) -> None:
                 cells.append(p.read_bytes().decode(errors="replace"))
         engine = sa.create_engine(f"duckdb:///{run['root'] / 'warehouse.duckdb'}")
         with engine.connect() as conn:
-            for (table,) in conn.execute(sa.text("select table_name from information_schema.tables")).all():
-                for row in conn.execute(sa.text(f'select * from "{table}"')).all():  # noqa: S608 - test
+            for schema, table in conn.execute(sa.text("select table_schema, table_name from information_schema.tables")).all():
+                for row in conn.execute(sa.text(f'select * from "{schema}"."{table}"')).all():  # noqa: S608
                     cells += [str(v) for v in row]
         engine.dispose()
         blob = "\n".join(cells)
@@ -179,7 +179,7 @@ def test_state_is_not_committed_when_landing_fails(org, tmp_path, monkeypatch) -
             slack.extract(ctx, START, START + dt.timedelta(days=5), token=TOKEN)
     engine = sa.create_engine(ctx.settings.warehouse_url)
     with engine.connect() as conn:
-        assert conn.execute(sa.text("select count(*) from etl_source_state")).scalar() == 0
+        assert conn.execute(sa.text("select count(*) from esn_internal.etl_source_state")).scalar() == 0
     engine.dispose()
 
 

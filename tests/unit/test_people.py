@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -105,20 +106,22 @@ def test_directory_settings_are_validated() -> None:
 
 
 def test_a_warehouse_of_an_older_version_gets_the_new_people_columns(tmp_path) -> None:
+    # an older version: one schema (main), lake_people without the later columns
+    raw = duckdb.connect(str(tmp_path / "w.duckdb"))
+    raw.execute("create table lake_people (person_key varchar not null, department varchar, "
+                "location varchar, level varchar, manager_key varchar, is_leader boolean not null, "
+                "hire_date date, termination_date date, snapshot_date date not null)")
+    raw.execute("insert into lake_people values ('ann', 'Sales', null, null, null, false, null, null, "
+                "date '2026-01-01')")
+    raw.close()
     engine = warehouse.make_engine(f"duckdb:///{tmp_path / 'w.duckdb'}")
-    with engine.begin() as conn:
-        conn.exec_driver_sql("create table lake_people (person_key varchar not null, department varchar, "
-                             "location varchar, level varchar, manager_key varchar, is_leader boolean not null, "
-                             "hire_date date, termination_date date, snapshot_date date not null)")
-        conn.exec_driver_sql("insert into lake_people values ('ann', 'Sales', null, null, null, false, null, null, "
-                             "date '2026-01-01')")
     with engine.begin() as conn:
         warehouse.ensure_lake_tables(conn)
         warehouse.ensure_lake_tables(conn)  # idempotent
         merged = canonical.merge_people({"hr": _hr(bob="Sales")}).assign(snapshot_date=dt.date(2026, 1, 2))
         warehouse.insert_arrow(conn, "lake_people", pa.Table.from_pandas(merged, preserve_index=False))
     rows = warehouse.read_frame(engine, "select person_key, in_directory, coalesce(sources, '-') as sources "
-                                        "from lake_people order by 1")
+                                        "from esn_staging.lake_people order by 1")  # moved to its schema
     assert rows.to_dict("records") == [{"person_key": "ann", "in_directory": None, "sources": "-"},
                                        {"person_key": "bob", "in_directory": True, "sources": "hr"}]
     engine.dispose()

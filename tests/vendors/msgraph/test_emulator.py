@@ -167,8 +167,8 @@ def test_nothing_written_contains_ids_emails_names_or_text(runs) -> None:
                 cells.append(p.read_bytes().decode(errors="replace"))
         engine = sa.create_engine(f"duckdb:///{run['root'] / 'warehouse.duckdb'}")
         with engine.connect() as conn:
-            for (table,) in conn.execute(sa.text("select table_name from information_schema.tables")).all():
-                for row in conn.execute(sa.text(f'select * from "{table}"')).all():  # noqa: S608 - test
+            for schema, table in conn.execute(sa.text("select table_schema, table_name from information_schema.tables")).all():
+                for row in conn.execute(sa.text(f'select * from "{schema}"."{table}"')).all():  # noqa: S608
                     cells += [str(v) for v in row]
         engine.dispose()
         blob = "\n".join(cells).lower()

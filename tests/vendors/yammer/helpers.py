@@ -38,8 +38,8 @@ def leaks(root: Path, needles: Iterable[str]) -> list[str]:
         elif p.suffix == ".duckdb":
             engine = sa.create_engine(f"duckdb:///{p}")
             with engine.connect() as conn:
-                for (table,) in conn.execute(sa.text("select table_name from information_schema.tables")).all():
-                    for row in conn.execute(sa.text(f'select * from "{table}"')).all():  # noqa: S608 - test
+                for schema, table in conn.execute(sa.text("select table_schema, table_name from information_schema.tables")).all():
+                    for row in conn.execute(sa.text(f'select * from "{schema}"."{table}"')).all():  # noqa: S608
                         cells += [str(v) for v in row]
             engine.dispose()
         elif not p.name.endswith(".wal"):
