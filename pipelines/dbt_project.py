@@ -4,7 +4,7 @@ the vars of a run, and the generated `columns:` of the catalogue's tables in the
 
 The project (sql/dbt_project.yml, sql/models/<layer>/*.sql and _<layer>.yml): staging views and internal
 models in the staging and internal schemas, marts built and tested in the build schema. A model's
-`config.meta` keeps the keys of the old SQL headers (grain, key, partition_by, owner, families,
+`config.meta` keeps the keys of the old SQL headers (grain, key, partition_column, owner, families,
 family_total, group_size, shared_people, labels, sub_suppression, not_null): `pipelines.suppression` parses
 them as before. Reading the YAML and the `ref()`/`source()` calls of the SQL is enough, and fast.
 """
@@ -76,9 +76,9 @@ def discover_models(project_dir: Path = SQL_DIR) -> list[Model]:
             materialized = str(config.get("materialized", "table"))
             if materialized not in ("view", "table", "incremental"):
                 raise ValueError(f"{path}: materialized must be view, table or incremental")
-            partition_by = meta.get("partition_by") or None
+            partition_by = meta.get("partition_column") or None
             if materialized == "incremental" and not partition_by:
-                raise ValueError(f"{path}: an incremental model needs meta.partition_by")
+                raise ValueError(f"{path}: an incremental model needs meta.partition_column")
             depends = list(dict.fromkeys(_REF.findall(sql) + _SOURCE.findall(sql)))
             meta = {"model": name, **meta, "materialized": materialized}
             if entry.get("description"):
