@@ -271,6 +271,25 @@ def report(
 
 
 @app.command()
+def docs(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (default: $ESN_CONFIG)")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="folder of the site (index.html)")] = Path("output/docs"),
+    warehouse_url: Annotated[str | None, typer.Option(help="override the configured warehouse")] = None,
+) -> None:
+    """Build the dbt docs site of the warehouse (every model, its columns, tests and lineage) as one static
+    page, output/docs/index.html by default: the models' descriptions are the catalogue's, the column types
+    are read from the warehouse.
+
+    On the demo: `esn docs --warehouse-url duckdb:///output/demo/warehouse.duckdb`."""
+    from pipelines import transform
+
+    settings = _settings(config, warehouse_url=warehouse_url)
+    day = dt.datetime.now(dt.UTC).date()  # the vars only render the SQL shown; no model runs
+    index = transform.docs(settings, settings.schemas(), output, jobs.model_params(settings, jobs.Interval(day, day)))
+    out.print(str(index))
+
+
+@app.command()
 def erase(
     identifiers: Annotated[list[str] | None, typer.Argument(help="emails or person keys (24 hex) to erase")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (default: $ESN_CONFIG)")] = None,

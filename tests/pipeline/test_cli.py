@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pytest
 from typer.testing import CliRunner
@@ -38,6 +40,17 @@ def test_report_renders_from_an_existing_warehouse(tmp_path):
                                  "--demo-audiences", "--output", str(tmp_path / "rep")])
     assert result.exit_code == 0, result.output
     assert {p.name for p in (tmp_path / "rep").iterdir()} >= {"report.html", "leadership.eml", "legal.html"}
+    # the dbt docs site of the same warehouse: one page with every model, its description and its lineage
+    result = runner.invoke(app, ["docs", "--warehouse-url", f"duckdb:///{out / 'warehouse.duckdb'}",
+                                 "--output", str(tmp_path / "docs")])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "docs" / "manifest.json").read_text())
+    node = manifest["nodes"]["model.esn_metrics.mart_engagement_daily"]
+    assert node["description"] and "model.esn_metrics.fct_person_daily_activity" in node["depends_on"]["nodes"]
+    catalog = json.loads((tmp_path / "docs" / "catalog.json").read_text())
+    assert "model.esn_metrics.mart_engagement_daily" in catalog["nodes"]  # column types read from the warehouse
+    page = (tmp_path / "docs" / "index.html").read_text()
+    assert "mart_engagement_daily" in page and len(page) > 100_000
 
 
 def test_bad_config_names_the_field(tmp_path):
