@@ -243,7 +243,7 @@ _SUPPRESSION_HEADINGS = {
 
 
 def render_suppression(rule: dict[str, str]) -> list[str]:
-    """The rule (from the catalogue) and every published table's families (from the SQL headers and
+    """The rule (from the catalogue) and every published table's families (from the dbt marts' meta and
     pipelines.suppression), as Markdown lines."""
     if not rule:
         return []

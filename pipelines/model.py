@@ -112,7 +112,7 @@ INTERACTIONS = pa.schema(
     ],
     metadata={
         "description": "directed person-to-person edges derived from activities by the rules of "
-        "METRICS.md section 3 (built in sql/intermediate/int_interactions.sql)"
+        "METRICS.md section 3 (built in sql/models/intermediate/int_interactions.sql)"
     },
 )
 
