@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -112,3 +113,59 @@ def from_json(text: str) -> dict[str, Snapshot]:
     return {name: Snapshot(tuple(d["columns"]), tuple(d["types"]),
                            tuple(tuple(_decode(v) for v in r) for r in d["rows"]))
             for name, d in json.loads(text).items()}
+
+
+# ------------------------------------------------- digests (the stored expectation of tests/dbt/expected)
+def digest(snap: Snapshot) -> dict[str, Any]:
+    """A table's compact, exact-enough fingerprint: its row count, its columns with their types (in the
+    table's order) and the sha256 of its canonical rows (columns by name, floats to 1e-12 relative as in
+    `snapshot`, rows sorted), so that column order does not count, as in `differences`."""
+    order = sorted(range(len(snap.columns)), key=lambda i: snap.columns[i])
+    rows = sorted((tuple(r[i] for i in order) for r in snap.rows), key=_sort_key)
+    sha = hashlib.sha256()
+    for row in rows:
+        sha.update(json.dumps([_encode(v) for v in row], separators=(",", ":"), sort_keys=True,
+                              default=repr).encode())
+        sha.update(b"\n")
+    return {"rows": len(rows), "columns": [[c, t] for c, t in zip(snap.columns, snap.types, strict=True)],
+            "sha256": sha.hexdigest()}
+
+
+def digest_differences(name: str, expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
+    """What differs between a stored digest and a table's (empty when equal): the columns (missing,
+    unexpected, retyped), the row count, or, with the same columns and count, the rows' digest."""
+    want, have = dict(map(tuple, expected["columns"])), dict(map(tuple, actual["columns"]))
+    out: list[str] = []
+    if set(want) != set(have):
+        out.append(f"{name}: columns missing {sorted(set(want) - set(have))}, "
+                   f"unexpected {sorted(set(have) - set(want))}")
+    retyped = {c: (want[c], have[c]) for c in want if c in have and want[c] != have[c]}
+    if retyped:
+        out.append(f"{name}: types (expected, found) {retyped}")
+    if expected["rows"] != actual["rows"]:
+        out.append(f"{name}: {expected['rows']} rows expected, {actual['rows']} found")
+    if not out and expected["sha256"] != actual["sha256"]:
+        out.append(f"{name}: same columns and {actual['rows']} rows, but their values differ "
+                   f"(sha256 {actual['sha256'][:12]}..., expected {expected['sha256'][:12]}...)")
+    return out
+
+
+def pack(runs: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Digests per run and table as stored: each table's columns once ("name type; ..."), then per run and
+    table [rows, sha256]. The columns must be the same in every run."""
+    columns: dict[str, str] = {}
+    for run, tables in runs.items():
+        for table, d in tables.items():
+            text = "; ".join(f"{c} {t}" for c, t in d["columns"])
+            if columns.setdefault(table, text) != text:
+                raise ValueError(f"{table}: other columns in run {run}: {text} (before: {columns[table]})")
+    return {"columns": dict(sorted(columns.items())),
+            "runs": {run: {t: [d["rows"], d["sha256"]] for t, d in sorted(tables.items())}
+                     for run, tables in runs.items()}}
+
+
+def unpack(stored: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """The digests per run and table of `pack`'s form."""
+    columns = {t: [c.split(" ", 1) for c in text.split("; ")] for t, text in stored["columns"].items()}
+    return {run: {t: {"rows": n, "columns": columns[t], "sha256": sha} for t, (n, sha) in tables.items()}
+            for run, tables in stored["runs"].items()}

@@ -1,8 +1,10 @@
 """Fixtures of the dbt tests: a small demo lake landed and loaded into a warehouse (DuckDB or PostgreSQL),
-the old runner of the SQL models and `dbt build` of the project on the same lake tables."""
+the runs of the equivalence test (a first build of 30 days, then two single days), `dbt build` of the
+project in-process (`build`) or as a subprocess (`run_dbt`)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -17,15 +19,21 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from pipelines import canonical, dbt_project, jobs, lake, warehouse
+from pipelines import canonical, dbt_project, jobs, lake, transform, warehouse
 from pipelines.config import Settings
 from tests.conftest import demo_settings
 
 DBT = Path(sys.executable).parent / "dbt"
-#: the schemas dbt builds into in these tests: not the old runner's esn_internal (staging views go to
-#: esn_staging, beside the lake tables; the old runner's are in esn_internal)
+#: the schema vars of `run_dbt` (the subprocess; `build` uses the settings' schemas)
 DBT_SCHEMAS = {"schema_staging": "esn_staging", "schema_internal": "dbt_internal", "schema_build": "dbt_build"}
+#: the demo lake of the equivalence test (tests/dbt/expected/equivalence.json was computed on it) and its
+#: runs: a first build of 30 days, then two single-day (incremental) runs
 DEMO = {"people": 200, "days": 32, "seed": 11}
+START = dt.date(2026, 5, 1)
+RUNS = [jobs.Interval(START, START + dt.timedelta(days=29)),
+        *(jobs.Interval(d, d) for d in (START + dt.timedelta(days=30), START + dt.timedelta(days=31)))]
+#: the pseudonym key the expectation was computed with (the person keys of every table depend on it)
+PSEUDONYM_KEY = "test-key-not-a-secret"
 
 
 def land(settings: Settings, interval: jobs.Interval, engine: sa.Engine) -> None:
@@ -58,14 +66,16 @@ def load_lake(settings: Settings, interval: jobs.Interval, engine: sa.Engine) ->
             warehouse.replace_table(conn, "lake_containers", pa.Table.from_pandas(containers, preserve_index=False))
 
 
-def run_old(settings: Settings, interval: jobs.Interval, engine: sa.Engine) -> float:
-    """Today's runner: every model of sql/<layer>/ in one transaction (tables in esn_internal)."""
-    t0 = time.perf_counter()
-    params = jobs.model_params(settings, interval)
-    with engine.begin() as conn:
-        for model in warehouse.discover_models():
-            warehouse.run_model(conn, model, params)
-    return time.perf_counter() - t0
+def build(settings: Settings, interval: jobs.Interval) -> transform.BuildResult:
+    """`dbt build` of sql/ in-process (pipelines.transform: the parsed manifest is reused) with the run's
+    parameters (jobs.model_params), into the settings' schemas."""
+    return transform.build(settings, jobs.model_params(settings, interval), schemas=settings.schemas())
+
+
+def schema_of(model: warehouse.Model, schemas: warehouse.Schemas) -> str:
+    """Where dbt builds a model: staging views in the staging schema, internal models in the internal
+    one, marts in the build schema."""
+    return {"staging": schemas.staging, "intermediate": schemas.internal, "marts": schemas.build}[model.layer]
 
 
 def write_profile(directory: Path, url: str) -> Path:
@@ -102,11 +112,6 @@ def run_dbt(settings: Settings, interval: jobs.Interval, profiles_dir: Path, tar
     if proc.returncode != 0:
         raise AssertionError(f"dbt {command} failed ({proc.returncode}):\n{proc.stdout[-8000:]}\n{proc.stderr[-3000:]}")
     return seconds, proc.stdout
-
-
-def dbt_schema_of(model: warehouse.Model) -> str:
-    return {"staging": DBT_SCHEMAS["schema_staging"], "intermediate": DBT_SCHEMAS["schema_internal"],
-            "marts": DBT_SCHEMAS["schema_build"]}[model.layer]
 
 
 @pytest.fixture

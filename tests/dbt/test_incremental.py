@@ -16,12 +16,12 @@ from pipelines import warehouse
 from tests.dbt.conftest import DBT, write_profile
 
 V1 = """{{ config(materialized='incremental', incremental_strategy='esn_partitions', on_schema_change='sync_all_columns',
-           meta={'partition_by': 'day'}) }}
+           meta={'partition_column': 'day'}) }}
 select cast(d as date) as day, 1 as a, 'old' as b
 from (values ('2026-05-01'), ('2026-05-02'), ('2026-05-03')) v(d)
 where cast(d as date) between {{ esn_date('start_date') }} and {{ esn_date('end_date') }}"""
 V2 = """{{ config(materialized='incremental', incremental_strategy='esn_partitions', on_schema_change='sync_all_columns',
-           meta={'partition_by': 'day'}) }}
+           meta={'partition_column': 'day'}) }}
 select cast('2026-05-02' as date) as day, 2 as a, 'new' as c
 where cast('2026-05-02' as date) between {{ esn_date('start_date') }} and {{ esn_date('end_date') }}"""
 
