@@ -450,18 +450,74 @@ def _manifest(project: Path, profile: dict[str, Any] | None, own_profiles: Path 
     key_src = {"project": str(project), "files": project_hash(project), "vars": _parse_time_vars(project, vars_),
                "profile": profile if profile is not None else (own_profiles / "profiles.yml").read_text()
                if own_profiles else None}
+    from dbt.version import __version__ as dbt_version
+
+    key_src["dbt"] = dbt_version
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True, default=str).encode()).hexdigest()
     if key in _MANIFESTS:
         return _MANIFESTS[key], 0.0, True
     started = time.perf_counter()
-    res = dbtRunner(callbacks=[_forward_event]).invoke([*common, "parse", *cmd_args])
+    manifest = _load_cached_manifest(key)
+    if manifest is None:
+        res = dbtRunner(callbacks=[_forward_event]).invoke([*common, "parse", *cmd_args])
+        if not res.success:
+            raise TransformError(_failure_message("parse", None, res.exception))
+        manifest = res.result
+        _store_cached_manifest(key, manifest)
     seconds = time.perf_counter() - started
-    if not res.success:
-        raise TransformError(_failure_message("parse", None, res.exception))
     while len(_MANIFESTS) >= _MANIFESTS_MAX:
         _MANIFESTS.pop(next(iter(_MANIFESTS)))
-    _MANIFESTS[key] = res.result
-    return res.result, seconds, False
+    _MANIFESTS[key] = manifest
+    return manifest, seconds, False
+
+
+#: where parsed manifests are kept between processes (each Airflow task, each CLI run is a process)
+MANIFEST_CACHE_ENV = "ESN_DBT_CACHE_DIR"
+
+
+def _manifest_cache_dir() -> Path | None:
+    """$ESN_DBT_CACHE_DIR, else ~/.cache/esn-metrics/dbt-manifests; '' turns the disk cache off."""
+    value = os.environ.get(MANIFEST_CACHE_ENV)
+    if value == "":
+        return None
+    if value:
+        return Path(value)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "esn-metrics" / "dbt-manifests"
+
+
+def _load_cached_manifest(key: str) -> Any:
+    """The manifest another process parsed for the same key (project files, profile, parse-time vars and
+    dbt version), or None. The cache is the user's own folder: a pickle, so only this user may write it
+    (made 0700); an unreadable or stale entry is parsed again."""
+    folder = _manifest_cache_dir()
+    path = folder / f"{key}.pickle" if folder else None
+    if path is None or not path.is_file():
+        return None
+    import pickle
+
+    try:
+        with path.open("rb") as f:
+            return pickle.load(f)  # noqa: S301 - our own cache folder (0700), keyed by content
+    except Exception as exc:  # noqa: BLE001 - a broken entry is parsed again
+        log.warning("dbt manifest cache %s unreadable (%s): parsing again", path, exc)
+        return None
+
+
+def _store_cached_manifest(key: str, manifest: Any) -> None:
+    folder = _manifest_cache_dir()
+    if folder is None:
+        return
+    import pickle
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = folder / f".{key}.{os.getpid()}.tmp"
+        with tmp.open("wb") as f:
+            pickle.dump(manifest, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, folder / f"{key}.pickle")
+    except Exception as exc:  # noqa: BLE001 - the cache is an optimisation only
+        log.warning("could not keep the parsed dbt project in %s: %s", folder, exc)
 
 
 _VAR_CALL = re.compile(r"var\(\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]")

@@ -69,3 +69,12 @@ def pg_url(pg_server: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'drop database if exists "{name}" with (force)')
         admin.dispose()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # the parsed dbt project is kept between processes (pipelines.transform): in a folder of this session,
+    # shared by the child processes the tests start, not in the user's ~/.cache
+    if "ESN_DBT_CACHE_DIR" not in os.environ:
+        import tempfile
+
+        os.environ["ESN_DBT_CACHE_DIR"] = tempfile.mkdtemp(prefix="esn-dbt-cache-")

@@ -236,3 +236,36 @@ def test_an_unsupported_url_is_refused_before_dbt_runs(tmp_path: Path, project: 
     with pytest.raises(TransformError, match="'snowflake'") as err:
         build("snowflake://someone:hunter2@account/db", {"start": START}, project_dir=project)
     assert "profiles.yml" in str(err.value) and "hunter2" not in str(err.value)
+
+
+_CHILD = """
+import json, sys, datetime as dt
+from pipelines.transform import build
+r = build(sys.argv[1], {"start": dt.date(2026, 5, 1)}, project_dir=sys.argv[2])
+print("RESULT " + json.dumps({"parse_seconds": r.parse_seconds, "nodes": len(r.nodes)}))
+"""
+
+
+def test_a_second_process_reuses_the_parsed_project_from_the_disk_cache(tmp_path: Path, project: Path) -> None:
+    """Each Airflow task and CLI run is a process of its own: the parse (seconds) is kept on disk, keyed by
+    the project's files, the profile, the parse-time vars and dbt's version; a changed model parses again."""
+    cache = tmp_path / "cache"
+    env = {**os.environ, transform.MANIFEST_CACHE_ENV: str(cache), "PYTHONPATH": str(Path(transform.__file__).parents[1])}
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
+
+    def child() -> dict:
+        proc = subprocess.run([sys.executable, "-c", _CHILD, url, str(project)], env=env, capture_output=True,
+                              text=True, timeout=600, check=False)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+        return json.loads(line.removeprefix("RESULT "))
+
+    first = child()
+    assert len(list(cache.glob("*.pickle"))) == 1 and stat.S_IMODE(cache.stat().st_mode) == 0o700
+    second = child()
+    assert first["nodes"] == second["nodes"] > 0
+    assert first["parse_seconds"] > 0.5 > second["parse_seconds"]  # a parse vs a load of the cached one
+    (project / "models" / "int_numbers.sql").write_text(
+        (project / "models" / "int_numbers.sql").read_text() + "\n-- changed\n")
+    child()
+    assert len(list(cache.glob("*.pickle"))) == 2  # the changed project was parsed and kept under a new key
