@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pipelines import dbt_project, warehouse
+from pipelines import dbt_project, jobs, transform, warehouse
 from pipelines.catalogue import CATALOGUE_FILE
 from tests.dbt.conftest import run_dbt, write_profile
 from tests.dbt.regenerate_expected import EXPECTED, META_KEYS
@@ -112,10 +112,12 @@ def test_dbt_vars_from_model_params() -> None:
     ({"unanswered_min_z": None}, "var unanswered_min_z is not set"),
 ])
 def test_a_mistyped_var_is_a_compiler_error_naming_it(tmp_path: Path, demo, override, message) -> None:
-    profiles = write_profile(tmp_path / "profiles", f"duckdb:///{tmp_path / 'w.duckdb'}")
-    interval = __import__("pipelines.jobs", fromlist=["Interval"]).Interval(dt.date(2026, 5, 1), dt.date(2026, 5, 2))
-    with pytest.raises(AssertionError, match=re.escape(message)):
-        run_dbt(demo, interval, profiles, tmp_path / "target", command="compile", extra_vars=override)
+    """dbt compile in-process (transform.build: the parsed manifest is reused, the vars reach the models);
+    an override None leaves the var out."""
+    params = {**jobs.model_params(demo, jobs.Interval(dt.date(2026, 5, 1), dt.date(2026, 5, 2))), **override}
+    params = {k: v for k, v in params.items() if v is not None}
+    with pytest.raises(transform.TransformError, match=re.escape(message)):
+        transform.build(f"duckdb:///{tmp_path / 'w.duckdb'}", params, command="compile")
 
 
 @pytest.mark.postgres
