@@ -448,8 +448,8 @@ def _manifest(project: Path, profile: dict[str, Any] | None, own_profiles: Path 
     from dbt.cli.main import dbtRunner
 
     key_src = {"project": str(project), "files": project_hash(project), "vars": _parse_time_vars(project, vars_),
-               "profile": profile if profile is not None else (own_profiles / "profiles.yml").read_text()
-               if own_profiles else None}
+               "profile": _parse_profile(profile) if profile is not None
+               else (own_profiles / "profiles.yml").read_text() if own_profiles else None}
     from dbt.version import __version__ as dbt_version
 
     key_src["dbt"] = dbt_version
@@ -469,6 +469,19 @@ def _manifest(project: Path, profile: dict[str, Any] | None, own_profiles: Path 
         _MANIFESTS.pop(next(iter(_MANIFESTS)))
     _MANIFESTS[key] = manifest
     return manifest, seconds, False
+
+
+def _parse_profile(profile: dict[str, Any]) -> dict[str, Any]:
+    """What of a generated profile the parse depends on: a DuckDB file's folder does not (its database is
+    named after the file's stem), nor its session settings (memory) and connection retries, so warehouses
+    of the same name in other folders share the parse."""
+    out = json.loads(json.dumps(profile, default=str))
+    for target in out.get(PROFILE, {}).get("outputs", {}).values():
+        if target.get("type") == "duckdb":
+            target["path"] = Path(target["path"]).stem
+            target.pop("settings", None)
+            target.pop("retries", None)
+    return out
 
 
 #: where parsed manifests are kept between processes (each Airflow task, each CLI run is a process)

@@ -269,3 +269,16 @@ def test_a_second_process_reuses_the_parsed_project_from_the_disk_cache(tmp_path
         (project / "models" / "int_numbers.sql").read_text() + "\n-- changed\n")
     child()
     assert len(list(cache.glob("*.pickle"))) == 2  # the changed project was parsed and kept under a new key
+
+
+def test_warehouses_of_the_same_name_in_other_folders_share_the_parse(tmp_path: Path, project: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(transform.MANIFEST_CACHE_ENV, str(tmp_path / "cache"))
+    transform._MANIFESTS.clear()
+    a, b = tmp_path / "a" / "w.duckdb", tmp_path / "b" / "w.duckdb"
+    first = build(f"duckdb:///{a}", {"start": START, "max_n": 2}, project_dir=project)
+    second = build(f"duckdb:///{b}", {"start": START, "max_n": 3}, project_dir=project)
+    assert not first.manifest_cached and second.manifest_cached
+    # each build wrote its own file, with its own vars
+    assert rows(f"duckdb:///{a}", "select total from esn_build.mart_numbers") == [(3,)]
+    assert rows(f"duckdb:///{b}", "select total from esn_build.mart_numbers") == [(6,)]
