@@ -132,6 +132,27 @@ def test_bi_role_lists_every_column_with_its_description(published: Published) -
     assert not undescribed, f"columns without a description: {undescribed}"
 
 
+def test_superset_s_inspector_lists_the_marts_with_their_comments(published: Published) -> None:
+    """Superset reads a database's tables through SQLAlchemy's inspector (psycopg dialect): the same
+    descriptions reach it, as the BI role."""
+    url = sa.make_url(published.url).set(username=published.role)
+    engine = sa.create_engine(url)
+    try:
+        inspector = sa.inspect(engine)
+        assert "esn_marts" in inspector.get_schema_names()
+        tables = set(inspector.get_table_names(schema="esn_marts"))
+        comments = {t: inspector.get_table_comment(t, schema="esn_marts")["text"] for t in tables}
+        columns = {t: inspector.get_columns(t, schema="esn_marts") for t in tables}
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("select current_user").scalar_one() == published.role
+    finally:
+        engine.dispose()
+    assert tables == expected_marts()
+    assert all(columns[t] for t in tables)
+    assert not [f"{t}.{c['name']}" for t in tables for c in columns[t] if not (c.get("comment") or "").strip()]
+    assert not sorted(t for t, text in comments.items() if not (text or "").strip()), "tables without a comment"
+
+
 def test_bi_role_reads_every_mart(published: Published) -> None:
     with published.bi() as bi:
         counts = {t: bi.execute(f"select count(*) from esn_marts.{t}").fetchone()[0]
