@@ -510,12 +510,13 @@ def _published_descriptions() -> dict[str, tuple[str | None, dict[str, str]]]:
 
     out: dict[str, tuple[str | None, dict[str, str]]] = dict(dbt_project.model_descriptions())
     python: dict[str, tuple[str | None, dict[str, str]]] = {}
+    from pipelines.network.catalogue import GRAIN as NETWORK_GRAIN
     from pipelines.network_stage import WINDOW_COLUMNS
 
     for entry in catalogue.load_entries():
         if entry.table in out or not entry.table.startswith("mart_"):
             continue
-        grain, cols = python.setdefault(entry.table, (entry.grain or None, {}))
+        grain, cols = python.setdefault(entry.table, (entry.grain or NETWORK_GRAIN.get(entry.table), {}))
         cols[entry.column] = entry.definition
         if entry.table.startswith("mart_network_"):  # the columns the network stage adds to its tables
             cols.update({c: d for c, d in WINDOW_COLUMNS.items() if c not in cols})

@@ -45,7 +45,10 @@ def test_a_failed_publish_is_covered_by_the_next_run(baseline, monkeypatch):
     monkeypatch.setattr(metrics, "compute_python_metrics", broken)
     with pytest.raises(ValueError, match="line 3"):
         jobs.run(settings, jobs.Interval(DAY, DAY))
-    assert _count(settings, "select count(*) from lake_activities where activity_date = :d", d=DAY) == 0
+    # nothing of DAY is published (the lake tables, dbt's working tables, may hold it: the next publish
+    # recomputes them), and DAY stays pending
+    published_day = "select count(*) from esn_marts.mart_engagement_daily where activity_date = :d"
+    assert _count(settings, published_day, d=DAY) == 0
     assert lake.pending(settings.lake_dir, "demo", "canonical").days() == [DAY]
     monkeypatch.undo()
     nxt = DAY + dt.timedelta(days=1)
@@ -53,6 +56,7 @@ def test_a_failed_publish_is_covered_by_the_next_run(baseline, monkeypatch):
     assert report["publish"]["interval"] == f"{DAY}_{nxt}"
     landed = lake.read_partition(lake.canonical_dir(settings.lake_dir, "activities") / "source=demo", DAY)
     assert _count(settings, "select count(*) from lake_activities where activity_date = :d", d=DAY) == landed.num_rows > 0
+    assert _count(settings, published_day, d=DAY) > 0
     assert lake.pending(settings.lake_dir, "demo", "canonical").days() == []
 
 
