@@ -11,7 +11,6 @@ them as before. Reading the YAML and the `ref()`/`source()` calls of the SQL is 
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -118,22 +117,6 @@ def model_descriptions(project_dir: Path = SQL_DIR) -> dict[str, tuple[str, dict
     for name, (_layer, entry) in _properties(project_dir).items():
         cols = {str(c["name"]): str(c["description"]) for c in entry.get("columns") or [] if c.get("description")}
         out[name] = (str(entry.get("description") or ""), cols)
-    return out
-
-
-def dbt_vars(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The vars of a dbt run from the parameters of the models (`jobs.model_params`): dates as
-    'YYYY-MM-DD', numbers and booleans as they are. Anything else is refused, naming the parameter."""
-    out: dict[str, Any] = {}
-    for name, value in params.items():
-        if isinstance(value, dt.datetime):
-            raise TypeError(f"parameter {name} is a datetime; the models take dates")
-        if isinstance(value, dt.date):
-            out[name] = value.isoformat()
-        elif isinstance(value, bool | int | float):
-            out[name] = value
-        else:
-            raise TypeError(f"parameter {name} has type {type(value).__name__}: dates, numbers or booleans only")
     return out
 
 

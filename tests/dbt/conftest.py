@@ -19,7 +19,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from pipelines import canonical, dbt_project, jobs, lake, transform, warehouse
+from pipelines import canonical, jobs, lake, transform, warehouse
 from pipelines.config import Settings
 from tests.conftest import demo_settings
 
@@ -98,8 +98,8 @@ def run_dbt(settings: Settings, interval: jobs.Interval, profiles_dir: Path, tar
             extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> tuple[float, str]:
     """`dbt <command>` of sql/ with the run's vars (jobs.model_params), in a subprocess; returns the
     seconds it took and its output; raises with the output when it fails."""
-    dbt_vars = {**dbt_project.dbt_vars(jobs.model_params(settings, interval)), **DBT_SCHEMAS,
-                **(extra_vars or {})}
+    dbt_vars = {**transform.dbt_vars(jobs.model_params(settings, interval), warehouse.DEFAULT_SCHEMAS),
+                **DBT_SCHEMAS, **(extra_vars or {})}
     env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "PGTZ": "UTC",
            "DBT_PROFILES_DIR": str(profiles_dir), **(extra_env or {})}
     t0 = time.perf_counter()

@@ -94,16 +94,6 @@ def test_sync_keeps_order_tests_and_other_descriptions() -> None:
                               {"name": "new", "description": "added"}]
 
 
-def test_dbt_vars_from_model_params() -> None:
-    assert dbt_project.dbt_vars({"start_date": dt.date(2026, 5, 1), "min_group_size": 5, "w_reply": 0.5,
-                                 "usage_report_engage": True}) == {
-        "start_date": "2026-05-01", "min_group_size": 5, "w_reply": 0.5, "usage_report_engage": True}
-    with pytest.raises(TypeError, match="start_date"):
-        dbt_project.dbt_vars({"start_date": dt.datetime(2026, 5, 1)})
-    with pytest.raises(TypeError, match="w_reply"):
-        dbt_project.dbt_vars({"w_reply": "0.5; drop table x"})
-
-
 @pytest.mark.parametrize(("override", "message"), [
     ({"min_group_size": "5 or 1=1"}, "var min_group_size must be a number"),
     ({"start_date": "2026-05-01' or '1"}, "var start_date must be a date"),
