@@ -25,7 +25,7 @@ import datetime as dt
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -250,17 +250,20 @@ def _dependents_duckdb(conn: Connection, schema: str, table: str, cols: Sequence
 
 
 def replace_rows(conn: Connection, schemas: Schemas, name: str, data: pd.DataFrame | pa.Table, *,
-                 partition_by: str | None = None, start: dt.date | None = None, end: dt.date | None = None) -> int:
+                 partition_by: str | None = None, start: dt.date | None = None, end: dt.date | None = None,
+                 target_schema: str | None = None, check: Callable[[str], Any] | None = None) -> int:
     """In-place publication of a table computed in Python (graph metrics, bootstrap intervals): the frame
-    is written to `<schemas.build>.<name>` (replaced there: the build schema is scratch space), then
-    `refresh_in_place` makes the published table hold exactly its rows, or, with `partition_by`,
-    `refresh_range` replaces the published rows of `start`..`end` only. A column without a type (an
-    empty frame's object column) keeps the published column's type. Returns the rows published."""
+    is written to `<schemas.build>.<name>` (replaced there: the build schema is scratch space), `check`
+    (an audit) called on it, then the table of `target_schema` (the marts by default) made to hold exactly
+    its rows, or, with `partition_by`, its rows of `start`..`end` replaced only. A column without a type
+    (an empty frame's object column) keeps the published column's type. A table published outside the
+    marts (person-level: the network's) leaves no copy in the build schema. Returns the rows published."""
     _check_ident(name)
+    target_schema = _check_ident(target_schema or schemas.marts)
     table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
     build = f"{schemas.build}.{name}"
     conn.exec_driver_sql(f"drop table if exists {build}")
-    published = {c.name: c.sql_type for c in table_columns(conn, schemas.marts, name) or []}
+    published = {c.name: c.sql_type for c in table_columns(conn, target_schema, name) or []}
     ddl = []
     for f in table.schema:
         if pa.types.is_null(f.type) and f.name in published:
@@ -270,11 +273,15 @@ def replace_rows(conn: Connection, schemas: Schemas, name: str, data: pd.DataFra
         ddl.append(f"{_check_ident(f.name)} {sql_type}")
     conn.exec_driver_sql(f"create table {build} ({', '.join(ddl)})")
     insert_arrow(conn, build, table)
-    if partition_by is None:
-        return refresh_in_place(conn, schemas, name)
-    if start is None or end is None:
+    if check is not None:
+        check(build)
+    if partition_by is not None and (start is None or end is None):
         raise ValueError("replace_rows by partition needs start and end")
-    return refresh_range(conn, schemas, name, partition_by, start, end)
+    between = (_check_ident(partition_by), start, end) if partition_by is not None else None
+    rows = _refresh(conn, schemas.build, target_schema, name, between=between)  # type: ignore[arg-type]
+    if target_schema != schemas.marts:
+        conn.exec_driver_sql(f"drop table {build}")
+    return rows
 
 
 # --------------------------------------------------------------------------------------- descriptions

@@ -500,81 +500,29 @@ def audit(conn: Connection, build: str, model_name: str, key: list[str], extra_n
     return int(rows)
 
 
-def _match_columns(conn: Connection, name: str, build: str) -> str:
-    """An incremental table follows its model's columns: a column the model gained since `name` was
-    created is added (NULL on the days not rebuilt since; a republish of those days fills them), and a
-    column it no longer has (renamed or removed) is dropped, so that no name keeps stale figures of an
-    older definition beside the new ones (e.g. mart_interactions_period.cross_department_share, renamed
-    cross_department_interaction_share). Returns the build's column list, to insert by name. `name` and
-    `build` are bare (the current schema) or `schema.table`."""
-    have = set(columns(conn, name))
-    schema, _, table = build.rpartition(".")
-    built = conn.execute(sa.text(
-        "select column_name, data_type from information_schema.columns where table_name = :t "
-        f"and table_schema = {':s' if schema else 'current_schema()'} order by ordinal_position"),
-        {"t": table, **({"s": schema} if schema else {})}).fetchall()
-    for col, sql_type in built:
-        if str(col).lower() not in have:
-            conn.exec_driver_sql(f"alter table {name} add column {_check_ident(str(col).lower())} {sql_type}")
-    for col in sorted(have - {str(c).lower() for c, _ in built}):
-        log.info("%s: column %s is no longer produced by its model: dropped", name, col)
-        conn.exec_driver_sql(f"alter table {name} drop column {_check_ident(col)}")
-    return ", ".join(_check_ident(c) for c in columns(conn, build))
-
-
 def publish_frame(conn: Connection, name: str, frame: pd.DataFrame, *, key: list[str],
                   partition_by: str | None = None, start: dt.date | None = None,
                   end: dt.date | None = None, not_null: Sequence[str] = ()) -> int:
     """Write-audit-publish for a table computed in Python (graph metrics, bootstrap intervals), in its
     schema (`Schemas.of_table`: a mart_ table in the published marts, any other in internal): the rows are
-    written to a build table, audited, then put in place (`write_in_place`: the published table is never
-    dropped, so that grants, comments and users' views on it survive)."""
+    written to a build table, audited (key unique, key and `not_null` columns not NULL), then put in place
+    (`publication.replace_rows`: the published table is never dropped, so that grants, comments and
+    users' views on it survive). Returns the rows written."""
+    from pipelines import publication
+
     _check_ident(name)
     schemas = schemas_of(conn)
-    build = f"{schemas.build}.{name}__frame"
-    conn.exec_driver_sql(f"drop table if exists {build}")
-    data = pa.Table.from_pandas(frame, preserve_index=False)
-    _create_from_arrow_schema(conn, build, data.schema)
-    insert_arrow(conn, build, data)
-    rows = audit(conn, build, name, key, list(not_null))
-    write_in_place(conn, schemas.qualified(name), build, partition_by=partition_by, start=start, end=end)
-    conn.exec_driver_sql(f"drop table {build}")
-    return rows
-
-
-def write_in_place(conn: Connection, target: str, build: str, *, partition_by: str | None = None,
-                   start: dt.date | None = None, end: dt.date | None = None) -> None:
-    """Make `target` (schema.table) hold the rows of `build`, in place, inside the caller's transaction:
-    created from it when missing; else its columns follow the build's (`_match_columns`), and its rows are
-    replaced: all of them, or with `partition_by` those of the partitions [start, end]. The table itself is
-    never dropped or renamed. A reader sees the old rows until the caller commits."""
-    _check_name(target)
-    _check_name(build)
-    if not relation_exists(conn, target):
-        conn.exec_driver_sql(f"create table {target} as select * from {build}")
-        return
-    cols = _match_columns(conn, target, build)
-    if partition_by:
-        conn.execute(sa.text(f"delete from {target} where {_check_ident(partition_by)} between :s and :e"),
-                     {"s": start, "e": end})
-    else:
-        conn.exec_driver_sql(f"delete from {target}")
-    conn.exec_driver_sql(f"insert into {target} ({cols}) select {cols} from {build}")
+    audited: list[int] = []
+    publication.replace_rows(conn, schemas, name, frame, partition_by=partition_by, start=start, end=end,
+                             target_schema=schemas.of_table(name),
+                             check=lambda build: audited.append(audit(conn, build, name, key, list(not_null))))
+    return audited[0]
 
 
 _ARROW_SQL = [
     (pa.types.is_boolean, "boolean"), (pa.types.is_integer, "bigint"), (pa.types.is_floating, "double precision"),
     (pa.types.is_date, "date"), (pa.types.is_timestamp, "timestamp with time zone"),
 ]
-
-
-def _create_from_arrow_schema(conn: Connection, name: str, schema: pa.Schema) -> None:
-    _check_name(name)
-    cols = []
-    for f in schema:
-        sql_type = next((t for test, t in _ARROW_SQL if test(f.type)), "varchar")
-        cols.append(f"{_check_ident(f.name)} {sql_type}")
-    conn.exec_driver_sql(f"create table {name} ({', '.join(cols)})")
 
 
 def read_frame(conn: Connection | Engine, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
