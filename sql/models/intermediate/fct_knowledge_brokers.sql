@@ -12,9 +12,9 @@ with_departments as (
     select a.*, pa.department as department, pq.department as asker_department
     from answers a
     left join {{ ref('int_people_history') }} pa
-      on pa.person_key = a.person_key and a.activity_date between pa.valid_from and pa.valid_to
+      on {{ esn_valid_on('pa', 'a.person_key', 'a.activity_date') }}
     left join {{ ref('int_people_history') }} pq
-      on pq.person_key = a.asker_key and a.activity_date between pq.valid_from and pq.valid_to
+      on {{ esn_valid_on('pq', 'a.asker_key', 'a.activity_date') }}
 ),
 month_departments as (
     -- the broker's department of the month: the one in force on its last day (the latest one, for a

@@ -17,8 +17,7 @@ people as (
     select distinct person_key from activity
 ),
 days as (
-    select cast({{ esn_date('start_date', -83) }} + cast(g.i as integer) as date) as day
-    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }} + 83) as g(i)
+    {{ esn_interval_days('day', days_before=83) }}
 ),
 grid as (
     select

@@ -1,7 +1,6 @@
 -- depends_on: {{ ref('int_segment_headcount_daily') }}
 with calendar as (
-    select cast({{ esn_date('start_date') }} + cast(g.i as integer) as date) as as_of_date
-    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }}) as g(i)
+    {{ esn_interval_days() }}
 ),
 employed as (
     -- the people int_segment_headcount_daily counts (the same headcount as every other mart): outside the
@@ -9,9 +8,7 @@ employed as (
     select c.as_of_date, p.person_key
     from calendar c
     join {{ ref('stg_people') }} p
-      on (p.hire_date is null or p.hire_date <= c.as_of_date)
-     and (p.termination_date is null or p.termination_date > c.as_of_date)
-     and (p.in_directory or not p.is_deactivated)
+      on {{ esn_in_headcount_on('p', 'c.as_of_date') }}
 ),
 first_activity as (
     -- claimed: the first action, counted like the usage segments' (events, and the usage reports' counts of
@@ -62,8 +59,7 @@ aggregated as (
         sum(d.ever_habitual) as ever_habitual
     from people_day d
     join {{ ref('int_segment_membership') }} m
-      on m.person_key = d.person_key
-     and d.as_of_date between m.valid_from and m.valid_to
+      on {{ esn_valid_on('m', 'd.person_key', 'd.as_of_date') }}
     group by d.as_of_date, m.segment_type, m.segment_value
 ),
 flagged as (

@@ -1,6 +1,5 @@
 with calendar as (
-    select cast({{ esn_date('start_date') }} + cast(g.i as integer) as date) as alert_date
-    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }}) as g(i)
+    {{ esn_interval_days('alert_date') }}
 ),
 data_start as (
     select min(activity_date) as first_day from {{ ref('fct_person_daily_activity') }}

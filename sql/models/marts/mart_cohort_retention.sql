@@ -20,8 +20,7 @@ cohorts as (
         m.segment_value
     from first_activity f
     join {{ ref('int_segment_membership') }} m
-      on m.person_key = f.person_key
-     and f.first_active_date between m.valid_from and m.valid_to
+      on {{ esn_valid_on('m', 'f.person_key', 'f.first_active_date') }}
 ),
 cohort_sizes as (
     select cohort_month, segment_type, segment_value, count(*) as cohort_size

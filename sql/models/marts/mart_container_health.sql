@@ -1,6 +1,5 @@
 with calendar as (
-    select cast({{ esn_date('start_date') }} + cast(g.i as integer) as date) as as_of_date
-    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }}) as g(i)
+    {{ esn_interval_days() }}
 ),
 person_days as (
     -- the days of the interval, and per person and container only the last active day before it: on and
@@ -88,9 +87,9 @@ interactions_daily as (
     -- both departments as of the interaction's day: a reorganisation changes the share from the day it
     -- takes effect and never rewrites the days before (a person not listed that day has none)
     left join {{ ref('int_people_history') }} ps
-      on ps.person_key = i.source_key and i.activity_date between ps.valid_from and ps.valid_to
+      on {{ esn_valid_on('ps', 'i.source_key', 'i.activity_date') }}
     left join {{ ref('int_people_history') }} pt
-      on pt.person_key = i.target_key and i.activity_date between pt.valid_from and pt.valid_to
+      on {{ esn_valid_on('pt', 'i.target_key', 'i.activity_date') }}
     where i.container_id is not null
       and i.activity_date between {{ esn_date('start_date', -27) }} and {{ esn_date('end_date') }}
     group by i.container_id, i.activity_date

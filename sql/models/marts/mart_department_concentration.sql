@@ -8,16 +8,15 @@ people as (
     select distinct person_key from activity
 ),
 days as (
-    select cast({{ esn_date('start_date', -30) }} + cast(g.i as integer) as date) as day
-    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }} + 30) as g(i)
+    {{ esn_interval_days('day', days_before=30) }}
 ),
 grid as (
     -- a dense contributor x day grid: whether the person contributed in a period is a window sum over rows
     select
         p.person_key,
         d.day,
-        cast({{ dbt.date_trunc('week', 'd.day') }} as date) as week_start,
-        cast({{ dbt.date_trunc('month', 'd.day') }} as date) as month_start,
+        {{ esn_week_start('d.day') }} as week_start,
+        {{ esn_month_start('d.day') }} as month_start,
         case when a.person_key is null then 0 else 1 end as contributed
     from people p
     cross join days d
@@ -34,9 +33,9 @@ rolled as (
     select
         person_key,
         day as as_of_date,
-        c_days - lag(c_days, 28, cast(0 as bigint)) over w as r28_days,
-        c_days - lag(c_days, cast(day - week_start as integer) + 1, cast(0 as bigint)) over w as wk_days,
-        c_days - lag(c_days, cast(day - month_start as integer) + 1, cast(0 as bigint)) over w as mo_days
+        {{ esn_period_total('c_days', 'rolling_28d') }} as r28_days,
+        {{ esn_period_total('c_days', 'week') }} as wk_days,
+        {{ esn_period_total('c_days', 'month') }} as mo_days
     from cumulative
     window w as (partition by person_key order by day)
 ),
@@ -57,11 +56,9 @@ by_department as (
     select c.as_of_date, c.period_type, m.segment_type, m.segment_value, p.department, count(*) as contributors
     from contributors c
     join {{ ref('int_people_history') }} p  -- the contributor's department on the day, not today's
-      on p.person_key = c.person_key
-     and c.as_of_date between p.valid_from and p.valid_to
+      on {{ esn_valid_on('p', 'c.person_key', 'c.as_of_date') }}
     join {{ ref('int_segment_membership') }} m
-      on m.person_key = c.person_key
-     and c.as_of_date between m.valid_from and m.valid_to
+      on {{ esn_valid_on('m', 'c.person_key', 'c.as_of_date') }}
      and m.segment_type <> 'department'
     where p.department is not null  -- people without a department (outside the directory) are no department
     group by c.as_of_date, c.period_type, m.segment_type, m.segment_value, p.department
@@ -100,21 +97,7 @@ day_segments as (
     where h.as_of_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }} and h.segment_type <> 'department'
 ),
 completed as (
-    select
-        coalesce(f.as_of_date, d.as_of_date) as as_of_date,
-        coalesce(f.period_type, d.period_type) as period_type,
-        coalesce(f.segment_type, d.segment_type) as segment_type,
-        coalesce(f.segment_value, d.segment_value) as segment_value,
-        coalesce(f.suppressed, true) as suppressed,
-        f.contributors,
-        f.departments_contributing,
-        f.largest_department,
-        f.largest_department_share,
-        f.hhi
-    from flagged f
-    full outer join day_segments d
-      on d.as_of_date = f.as_of_date and d.period_type = f.period_type
-     and d.segment_type = f.segment_type and d.segment_value = f.segment_value
+    {{ esn_complete_day_segments(['contributors', 'departments_contributing', 'largest_department', 'largest_department_share', 'hhi']) }}
 )
 select
     as_of_date,

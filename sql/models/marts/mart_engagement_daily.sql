@@ -1,6 +1,5 @@
 with calendar as (
-    select cast({{ esn_date('start_date') }} + cast(g.i as integer) as date) as activity_date
-    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }}) as g(i)
+    {{ esn_interval_days('activity_date') }}
 ),
 activity as (
     select *
@@ -35,8 +34,7 @@ usage as (
         sum(w.actions_28d) as actions_28d
     from windowed w
     join {{ ref('int_segment_membership') }} s
-      on s.person_key = w.person_key
-     and w.activity_date between s.valid_from and s.valid_to
+      on {{ esn_valid_on('s', 'w.person_key', 'w.activity_date') }}
     group by w.activity_date, s.segment_type, s.segment_value
 ),
 headcount as (

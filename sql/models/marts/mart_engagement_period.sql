@@ -1,20 +1,8 @@
 with calendar as (
-    select cast({{ esn_date('start_date') }} + cast(g.i as integer) as date) as as_of_date
-    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }}) as g(i)
+    {{ esn_interval_days() }}
 ),
 windows as (
-    select as_of_date, 'day' as period_type, as_of_date as period_start, as_of_date as period_end from calendar
-    union all
-    select as_of_date, 'rolling_7d', as_of_date - 6, as_of_date from calendar
-    union all
-    select as_of_date, 'rolling_28d', as_of_date - 27, as_of_date from calendar
-    union all
-    select as_of_date, 'week', cast({{ dbt.date_trunc('week', 'as_of_date') }} as date),
-           cast({{ dbt.date_trunc('week', 'as_of_date') }} as date) + 6 from calendar
-    union all
-    select as_of_date, 'month', cast({{ dbt.date_trunc('month', 'as_of_date') }} as date),
-           cast(cast({{ dbt.date_trunc('month', 'as_of_date') }} as date) + 31 - cast(extract(day from cast({{ dbt.date_trunc('month', 'as_of_date') }} as date) + 31) as integer) as date)
-    from calendar
+    {{- esn_period_windows(['day', 'rolling_7d', 'rolling_28d', 'week', 'month'], with_end=true) }}
 ),
 activity as (
     select *
@@ -25,15 +13,14 @@ people as (
     select distinct person_key from activity
 ),
 days as (
-    select cast({{ esn_date('start_date', -30) }} + cast(g.i as integer) as date) as day
-    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }} + 30) as g(i)
+    {{ esn_interval_days('day', days_before=30) }}
 ),
 grid as (
     select
         p.person_key,
         d.day,
-        cast({{ dbt.date_trunc('week', 'd.day') }} as date) as week_start,
-        cast({{ dbt.date_trunc('month', 'd.day') }} as date) as month_start,
+        {{ esn_week_start('d.day') }} as week_start,
+        {{ esn_month_start('d.day') }} as month_start,
         case when a.person_key is null then 0 else 1 end as active_days,
         coalesce(a.actions, 0) as actions,
         coalesce(a.contributions, 0) as contributions,
@@ -68,30 +55,30 @@ rolled as (
         person_key,
         day as as_of_date,
         d_days, d_actions, d_contributions, d_posts, d_replies, d_reactions,
-        c_days - lag(c_days, 7, cast(0 as bigint)) over w as r7_days,
-        c_actions - lag(c_actions, 7, cast(0 as bigint)) over w as r7_actions,
-        c_contributions - lag(c_contributions, 7, cast(0 as bigint)) over w as r7_contributions,
-        c_posts - lag(c_posts, 7, cast(0 as bigint)) over w as r7_posts,
-        c_replies - lag(c_replies, 7, cast(0 as bigint)) over w as r7_replies,
-        c_reactions - lag(c_reactions, 7, cast(0 as bigint)) over w as r7_reactions,
-        c_days - lag(c_days, 28, cast(0 as bigint)) over w as r28_days,
-        c_actions - lag(c_actions, 28, cast(0 as bigint)) over w as r28_actions,
-        c_contributions - lag(c_contributions, 28, cast(0 as bigint)) over w as r28_contributions,
-        c_posts - lag(c_posts, 28, cast(0 as bigint)) over w as r28_posts,
-        c_replies - lag(c_replies, 28, cast(0 as bigint)) over w as r28_replies,
-        c_reactions - lag(c_reactions, 28, cast(0 as bigint)) over w as r28_reactions,
-        c_days - lag(c_days, cast(day - week_start as integer) + 1, cast(0 as bigint)) over w as wk_days,
-        c_actions - lag(c_actions, cast(day - week_start as integer) + 1, cast(0 as bigint)) over w as wk_actions,
-        c_contributions - lag(c_contributions, cast(day - week_start as integer) + 1, cast(0 as bigint)) over w as wk_contributions,
-        c_posts - lag(c_posts, cast(day - week_start as integer) + 1, cast(0 as bigint)) over w as wk_posts,
-        c_replies - lag(c_replies, cast(day - week_start as integer) + 1, cast(0 as bigint)) over w as wk_replies,
-        c_reactions - lag(c_reactions, cast(day - week_start as integer) + 1, cast(0 as bigint)) over w as wk_reactions,
-        c_days - lag(c_days, cast(day - month_start as integer) + 1, cast(0 as bigint)) over w as mo_days,
-        c_actions - lag(c_actions, cast(day - month_start as integer) + 1, cast(0 as bigint)) over w as mo_actions,
-        c_contributions - lag(c_contributions, cast(day - month_start as integer) + 1, cast(0 as bigint)) over w as mo_contributions,
-        c_posts - lag(c_posts, cast(day - month_start as integer) + 1, cast(0 as bigint)) over w as mo_posts,
-        c_replies - lag(c_replies, cast(day - month_start as integer) + 1, cast(0 as bigint)) over w as mo_replies,
-        c_reactions - lag(c_reactions, cast(day - month_start as integer) + 1, cast(0 as bigint)) over w as mo_reactions
+        {{ esn_period_total('c_days', 'rolling_7d') }} as r7_days,
+        {{ esn_period_total('c_actions', 'rolling_7d') }} as r7_actions,
+        {{ esn_period_total('c_contributions', 'rolling_7d') }} as r7_contributions,
+        {{ esn_period_total('c_posts', 'rolling_7d') }} as r7_posts,
+        {{ esn_period_total('c_replies', 'rolling_7d') }} as r7_replies,
+        {{ esn_period_total('c_reactions', 'rolling_7d') }} as r7_reactions,
+        {{ esn_period_total('c_days', 'rolling_28d') }} as r28_days,
+        {{ esn_period_total('c_actions', 'rolling_28d') }} as r28_actions,
+        {{ esn_period_total('c_contributions', 'rolling_28d') }} as r28_contributions,
+        {{ esn_period_total('c_posts', 'rolling_28d') }} as r28_posts,
+        {{ esn_period_total('c_replies', 'rolling_28d') }} as r28_replies,
+        {{ esn_period_total('c_reactions', 'rolling_28d') }} as r28_reactions,
+        {{ esn_period_total('c_days', 'week') }} as wk_days,
+        {{ esn_period_total('c_actions', 'week') }} as wk_actions,
+        {{ esn_period_total('c_contributions', 'week') }} as wk_contributions,
+        {{ esn_period_total('c_posts', 'week') }} as wk_posts,
+        {{ esn_period_total('c_replies', 'week') }} as wk_replies,
+        {{ esn_period_total('c_reactions', 'week') }} as wk_reactions,
+        {{ esn_period_total('c_days', 'month') }} as mo_days,
+        {{ esn_period_total('c_actions', 'month') }} as mo_actions,
+        {{ esn_period_total('c_contributions', 'month') }} as mo_contributions,
+        {{ esn_period_total('c_posts', 'month') }} as mo_posts,
+        {{ esn_period_total('c_replies', 'month') }} as mo_replies,
+        {{ esn_period_total('c_reactions', 'month') }} as mo_reactions
     from cumulative
     window w as (partition by person_key order by day)
 ),
@@ -128,8 +115,7 @@ usage_wide as (
         sum(p.mo_replies) as mo_replies, sum(p.mo_reactions) as mo_reactions, sum(p.mo_days) as mo_days
     from in_range p
     join {{ ref('int_segment_membership') }} m
-      on m.person_key = p.person_key
-     and p.as_of_date between m.valid_from and m.valid_to
+      on {{ esn_valid_on('m', 'p.person_key', 'p.as_of_date') }}
     group by p.as_of_date, m.segment_type, m.segment_value
 ),
 usage as (

@@ -1,15 +1,8 @@
 with calendar as (
-    select cast({{ esn_date('start_date') }} + cast(g.i as integer) as date) as as_of_date
-    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }}) as g(i)
+    {{ esn_interval_days() }}
 ),
 windows as (
-    select as_of_date, 'rolling_7d' as period_type, as_of_date - 6 as period_start from calendar
-    union all
-    select as_of_date, 'rolling_28d', as_of_date - 27 from calendar
-    union all
-    select as_of_date, 'week', cast({{ dbt.date_trunc('week', 'as_of_date') }} as date) from calendar
-    union all
-    select as_of_date, 'month', cast({{ dbt.date_trunc('month', 'as_of_date') }} as date) from calendar
+    {{- esn_period_windows(['rolling_7d', 'rolling_28d', 'week', 'month']) }}
 ),
 interactions as (
     select i.activity_date, i.source_key,
@@ -19,9 +12,9 @@ interactions as (
     -- both departments as of the interaction's day: a reorganisation changes the share from the day it
     -- takes effect and never rewrites the days before (a person not listed that day has none)
     left join {{ ref('int_people_history') }} ps
-      on ps.person_key = i.source_key and i.activity_date between ps.valid_from and ps.valid_to
+      on {{ esn_valid_on('ps', 'i.source_key', 'i.activity_date') }}
     left join {{ ref('int_people_history') }} pt
-      on pt.person_key = i.target_key and i.activity_date between pt.valid_from and pt.valid_to
+      on {{ esn_valid_on('pt', 'i.target_key', 'i.activity_date') }}
     where i.activity_date between {{ esn_date('start_date', -30) }} and {{ esn_date('end_date') }}
 ),
 interactions_daily as (
@@ -31,8 +24,7 @@ interactions_daily as (
            sum(i.cross_department) as cross_department_interactions
     from interactions i
     join {{ ref('int_segment_membership') }} m
-      on m.person_key = i.source_key
-     and i.activity_date between m.valid_from and m.valid_to
+      on {{ esn_valid_on('m', 'i.source_key', 'i.activity_date') }}
     group by i.activity_date, m.segment_type, m.segment_value
 ),
 interaction_segments as (
@@ -47,8 +39,7 @@ posts_daily as (
     select p.activity_date, p.first_response_date, m.segment_type, m.segment_value, count(*) as posts
     from {{ ref('fct_posts') }} p
     join {{ ref('int_segment_membership') }} m
-      on m.person_key = p.author_key
-     and p.activity_date between m.valid_from and m.valid_to
+      on {{ esn_valid_on('m', 'p.author_key', 'p.activity_date') }}
     where p.activity_date between {{ esn_date('start_date', -30) }} and {{ esn_date('end_date') }}
     group by p.activity_date, p.first_response_date, m.segment_type, m.segment_value
 ),

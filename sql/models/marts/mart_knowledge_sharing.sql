@@ -1,6 +1,5 @@
 with calendar as (
-    select cast({{ esn_date('start_date') }} + cast(g.i as integer) as date) as as_of_date
-    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }}) as g(i)
+    {{ esn_interval_days() }}
 ),
 questions as (
     select author_key, container_id, activity_date, first_reply_date, hours_to_first_reply, accepted_date
@@ -13,12 +12,9 @@ spans as (
     union all
     select q.*, 'rolling_28d', q.activity_date + 27 from questions q
     union all
-    select q.*, 'week', cast({{ dbt.date_trunc('week', 'q.activity_date') }} as date) + 6 from questions q
+    select q.*, 'week', {{ esn_week_end('q.activity_date') }} from questions q
     union all
-    select q.*, 'month',
-           cast(cast({{ dbt.date_trunc('month', 'q.activity_date') }} as date) + 31
-                - cast(extract(day from cast({{ dbt.date_trunc('month', 'q.activity_date') }} as date) + 31) as integer) as date)
-    from questions q
+    select q.*, 'month', {{ esn_month_end('q.activity_date') }} from questions q
 ),
 segmented as (
     -- the asker's segments as of each as_of_date (membership validity), or the question's container
@@ -34,9 +30,7 @@ segmented as (
         least(s.window_end, m.valid_to, {{ esn_date('end_date') }}) as span_to
     from spans s
     join {{ ref('int_segment_membership') }} m
-      on m.person_key = s.author_key
-     and m.valid_from <= s.window_end
-     and m.valid_to >= s.activity_date
+      on {{ esn_valid_during('m', 's.author_key', 's.activity_date', 's.window_end') }}
     union all
     select
         s.period_type,
@@ -52,58 +46,15 @@ segmented as (
     where s.container_id is not null
 ),
 asker_islands as (
-    -- per asker and period type, the union of the ranges of their questions (window_end grows with the
-    -- day, so a range starting after the previous range's end opens a new island)
-    select author_key, container_id, period_type, min(activity_date) as covered_from, max(window_end) as covered_to
-    from (
-        select
-            author_key,
-            container_id,
-            period_type,
-            activity_date,
-            window_end,
-            sum(new_island) over (partition by author_key, container_id, period_type order by activity_date
-                                  rows between unbounded preceding and current row) as island
-        from (
-            select
-                author_key,
-                container_id,
-                period_type,
-                activity_date,
-                window_end,
-                case when lag(window_end) over (partition by author_key, container_id, period_type
-                                                order by activity_date) >= activity_date then 0 else 1 end
-                    as new_island
-            from (select distinct author_key, container_id, period_type, activity_date, window_end
-                  from spans
-                  where container_id is not null) d
-        ) g
-    ) n
-    group by author_key, container_id, period_type, island
+    -- per asker and period type, the union of the ranges of their questions in a container
+    {{ esn_range_islands('(select distinct author_key, container_id, period_type, activity_date, window_end'
+                         ~ ' from spans where container_id is not null) d',
+                         ['author_key', 'container_id', 'period_type'], 'activity_date', 'window_end') }}
 ),
 person_islands as (
     -- the same without the container (ranges of every container merged)
-    select author_key, period_type, min(activity_date) as covered_from, max(window_end) as covered_to
-    from (
-        select
-            author_key,
-            period_type,
-            activity_date,
-            window_end,
-            sum(new_island) over (partition by author_key, period_type order by activity_date
-                                  rows between unbounded preceding and current row) as island
-        from (
-            select
-                author_key,
-                period_type,
-                activity_date,
-                window_end,
-                case when lag(window_end) over (partition by author_key, period_type order by activity_date)
-                          >= activity_date then 0 else 1 end as new_island
-            from (select distinct author_key, period_type, activity_date, window_end from spans) d
-        ) g
-    ) n
-    group by author_key, period_type, island
+    {{ esn_range_islands('(select distinct author_key, period_type, activity_date, window_end from spans) d',
+                         ['author_key', 'period_type'], 'activity_date', 'window_end') }}
 ),
 asker_ranges as (
     select
@@ -114,9 +65,7 @@ asker_ranges as (
         least(i.covered_to, m.valid_to, {{ esn_date('end_date') }}) as range_to
     from person_islands i
     join {{ ref('int_segment_membership') }} m
-      on m.person_key = i.author_key
-     and m.valid_from <= i.covered_to
-     and m.valid_to >= i.covered_from
+      on {{ esn_valid_during('m', 'i.author_key', 'i.covered_from', 'i.covered_to') }}
     union all
     select
         period_type,
@@ -152,54 +101,8 @@ ranges as (
     from segmented
     where accepted_date is not null
 ),
-range_counts as (
-    select period_type, segment_type, segment_value, range_from, range_to,
-           sum(askers) as askers, sum(questions) as questions, sum(answered) as answered,
-           sum(eligible_24h) as eligible_24h, sum(answered_24h) as answered_24h, sum(accepted) as accepted
-    from ranges
-    where range_from <= range_to
-    group by period_type, segment_type, segment_value, range_from, range_to
-),
-deltas as (
-    select period_type, segment_type, segment_value, range_from as day,
-           askers, questions, answered, eligible_24h, answered_24h, accepted
-    from range_counts
-    union all
-    select period_type, segment_type, segment_value, range_to + 1,
-           -askers, -questions, -answered, -eligible_24h, -answered_24h, -accepted
-    from range_counts
-    where range_to < {{ esn_date('end_date') }}
-),
-daily_deltas as (
-    select period_type, segment_type, segment_value, day,
-           sum(askers) as askers, sum(questions) as questions, sum(answered) as answered,
-           sum(eligible_24h) as eligible_24h, sum(answered_24h) as answered_24h, sum(accepted) as accepted
-    from deltas
-    group by period_type, segment_type, segment_value, day
-),
-groups as (
-    select distinct period_type, segment_type, segment_value from daily_deltas
-),
-aggregated_counts as (
-    select
-        c.as_of_date,
-        g.period_type,
-        g.segment_type,
-        g.segment_value,
-        cast(sum(coalesce(d.askers, 0)) over w as bigint) as askers,
-        cast(sum(coalesce(d.questions, 0)) over w as bigint) as questions,
-        cast(sum(coalesce(d.answered, 0)) over w as bigint) as answered,
-        cast(sum(coalesce(d.eligible_24h, 0)) over w as bigint) as eligible_24h,
-        cast(sum(coalesce(d.answered_24h, 0)) over w as bigint) as answered_24h,
-        cast(sum(coalesce(d.accepted, 0)) over w as bigint) as accepted
-    from groups g
-    cross join calendar c
-    left join daily_deltas d
-      on d.period_type = g.period_type and d.segment_type = g.segment_type
-     and d.segment_value = g.segment_value and d.day = c.as_of_date
-    window w as (partition by g.period_type, g.segment_type, g.segment_value order by c.as_of_date
-                 rows between unbounded preceding and current row)
-),
+{{ esn_range_daily_totals('aggregated_counts', ['period_type', 'segment_type', 'segment_value'],
+                          ['askers', 'questions', 'answered', 'eligible_24h', 'answered_24h', 'accepted']) }},
 counted as (
     select * from aggregated_counts where questions > 0
 ),
@@ -251,24 +154,7 @@ day_segments as (
     where h.as_of_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }}
 ),
 completed as (
-    select
-        coalesce(f.as_of_date, d.as_of_date) as as_of_date,
-        coalesce(f.period_type, d.period_type) as period_type,
-        coalesce(f.segment_type, d.segment_type) as segment_type,
-        coalesce(f.segment_value, d.segment_value) as segment_value,
-        coalesce(f.suppressed, true) as suppressed,
-        f.askers,
-        f.questions,
-        f.answered,
-        f.eligible_24h,
-        f.answered_24h,
-        f.median_hours,
-        f.p90_hours,
-        f.accepted
-    from flagged f
-    full outer join day_segments d
-      on d.as_of_date = f.as_of_date and d.period_type = f.period_type
-     and d.segment_type = f.segment_type and d.segment_value = f.segment_value
+    {{ esn_complete_day_segments(['askers', 'questions', 'answered', 'eligible_24h', 'answered_24h', 'median_hours', 'p90_hours', 'accepted']) }}
 )
 select
     as_of_date,

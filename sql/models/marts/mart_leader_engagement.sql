@@ -1,13 +1,8 @@
 with calendar as (
-    select cast({{ esn_date('start_date') }} + cast(g.i as integer) as date) as as_of_date
-    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }}) as g(i)
+    {{ esn_interval_days() }}
 ),
 windows as (
-    select as_of_date, 'rolling_28d' as period_type, as_of_date - 27 as period_start from calendar
-    union all
-    select as_of_date, 'week', cast({{ dbt.date_trunc('week', 'as_of_date') }} as date) from calendar
-    union all
-    select as_of_date, 'month', cast({{ dbt.date_trunc('month', 'as_of_date') }} as date) from calendar
+    {{- esn_period_windows(['rolling_28d', 'week', 'month']) }}
 ),
 leader_ranges as (
     -- who is a leader on which days (int_people_history: the leader flag as the snapshots gave it then)
@@ -23,8 +18,7 @@ leader_days as (
     from windows w
     join leader_ranges l
       on w.as_of_date between l.valid_from and l.valid_to
-     and (l.hire_date is null or l.hire_date <= w.as_of_date)
-     and (l.termination_date is null or l.termination_date > w.as_of_date)
+     and {{ esn_employed_on('l', 'w.as_of_date') }}
 ),
 leader_activity as (
     select
@@ -45,8 +39,7 @@ responses as (
     select r.activity_date, r.responder_key, r.post_author_key, r.verb
     from {{ ref('int_post_responses') }} r
     join leader_ranges l
-      on l.person_key = r.post_author_key
-     and r.activity_date between l.valid_from and l.valid_to
+      on {{ esn_valid_on('l', 'r.post_author_key', 'r.activity_date') }}
     where r.activity_date between {{ esn_date('start_date', -30) }} and {{ esn_date('end_date') }}
 ),
 received as (
@@ -76,8 +69,7 @@ leader_segments as (
     left join received rc
       on rc.as_of_date = la.as_of_date and rc.period_type = la.period_type and rc.person_key = la.person_key
     join {{ ref('int_segment_membership') }} m
-      on m.person_key = la.person_key
-     and la.as_of_date between m.valid_from and m.valid_to
+      on {{ esn_valid_on('m', 'la.person_key', 'la.as_of_date') }}
      and m.segment_type <> 'leader'
     group by la.as_of_date, la.period_type, m.segment_type, m.segment_value
 ),
@@ -86,11 +78,9 @@ reach_segments as (
     from reached r
     join {{ ref('stg_people') }} p
       on p.person_key = r.person_key
-     and (p.hire_date is null or p.hire_date <= r.as_of_date)
-     and (p.termination_date is null or p.termination_date > r.as_of_date)
+     and {{ esn_employed_on('p', 'r.as_of_date') }}
     join {{ ref('int_segment_membership') }} m
-      on m.person_key = r.person_key
-     and r.as_of_date between m.valid_from and m.valid_to
+      on {{ esn_valid_on('m', 'r.person_key', 'r.as_of_date') }}
     group by r.as_of_date, r.period_type, m.segment_type, m.segment_value
 ),
 org_leaders as (

@@ -7,16 +7,15 @@ people as (
     select distinct person_key from activity
 ),
 days as (
-    select cast({{ esn_date('start_date', -30) }} + cast(g.i as integer) as date) as day
-    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }} + 30) as g(i)
+    {{ esn_interval_days('day', days_before=30) }}
 ),
 grid as (
     -- a dense person x day grid, so that each period's totals come from running totals over rows
     select
         p.person_key,
         d.day,
-        cast({{ dbt.date_trunc('week', 'd.day') }} as date) as week_start,
-        cast({{ dbt.date_trunc('month', 'd.day') }} as date) as month_start,
+        {{ esn_week_start('d.day') }} as week_start,
+        {{ esn_month_start('d.day') }} as month_start,
         case when a.person_key is null then 0 else 1 end as active,
         coalesce(a.contributions, 0) as contributions
     from people p
@@ -39,13 +38,13 @@ rolled as (
     select
         person_key,
         day as as_of_date,
-        c_active - lag(c_active, 28, cast(0 as bigint)) over w as r28_active,
-        c_contributions - lag(c_contributions, 28, cast(0 as bigint)) over w as r28_contributions,
-        c_active - lag(c_active, cast(day - week_start as integer) + 1, cast(0 as bigint)) over w as wk_active,
-        c_contributions - lag(c_contributions, cast(day - week_start as integer) + 1, cast(0 as bigint)) over w
+        {{ esn_period_total('c_active', 'rolling_28d') }} as r28_active,
+        {{ esn_period_total('c_contributions', 'rolling_28d') }} as r28_contributions,
+        {{ esn_period_total('c_active', 'week') }} as wk_active,
+        {{ esn_period_total('c_contributions', 'week') }}
             as wk_contributions,
-        c_active - lag(c_active, cast(day - month_start as integer) + 1, cast(0 as bigint)) over w as mo_active,
-        c_contributions - lag(c_contributions, cast(day - month_start as integer) + 1, cast(0 as bigint)) over w
+        {{ esn_period_total('c_active', 'month') }} as mo_active,
+        {{ esn_period_total('c_contributions', 'month') }}
             as mo_contributions
     from cumulative
     window w as (partition by person_key order by day)
@@ -68,8 +67,7 @@ segmented as (
            cast(p.contributions as double precision) as contributions
     from per_person p
     join {{ ref('int_segment_membership') }} m
-      on m.person_key = p.person_key
-     and p.as_of_date between m.valid_from and m.valid_to
+      on {{ esn_valid_on('m', 'p.person_key', 'p.as_of_date') }}
 ),
 value_counts as (
     -- people with the same number of contributions are interchangeable in every statistic below, so the
@@ -131,23 +129,7 @@ day_segments as (
     where h.as_of_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }}
 ),
 completed as (
-    select
-        coalesce(f.as_of_date, d.as_of_date) as as_of_date,
-        coalesce(f.period_type, d.period_type) as period_type,
-        coalesce(f.segment_type, d.segment_type) as segment_type,
-        coalesce(f.segment_value, d.segment_value) as segment_value,
-        coalesce(f.suppressed, true) as suppressed,
-        f.active_users,
-        f.contributors,
-        f.contributions,
-        f.gini_numerator,
-        f.top1_contributions,
-        f.top10_contributions,
-        f.heavy_contributors
-    from flagged f
-    full outer join day_segments d
-      on d.as_of_date = f.as_of_date and d.period_type = f.period_type
-     and d.segment_type = f.segment_type and d.segment_value = f.segment_value
+    {{ esn_complete_day_segments(['active_users', 'contributors', 'contributions', 'gini_numerator', 'top1_contributions', 'top10_contributions', 'heavy_contributors']) }}
 )
 select
     as_of_date,

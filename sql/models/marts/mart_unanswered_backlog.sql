@@ -1,6 +1,5 @@
 with calendar as (
-    select cast({{ esn_date('start_date') }} + cast(g.i as integer) as date) as as_of_date
-    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }}) as g(i)
+    {{ esn_interval_days() }}
 ),
 questions as (
     select
@@ -22,9 +21,7 @@ open_ranges as (
         least(q.open_to, m.valid_to, {{ esn_date('end_date') }}) as open_to
     from questions q
     join {{ ref('int_segment_membership') }} m
-      on m.person_key = q.author_key
-     and m.valid_from <= q.open_to
-     and m.valid_to >= q.activity_date
+      on {{ esn_valid_during('m', 'q.author_key', 'q.activity_date', 'q.open_to') }}
     union all
     select
         'container',
@@ -36,54 +33,12 @@ open_ranges as (
     where container_id is not null
 ),
 person_islands as (
-    -- per asker, the union of the open ranges of their questions (a range starting after every earlier
-    -- range has ended opens a new island)
-    select author_key, min(activity_date) as covered_from, max(open_to) as covered_to
-    from (
-        select
-            author_key,
-            activity_date,
-            open_to,
-            sum(new_island) over (partition by author_key order by activity_date, open_to
-                                  rows between unbounded preceding and current row) as island
-        from (
-            select
-                author_key,
-                activity_date,
-                open_to,
-                case when max(open_to) over (partition by author_key order by activity_date, open_to
-                                             rows between unbounded preceding and 1 preceding)
-                          >= activity_date then 0 else 1 end as new_island
-            from questions
-            where activity_date <= open_to
-        ) g
-    ) n
-    group by author_key, island
+    -- per asker, the union of the open ranges of their questions
+    {{ esn_range_islands('questions', ['author_key'], 'activity_date', 'open_to', where='activity_date <= open_to') }}
 ),
 container_islands as (
-    select author_key, container_id, min(activity_date) as covered_from, max(open_to) as covered_to
-    from (
-        select
-            author_key,
-            container_id,
-            activity_date,
-            open_to,
-            sum(new_island) over (partition by author_key, container_id order by activity_date, open_to
-                                  rows between unbounded preceding and current row) as island
-        from (
-            select
-                author_key,
-                container_id,
-                activity_date,
-                open_to,
-                case when max(open_to) over (partition by author_key, container_id order by activity_date, open_to
-                                             rows between unbounded preceding and 1 preceding)
-                          >= activity_date then 0 else 1 end as new_island
-            from questions
-            where activity_date <= open_to and container_id is not null
-        ) g
-    ) n
-    group by author_key, container_id, island
+    {{ esn_range_islands('questions', ['author_key', 'container_id'], 'activity_date', 'open_to',
+                         where='activity_date <= open_to and container_id is not null') }}
 ),
 ranges as (
     -- (group, first day, last day, what the range counts)
@@ -93,9 +48,7 @@ ranges as (
            1 as askers, 0 as open_questions, 0 as open_0_1d, 0 as open_1_7d, 0 as open_7_30d, 0 as open_over_30d
     from person_islands i
     join {{ ref('int_segment_membership') }} m
-      on m.person_key = i.author_key
-     and m.valid_from <= i.covered_to
-     and m.valid_to >= i.covered_from
+      on {{ esn_valid_during('m', 'i.author_key', 'i.covered_from', 'i.covered_to') }}
     union all
     select 'container', container_id, greatest(covered_from, {{ esn_date('start_date') }}),
            least(covered_to, {{ esn_date('end_date') }}), 1, 0, 0, 0, 0, 0
@@ -123,52 +76,8 @@ ranges as (
            open_to, 0, 0, 0, 0, 0, 1
     from open_ranges
 ),
-range_counts as (
-    select segment_type, segment_value, range_from, range_to,
-           sum(askers) as askers, sum(open_questions) as open_questions, sum(open_0_1d) as open_0_1d,
-           sum(open_1_7d) as open_1_7d, sum(open_7_30d) as open_7_30d, sum(open_over_30d) as open_over_30d
-    from ranges
-    where range_from <= range_to
-    group by segment_type, segment_value, range_from, range_to
-),
-deltas as (
-    select segment_type, segment_value, range_from as day,
-           askers, open_questions, open_0_1d, open_1_7d, open_7_30d, open_over_30d
-    from range_counts
-    union all
-    select segment_type, segment_value, range_to + 1,
-           -askers, -open_questions, -open_0_1d, -open_1_7d, -open_7_30d, -open_over_30d
-    from range_counts
-    where range_to < {{ esn_date('end_date') }}
-),
-daily_deltas as (
-    select segment_type, segment_value, day,
-           sum(askers) as askers, sum(open_questions) as open_questions, sum(open_0_1d) as open_0_1d,
-           sum(open_1_7d) as open_1_7d, sum(open_7_30d) as open_7_30d, sum(open_over_30d) as open_over_30d
-    from deltas
-    group by segment_type, segment_value, day
-),
-groups as (
-    select distinct segment_type, segment_value from daily_deltas
-),
-aggregated as (
-    select
-        c.as_of_date,
-        g.segment_type,
-        g.segment_value,
-        cast(sum(coalesce(d.askers, 0)) over w as bigint) as askers,
-        cast(sum(coalesce(d.open_questions, 0)) over w as bigint) as open_questions,
-        cast(sum(coalesce(d.open_0_1d, 0)) over w as bigint) as open_0_1d,
-        cast(sum(coalesce(d.open_1_7d, 0)) over w as bigint) as open_1_7d,
-        cast(sum(coalesce(d.open_7_30d, 0)) over w as bigint) as open_7_30d,
-        cast(sum(coalesce(d.open_over_30d, 0)) over w as bigint) as open_over_30d
-    from groups g
-    cross join calendar c
-    left join daily_deltas d
-      on d.segment_type = g.segment_type and d.segment_value = g.segment_value and d.day = c.as_of_date
-    window w as (partition by g.segment_type, g.segment_value order by c.as_of_date
-                 rows between unbounded preceding and current row)
-),
+{{ esn_range_daily_totals('aggregated', ['segment_type', 'segment_value'],
+                          ['askers', 'open_questions', 'open_0_1d', 'open_1_7d', 'open_7_30d', 'open_over_30d']) }},
 flagged as (
     select *, askers < {{ esn_number('min_group_size') }} as suppressed from aggregated where open_questions > 0
 ),
@@ -180,21 +89,7 @@ day_segments as (
     where h.as_of_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }}
 ),
 completed as (
-    select
-        coalesce(f.as_of_date, d.as_of_date) as as_of_date,
-        coalesce(f.segment_type, d.segment_type) as segment_type,
-        coalesce(f.segment_value, d.segment_value) as segment_value,
-        coalesce(f.suppressed, true) as suppressed,
-        f.askers,
-        f.open_questions,
-        f.open_0_1d,
-        f.open_1_7d,
-        f.open_7_30d,
-        f.open_over_30d
-    from flagged f
-    full outer join day_segments d
-      on d.as_of_date = f.as_of_date
-     and d.segment_type = f.segment_type and d.segment_value = f.segment_value
+    {{ esn_complete_day_segments(['askers', 'open_questions', 'open_0_1d', 'open_1_7d', 'open_7_30d', 'open_over_30d'], by_period=false) }}
 )
 select
     as_of_date,

@@ -38,8 +38,7 @@ by_segment as (
         sum(u.engage_reads) as engage_reads
     from usage u
     join {{ ref('int_segment_membership') }} s
-      on s.person_key = u.person_key
-     and u.as_of_date between s.valid_from and s.valid_to
+      on {{ esn_valid_on('s', 'u.person_key', 'u.as_of_date') }}
     group by u.as_of_date, s.segment_type, s.segment_value
 ),
 headcount as (

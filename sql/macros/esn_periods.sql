@@ -1,0 +1,98 @@
+{#- The days and the reporting periods of the marts, written once. Portable: generate_series, date
+    arithmetic (date + integer) and dbt.date_trunc render the same on PostgreSQL and DuckDB. A period
+    is one of day, rolling_7d, rolling_28d, week (ISO, Monday first) and month, as of a day d:
+    day = [d, d], rolling_7d = [d - 6, d], rolling_28d = [d - 27, d], week = [its Monday, d] and
+    month = [its first day, d] (to date; the whole week or month ends on its last day). -#}
+
+{#- The days of the run's interval as one column: `select ... as <column> from generate_series(...)`,
+    [start_date - days_before, end_date], one row a day. days_before: the history a model reads before
+    the interval (30: the longest period, 28 days, and some). Used by (days_before 0, column as_of_date,
+    the CTE `calendar`) int_segment_headcount_daily, mart_adoption_daily, mart_alerts, mart_container_health,
+    mart_engagement_daily, mart_engagement_period, mart_interactions_period, mart_knowledge_sharing,
+    mart_leader_engagement, mart_unanswered_backlog; (days_before 30, column day, the person x day grid)
+    mart_engagement_period, mart_participation_inequality, mart_department_concentration; (83)
+    fct_person_usage_daily. -#}
+{% macro esn_interval_days(column='as_of_date', days_before=0) -%}
+    {%- if days_before is not integer or days_before is boolean or days_before < 0 -%}
+        {{ exceptions.raise_compiler_error("esn_interval_days: days_before must be an integer >= 0, got " ~ days_before) }}
+    {%- endif -%}
+    select cast({{ esn_date('start_date', -days_before) }} + cast(g.i as integer) as date) as {{ column }}
+    from generate_series(0, {{ esn_days_between('start_date', 'end_date') }}{{ ' + ' ~ days_before if days_before else '' }}) as g(i)
+{%- endmacro %}
+
+{#- The Monday of the week of the date `day` (an SQL expression), a date -#}
+{% macro esn_week_start(day) -%}
+    cast({{ dbt.date_trunc('week', day) }} as date)
+{%- endmacro %}
+
+{#- The Sunday of the week of the date `day`, a date -#}
+{% macro esn_week_end(day) -%}
+    {{ esn_week_start(day) }} + 6
+{%- endmacro %}
+
+{#- The first day of the month of the date `day`, a date -#}
+{% macro esn_month_start(day) -%}
+    cast({{ dbt.date_trunc('month', day) }} as date)
+{%- endmacro %}
+
+{#- The last day of the month of the date `day`, a date: 31 days after the first day of the month is in
+    the next month, on its day n; n days before it is the month's last day (date arithmetic in days only,
+    the same on every database). Used by mart_engagement_period (period_end) and mart_knowledge_sharing
+    (the last day whose month window holds a question). -#}
+{% macro esn_month_end(day) -%}
+    cast({{ esn_month_start(day) }} + 31 - cast(extract(day from {{ esn_month_start(day) }} + 31) as integer) as date)
+{%- endmacro %}
+
+{#- The first day of the period `period` as of the date `as_of` -#}
+{% macro esn_period_start(period, as_of) -%}
+    {%- if period == 'day' -%} {{ as_of }}
+    {%- elif period == 'rolling_7d' -%} {{ as_of }} - 6
+    {%- elif period == 'rolling_28d' -%} {{ as_of }} - 27
+    {%- elif period == 'week' -%} {{ esn_week_start(as_of) }}
+    {%- elif period == 'month' -%} {{ esn_month_start(as_of) }}
+    {%- else -%} {{ exceptions.raise_compiler_error("unknown period type " ~ period) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The last day of the whole period `period` as of the date `as_of` (as_of itself for day and the rolling
+    periods; the week's Sunday, the month's last day) -#}
+{% macro esn_period_end(period, as_of) -%}
+    {%- if period in ('day', 'rolling_7d', 'rolling_28d') -%} {{ as_of }}
+    {%- elif period == 'week' -%} {{ esn_week_end(as_of) }}
+    {%- elif period == 'month' -%} {{ esn_month_end(as_of) }}
+    {%- else -%} {{ exceptions.raise_compiler_error("unknown period type " ~ period) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The body of the CTE `windows`: one row per day of `calendar` (a CTE with as_of_date) and period type
+    of `periods` (in that order), with period_type and period_start (with_end: period_end too). Used by
+    mart_engagement_period (every period, with its end), mart_interactions_period (rolling_7d, rolling_28d,
+    week, month) and mart_leader_engagement (rolling_28d, week, month). -#}
+{% macro esn_period_windows(periods, with_end=false, calendar='calendar') -%}
+    {%- for period in periods %}
+    {% if not loop.first %}union all
+    {% endif -%}
+    select as_of_date, '{{ period }}' as period_type, {{ esn_period_start(period, 'as_of_date') }} as period_start
+        {%- if with_end %}, {{ esn_period_end(period, 'as_of_date') }} as period_end{% endif %} from {{ calendar }}
+    {%- endfor %}
+{%- endmacro %}
+
+{#- A person's total of the period `period` as of the row's day, from the running total `running` (a
+    column summed over the person's days, one row a day with no gap): the running total minus the one
+    the day before the period starts (0 before the first row). The select needs the columns day,
+    week_start and month_start (esn_week_start/esn_month_start of day) and the window
+    `w as (partition by <person> order by day)`. Used by mart_engagement_period,
+    mart_participation_inequality and mart_department_concentration (their CTE `rolled`). -#}
+{% macro esn_period_total(running, period) -%}
+    {%- if period == 'rolling_7d' -%}
+        {{ running }} - lag({{ running }}, 7, cast(0 as bigint)) over w
+    {%- elif period == 'rolling_28d' -%}
+        {{ running }} - lag({{ running }}, 28, cast(0 as bigint)) over w
+    {%- elif period == 'week' -%}
+        {{ running }} - lag({{ running }}, cast(day - week_start as integer) + 1, cast(0 as bigint)) over w
+    {%- elif period == 'month' -%}
+        {{ running }} - lag({{ running }}, cast(day - month_start as integer) + 1, cast(0 as bigint)) over w
+    {%- else -%}
+        {{ exceptions.raise_compiler_error("esn_period_total: no running total for period type " ~ period) }}
+    {%- endif -%}
+{%- endmacro %}
