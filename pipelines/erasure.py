@@ -338,12 +338,12 @@ def _replace_file(path: Path, write: Any) -> None:
     tmp = path.with_name(f".{path.name}.erasing-{uuid.uuid4().hex[:8]}")
     try:
         write(tmp)
-        lake._fsync(tmp)
+        lake.fsync_path(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
-    lake._fsync(path.parent)
+    lake.fsync_path(path.parent)
 
 
 def write_parquet(path: Path, table: pa.Table) -> None:

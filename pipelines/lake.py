@@ -56,7 +56,8 @@ def canonical_dir(lake_dir: Path, table: str) -> Path:
     return lake_dir / "canonical" / table
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or a folder (a rename is durable once its folder is)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -84,15 +85,15 @@ def write_partition(base: Path, day: dt.date, table: pa.Table) -> Path:
     tmp = target / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
     try:
         pq.write_table(table, tmp, compression=COMPRESSION)
-        _fsync(tmp)
+        fsync_path(tmp)
         crashpoints.reached(f"lake.{kind}.before_replace")
         os.replace(tmp, target / PART)
     finally:
         if tmp.exists():
             tmp.unlink()
-    _fsync(target)
+    fsync_path(target)
     if new_dir:
-        _fsync(target.parent)
+        fsync_path(target.parent)
     crashpoints.reached(f"lake.{kind}.after_replace")
     return target
 
@@ -190,9 +191,9 @@ class PendingDays:
     def _write(self, entries: dict[str, str]) -> None:
         tmp = self.path.with_name(f".{self.path.name}.tmp-{uuid.uuid4().hex}")
         tmp.write_text(json.dumps(dict(sorted(entries.items())), indent=0))
-        _fsync(tmp)
+        fsync_path(tmp)
         os.replace(tmp, self.path)
-        _fsync(self.path.parent)
+        fsync_path(self.path.parent)
 
     def snapshot(self) -> dict[str, str]:
         """ISO day -> token, as it is now."""

@@ -30,6 +30,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pipelines import lake
+
 log = logging.getLogger(__name__)
 
 ALIAS = "esn_published_snapshot"
@@ -60,14 +62,6 @@ def _sql_type(value: Any) -> str:
     if isinstance(value, dt.date):
         return "date"
     return "varchar"
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def tmp_path_for(target: Path) -> Path:
@@ -127,9 +121,9 @@ def write_published(engine: sa.Engine, schemas: Any, target: Path, *, storage_ve
             tmp.unlink(missing_ok=True)
             tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
             raise
-    _fsync(tmp)
+    lake.fsync_path(tmp)
     os.replace(tmp, target)
-    _fsync(target.parent)
+    lake.fsync_path(target.parent)
     log.info("published %d mart table(s) to %s (storage %s)", len(tables), target, storage_version)
     return target
 
