@@ -79,7 +79,7 @@ decline_alerts as (
         cast({{ esn_number('decline_min_drop') }} as double precision) as threshold,
         'MAU below its peak for ' || cast(weeks_since_peak as varchar) || ' consecutive weeks (down in '
             || cast(weeks_down as varchar) || ' of them), ' || cast(peak_mau as varchar) || ' -> '
-            || cast(current_mau as varchar) || ' (-' || cast(cast(round(100 * drop_share) as integer) as varchar)
+            || cast(current_mau as varchar) || ' (-' || {{ esn_percent_text('drop_share') }}
             || '%) since its peak on ' || cast(peak_date as varchar) as evidence
     from decline
 ),
@@ -100,17 +100,17 @@ silent_alerts as (
     select
         alert_date,
         'silent_segment' as alert_type,
-        case when participation_rate < {{ esn_number('silent_max_participation') }} / 2 then 'high' else 'medium' end as severity,
+        {{ esn_severity_below('participation_rate', esn_number('silent_max_participation')) }} as severity,
         segment_type,
         segment_value,
         'participation_rate' as metric,
         cast(participation_rate as double precision) as observed,
         cast({{ esn_number('silent_max_participation') }} as double precision) as threshold,
         cast(mau as varchar) || ' of ' || cast(headcount as varchar) || ' people ('
-            || cast(cast(round(100 * participation_rate) as integer) as varchar)
+            || {{ esn_percent_text('participation_rate') }}
             || '%) active in the last 28 days, against '
-            || cast(cast(round(100 * org_rate) as integer) as varchar) || '% for the organisation (threshold '
-            || cast(cast(round(100 * {{ esn_number('silent_max_participation') }}) as integer) as varchar) || '%)' as evidence
+            || {{ esn_percent_text('org_rate') }} || '% for the organisation (threshold '
+            || {{ esn_percent_text(esn_number('silent_max_participation')) }} || '%)' as evidence
     from silent
 ),
 concentration as (
@@ -132,9 +132,9 @@ single_department_alerts as (
         'largest_department_share' as metric,
         cast(largest_department_share as double precision) as observed,
         cast({{ esn_number('single_department_max_share') }} as double precision) as threshold,
-        largest_department || ' makes up ' || cast(cast(round(100 * largest_department_share) as integer) as varchar)
+        largest_department || ' makes up ' || {{ esn_percent_text('largest_department_share') }}
             || '% of the ' || cast(contributors as varchar) || ' contributors of the last 28 days (threshold '
-            || cast(cast(round(100 * {{ esn_number('single_department_max_share') }}) as integer) as varchar) || '%), '
+            || {{ esn_percent_text(esn_number('single_department_max_share')) }} || '%), '
             || cast(departments_contributing as varchar) || ' departments contributing' as evidence
     from concentration
 ),
@@ -179,22 +179,22 @@ absent_leader_alerts as (
     select
         as_of_date as alert_date,
         'absent_leaders' as alert_type,
-        case when leader_posting_share < {{ esn_number('absent_leaders_min_posting_share') }} / 2 then 'high' else 'medium' end as severity,
+        {{ esn_severity_below('leader_posting_share', esn_number('absent_leaders_min_posting_share')) }} as severity,
         segment_type,
         segment_value,
         'leader_posting_share' as metric,
         cast(leader_posting_share as double precision) as observed,
         cast({{ esn_number('absent_leaders_min_posting_share') }} as double precision) as threshold,
-        'only ' || cast(cast(round(100 * leader_posting_share) as integer) as varchar) || '% of the '
+        'only ' || {{ esn_percent_text('leader_posting_share') }} || '% of the '
             || cast(leaders as varchar) || ' leaders posted in the last 28 days (threshold '
-            || cast(cast(round(100 * {{ esn_number('absent_leaders_min_posting_share') }}) as integer) as varchar) || '%)' as evidence
+            || {{ esn_percent_text(esn_number('absent_leaders_min_posting_share')) }} || '%)' as evidence
     from leaders
     where not leaders_suppressed and leader_posting_share < {{ esn_number('absent_leaders_min_posting_share') }}
     union all
     select
         as_of_date,
         'absent_leaders',
-        case when leader_reach < {{ esn_number('absent_leaders_min_reach') }} / 2 then 'high' else 'medium' end,
+        {{ esn_severity_below('leader_reach', esn_number('absent_leaders_min_reach')) }},
         segment_type,
         segment_value,
         'leader_reach',
@@ -274,8 +274,8 @@ unanswered_alerts as (
         'unanswered_rate' as metric,
         cast(unanswered_rate as double precision) as observed,
         cast({{ esn_number('unanswered_min_increase') }} as double precision) as threshold,
-        'unanswered questions ' || cast(cast(round(100 * previous_rate) as integer) as varchar) || '% -> '
-            || cast(cast(round(100 * unanswered_rate) as integer) as varchar) || '% of the '
+        'unanswered questions ' || {{ esn_percent_text('previous_rate') }} || '% -> '
+            || {{ esn_percent_text('unanswered_rate') }} || '% of the '
             || cast(questions as varchar) || ' questions of the last 28 days, against 28 days earlier (z = '
             || cast(cast(floor(round(10 * z) / 10) as integer) as varchar) || '.'
             || cast(mod(cast(round(10 * z) as integer), 10) as varchar) || '), also significant a week earlier'

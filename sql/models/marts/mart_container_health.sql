@@ -13,55 +13,25 @@ person_days as (
     where activity_date between {{ esn_date('start_date', -364) }} and {{ esn_date('start_date', -1) }}
     group by container_id, person_key
 ),
-gaps as (
-    select
-        *,
-        case when lag(activity_date) over (partition by container_id, person_key order by activity_date)
-                  >= activity_date - 364 then 0 else 1 end as new_year_island,
-        case when lag(activity_date) over (partition by container_id, person_key order by activity_date)
-                  >= activity_date - 27 then 0 else 1 end as new_month_island
-    from person_days
-),
-numbered as (
-    select
-        *,
-        sum(new_year_island) over (partition by container_id, person_key order by activity_date
-                                   rows between unbounded preceding and current row) as year_island,
-        sum(new_month_island) over (partition by container_id, person_key order by activity_date
-                                    rows between unbounded preceding and current row) as month_island
-    from gaps
-),
 year_islands as (
-    select container_id, person_key, min(activity_date) as covered_from, max(activity_date) + 364 as covered_to
-    from numbered
-    group by container_id, person_key, year_island
+    -- per container and person, the days on which they were active in the last 12 months (a day covers
+    -- itself and the 364 days after it), as islands
+    {{ esn_range_islands('(select container_id, person_key, activity_date, activity_date + 364 as active_to'
+                         ~ ' from person_days) d', ['container_id', 'person_key'], 'activity_date', 'active_to') }}
 ),
 month_islands as (
-    select container_id, person_key, min(activity_date) as covered_from, max(activity_date) + 27 as covered_to
-    from numbered
-    group by container_id, person_key, month_island
+    -- the same in the last 28 days
+    {{ esn_range_islands('(select container_id, person_key, activity_date, activity_date + 27 as active_to'
+                         ~ ' from person_days) d', ['container_id', 'person_key'], 'activity_date', 'active_to') }}
 ),
-contribution_gaps as (
-    select
-        container_id,
-        person_key,
-        activity_date,
-        case when lag(activity_date) over (partition by container_id, person_key order by activity_date)
-                  >= activity_date - 27 then 0 else 1 end as new_island
+contribution_days as (
+    select container_id, person_key, activity_date, activity_date + 27 as active_to
     from {{ ref('int_person_container_daily') }}
     where contributions > 0 and activity_date between {{ esn_date('start_date', -27) }} and {{ esn_date('end_date') }}
 ),
-contribution_numbered as (
-    select
-        *,
-        sum(new_island) over (partition by container_id, person_key order by activity_date
-                              rows between unbounded preceding and current row) as island
-    from contribution_gaps
-),
 contribution_islands as (
-    select container_id, person_key, min(activity_date) as covered_from, max(activity_date) + 27 as covered_to
-    from contribution_numbered
-    group by container_id, person_key, island
+    -- the days on which they contributed in the last 28 days, as islands
+    {{ esn_range_islands('contribution_days', ['container_id', 'person_key'], 'activity_date', 'active_to') }}
 ),
 posts_daily as (
     select container_id, activity_date, first_response_date, count(*) as posts
@@ -126,67 +96,24 @@ clipped as (
     from ranges
     where range_to >= {{ esn_date('start_date') }} and range_from <= {{ esn_date('end_date') }} and range_from <= range_to
 ),
-deltas as (
-    select container_id, range_from as day,
-           active_12m, active_28d, contributors, posts, posts_responded, replies, interactions, cross_department
-    from clipped
-    union all
-    select container_id, range_to + 1,
-           -active_12m, -active_28d, -contributors, -posts, -posts_responded, -replies, -interactions,
-           -cross_department
-    from clipped
-    where range_to < {{ esn_date('end_date') }}
-),
-daily_deltas as (
-    select
-        container_id,
-        day,
-        sum(active_12m) as active_12m,
-        sum(active_28d) as active_28d,
-        sum(contributors) as contributors,
-        sum(posts) as posts,
-        sum(posts_responded) as posts_responded,
-        sum(replies) as replies,
-        sum(interactions) as interactions,
-        sum(cross_department) as cross_department
-    from deltas
-    group by container_id, day
-),
-containers as (
-    select distinct container_id from daily_deltas
-),
-running as (
-    select
-        c.as_of_date,
-        k.container_id,
-        sum(coalesce(d.active_12m, 0)) over w as active_users_12m,
-        sum(coalesce(d.active_28d, 0)) over w as active_users_28d,
-        sum(coalesce(d.contributors, 0)) over w as contributors_28d,
-        sum(coalesce(d.posts, 0)) over w as posts_28d,
-        sum(coalesce(d.posts_responded, 0)) over w as posts_responded_28d,
-        sum(coalesce(d.replies, 0)) over w as replies_28d,
-        sum(coalesce(d.interactions, 0)) over w as interactions_28d,
-        sum(coalesce(d.cross_department, 0)) over w as cross_department_28d
-    from containers k
-    cross join calendar c
-    left join daily_deltas d on d.container_id = k.container_id and d.day = c.as_of_date
-    window w as (partition by k.container_id order by c.as_of_date rows between unbounded preceding and current row)
-),
+{{ esn_range_daily_totals('running', ['container_id'],
+                          ['active_12m', 'active_28d', 'contributors', 'posts', 'posts_responded', 'replies',
+                           'interactions', 'cross_department'], ranges='clipped') }},
 joined as (
     select
         as_of_date,
         container_id,
-        active_users_12m,
-        active_users_28d,
-        contributors_28d,
-        posts_28d,
-        posts_responded_28d,
-        replies_28d,
-        interactions_28d,
-        cross_department_28d,
-        active_users_12m < {{ esn_number('min_group_size') }} as suppressed
+        active_12m as active_users_12m,
+        active_28d as active_users_28d,
+        contributors as contributors_28d,
+        posts as posts_28d,
+        posts_responded as posts_responded_28d,
+        replies as replies_28d,
+        interactions as interactions_28d,
+        cross_department as cross_department_28d,
+        active_12m < {{ esn_number('min_group_size') }} as suppressed
     from running
-    where active_users_12m > 0
+    where active_12m > 0
 )
 select
     j.as_of_date,
