@@ -96,3 +96,36 @@
         {{ exceptions.raise_compiler_error("esn_period_total: no running total for period type " ~ period) }}
     {%- endif -%}
 {%- endmacro %}
+
+{#- CTEs (people, days and grid, comma-separated, to be placed in a WITH list after `activity`): a dense
+    person x day grid, one row per person of `activity` (a CTE of activity_date, person_key and the
+    measures, one row per person and day at most) and per day of [start_date - days_before, end_date],
+    so that a period's total is a window over rows (lag by a number of days, esn_period_total). The grid
+    has person_key, day, `flag` (1 on a day with a row in `activity`, else 0), each of `measures`
+    (0 on a day without a row) and, with with_periods, week_start and month_start of the day. Used by
+    mart_engagement_period, mart_participation_inequality, mart_department_concentration (days_before
+    30) and fct_person_usage_daily (83, without the periods). -#}
+{% macro esn_person_day_grid(flag, measures=[], days_before=30, with_periods=true, activity='activity') -%}
+people as (
+    select distinct person_key from {{ activity }}
+),
+days as (
+    {{ esn_interval_days('day', days_before=days_before) }}
+),
+grid as (
+    select
+        p.person_key,
+        d.day,
+        {%- if with_periods %}
+        {{ esn_week_start('d.day') }} as week_start,
+        {{ esn_month_start('d.day') }} as month_start,
+        {%- endif %}
+        case when a.person_key is null then 0 else 1 end as {{ flag }}
+        {%- for m in measures %},
+        coalesce(a.{{ m }}, 0) as {{ m }}
+        {%- endfor %}
+    from people p
+    cross join days d
+    left join {{ activity }} a on a.person_key = p.person_key and a.activity_date = d.day
+)
+{%- endmacro %}

@@ -8,8 +8,10 @@
     sorted by their start; a range starting after every earlier range has ended opens a new island).
     Ranges that merely touch (one ends on day d, the next starts on d + 1) stay two islands: a day-count
     of the covered days is the same either way. `where`: an optional condition on the source rows. Used by
-    mart_knowledge_sharing (an asker's questions' window ranges, with and without the container) and
-    mart_unanswered_backlog (an asker's open ranges, with and without the container). -#}
+    mart_knowledge_sharing (an asker's questions' window ranges, with and without the container),
+    mart_unanswered_backlog (an asker's open ranges, with and without the container) and
+    mart_container_health (a member's active or contributing days, each covering the 28 days or the 12
+    months from it). -#}
 {% macro esn_range_islands(source, keys, range_from, range_to, where=none) -%}
     {%- set k = keys | join(', ') -%}
     select {{ k }}, min({{ range_from }}) as covered_from, max({{ range_to }}) as covered_to
@@ -44,8 +46,9 @@
     with any range and per day of `calendar` (as_of_date), the totals as bigint: a sweep (+measures on
     range_from, -measures the day after range_to when it is in the interval) and running sums over the
     calendar, instead of a join of every range with every day. Used by mart_knowledge_sharing (askers,
-    questions, answers per period type and segment) and mart_unanswered_backlog (askers, open questions
-    by age per segment). -#}
+    questions, answers per period type and segment), mart_unanswered_backlog (askers, open questions by
+    age per segment) and mart_container_health (members, contributors, posts... per container; its
+    ranges clipped to the interval first). -#}
 {% macro esn_range_daily_totals(name, keys, measures, ranges='ranges', calendar='calendar') -%}
     {%- set k = keys | join(', ') -%}
 range_counts as (

@@ -61,3 +61,15 @@
      and {{ h }}.valid_from <= {{ range_to }}
      and {{ h }}.valid_to >= {{ range_from }}
 {%- endmacro %}
+
+{#- The first / last day of a person's range in a segment: the range's `day` clipped to the run's interval
+    [start_date, end_date] and, with `h` (the alias of the person's int_segment_membership row), to its
+    validity. The asker's segments over a question's range in mart_knowledge_sharing and
+    mart_unanswered_backlog (a container segment has no validity: no `h`). -#}
+{% macro esn_clip_from(day, h=none) -%}
+    greatest({{ day }}, {{ h ~ '.valid_from, ' if h }}{{ esn_date('start_date') }})
+{%- endmacro %}
+
+{% macro esn_clip_to(day, h=none) -%}
+    least({{ day }}, {{ h ~ '.valid_to, ' if h }}{{ esn_date('end_date') }})
+{%- endmacro %}

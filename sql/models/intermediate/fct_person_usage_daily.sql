@@ -13,22 +13,7 @@ with activity as (
     ) a
     group by activity_date, person_key
 ),
-people as (
-    select distinct person_key from activity
-),
-days as (
-    {{ esn_interval_days('day', days_before=83) }}
-),
-grid as (
-    select
-        p.person_key,
-        d.day,
-        coalesce(a.actions, 0) as actions,
-        case when a.person_key is null then 0 else 1 end as active
-    from people p
-    cross join days d
-    left join activity a on a.person_key = p.person_key and a.activity_date = d.day
-),
+{{ esn_person_day_grid('active', ['actions'], days_before=83, with_periods=false) }},
 weekly as (
     -- active_7d: any action in the 7-day block ending on the day
     select

@@ -4,24 +4,8 @@ with activity as (
     where activity_date between {{ esn_date('start_date', -30) }} and {{ esn_date('end_date') }}
       and contributions > 0
 ),
-people as (
-    select distinct person_key from activity
-),
-days as (
-    {{ esn_interval_days('day', days_before=30) }}
-),
-grid as (
-    -- a dense contributor x day grid: whether the person contributed in a period is a window sum over rows
-    select
-        p.person_key,
-        d.day,
-        {{ esn_week_start('d.day') }} as week_start,
-        {{ esn_month_start('d.day') }} as month_start,
-        case when a.person_key is null then 0 else 1 end as contributed
-    from people p
-    cross join days d
-    left join activity a on a.person_key = p.person_key and a.activity_date = d.day
-),
+-- a dense contributor x day grid: whether the person contributed in a period is a window sum over rows
+{{ esn_person_day_grid('contributed') }},
 cumulative as (
     select person_key, day, week_start, month_start,
            cast(sum(contributed) over w as bigint) as c_days

@@ -9,28 +9,7 @@ activity as (
     from {{ ref('fct_person_daily_activity') }}
     where activity_date between {{ esn_date('start_date', -30) }} and {{ esn_date('end_date') }}
 ),
-people as (
-    select distinct person_key from activity
-),
-days as (
-    {{ esn_interval_days('day', days_before=30) }}
-),
-grid as (
-    select
-        p.person_key,
-        d.day,
-        {{ esn_week_start('d.day') }} as week_start,
-        {{ esn_month_start('d.day') }} as month_start,
-        case when a.person_key is null then 0 else 1 end as active_days,
-        coalesce(a.actions, 0) as actions,
-        coalesce(a.contributions, 0) as contributions,
-        coalesce(a.posts, 0) as posts,
-        coalesce(a.replies, 0) as replies,
-        coalesce(a.reactions, 0) as reactions
-    from people p
-    cross join days d
-    left join activity a on a.person_key = p.person_key and a.activity_date = d.day
-),
+{{ esn_person_day_grid('active_days', ['actions', 'contributions', 'posts', 'replies', 'reactions']) }},
 cumulative as (
     -- running totals per person; a period's total is the running total minus the one the day before it starts
     select

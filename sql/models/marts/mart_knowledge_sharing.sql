@@ -26,8 +26,8 @@ segmented as (
         s.first_reply_date,
         s.hours_to_first_reply,
         s.accepted_date,
-        greatest(s.activity_date, m.valid_from, {{ esn_date('start_date') }}) as span_from,
-        least(s.window_end, m.valid_to, {{ esn_date('end_date') }}) as span_to
+        {{ esn_clip_from('s.activity_date', 'm') }} as span_from,
+        {{ esn_clip_to('s.window_end', 'm') }} as span_to
     from spans s
     join {{ ref('int_segment_membership') }} m
       on {{ esn_valid_during('m', 's.author_key', 's.activity_date', 's.window_end') }}
@@ -40,8 +40,8 @@ segmented as (
         s.first_reply_date,
         s.hours_to_first_reply,
         s.accepted_date,
-        greatest(s.activity_date, {{ esn_date('start_date') }}),
-        least(s.window_end, {{ esn_date('end_date') }})
+        {{ esn_clip_from('s.activity_date') }},
+        {{ esn_clip_to('s.window_end') }}
     from spans s
     where s.container_id is not null
 ),
@@ -61,8 +61,8 @@ asker_ranges as (
         i.period_type,
         m.segment_type,
         m.segment_value,
-        greatest(i.covered_from, m.valid_from, {{ esn_date('start_date') }}) as range_from,
-        least(i.covered_to, m.valid_to, {{ esn_date('end_date') }}) as range_to
+        {{ esn_clip_from('i.covered_from', 'm') }} as range_from,
+        {{ esn_clip_to('i.covered_to', 'm') }} as range_to
     from person_islands i
     join {{ ref('int_segment_membership') }} m
       on {{ esn_valid_during('m', 'i.author_key', 'i.covered_from', 'i.covered_to') }}
@@ -71,8 +71,8 @@ asker_ranges as (
         period_type,
         'container',
         container_id,
-        greatest(covered_from, {{ esn_date('start_date') }}),
-        least(covered_to, {{ esn_date('end_date') }})
+        {{ esn_clip_from('covered_from') }},
+        {{ esn_clip_to('covered_to') }}
     from asker_islands
 ),
 ranges as (

@@ -17,8 +17,8 @@ open_ranges as (
         m.segment_type,
         m.segment_value,
         q.activity_date,
-        greatest(q.activity_date, m.valid_from, {{ esn_date('start_date') }}) as open_from,
-        least(q.open_to, m.valid_to, {{ esn_date('end_date') }}) as open_to
+        {{ esn_clip_from('q.activity_date', 'm') }} as open_from,
+        {{ esn_clip_to('q.open_to', 'm') }} as open_to
     from questions q
     join {{ ref('int_segment_membership') }} m
       on {{ esn_valid_during('m', 'q.author_key', 'q.activity_date', 'q.open_to') }}
@@ -27,8 +27,8 @@ open_ranges as (
         'container',
         container_id,
         activity_date,
-        greatest(activity_date, {{ esn_date('start_date') }}),
-        least(open_to, {{ esn_date('end_date') }})
+        {{ esn_clip_from('activity_date') }},
+        {{ esn_clip_to('open_to') }}
     from questions
     where container_id is not null
 ),
@@ -43,15 +43,15 @@ container_islands as (
 ranges as (
     -- (group, first day, last day, what the range counts)
     select m.segment_type, m.segment_value,
-           greatest(i.covered_from, m.valid_from, {{ esn_date('start_date') }}) as range_from,
-           least(i.covered_to, m.valid_to, {{ esn_date('end_date') }}) as range_to,
+           {{ esn_clip_from('i.covered_from', 'm') }} as range_from,
+           {{ esn_clip_to('i.covered_to', 'm') }} as range_to,
            1 as askers, 0 as open_questions, 0 as open_0_1d, 0 as open_1_7d, 0 as open_7_30d, 0 as open_over_30d
     from person_islands i
     join {{ ref('int_segment_membership') }} m
       on {{ esn_valid_during('m', 'i.author_key', 'i.covered_from', 'i.covered_to') }}
     union all
-    select 'container', container_id, greatest(covered_from, {{ esn_date('start_date') }}),
-           least(covered_to, {{ esn_date('end_date') }}), 1, 0, 0, 0, 0, 0
+    select 'container', container_id, {{ esn_clip_from('covered_from') }},
+           {{ esn_clip_to('covered_to') }}, 1, 0, 0, 0, 0, 0
     from container_islands
     union all
     select segment_type, segment_value, open_from, open_to, 0, 1, 0, 0, 0, 0
