@@ -81,8 +81,8 @@
     column summed over the person's days, one row a day with no gap): the running total minus the one
     the day before the period starts (0 before the first row). The select needs the columns day,
     week_start and month_start (esn_week_start/esn_month_start of day) and the window
-    `w as (partition by <person> order by day)`. Used by mart_engagement_period,
-    mart_participation_inequality and mart_department_concentration (their CTE `rolled`). -#}
+    `w as (partition by <person> order by day)`. Used by esn_person_period_totals (the
+    CTE `rolled` of mart_engagement_period, mart_participation_inequality, mart_department_concentration). -#}
 {% macro esn_period_total(running, period) -%}
     {%- if period == 'rolling_7d' -%}
         {{ running }} - lag({{ running }}, 7, cast(0 as bigint)) over w
@@ -127,5 +127,50 @@ grid as (
     from people p
     cross join days d
     left join {{ activity }} a on a.person_key = p.person_key and a.activity_date = d.day
+)
+{%- endmacro %}
+
+{#- CTEs (cumulative and rolled, comma-separated, after esn_person_day_grid's `grid`): each person's totals
+    of the grid's columns `measures` over every period of `periods` ending (or to date) on each day.
+    rolled has person_key, as_of_date (every day of the grid) and, per measure m and period, the column
+    <prefix>_m with prefix d (day: the day's own value), r7 (rolling_7d), r28 (rolling_28d), wk (week) or
+    mo (month): running totals per person (cumulative.c_m, bigint) minus the one the day before the
+    period starts (esn_period_total). Used by mart_engagement_period, mart_participation_inequality and
+    mart_department_concentration. -#}
+{% macro esn_person_period_totals(measures, periods) -%}
+    {%- set prefixes = {'day': 'd', 'rolling_7d': 'r7', 'rolling_28d': 'r28', 'week': 'wk', 'month': 'mo'} -%}
+    {%- for period in periods if period not in prefixes -%}
+        {{ exceptions.raise_compiler_error("esn_person_period_totals: unknown period type " ~ period) }}
+    {%- endfor -%}
+cumulative as (
+    -- running totals per person; a period's total is the running total minus the one the day before it starts
+    select
+        person_key,
+        day,
+        week_start,
+        month_start,
+        {%- if 'day' in periods %}
+        {%- for m in measures %}
+        {{ m }} as d_{{ m }},
+        {%- endfor %}
+        {%- endif %}
+        {%- for m in measures %}
+        cast(sum({{ m }}) over w as bigint) as c_{{ m }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from grid
+    window w as (partition by person_key order by day rows between unbounded preceding and current row)
+),
+rolled as (
+    -- one row per person and day with the totals of every period ending (or to date) on the day
+    select
+        person_key,
+        day as as_of_date
+        {%- for period in periods %}
+        {%- for m in measures %},
+        {% if period == 'day' %}d_{{ m }}{% else %}{{ esn_period_total('c_' ~ m, period) }} as {{ prefixes[period] }}_{{ m }}{% endif %}
+        {%- endfor %}
+        {%- endfor %}
+    from cumulative
+    window w as (partition by person_key order by day)
 )
 {%- endmacro %}

@@ -4,25 +4,10 @@ with activity as (
     where activity_date between {{ esn_date('start_date', -30) }} and {{ esn_date('end_date') }}
       and contributions > 0
 ),
--- a dense contributor x day grid: whether the person contributed in a period is a window sum over rows
-{{ esn_person_day_grid('contributed') }},
-cumulative as (
-    select person_key, day, week_start, month_start,
-           cast(sum(contributed) over w as bigint) as c_days
-    from grid
-    window w as (partition by person_key order by day rows between unbounded preceding and current row)
-),
-rolled as (
-    -- days with a contribution in each period: the running total minus the one the day before it starts
-    select
-        person_key,
-        day as as_of_date,
-        {{ esn_period_total('c_days', 'rolling_28d') }} as r28_days,
-        {{ esn_period_total('c_days', 'week') }} as wk_days,
-        {{ esn_period_total('c_days', 'month') }} as mo_days
-    from cumulative
-    window w as (partition by person_key order by day)
-),
+-- a dense contributor x day grid (days: 1 on a day with a contribution): whether the person contributed in
+-- a period is a window sum over rows
+{{ esn_person_day_grid('days') }},
+{{ esn_person_period_totals(['days'], ['rolling_28d', 'week', 'month']) }},
 contributors as (
     select as_of_date, 'rolling_28d' as period_type, person_key
     from rolled

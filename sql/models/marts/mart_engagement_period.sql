@@ -9,58 +9,9 @@ activity as (
     from {{ ref('fct_person_daily_activity') }}
     where activity_date between {{ esn_date('start_date', -30) }} and {{ esn_date('end_date') }}
 ),
-{{ esn_person_day_grid('active_days', ['actions', 'contributions', 'posts', 'replies', 'reactions']) }},
-cumulative as (
-    -- running totals per person; a period's total is the running total minus the one the day before it starts
-    select
-        person_key,
-        day,
-        week_start,
-        month_start,
-        active_days as d_days, actions as d_actions, contributions as d_contributions, posts as d_posts,
-        replies as d_replies, reactions as d_reactions,
-        cast(sum(active_days) over w as bigint) as c_days,
-        cast(sum(actions) over w as bigint) as c_actions,
-        cast(sum(contributions) over w as bigint) as c_contributions,
-        cast(sum(posts) over w as bigint) as c_posts,
-        cast(sum(replies) over w as bigint) as c_replies,
-        cast(sum(reactions) over w as bigint) as c_reactions
-    from grid
-    window w as (partition by person_key order by day rows between unbounded preceding and current row)
-),
-rolled as (
-    -- one row per person and day with the totals of every period ending (or to date) on the day
-    select
-        person_key,
-        day as as_of_date,
-        d_days, d_actions, d_contributions, d_posts, d_replies, d_reactions,
-        {{ esn_period_total('c_days', 'rolling_7d') }} as r7_days,
-        {{ esn_period_total('c_actions', 'rolling_7d') }} as r7_actions,
-        {{ esn_period_total('c_contributions', 'rolling_7d') }} as r7_contributions,
-        {{ esn_period_total('c_posts', 'rolling_7d') }} as r7_posts,
-        {{ esn_period_total('c_replies', 'rolling_7d') }} as r7_replies,
-        {{ esn_period_total('c_reactions', 'rolling_7d') }} as r7_reactions,
-        {{ esn_period_total('c_days', 'rolling_28d') }} as r28_days,
-        {{ esn_period_total('c_actions', 'rolling_28d') }} as r28_actions,
-        {{ esn_period_total('c_contributions', 'rolling_28d') }} as r28_contributions,
-        {{ esn_period_total('c_posts', 'rolling_28d') }} as r28_posts,
-        {{ esn_period_total('c_replies', 'rolling_28d') }} as r28_replies,
-        {{ esn_period_total('c_reactions', 'rolling_28d') }} as r28_reactions,
-        {{ esn_period_total('c_days', 'week') }} as wk_days,
-        {{ esn_period_total('c_actions', 'week') }} as wk_actions,
-        {{ esn_period_total('c_contributions', 'week') }} as wk_contributions,
-        {{ esn_period_total('c_posts', 'week') }} as wk_posts,
-        {{ esn_period_total('c_replies', 'week') }} as wk_replies,
-        {{ esn_period_total('c_reactions', 'week') }} as wk_reactions,
-        {{ esn_period_total('c_days', 'month') }} as mo_days,
-        {{ esn_period_total('c_actions', 'month') }} as mo_actions,
-        {{ esn_period_total('c_contributions', 'month') }} as mo_contributions,
-        {{ esn_period_total('c_posts', 'month') }} as mo_posts,
-        {{ esn_period_total('c_replies', 'month') }} as mo_replies,
-        {{ esn_period_total('c_reactions', 'month') }} as mo_reactions
-    from cumulative
-    window w as (partition by person_key order by day)
-),
+{{ esn_person_day_grid('days', ['actions', 'contributions', 'posts', 'replies', 'reactions']) }},
+{{ esn_person_period_totals(['days', 'actions', 'contributions', 'posts', 'replies', 'reactions'],
+                            ['day', 'rolling_7d', 'rolling_28d', 'week', 'month']) }},
 in_range as (
     select * from rolled
     where as_of_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }}

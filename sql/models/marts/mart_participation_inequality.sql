@@ -5,33 +5,7 @@ with activity as (
 ),
 -- a dense person x day grid, so that each period's totals come from running totals over rows
 {{ esn_person_day_grid('active', ['contributions']) }},
-cumulative as (
-    -- running totals per person; a period's total is the running total minus the one the day before it starts
-    select
-        person_key,
-        day,
-        week_start,
-        month_start,
-        cast(sum(active) over w as bigint) as c_active,
-        cast(sum(contributions) over w as bigint) as c_contributions
-    from grid
-    window w as (partition by person_key order by day rows between unbounded preceding and current row)
-),
-rolled as (
-    select
-        person_key,
-        day as as_of_date,
-        {{ esn_period_total('c_active', 'rolling_28d') }} as r28_active,
-        {{ esn_period_total('c_contributions', 'rolling_28d') }} as r28_contributions,
-        {{ esn_period_total('c_active', 'week') }} as wk_active,
-        {{ esn_period_total('c_contributions', 'week') }}
-            as wk_contributions,
-        {{ esn_period_total('c_active', 'month') }} as mo_active,
-        {{ esn_period_total('c_contributions', 'month') }}
-            as mo_contributions
-    from cumulative
-    window w as (partition by person_key order by day)
-),
+{{ esn_person_period_totals(['active', 'contributions'], ['rolling_28d', 'week', 'month']) }},
 per_person as (
     select as_of_date, 'rolling_28d' as period_type, person_key, r28_contributions as contributions
     from rolled
