@@ -138,10 +138,7 @@ grid as (
     period starts (esn_period_total). Used by mart_engagement_period, mart_participation_inequality and
     mart_department_concentration. -#}
 {% macro esn_person_period_totals(measures, periods) -%}
-    {%- set prefixes = {'day': 'd', 'rolling_7d': 'r7', 'rolling_28d': 'r28', 'week': 'wk', 'month': 'mo'} -%}
-    {%- for period in periods if period not in prefixes -%}
-        {{ exceptions.raise_compiler_error("esn_person_period_totals: unknown period type " ~ period) }}
-    {%- endfor -%}
+    {%- set prefixes = _esn_period_prefixes(periods) -%}
 cumulative as (
     -- running totals per person; a period's total is the running total minus the one the day before it starts
     select
@@ -173,4 +170,30 @@ rolled as (
     from cumulative
     window w as (partition by person_key order by day)
 )
+{%- endmacro %}
+
+{#- The column prefixes of esn_person_period_totals' periods ({period: prefix}), or a compiler error -#}
+{% macro _esn_period_prefixes(periods) -%}
+    {%- set prefixes = {'day': 'd', 'rolling_7d': 'r7', 'rolling_28d': 'r28', 'week': 'wk', 'month': 'mo'} -%}
+    {%- for period in periods if period not in prefixes -%}
+        {{ exceptions.raise_compiler_error("unknown period type " ~ period) }}
+    {%- endfor -%}
+    {{ return(prefixes) }}
+{%- endmacro %}
+
+{#- The body of a CTE: the people active in each period of `periods` as of each day of the interval, from
+    esn_person_period_totals' `rolled`: (as_of_date, period_type, person_key, the period's totals of
+    `measures` named as the measures), a row when the person's total of `flag` over the period is > 0.
+    Used by mart_participation_inequality (active: any action; with contributions) and
+    mart_department_concentration (days with a contribution). -#}
+{% macro esn_person_periods(periods, flag, measures=[]) -%}
+    {%- set prefixes = _esn_period_prefixes(periods) -%}
+    {%- for period in periods %}
+    {% if not loop.first %}union all
+    {% endif -%}
+    select as_of_date, '{{ period }}' as period_type, person_key
+        {%- for m in measures %}, {{ prefixes[period] }}_{{ m }} as {{ m }}{% endfor %}
+    from rolled
+    where as_of_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }} and {{ prefixes[period] }}_{{ flag }} > 0
+    {%- endfor %}
 {%- endmacro %}

@@ -9,17 +9,7 @@ with activity as (
 {{ esn_person_day_grid('days') }},
 {{ esn_person_period_totals(['days'], ['rolling_28d', 'week', 'month']) }},
 contributors as (
-    select as_of_date, 'rolling_28d' as period_type, person_key
-    from rolled
-    where as_of_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }} and r28_days > 0
-    union all
-    select as_of_date, 'week', person_key
-    from rolled
-    where as_of_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }} and wk_days > 0
-    union all
-    select as_of_date, 'month', person_key
-    from rolled
-    where as_of_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }} and mo_days > 0
+    {{- esn_person_periods(['rolling_28d', 'week', 'month'], 'days') }}
 ),
 by_department as (
     select c.as_of_date, c.period_type, m.segment_type, m.segment_value, p.department, count(*) as contributors

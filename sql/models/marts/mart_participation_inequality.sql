@@ -7,17 +7,7 @@ with activity as (
 {{ esn_person_day_grid('active', ['contributions']) }},
 {{ esn_person_period_totals(['active', 'contributions'], ['rolling_28d', 'week', 'month']) }},
 per_person as (
-    select as_of_date, 'rolling_28d' as period_type, person_key, r28_contributions as contributions
-    from rolled
-    where as_of_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }} and r28_active > 0
-    union all
-    select as_of_date, 'week', person_key, wk_contributions
-    from rolled
-    where as_of_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }} and wk_active > 0
-    union all
-    select as_of_date, 'month', person_key, mo_contributions
-    from rolled
-    where as_of_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }} and mo_active > 0
+    {{- esn_person_periods(['rolling_28d', 'week', 'month'], 'active', ['contributions']) }}
 ),
 segmented as (
     select p.as_of_date, p.period_type, m.segment_type, m.segment_value, p.person_key,
