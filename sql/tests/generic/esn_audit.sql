@@ -1,6 +1,8 @@
 {#- The audit of a model's rows, one query for all its checks: its key is unique, and neither its key columns
     nor the `not_null` columns hold NULL. An incremental model (`partition_by`) is audited on the partitions the
-    run rebuilt, [start_date, end_date], as the rows it wrote: the others were audited when they were written.
+    run rebuilt, [start_date, end_date], as the rows it wrote: the others were audited when they were written;
+    so are the staging views over the lake (stg_activities, stg_usage_daily: the days the run loaded; an event's
+    day is its occurred_at's, so it is in one partition only), whose full audit read the whole lake every day.
     Fails with one row per broken check: the check and the number of offending keys or rows. -#}
 {% test esn_audit(model, key=[], not_null=[], partition_by=none) %}
 with audited as (
