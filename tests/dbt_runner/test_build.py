@@ -282,3 +282,16 @@ def test_warehouses_of_the_same_name_in_other_folders_share_the_parse(tmp_path: 
     # each build wrote its own file, with its own vars
     assert rows(f"duckdb:///{a}", "select total from esn_build.mart_numbers") == [(3,)]
     assert rows(f"duckdb:///{b}", "select total from esn_build.mart_numbers") == [(6,)]
+
+
+def test_the_file_is_released_when_the_build_returns(tmp_path: Path, project: Path) -> None:
+    """dbt keeps the DuckDB file open during the invocation only: right after build() returns, another
+    process opens it for writing (DuckDB allows one writer process at a time)."""
+    db = tmp_path / "w.duckdb"
+    build(f"duckdb:///{db}", {"start": START}, project_dir=project)
+    code = ("import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+            "print(c.execute('select total from esn_build.mart_numbers').fetchone()[0]); c.close()")
+    proc = subprocess.run([sys.executable, "-c", code, str(db)], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "6"
