@@ -405,7 +405,7 @@ def test_the_fixture_leadership_email_gives_back_no_small_department(tmp_path: P
     settings = load_settings(None, warehouse_url=url, lake_dir=tmp_path / "lake", privacy={"min_group_size": K})
     catalogue = Path("catalogue/metrics.yaml").resolve()
     config = reports_config(catalogue)
-    engine = sa.create_engine(url)
+    engine = warehouse.make_engine(url)  # the warehouse's search path: the marts are in esn_marts
     try:
         built, _ = build_reports(settings, AS_OF, config.audiences, config, engine)
     finally:

@@ -166,7 +166,7 @@ def warehouse_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 def engine(warehouse_url: str) -> Iterator[sa.Engine]:
-    eng = sa.create_engine(warehouse_url)
+    eng = warehouse.make_engine(warehouse_url)  # the search path of the warehouse's schemas
     yield eng
     eng.dispose()
 

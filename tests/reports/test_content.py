@@ -9,9 +9,9 @@ from email import policy
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 import yaml
 
+from pipelines import warehouse
 from pipelines.config import load_settings
 from pipelines.reports import render_reports
 from pipelines.reports.content import Period, build_report
@@ -85,7 +85,7 @@ def test_sections_without_their_table_are_left_out(tmp_path: Path, catalogue) ->
 def test_empty_warehouse_gives_no_email_but_still_a_report_page(tmp_path: Path, catalogue) -> None:
     url = make_warehouse(tmp_path / "w.duckdb", ())
     settings = load_settings(None, warehouse_url=url)
-    engine = sa.create_engine(url)
+    engine = warehouse.make_engine(url)
     with engine.connect() as conn:
         conn.exec_driver_sql("create table placeholder (x integer)")
         conn.commit()
