@@ -167,6 +167,13 @@ class WarehouseConfig(_Strict):
         default=None,
         description="DuckDB warehouse only: the file BI tools open, the published marts alone, replaced "
                     "atomically at each publish (default: published/esn_marts.duckdb beside the warehouse file)")
+    conn_id: str | None = Field(
+        default=None,
+        description="Airflow connection holding the warehouse (its URI: host, port, login, password, schema "
+                    "as the database; extra `{\"driver\": \"psycopg\"}` by default for postgres). When set it "
+                    "takes precedence over `warehouse_url`; outside Airflow the connection is read from the "
+                    "environment variable AIRFLOW_CONN_<CONN_ID> (a URI or Airflow's JSON form). Keeps the "
+                    "password out of the YAML")
     duckdb_storage_version: str = Field(
         default="v1.0.0",
         description="storage version of the published DuckDB file: v1.0.0 is readable by DuckDB 1.0 and later")
@@ -190,6 +197,18 @@ class PrivacyConfig(_Strict):
     allow_named_leaderboards: bool = False
 
 
+Severity = Literal["blocking", "warning"]
+
+
+class SourceQuality(_Strict):
+    """Per-source overrides of the `quality` severities (unset: the global setting)."""
+
+    volume_drift: Severity | None = None
+    empty_day: Severity | None = None
+    freshness: Severity | None = None
+    freshness_max_lag_hours: float | None = Field(None, gt=0)
+
+
 class SourceConfig(_Strict):
     name: str = Field(..., pattern=r"^[a-z][a-z0-9_]*$")
     kind: str
@@ -198,6 +217,8 @@ class SourceConfig(_Strict):
         None, description="Airflow connection holding this source's credentials (token in the password; "
                           "Graph: client id in login, secret in password, tenant_id in extra)")
     options: dict[str, Any] = Field(default_factory=dict)
+    quality: SourceQuality = Field(default_factory=lambda: SourceQuality.model_validate({}),
+                                   description="this source's overrides of the global `quality` severities")
 
 
 class QualityConfig(_Strict):
@@ -206,6 +227,17 @@ class QualityConfig(_Strict):
     volume_drift: Literal["blocking", "warning"] = Field(
         "blocking", description="a day far below its usual volume rejects the batch (blocking) or is only "
                                 "reported (warning); a surge is always only reported")
+    empty_day: Literal["blocking", "warning"] = Field(
+        "blocking", description="a day on which a source delivered nothing although the same weekday had "
+                                "activity in at least `empty_day_min_weeks` of the previous weeks of the drift "
+                                "window: rejects the batch (blocking) or is reported as not delivered "
+                                "(warning), never as a quiet day")
+    empty_day_min_weeks: int = Field(2, ge=1, description="weeks of history (same weekday, with activity) "
+                                                          "before an empty day counts as not delivered")
+    freshness: Literal["blocking", "warning"] = Field(
+        "warning", description="the newest activity of a batch is older than its end by more than "
+                               "`freshness_max_lag_hours` (a source that stopped delivering mid-batch)")
+    freshness_max_lag_hours: float = Field(36.0, gt=0)
     completeness_warn_below: float = Field(
         0.98, ge=0.0, le=1.0,
         description="warn when a run received less than this share of the replies its source announced "
@@ -364,6 +396,25 @@ class QuestionRules(_Strict):
         return False
 
 
+class AlertsConfig(_Strict):
+    """Who hears about a failed Airflow task or run (dags: a failure notifier sending through SMTP)."""
+
+    email_on_failure: list[str] = Field(
+        default_factory=list,
+        description="addresses that receive an email when a task or run of an esn DAG fails (also from the "
+                    "environment variable ESN_ALERT_EMAILS, comma-separated); empty: no email, logs only")
+    smtp_conn_id: str = Field("smtp_default", description="Airflow SMTP connection the failure emails use")
+    sender: str | None = Field(None, description="From address (default: reports.delivery.sender)")
+
+    @field_validator("email_on_failure")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+", address):
+                raise ValueError(f"{address!r} is not an email address")
+        return value
+
+
 class Settings(_Strict):
     lake_dir: Path = Path("data/lake")
     warehouse_url: str = "duckdb:///data/warehouse.duckdb"
@@ -381,6 +432,7 @@ class Settings(_Strict):
     alert_thresholds: dict[str, float] = Field(
         default_factory=dict, description="overrides of sql/alert_thresholds.yaml (unknown names are errors)")
     reports: ReportsConfig = Field(default_factory=lambda: ReportsConfig.model_validate({}))
+    alerts: AlertsConfig = Field(default_factory=lambda: AlertsConfig.model_validate({}))
     network: NetworkRules = Field(
         default_factory=NetworkRules,
         description="the network stage's rules and thresholds (pipelines.network.rules.NetworkRules: edges, "
@@ -452,6 +504,28 @@ class Settings(_Strict):
         """What `load_settings` leaves out because it needs other files (see `check_runtime`); returns
         the warnings, raises `ConfigError` naming every bad field."""
         return check_runtime(self, impact_config=impact_config)
+
+
+def redact_url(url: str) -> str:
+    """`url` with any password replaced by `***` (`scheme://user:***@host/db`), for printing and logs."""
+    return re.sub(r"(://[^/@:\s]*:)[^@/\s]*@", r"\1***@", url)
+
+
+def redacted(data: Any) -> Any:
+    """A copy of a settings dump (or any JSON-like value) with passwords in URLs and values of keys that
+    name a secret (password, secret, token, key) replaced by `***`."""
+    if isinstance(data, dict):
+        return {k: ("***" if isinstance(v, str) and v and _SECRET_KEY.search(str(k)) else redacted(v))
+                for k, v in data.items()}
+    if isinstance(data, list):
+        return [redacted(v) for v in data]
+    if isinstance(data, str):
+        return redact_url(data)
+    return data
+
+
+#: keys whose string values are secrets (not the *names* of variables or connections holding them)
+_SECRET_KEY = re.compile(r"(password|secret|token|api_key|private_key)$(?<!_env)", re.I)
 
 
 def _format(err: ValidationError, origin: str) -> str:
