@@ -30,6 +30,8 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from pipelines.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -213,8 +215,56 @@ def make_engine(url: str, schemas: Schemas | None = None) -> Engine:
 
 
 def engine_for(settings: Any) -> Engine:
-    """The engine of `settings.warehouse_url` with the configured schemas."""
-    return make_engine(settings.warehouse_url, settings.schemas())
+    """The engine of the configured warehouse (`warehouse_url_of`) with the configured schemas."""
+    return make_engine(warehouse_url_of(settings), settings.schemas())
+
+
+def warehouse_url_of(settings: Any) -> str:
+    """The warehouse's SQLAlchemy URL: from the Airflow connection `settings.warehouse.conn_id` when it is
+    set (it wins over `warehouse_url`, so the password stays out of the YAML), else `warehouse_url`.
+    The URL holds the password: print it through `pipelines.config.redact_url`."""
+    conn_id = settings.warehouse.conn_id
+    if not conn_id:
+        return str(settings.warehouse_url)
+    from pipelines import secrets
+
+    return url_from_connection(secrets.get_connection(conn_id, purpose="warehouse.conn_id"))
+
+
+#: libpq parameters an Airflow postgres connection's extra may carry into the URL; the provider's own
+#: extras (cursor, iam, aws_conn_id, ...) mean nothing to SQLAlchemy and are left out
+_LIBPQ_EXTRAS = frozenset({"sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "connect_timeout",
+                           "application_name", "target_session_attrs", "keepalives", "keepalives_idle",
+                           "gssencmode", "channel_binding"})
+
+
+def url_from_connection(conn: Any) -> str:
+    """The SQLAlchemy URL of an Airflow connection (`pipelines.secrets.ConnectionFields`): conn_type
+    postgres (or postgresql) -> `postgresql+psycopg://login:password@host:port/schema` (extra `driver`
+    names another DBAPI; libpq extras such as sslmode become query parameters), duckdb -> `duckdb:///`
+    + the file (host, else schema: `duckdb:///data/w.duckdb` as a URI is the relative file
+    data/w.duckdb, as for SQLAlchemy)."""
+    where = f"the Airflow connection '{conn.conn_id}' ({conn.origin})"
+    kind = (conn.conn_type or "").lower()
+    if kind in ("postgres", "postgresql"):
+        if not conn.host:
+            raise ConfigError(f"{where} has no host: a postgres warehouse needs host, port, login, password "
+                             "and the database in schema")
+        driver = str(conn.extra.get("driver") or "psycopg")
+        ignored = sorted(k for k in conn.extra if k not in _LIBPQ_EXTRAS and k != "driver")
+        if ignored:
+            log.info("%s: extra %s not passed to the database driver", where, ignored)
+        query = {k: str(v) for k, v in conn.extra.items() if k in _LIBPQ_EXTRAS}
+        url = sa.engine.URL.create(f"postgresql+{driver}", username=conn.login, password=conn.password,
+                                   host=conn.host, port=conn.port, database=conn.schema or None, query=query)
+        return url.render_as_string(hide_password=False)
+    if kind == "duckdb":
+        path = conn.host or conn.schema
+        if not path:
+            raise ConfigError(f"{where} has no file: put the DuckDB file's path in host (or the URI's path)")
+        return f"duckdb:///{path}"
+    raise ConfigError(f"{where} has conn_type {conn.conn_type!r}: the warehouse must be postgres (or "
+                     "postgresql) or duckdb")
 
 
 def _duckdb_memory_limit() -> str:
@@ -231,7 +281,7 @@ def _duckdb_memory_limit() -> str:
 
 def with_engine(fn: Callable[..., T]) -> Callable[..., T]:
     """Decorator for steps taking `(settings, ..., engine=None)`: without an engine, one is made from
-    `settings.warehouse_url` for the call and disposed after it (a DuckDB file stays locked while any
+    the configured warehouse (`engine_for`) for the call and disposed after it (a DuckDB file stays locked while any
     engine holds it open, so a step must not leave one behind)."""
 
     @functools.wraps(fn)
