@@ -2,11 +2,18 @@
 
 Raw streams (per logical date): `activities` (canonical columns, keys already hashed), `people`
 (the HR directory snapshot) and `containers`. Identities are pseudonymised here, before landing.
+
+By default the organisation lives `days` days from `start` and has nothing after them. With `rolling:
+true` it goes on (`ROLLING_DAYS` from `start`), so that a scheduler asking for yesterday, or a backfill
+of last week, gets data: the Compose stack and `scripts/airflow_local.sh` use it. The organisation is
+the same whatever day is asked for (its horizon is fixed, never the requested day), and day k's events
+do not depend on the end of the range (`demo_org.simulate`), so rerunning a day lands the same bytes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from functools import lru_cache
 
 import pandas as pd
@@ -18,6 +25,12 @@ from pipelines.canonical import raw_activities_to_canonical
 from pipelines.sources import ExtractReport, SourceContext
 from pipelines.sources.demo_org import DemoOrg, build_org, simulate
 
+log = logging.getLogger(__name__)
+
+#: the span of a rolling organisation (ten years from `start`): fixed, so a day's data never depends on the
+#: day asked for; each extraction simulates from `start` (about 15 ms a day for 3000 people)
+ROLLING_DAYS = 3653
+
 
 class DemoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -28,12 +41,19 @@ class DemoOptions(BaseModel):
     events_per_person_day: float = Field(1.0, gt=0)
     directory_only: bool = Field(False, description="land only the HR directory (when another source, "
                                  "such as the Slack emulator, carries the activity)")
+    rolling: bool = Field(False, description="the organisation goes on for ten years from `start` instead of "
+                          "`days` days (ignored then), so the days a scheduler asks for (yesterday, a "
+                          "backfill) have data; deterministic per day: a rerun lands the same bytes")
+
+    @property
+    def span_days(self) -> int:
+        return ROLLING_DAYS if self.rolling else self.days
 
 
 @lru_cache(maxsize=2)
 def _org(opts_json: str) -> DemoOrg:
     o = DemoOptions.model_validate_json(opts_json)
-    return build_org(o.people, o.days, o.start, o.seed, o.events_per_person_day)
+    return build_org(o.people, o.span_days, o.start, o.seed, o.events_per_person_day)
 
 
 def lands_directory(cfg) -> bool:
@@ -70,6 +90,10 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date) -> ExtractReport:
     base = lake.raw_dir(ctx.lake_dir, name, "activities")
     rows = 0
     opts = options(ctx)
+    if not opts.directory_only and (end > org.end or start < org.start):
+        log.warning("the demo source %r has activity from %s to %s only; asked for %s..%s (days outside "
+                    "are empty%s)", name, org.start, org.end, start, end,
+                    "" if opts.rolling else ": set the option `rolling: true` to have every day")
     for day, events in ([] if opts.directory_only else simulate(org, until=end)):
         if day < start:
             continue
