@@ -2,7 +2,13 @@
 
 **Schedule.** Mondays at 07:00 UTC (`CronTriggerTimetable`, so the logical date is the Monday itself).
 The reports are *as of* the day before the run (the Sunday), the last day `esn_daily` has published
-by then; a manual run takes the `as_of` param instead.
+by then; a manual run takes the `as_of` param (or its alias `date`, as in `esn_daily`) instead, else the
+day before its logical date (`pipelines.run_dates.reports_as_of`).
+
+**Rerun a day (the emails as of one day):** `airflow dags trigger esn_reports -c '{"as_of": "2026-05-10"}'`
+(a Sunday for the weekly audiences), or `airflow dags test esn_reports 2026-05-11` (the Monday: as of the
+Sunday before). Each run emails the recipients again. **A range:** one run per `as_of` day.
+docs/operations.md is the on-call runbook.
 
 **Task.** `send_stakeholder_reports` calls `pipelines.reports.send_reports(settings, as_of)`, which
 renders the audiences due on `as_of` (weekly periods close on `reports.weekly_on`, Sunday by default)
@@ -10,7 +16,10 @@ and sends them through the Airflow connection `smtp_default`. It returns counts 
 
 **Failures.** A recipient that could not be reached does not stop the others; if any failed, the task
 fails afterwards *without retrying* (a retry would send the delivered emails twice) and names the
-audiences concerned. A bad configuration also fails at once.
+audiences concerned. A bad configuration or a malformed `as_of` also fails at once. Other errors (the
+warehouse locked, the SMTP server down before any email went out) are retried. The task has an
+`execution_timeout` of 1 h, the run a `dagrun_timeout` of 2 h; a failure emails `alerts.email_on_failure`
+and `$ESN_ALERT_EMAILS` (`pipelines.alerting.FailureNotifier`).
 
 Known limit: `send_reports` only sends audiences whose period closes on `as_of`; with a weekly run a
 *monthly* audience goes out only when a month ends on a Sunday.
@@ -26,17 +35,23 @@ from typing import Any
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from pipelines.alerting import FailureNotifier
+from pipelines.run_dates import DAY_PATTERN
+
 DAG_ID = "esn_reports"
 
 
-def as_of_for(logical_date: dt.datetime | None, run_after: dt.datetime | None, manual_as_of: str | None) -> dt.date:
-    """The manual param when given, else the day before the run's (logical) date, in UTC."""
-    if manual_as_of:
-        return dt.date.fromisoformat(manual_as_of)
-    moment = logical_date or run_after
-    if moment is None:
-        raise AirflowFailException("this run has neither a logical date nor a run_after: give the 'as_of' param")
-    return moment.astimezone(dt.UTC).date() - dt.timedelta(days=1)
+def as_of_for(logical_date: dt.datetime | None, run_after: dt.datetime | None, manual_as_of: str | None,
+              manual_date: str | None = None) -> dt.date:
+    """The manual param when given (`as_of`, or its alias `date`), else the day before the run's (logical)
+    date, in UTC (`pipelines.run_dates.reports_as_of`)."""
+    from pipelines.run_dates import RunDatesError, reports_as_of
+
+    try:
+        return reports_as_of(params={"as_of": manual_as_of, "date": manual_date}, logical_date=logical_date,
+                             run_after=run_after)
+    except RunDatesError as exc:  # a retry would send nothing better
+        raise AirflowFailException(f"esn_reports: {exc}") from exc
 
 
 @dag(
@@ -46,14 +61,22 @@ def as_of_for(logical_date: dt.datetime | None, run_after: dt.datetime | None, m
     start_date=dt.datetime(2026, 5, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
-    params={"as_of": Param(None, type=["null", "string"], format="date",
-                           description="manual runs only: the day the reports are as of (YYYY-MM-DD)")},
+    dagrun_timeout=dt.timedelta(hours=2),
+    params={
+        "as_of": Param(None, type=["null", "string"], pattern=DAY_PATTERN, format="date",
+                       description="manual runs only: the day the reports are as of (YYYY-MM-DD)"),
+        "date": Param(None, type=["null", "string"], pattern=DAY_PATTERN, format="date",
+                      description="alias of as_of (the name esn_daily uses)"),
+    },
+    on_failure_callback=FailureNotifier(),
     default_args={
         "owner": "esn-metrics",
         "retries": 2,
         "retry_delay": dt.timedelta(minutes=5),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=30),
+        "execution_timeout": dt.timedelta(hours=1),
+        "on_failure_callback": FailureNotifier(),
     },
     tags=["esn-metrics", "reports", "email"],
 )
@@ -65,8 +88,9 @@ def esn_reports() -> None:
 
         context = get_current_context()
         dag_run = context.get("dag_run")
+        params = context.get("params") or {}
         as_of = as_of_for(context.get("logical_date"), getattr(dag_run, "run_after", None),
-                          (context.get("params") or {}).get("as_of"))
+                          params.get("as_of"), params.get("date"))
         try:
             settings = load_settings()
         except ConfigError as exc:

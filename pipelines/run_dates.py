@@ -87,13 +87,17 @@ def daily_run_days(*, params: Mapping[str, Any] | None, run_type: Any, logical_d
       `end.date() - 1 day`, at least one day; a run with no interval at all (manual, no logical date)
       takes the day before its `run_after`, the last day that is over, as the timetable would.
 
-    Raises RunDatesError for a malformed param, an `end_date` without `date` or before it, or a day that
-    is not over yet.
+    Raises RunDatesError for a malformed param, an `end_date` without `date` or before it, a day that is
+    not over yet, or a `date` param on a backfill run (all its runs would process that one day).
     """
     params = params or {}
     now = now or dt.datetime.now(dt.UTC)
     first = parse_day(params.get("date"), "date")
     last = parse_day(params.get("end_date"), "end_date")
+    if _run_type(run_type) == "backfill" and (first or last):
+        # every run of the backfill would process the same days instead of its own logical date
+        raise RunDatesError("a backfill's runs each process their own logical date: do not pass 'date' or "
+                            "'end_date' in --dag-run-conf (give the range as --from-date/--to-date)")
     if first is not None:
         if last is not None and last < first:
             raise RunDatesError(f"param 'end_date' ({last.isoformat()}) is before param 'date' "

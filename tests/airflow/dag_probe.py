@@ -32,6 +32,10 @@ def _emit(result: dict[str, Any]) -> None:
     print(MARKER + json.dumps(result, default=str), flush=True)
 
 
+def _callbacks(value: Any) -> list[Any]:
+    return [] if not value else list(value) if isinstance(value, list | tuple) else [value]
+
+
 def describe() -> dict[str, Any]:
     from airflow.dag_processing.dagbag import DagBag
 
@@ -46,6 +50,10 @@ def describe() -> dict[str, Any]:
             "catchup": dag.catchup,
             "max_active_runs": dag.max_active_runs,
             "timetable": repr(dag.timetable),
+            "dagrun_timeout_s": dag.dagrun_timeout.total_seconds() if dag.dagrun_timeout else None,
+            "params": {k: dag.params.get_param(k).schema for k in dag.params},
+            "on_failure_callback": [type(c).__module__ + "." + type(c).__qualname__
+                                    for c in _callbacks(dag.on_failure_callback)],
             "schedule_asset_uris": sorted(getattr(o, "uri", str(o)) for o in getattr(condition, "objects", ())),
             "tasks": {
                 t.task_id: {
@@ -54,6 +62,10 @@ def describe() -> dict[str, Any]:
                     "retry_exponential_backoff": t.retry_exponential_backoff,
                     "outlets": [getattr(o, "uri", str(o)) for o in t.outlets],
                     "upstream": sorted(t.upstream_task_ids),
+                    "pool": t.pool,
+                    "execution_timeout_s": t.execution_timeout.total_seconds() if t.execution_timeout else None,
+                    "on_failure_callback": [type(c).__module__ + "." + type(c).__qualname__
+                                            for c in _callbacks(t.on_failure_callback)],
                 }
                 for t in dag.tasks
             },

@@ -81,6 +81,12 @@ def test_bad_params_fail_with_a_message_naming_the_param(params: dict[str, str],
     assert message in str(raised.value)
 
 
+def test_a_backfill_refuses_a_date_param_that_would_make_all_its_runs_process_one_day() -> None:
+    with pytest.raises(RunDatesError, match="do not pass 'date' or 'end_date' in --dag-run-conf"):
+        daily(params={"date": "2026-05-01"}, run_type="backfill", logical_date=at("2026-05-03"),
+              data_interval_start=at("2026-05-03"), data_interval_end=at("2026-05-04"))
+
+
 def test_a_manual_run_for_today_fails_because_the_day_is_not_over() -> None:
     with pytest.raises(RunDatesError, match="logical date 2026-12-01 is not over yet"):
         daily(run_type="manual", logical_date=at("2026-12-01"))

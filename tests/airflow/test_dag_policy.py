@@ -2,7 +2,9 @@
 
 The rules (shared/STYLE.md): owner, retries with back-off, tags and doc_md on every DAG; dag_id equals the
 file name; task ids start with a verb; nothing done at parse time (no configuration needed, no heavy
-imports, under two seconds per file).
+imports, under two seconds per file). Issue 14 adds: a timeout on every task and run, the failure
+notifier on every task and run, the pools of the extractions and the warehouse writers, and doc_md
+that says how to rerun a day and a range.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ VERBS = ("extract_", "stage_", "validate_", "land_", "publish_", "compute_", "se
          "check_")
 DAG_FILES = sorted(p for p in DAGS.glob("*.py") if not p.name.startswith("_"))
 PUBLISHED_URI = "esn://warehouse/published"
+NOTIFIER = "pipelines.alerting.FailureNotifier"
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +60,48 @@ def test_dag_follows_the_house_policy(described: dict[str, Any], dag_id: str) ->
         assert task["retries"] >= 1, task_id
         assert task["retry_exponential_backoff"] > 0, f"{task_id}: retries without exponential back-off"
         assert task_id.split(".")[-1].startswith(VERBS), f"task id {task_id!r} does not start with a verb"
+        assert task["execution_timeout_s"], f"{task_id}: no execution_timeout"
+        assert task["on_failure_callback"] == [NOTIFIER], f"{task_id}: no failure notifier"
+    assert dag["dagrun_timeout_s"], "no dagrun_timeout"
+    assert dag["on_failure_callback"] == [NOTIFIER]
+    assert "Rerun a day" in dag["doc_md"] and "range" in dag["doc_md"].lower()
+    assert "docs/operations.md" in dag["doc_md"]
+
+
+def test_timeouts_are_sized_per_task_and_fit_in_the_run(described: dict[str, Any]) -> None:
+    hour = 3600.0
+    daily = described["dags"]["esn_daily"]
+    tasks = {t: v["execution_timeout_s"] for t, v in daily["tasks"].items()}
+    # extraction and publishing are long; listing, staging, validating and landing are short
+    assert tasks["extract_source"] >= 2 * hour and tasks["publish_warehouse"] >= 2 * hour
+    assert max(tasks["list_sources"], tasks["stage_source"], tasks["validate_source"],
+               tasks["land_source"]) <= 1 * hour
+    for dag_id, dag in described["dags"].items():
+        longest_chain = (sum(tasks[t] for t in ("list_sources", "extract_source", "stage_source", "validate_source",
+                                                 "land_source", "publish_warehouse"))
+                         if dag_id == "esn_daily" else max(t["execution_timeout_s"] for t in dag["tasks"].values()))
+        assert dag["dagrun_timeout_s"] >= longest_chain * 0.9, f"{dag_id}: the run times out before its tasks could"
+
+
+def test_extractions_and_warehouse_writers_run_in_their_pools(described: dict[str, Any]) -> None:
+    daily = described["dags"]["esn_daily"]["tasks"]
+    assert daily["extract_source"]["pool"] == "esn_extract"
+    assert daily["publish_warehouse"]["pool"] == "esn_warehouse"
+    assert described["dags"]["esn_network"]["tasks"]["compute_network"]["pool"] == "esn_warehouse"
+    assert {daily[t]["pool"] for t in ("stage_source", "validate_source", "land_source")} == {"default_pool"}
+    for dag_id, dag in described["dags"].items():
+        for pool in {t["pool"] for t in dag["tasks"].values()} - {"default_pool"}:
+            assert f"`{pool}`" in dag["doc_md"] and f"airflow pools set {pool}" in dag["doc_md"], (dag_id, pool)
+
+
+def test_esn_daily_takes_a_validated_date_and_end_date_param(described: dict[str, Any]) -> None:
+    params = described["dags"]["esn_daily"]["params"]
+    assert set(params) == {"date", "end_date"}
+    for name in ("date", "end_date"):
+        assert params[name]["type"] == ["null", "string"] and params[name]["format"] == "date"
+        assert params[name]["pattern"] == r"^\d{4}-\d{2}-\d{2}$"
+    assert "end_date" in described["dags"]["esn_network"]["params"]
+    assert "as_of" in described["dags"]["esn_reports"]["params"]
 
 
 def test_esn_daily_wires_the_four_steps_per_source_then_publishes_the_asset(described: dict[str, Any]) -> None:
