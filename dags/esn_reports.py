@@ -17,7 +17,7 @@ and sends them through the Airflow connection `smtp_default`. It returns counts 
 **Failures.** A recipient that could not be reached does not stop the others; if any failed, the task
 fails afterwards *without retrying* (a retry would send the delivered emails twice) and names the
 audiences concerned. A bad configuration or a malformed `as_of` also fails at once. Other errors (the
-warehouse locked, the SMTP server down before any email went out) are retried. The task has an
+warehouse locked or unreachable before anything was sent) are retried. The task has an
 `execution_timeout` of 1 h, the run a `dagrun_timeout` of 2 h; a failure emails `alerts.email_on_failure`
 and `$ESN_ALERT_EMAILS` (`pipelines.alerting.FailureNotifier`).
 

@@ -189,7 +189,9 @@ class FailureNotifier(BaseNotifier):
 
     def _notify(self, context: Mapping[str, Any]) -> None:
         alert = alert_from_context(context)
-        if alert.task is None and alert.reason == "task_failure":
+        # a run-level callback (the only one with a reason) carries the last task instance in Airflow 3: when
+        # the run failed because a task failed, that task's own callback has sent the alert
+        if alert.reason == "task_failure":
             log.info("run %s of %s failed on a task; that task's alert was sent already", alert.run_id,
                      alert.dag_id)
             return

@@ -152,3 +152,19 @@ def test_rejected_batch_fails_the_run_at_once_and_leaves_the_warehouse_as_it_was
     rejected = list((tmp_path / "lake/quarantine/batches/source=demo").rglob("REJECTED.txt"))
     assert len(rejected) == 1 and "expect_compound_columns_to_be_unique" in rejected[0].read_text()
     assert query(tmp_path / "warehouse.duckdb", "select count(*) from lake_activities") == before
+
+
+def test_a_manual_run_with_a_date_range_param_processes_exactly_those_days(
+        airflow_template: Path, tmp_path: Path) -> None:
+    # the logical date (05-10) and Airflow's inferred interval (05-09) are both overridden by the params
+    env = fresh_env(airflow_template, tmp_path)
+    env["ESN_CONFIG"] = str(write_config(tmp_path))
+    env["ESN_PSEUDONYM_KEY"] = ENV_KEY
+    result = probe(env, "run", "esn_daily", TRIGGER, "--no-retries",
+                   "--conf", '{"date": "2026-05-12", "end_date": "2026-05-13"}', timeout=240)
+    assert result.data["state"] == "success", result.output[-12000:]
+    assert "esn_daily processes 2026-05-12 .. 2026-05-13 (from param 'date' .. 'end_date')" in result.output
+    days = {d for (d,) in query(tmp_path / "warehouse.duckdb", "select distinct activity_date from lake_activities")}
+    assert days == {dt.date(2026, 5, 12), dt.date(2026, 5, 13)}
+    assert result.data["asset_events"] == [{"uri": "esn://warehouse/published",
+                                            "extra": {"start_date": "2026-05-12", "end_date": "2026-05-13"}}]
