@@ -4,13 +4,16 @@ metadata DB in a PostgreSQL database of its own, in an isolated AIRFLOW_HOME.
 Unlike `dag.test()` (one process running every task in turn), the scheduler hands the tasks to the
 LocalExecutor's workers, each task runs in its own process through the task SDK's supervisor (which talks
 to the execution API), so tasks of one or several DAG runs run at the same time, as in production.
-Scheduled runs are switched off (`use_job_schedule=False`): only the runs a test triggers exist.
+By default the scheduler creates no runs of its own (`use_job_schedule=False`): only the runs a test
+triggers exist. With `schedule=True` it runs as deployed: the DAGs' schedules, backfills and asset-triggered
+runs (which Airflow only creates when `use_job_schedule` is on).
 
 Every process is started by this module in a session of its own and stopped by its process group id.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -21,15 +24,17 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from tests.airflow.conftest import base_env
 
+PG_ADMIN = os.environ.get("ESN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 FINISHED = {"success", "failed"}
 _TRIGGER = """
 import datetime as dt, json, sys
@@ -46,6 +51,39 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def metadata_database(prefix: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one Airflow's metadata, dropped afterwards; skips the test when no
+    server answers at PG_ADMIN (fails in CI, where one must)."""
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql("select 1")
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means "no server here"
+        admin.dispose()
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI but not reachable at {PG_ADMIN}: {exc}")
+        pytest.skip(f"no PostgreSQL at {PG_ADMIN} ({type(exc).__name__}); set ESN_TEST_PG_URL or CI=1")
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"create database {name}")
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"drop database if exists {name} with (force)")
+        admin.dispose()
+
+
+@dataclass
+class DagRun:
+    run_id: str
+    run_type: str  # manual, scheduled, backfill, asset_triggered
+    state: str | None
+    logical_date: dt.datetime | None
+    conf: dict[str, Any] | None
 
 
 @dataclass
@@ -73,6 +111,7 @@ class RealAirflow:
     db_url: str  # SQLAlchemy URL of the metadata database (postgresql+psycopg://...)
     extra_env: Mapping[str, str] = field(default_factory=dict)
     parallelism: int = 4
+    schedule: bool = False  # True: the scheduler creates scheduled, backfill and asset-triggered runs
     port: int = field(default_factory=free_port)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -93,7 +132,7 @@ class RealAirflow:
             "AIRFLOW__CORE__AUTH_MANAGER":
                 "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the runs the test triggers
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(self.schedule),
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
@@ -153,7 +192,10 @@ class RealAirflow:
                 proc.wait()
         self.engine.dispose()
 
-    def _wait(self, ready: Any, timeout: float, what: str, every: float = 1.0) -> Any:
+    def _wait(self, ready: Any, timeout: float, what: str, every: float = 1.0,
+              detail: Callable[[], str] | None = None) -> Any:
+        """Poll `ready` until it returns something true; on timeout fail with `detail()` (what the runs
+        were doing) and the tail of each process's log."""
         deadline = time.monotonic() + timeout
         while True:
             value = ready()
@@ -161,6 +203,7 @@ class RealAirflow:
                 return value
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n"
+                                     + (detail() + "\n" if detail else "")
                                      + "\n".join(f"--- {n}\n{self.log_tail(n, 30)}" for n in self.procs))
             time.sleep(every)
 
@@ -188,6 +231,26 @@ class RealAirflow:
         assert proc.returncode == 0, f"trigger {dag_id} {run_id} failed:\n{proc.stderr[-3000:]}"
         return run_id
 
+    def dag_runs(self, dag_id: str) -> list[DagRun]:
+        rows = self.query("select run_id, run_type, state, logical_date, conf from dag_run where dag_id = :d "
+                          "order by id", d=dag_id)
+        return [DagRun(r[0], str(r[1]), r[2], r[3], _json(r[4])) for r in rows]
+
+    def xcoms(self, dag_id: str, run_id: str, task_id: str) -> dict[int, Any]:
+        """The return values of one task of a run, by map index (-1 for an unmapped task)."""
+        rows = self.query("select map_index, value from xcom where dag_id = :d and run_id = :r and task_id = :t "
+                          "and key = 'return_value'", d=dag_id, r=run_id, t=task_id)
+        return {int(m): _json(v) for m, v in rows}
+
+    def describe(self, dag_ids: list[str]) -> str:
+        """Every run of these DAGs with the state of each of its tasks, for failure messages."""
+        lines = []
+        for dag_id in dag_ids:
+            for run in self.dag_runs(dag_id):
+                tasks = ", ".join(f"{k}={t.state}" for k, t in sorted(self.task_runs(dag_id, run.run_id).items()))
+                lines.append(f"{dag_id} {run.run_id} ({run.run_type}, {run.state}): {tasks or 'no task yet'}")
+        return "\n".join(lines) or f"no run of {dag_ids}"
+
     def run_state(self, dag_id: str, run_id: str) -> str | None:
         rows = self.query("select state from dag_run where dag_id = :d and run_id = :r", d=dag_id, r=run_id)
         return str(rows[0][0]) if rows else None
@@ -203,14 +266,32 @@ class RealAirflow:
         def finished() -> dict[tuple[str, str], str] | None:
             self.check_alive()
             for dag_id, run_id in runs:
-                bad = {k: t.state for k, t in self.task_runs(dag_id, run_id).items()
-                       if t.state in ("failed", "up_for_retry", "upstream_failed")}
-                if bad:
-                    raise AssertionError(f"{dag_id} {run_id}: {bad}\n{self.task_logs_text(dag_id, run_id)[-6000:]}")
+                self.raise_on_failed_task(dag_id, run_id)
             states = {r: self.run_state(*r) for r in runs}
             return states if all(s in FINISHED for s in states.values()) else None
 
-        return self._wait(finished, timeout, f"the runs {runs} to finish", every=2.0)
+        return self._wait(finished, timeout, f"the runs {runs} to finish", every=2.0,
+                          detail=lambda: self.describe(sorted({d for d, _ in runs})))
+
+    def raise_on_failed_task(self, dag_id: str, run_id: str) -> None:
+        """Fail with the failed tasks' log tails when a task of the run failed or awaits a retry (every run
+        of these tests must succeed at its first try)."""
+        tasks = self.task_runs(dag_id, run_id)
+        bad = {k: t.state for k, t in tasks.items() if t.state in ("failed", "up_for_retry", "upstream_failed")}
+        if bad:
+            logs = "\n".join(self.task_log_tail(dag_id, run_id, tasks[k]) for k, s in bad.items() if s != "upstream_failed")
+            raise AssertionError(f"{dag_id} {run_id}: {bad}\n{logs}")
+
+    def task_log_tail(self, dag_id: str, run_id: str, task: TaskRun, lines: int = 40) -> str:
+        """The last lines of one task's log (its latest try)."""
+        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task.task_id}"
+        if task.map_index >= 0:
+            folder = folder / f"map_index={task.map_index}"
+        files = sorted(folder.glob("attempt=*.log"))
+        if not files:
+            return f"=== {task.key}: no log in {folder}"
+        text = files[-1].read_text(errors="replace").splitlines()[-lines:]
+        return f"=== {files[-1]}\n" + "\n".join(text)
 
     def task_log_files(self, dag_id: str | None = None, run_id: str | None = None) -> list[Path]:
         """The task logs (logs/dag_id=*/run_id=*/task_id=*/...), of one DAG or run when given."""
@@ -220,3 +301,13 @@ class RealAirflow:
 
     def task_logs_text(self, dag_id: str | None = None, run_id: str | None = None) -> str:
         return "\n".join(f"=== {p}\n{p.read_text(errors='replace')}" for p in self.task_log_files(dag_id, run_id))
+
+
+def _json(value: Any) -> Any:
+    """A JSON column's value: psycopg decodes jsonb itself; a JSON text is decoded here."""
+    if isinstance(value, str | bytes):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value

@@ -14,22 +14,18 @@ in the one-slot pool `esn_warehouse`, so they never overlap each other.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 import yaml
 
-from tests.airflow.real_airflow import RealAirflow, TaskRun
+from tests.airflow.real_airflow import RealAirflow, TaskRun, metadata_database
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
-PG_ADMIN = os.environ.get("ESN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 START = dt.date(2026, 5, 1)
 DAY_1, DAY_2 = dt.date(2026, 5, 6), dt.date(2026, 5, 7)  # weekdays: the demo organisations are active
 TOKENS = {"slack_a": "xoxb-emulator-a", "slack_b": "xoxb-emulator-b"}
@@ -38,30 +34,15 @@ POOL = "esn_warehouse"
 
 
 def _next_midnight(day: dt.date) -> str:
-    # a manual run covers the last complete interval before its logical date (Airflow 3)
+    # the run is due once the day is over; the day itself is the `date` param (esn_daily's days: a
+    # manual run's param wins over its logical date)
     return f"{(day + dt.timedelta(days=1)).isoformat()}T00:00:00+00:00"
 
 
 @pytest.fixture
 def metadata_db() -> Iterator[str]:
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql("select 1")
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means "no server here"
-        admin.dispose()
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is required in CI but not reachable at {PG_ADMIN}: {exc}")
-        pytest.skip(f"no PostgreSQL at {PG_ADMIN} ({type(exc).__name__}); set ESN_TEST_PG_URL or CI=1")
-    name = f"esn_h_b_airflow_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"create database {name}")
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"drop database if exists {name} with (force)")
-        admin.dispose()
+    with metadata_database("esn_h_b_airflow") as url:
+        yield url
 
 
 def test_two_mapped_sources_and_the_network_stage_share_the_duckdb_warehouse(
@@ -91,17 +72,20 @@ def test_two_mapped_sources_and_the_network_stage_share_the_duckdb_warehouse(
             **{f"ESN_TEST_{n.upper()}_TOKEN": t for n, t in TOKENS.items()}})
         airflow.cli("db", "migrate", timeout=600)
         airflow.cli("pools", "set", POOL, "1", "esn-metrics warehouse writers")
+        airflow.cli("pools", "set", "esn_extract", "4", "esn-metrics source extractions")
         t_ready = time.perf_counter()
         airflow.start()
         try:
             airflow.wait_parsed(["esn_daily", "esn_network"])
             t_parsed = time.perf_counter()
 
-            run_1 = airflow.trigger("esn_daily", "day-1", logical_date=_next_midnight(DAY_1))
+            run_1 = airflow.trigger("esn_daily", "day-1", logical_date=_next_midnight(DAY_1),
+                                    conf={"date": DAY_1.isoformat()})
             assert airflow.wait_finished([("esn_daily", run_1)], 600) == {("esn_daily", run_1): "success"}
             t_day_1 = time.perf_counter()
 
-            run_2 = airflow.trigger("esn_daily", "day-2", logical_date=_next_midnight(DAY_2))
+            run_2 = airflow.trigger("esn_daily", "day-2", logical_date=_next_midnight(DAY_2),
+                                    conf={"date": DAY_2.isoformat()})
             # the network stage starts while day 2's sources extract
             airflow._wait(lambda: any(t.state == "running" for k, t in airflow.task_runs("esn_daily", run_2).items()
                                       if k.startswith("extract_source")), 300, "day 2's extractions to start", 0.5)
