@@ -73,3 +73,20 @@ def test_reports_are_as_of_the_sunday_before_the_monday_run(dags: SimpleNamespac
     assert dags.reports.as_of_for(monday, None, None) == dt.date(2026, 5, 10)
     assert dags.reports.as_of_for(None, monday, None) == dt.date(2026, 5, 10)
     assert dags.reports.as_of_for(monday, None, "2026-04-30") == dt.date(2026, 4, 30)
+
+
+def test_network_takes_a_manual_runs_logical_date_and_refuses_a_malformed_end_date(dags: SimpleNamespace) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    assert dags.network.end_dates_from_events({}, None, "manual", dt.datetime(2026, 5, 20, tzinfo=UTC)) == [
+        dt.date(2026, 5, 20)]
+    with pytest.raises(AirflowFailException, match="esn_network: param 'end_date' must be a day as YYYY-MM-DD"):
+        dags.network.end_dates_from_events({}, "2026/05/20", "manual", None)
+
+
+def test_reports_take_the_date_alias_and_fail_on_a_malformed_as_of(dags: SimpleNamespace) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    assert dags.reports.as_of_for(None, None, None, "2026-05-17") == dt.date(2026, 5, 17)
+    with pytest.raises(AirflowFailException, match="esn_reports: param 'as_of' must be a day as YYYY-MM-DD"):
+        dags.reports.as_of_for(None, None, "17.05.2026")
