@@ -88,6 +88,9 @@ def test_airflow_services_wait_for_the_init_service_and_the_databases(services: 
         assert depends["airflow-db"]["condition"] == "service_healthy", name
         assert depends["warehouse-db"]["condition"] == "service_healthy", name
     assert "airflow-init" not in services["airflow-init"]["depends_on"]
+    # the scheduler's tasks report to the api-server's execution API: a try started before it answers fails
+    assert services["airflow-scheduler"]["depends_on"]["airflow-apiserver"]["condition"] == "service_healthy"
+    assert "healthcheck" in services["airflow-apiserver"]
 
 
 def test_init_service_migrates_and_sets_up_the_admin_user(services: dict[str, Any]) -> None:
