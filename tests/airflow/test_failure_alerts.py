@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import Message
@@ -19,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.airflow.conftest import ProbeResult, probe
+from tests.airflow.conftest import REPO, ProbeResult, probe
 
 pytestmark = [pytest.mark.airflow]
 
@@ -67,7 +69,7 @@ def _env(airflow_env: dict[str, str], tmp_path: Path, inbox: Inbox, config: dict
     return env
 
 
-DEMO = {"name": "demo", "kind": "demo", "options": {"people": 20, "days": 20, "start": "2026-05-01"}}
+DEMO = {"name": "demo", "kind": "demo", "options": {"people": 60, "days": 20, "start": "2026-05-01"}}
 ALERTS = {"email_on_failure": ["oncall@example.org"], "smtp_conn_id": "esn_alerts_smtp",
           "sender": "esn-alerts@example.org"}
 
@@ -136,3 +138,30 @@ def test_without_recipients_the_failure_is_only_logged(
     assert "param 'end_date' needs param 'date'" in result.output
     assert "no recipients (alerts.email_on_failure, ESN_ALERT_EMAILS); not emailed" in result.output
     assert inbox.received == []
+
+
+_RUN_CALLBACK = """
+import sys
+from airflow.dag_processing.dagbag import DagBag
+
+dag = DagBag().dags["esn_daily"]
+# what the DAG processor passes a run-level failure callback that has no task instance to show
+for callback in dag.on_failure_callback if isinstance(dag.on_failure_callback, list) else [dag.on_failure_callback]:
+    callback({"dag": dag, "run_id": sys.argv[1], "reason": sys.argv[2]})
+"""
+
+
+def test_a_run_that_fails_without_a_failed_task_is_emailed_once_and_a_task_failure_not_twice(
+        airflow_env: dict[str, str], tmp_path: Path, inbox: Inbox) -> None:
+    # the DAG-level callback as the DAG processor runs it, in a child process (Airflow is never initialised
+    # in the pytest process); Airflow's reasons: "timed_out" (dagrun_timeout) and "task_failure"
+    env = _env(airflow_env, tmp_path, inbox, {"sources": [DEMO], "alerts": ALERTS})
+    for reason in ("timed_out", "task_failure"):
+        proc = subprocess.run([sys.executable, "-c", _RUN_CALLBACK, "scheduled__2026-05-10T00:00:00+00:00", reason],
+                              env=env, cwd=str(REPO), capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [rcpts for rcpts, _ in inbox.received] == [["oncall@example.org"]]
+    message = inbox.received[0][1]
+    assert message["Subject"] == "[esn-metrics] esn_daily failed (scheduled__2026-05-10T00:00:00+00:00)"
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Reason: timed_out" in text and "Task:" not in text
