@@ -31,10 +31,10 @@ Rerunning a day replaces exactly that day. docs/operations.md is the on-call run
 when it exists, else the environment variable `ESN_PSEUDONYM_KEY`. Each task resolves it itself; it
 never goes through XCom or the logs.
 
-**Failures.** A batch rejected by a blocking expectation (or a missing key, or a bad configuration)
-fails its task at once, without retries, with the message naming the failed expectation and the
-quarantine folder; nothing of that day is published. Other errors (network, locks) are retried twice
-with exponential back-off. Rerunning a day replaces exactly that day.
+**Failures.** A batch rejected by a blocking expectation (or a missing key, a bad configuration, a
+source's invalid options, bad params) fails its task at once, without retries, with the message naming
+the failed expectation and the quarantine folder; nothing of that day is published. Other errors
+(network, locks) are retried twice with exponential back-off. Rerunning a day replaces exactly that day.
 
 **Pools.** `extract_source` runs in the pool `esn_extract` (default 4 slots: at most four sources call
 their platforms at once, across runs; one source's extraction is also serialised across runs by a lock in
@@ -172,6 +172,11 @@ def _fail_fast(exc: Exception) -> AirflowFailException:
     return AirflowFailException(f"{type(exc).__name__}: {exc}")
 
 
+def _bad_options(source: str, exc: Exception) -> AirflowFailException:
+    """A source's options that do not validate are a bad configuration: a retry cannot fix them."""
+    return AirflowFailException(f"the options of source {source!r} in the configuration are invalid: {exc}")
+
+
 # ----------------------------------------------------------------------------------------------- the DAG
 @dag(
     dag_id=DAG_ID,
@@ -214,6 +219,8 @@ def esn_daily() -> None:
 
     @task(pool=EXTRACT_POOL, execution_timeout=dt.timedelta(hours=3))
     def extract_source(source: str) -> dict[str, Any]:
+        from pydantic import ValidationError
+
         from pipelines import jobs
         from pipelines.privacy import MissingKeyError
 
@@ -223,6 +230,8 @@ def esn_daily() -> None:
                                 credentials=_source_credentials(settings, source))
         except MissingKeyError as exc:
             raise _fail_fast(exc) from exc
+        except ValidationError as exc:  # the sources validate their options when they start
+            raise _bad_options(source, exc) from exc
 
     @task
     def stage_source(source: str) -> dict[str, Any]:

@@ -165,3 +165,20 @@ def test_a_run_that_fails_without_a_failed_task_is_emailed_once_and_a_task_failu
     assert message["Subject"] == "[esn-metrics] esn_daily failed (scheduled__2026-05-10T00:00:00+00:00)"
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "Reason: timed_out" in text and "Task:" not in text
+
+
+def test_invalid_source_options_fail_the_extraction_at_once_and_are_emailed(
+        airflow_env: dict[str, str], tmp_path: Path, inbox: Inbox) -> None:
+    # the demo needs at least 60 people: a configuration error that a retry (2 min later) cannot fix
+    bad = {**DEMO, "options": {**DEMO["options"], "people": 20}}
+    env = _env(airflow_env, tmp_path, inbox, {"sources": [bad], "alerts": ALERTS})
+    result = _run(env, {"date": "2026-05-10"})
+    run = result.data
+    assert run["state"] == "failed"
+    assert run["task_instances"]["extract_source[0]"] == {"state": "failed", "try_number": 1}
+    assert "the options of source 'demo' in the configuration are invalid" in result.output
+    assert [rcpts for rcpts, _ in inbox.received] == [["oncall@example.org"]]
+    message = inbox.received[0][1]
+    assert message["Subject"] == f"[esn-metrics] esn_daily.extract_source[0] failed ({run['run_id']})"
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Try:    1 of 3" in text and "people" in text and "greater than or equal to 60" in text
