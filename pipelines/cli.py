@@ -1,37 +1,236 @@
 """`esn`: the command line on the same functions the Airflow DAGs call.
 
   esn demo                 the whole pipeline on the built-in demo organisation (DuckDB + local Parquet)
-  esn run --date D         the configured sources for one day (or --start/--end, one batch per day)
-  esn check-config FILE    validate a configuration file and print it resolved
+  esn run --date D         the configured sources for one day (or --start/--end, one batch per day), then
+                           the network stage (--no-network to skip it)
+  esn network --date D     the network stage alone for a day (or --start/--end)
+  esn report               the stakeholder emails and the organisation report from the warehouse
+  esn check-config FILE    validate a configuration file and what it points at; print it resolved
   esn erase EMAIL|KEY      erase people everywhere and keep them out (docs/privacy.md)
   esn rotate-key --new-key-env VAR   move the lake and the warehouse to a new pseudonymisation key
+
+Imports are lazy: this module loads typer and the standard library only, and each command imports what
+it uses (pandas, SQLAlchemy, DuckDB, Great Expectations, dbt take seconds to import), so that `esn --help`
+and a mistyped option answer at once (tests/cli/test_startup.py).
+
+Errors end in one short message naming what to fix and a non-zero exit code (`_handled`): the known
+errors of the package by their message, a warehouse that cannot be reached or has no marts yet by what
+to do, anything else by its type and first line. `esn --debug <command>` shows the traceback instead.
+Messages are printed as plain text, never as rich markup (a message holding `[a-z]` keeps its brackets).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from pipelines import jobs
-from pipelines.config import ConfigError, Settings, SourceConfig, load_settings
-from pipelines.privacy import DEMO_KEY, MissingKeyError, OptOutFileError
-from pipelines.runlock import RunLocked
-from pipelines.sources.file_import_formats import ImportRejected
-from pipelines.sources.safe_archive import ArchiveError
-from pipelines.sources.slack_export import ExportFormatError
+if TYPE_CHECKING:
+    from rich.console import Console
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="esn-metrics: measure enterprise social networks.")
-console = Console(stderr=True)
-out = Console()
+    from pipelines.config import Settings
+    from pipelines.jobs import Interval
+
+
+class _App(typer.Typer):
+    """A Typer whose commands end in a short message instead of a traceback (`_handled`), and whose
+    process (the `esn` script, `python -m pipelines.cli`) does not print DuckDB's `nanobind: leaked`
+    report at exit (`duckdb_access.quiet_interpreter_teardown`)."""
+
+    def command(self, *args: Any, **kwargs: Any  # type: ignore[override]
+                ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        register = super().command(*args, **kwargs)
+
+        def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+            register(_handled(fn))
+            return fn
+        return decorator
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from pipelines.duckdb_access import quiet_interpreter_teardown
+
+        quiet_interpreter_teardown()
+        return super().__call__(*args, **kwargs)
+
+
+app = _App(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
+           help="esn-metrics: measure enterprise social networks.")
+
+#: set by the global --debug option: errors are raised with their traceback instead of summarised
+_debug = False
+#: the command's settings, for the messages of warehouse errors (`_settings`)
+_current: Settings | None = None
+
+
+@functools.cache
+def _consoles() -> tuple[Console, Console]:
+    from rich.console import Console
+
+    return Console(stderr=True), Console()
+
+
+def _console() -> Console:
+    """The console of messages and progress (stderr)."""
+    return _consoles()[0]
+
+
+def _out() -> Console:
+    """The console of results (stdout)."""
+    return _consoles()[1]
+
+
+def _say(label: str, message: str, style: str = "bold red") -> None:
+    """`label: message` on stderr, the message as plain text (no markup, no highlighting)."""
+    from rich.text import Text
+
+    _console().print(Text.assemble((f"{label}:", style), " ", message), highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    _say("error", message)
+    raise typer.Exit(code=code)
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    global _current
+    from pipelines.config import load_settings
+
+    _current = load_settings(config, **overrides)  # a ConfigError is summarised by _handled
+    return _current
+
+
+def _warehouse_url() -> str:
+    """The command's warehouse URL, password redacted (its Airflow connection's when `warehouse.conn_id`)."""
+    from pipelines.config import redact_url
+
+    if _current is None:
+        return "(no settings read)"
+    url = _current.warehouse_url
+    if _current.warehouse.conn_id:
+        try:
+            from pipelines.warehouse import warehouse_url_of
+
+            url = warehouse_url_of(_current)
+        except Exception:  # the connection itself cannot be read: name it instead
+            return f"of connection {_current.warehouse.conn_id!r}"
+    return redact_url(url)
+
+
+def _date(value: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        _fail(f"{option} must be a date YYYY-MM-DD, got {value!r}")
+        raise  # unreachable
+
+
+def _days(date: str | None, start: str | None, end: str | None) -> tuple[dt.date, dt.date]:
+    """(first, last) day of --date or --start/--end."""
+    if date and (start or end):
+        _fail("give --date, or --start and --end, not both")
+    if date:
+        start = end = date
+    if not (start and end):
+        _fail("give --date, or --start and --end")
+    first, last = _date(start, "--start" if not date else "--date"), _date(end, "--end" if not date else "--date")  # type: ignore[arg-type]
+    if last < first:
+        _fail(f"--end {last} is before --start {first}")
+    return first, last
+
+
+# --- errors ---------------------------------------------------------------------------------------------
+#: the package's own errors (module, class): their messages already say what is wrong and where
+_KNOWN_ERRORS = (
+    ("pipelines.errors", "ConfigError"),
+    ("pipelines.privacy", "MissingKeyError"),  # KeyMismatchError, WeakKeyError, DemoKeyError too
+    ("pipelines.privacy", "OptOutFileError"),
+    ("pipelines.runlock", "RunLocked"),
+    ("pipelines.sources.file_import_formats", "ImportRejected"),
+    ("pipelines.sources.safe_archive", "ArchiveError"),
+    ("pipelines.sources.slack_export", "ExportFormatError"),
+    ("pipelines.jobs", "BatchRejected"),
+    ("pipelines.transform", "TransformError"),
+    ("pipelines.duckdb_access", "DuckDBLockTimeout"),
+    ("pipelines.rotation", "RotationError"),
+    ("pipelines.connectors.errors", "AuthError"),
+)
+
+
+def _is_known(exc: BaseException) -> bool:
+    # looked up in sys.modules: an error of a module that was never imported cannot have been raised,
+    # and importing the modules here would cost the start-up time the lazy imports save
+    for module, name in _KNOWN_ERRORS:
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type) and isinstance(exc, cls):
+            return True
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _warehouse_problem(exc: BaseException) -> str | None:
+    """The message of a SQLAlchemy error on the warehouse: it cannot be reached, or it has no marts."""
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is None or not isinstance(exc, sa_exc.DBAPIError):
+        return None
+    url = _warehouse_url()
+    detail = _first_line(exc)
+    missing = ("does not exist" in detail and "relation" in detail) or "Table with name" in detail
+    if missing:
+        return f"the warehouse {url} has no published marts yet: run `esn run` or `esn demo` first ({detail})"
+    if exc.statement is None or isinstance(exc, sa_exc.OperationalError):
+        # no statement: the connection itself failed (server down, no such database, bad password)
+        return f"cannot connect to the warehouse {url}: {detail} (fix warehouse_url or create the database)"
+    return None
+
+
+def _handled(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` with its errors summarised in one short message and exit code 2 (1 for anything unexpected);
+    with --debug they are raised as they are."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            if _debug:
+                raise
+            _say("interrupted", "stopped by the user (a run's lock is released; rerun the same command)")
+            raise typer.Exit(code=130) from None
+        except Exception as exc:
+            if _debug or type(exc).__module__.startswith("click"):
+                raise
+            warehouse = _warehouse_problem(exc)
+            if warehouse is not None:
+                _fail(warehouse)
+            if _is_known(exc):
+                _fail(str(exc))
+            _say("error", f"{type(exc).__name__}: {_first_line(exc)} (run with --debug for the traceback)")
+            raise typer.Exit(code=1) from None
+    return wrapper
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log at INFO level")] = False,
+         debug: Annotated[bool, typer.Option("--debug", help="show the traceback of an error instead of a "
+                                             "one-line message")] = False) -> None:
+    global _debug, _current
+    _debug, _current = debug, None
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 #: who receives what in the demo organisation (fictitious addresses; nothing is sent by `esn demo`)
@@ -47,23 +246,15 @@ DEMO_AUDIENCES: dict[str, Any] = {
 }
 
 
-def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code=2)
+#: where `esn demo` writes its lake, warehouse and reports by default (`esn report` finds it there)
+DEMO_OUTPUT = Path("output/demo")
 
 
-def _settings(config: Path | None, **overrides: Any) -> Settings:
-    try:
-        return load_settings(config, **overrides)
-    except ConfigError as exc:
-        _fail(str(exc))
-        raise  # unreachable
+def _progress() -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-
-@app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log at INFO level")] = False) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=_console(), transient=False)
 
 
 @app.command()
@@ -72,7 +263,7 @@ def demo(
     days: Annotated[int, typer.Option(help="days of activity to generate")] = 184,
     start: Annotated[str, typer.Option(help="first day (YYYY-MM-DD)")] = "2026-05-01",
     seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same organisation")] = 7,
-    output: Annotated[Path, typer.Option("--output", "-o", help="where the lake and warehouse go")] = Path("output/demo"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="where the lake and warehouse go")] = DEMO_OUTPUT,
     warehouse_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: DuckDB file in --output)")] = None,
     min_group_size: Annotated[int, typer.Option(help="suppress published aggregates below this many people")] = 5,
     via: Annotated[str, typer.Option(help="'direct' (generator -> raw lake) or 'slack': the same organisation "
@@ -80,7 +271,11 @@ def demo(
                                           "Slack connector")] = "direct",
 ) -> None:
     """Run everything on the demo organisation and print where the outputs are."""
-    first = dt.date.fromisoformat(start)
+    from pipelines import jobs
+    from pipelines.config import SourceConfig
+    from pipelines.network_stage import run_network_range
+
+    first = _date(start, "--start")
     interval = jobs.Interval(first, first + dt.timedelta(days=days - 1))
     demo_options = {"people": people, "days": days, "start": first, "seed": seed}
     if via not in ("direct", "slack"):
@@ -90,26 +285,19 @@ def demo(
                          warehouse_url=warehouse_url or f"duckdb:///{(output / 'warehouse.duckdb').as_posix()}",
                          sources=sources, privacy={"min_group_size": min_group_size},
                          reports={**DEMO_AUDIENCES, "output_dir": output / "reports"})
-    console.print(f"[yellow]demo:[/] pseudonymising with the published demo key (fine for a fictitious "
-                  f"organisation, never for real data). {people} people, {interval.start} to {interval.end}.")
+    _say("demo", "pseudonymising with the published demo key (fine for a fictitious organisation, never for "
+                 f"real data). {people} people, {interval.start} to {interval.end}.", style="yellow")
     if via == "slack":
         _demo_via_slack(settings, interval, demo_options)
         return
     steps = ["extract", "stage", "validate", "land", "publish", "network", "reports"]
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
+    with _progress() as progress:
         task = progress.add_task("demo pipeline", total=len(steps))
 
         def on_step(step: str, info: dict[str, Any]) -> None:
             progress.update(task, advance=1, description=f"{step} done")
 
-        try:
-            report = jobs.run(settings, interval, on_step=on_step)
-        except jobs.BatchRejected as exc:
-            _fail(str(exc))
-            return
-        from pipelines.network_stage import run_network_range
-
+        report = jobs.run(settings, interval, on_step=on_step)
         network = run_network_range(settings, interval.start, interval.end)
         report["network"] = network
         on_step("network", network[-1])
@@ -118,13 +306,14 @@ def demo(
     _summary(settings, report)
 
 
-def _demo_via_slack(settings: Settings, interval: jobs.Interval, demo_options: dict[str, Any]) -> None:
+def _demo_via_slack(settings: Settings, interval: Interval, demo_options: dict[str, Any]) -> None:
     """The demo through the real extraction path: the HR directory from the generator, the activity
     from the local Slack emulator through the Slack connector (rate limits scaled down to keep it quick)."""
-    import os
-
+    from pipelines import jobs
+    from pipelines.config import SourceConfig
     from pipelines.emulators.slack import SlackEmulator
     from pipelines.network_stage import run_network_range
+    from pipelines.privacy import DEMO_KEY
     from pipelines.sources.demo_org import build_org
 
     org = build_org(demo_options["people"], demo_options["days"], demo_options["start"], demo_options["seed"])
@@ -134,7 +323,7 @@ def _demo_via_slack(settings: Settings, interval: jobs.Interval, demo_options: d
     os.environ.setdefault(settings.privacy.pseudonym_key_env, DEMO_KEY)
     with SlackEmulator(org, token=token, period_s=0.01) as emu:
         emu.advance_to(interval.end)
-        console.print(f"[yellow]demo:[/] Slack API emulator at {emu.url}")
+        _say("demo", f"Slack API emulator at {emu.url}", style="yellow")
         settings.sources = [
             SourceConfig.model_validate({"name": "hr", "kind": "demo",
                                          "options": {**demo_options, "directory_only": True}}),
@@ -142,7 +331,7 @@ def _demo_via_slack(settings: Settings, interval: jobs.Interval, demo_options: d
                 "base_url": emu.url, "token_env": "ESN_DEMO_SLACK_TOKEN", "rate_period_s": 0.01,
                 "backoff_base_s": 0.01}}),
         ]
-        with console.status("extracting through the Slack API emulator"):
+        with _console().status("extracting through the Slack API emulator"):
             report = jobs.run(settings, interval, allow_demo_key=True)
     report["network"] = run_network_range(settings, interval.start, interval.end)
     report["reports"] = _render_demo_reports(settings, interval.end)
@@ -155,7 +344,15 @@ def _render_demo_reports(settings: Settings, as_of: dt.date) -> list[str]:
     return [str(p) for p in render_reports(settings, as_of, settings.reports.output_dir)]
 
 
+def _network_row(network: list[dict[str, Any]]) -> str:
+    last = network[-1]
+    return (f"{len(network)} snapshot date(s); last {last['end']}: "
+            + (", ".join(f"{k} ({v})" for k, v in last["rows"].items()) or "no activity in its windows"))
+
+
 def _summary(settings: Settings, report: dict[str, Any]) -> None:
+    from rich.table import Table
+
     table = Table(title=f"esn-metrics run {report['run_id']} ({report['interval']})")
     table.add_column("step")
     table.add_column("result")
@@ -185,17 +382,16 @@ def _summary(settings: Settings, report: dict[str, Any]) -> None:
     table.add_row("published tables", ", ".join(f"{k} ({v})" for k, v in pub["models"].items() if v))
     table.add_row("publish time", f"{pub['total_seconds']} s")
     if report.get("network"):
-        last = report["network"][-1]
-        table.add_row("network tables", f"{len(report['network'])} snapshot date(s); last {last['end']}: "
-                      + ", ".join(f"{k} ({v})" for k, v in last["rows"].items()))
-    out.print(table)
-    out.print(f"lake:       {settings.lake_dir.resolve()}")
-    out.print(f"warehouse:  {settings.warehouse_url}")
+        table.add_row("network tables", _network_row(report["network"]))
+    out = _out()
+    out.print(table, markup=False)
+    out.print(f"lake:       {settings.lake_dir.resolve()}", markup=False, highlight=False)
+    out.print(f"warehouse:  {_warehouse_url()}", markup=False, highlight=False)
     docs = next((s["validate"].get("data_docs") for s in report["sources"].values()), None)
     if docs:
-        out.print(f"data docs:  {docs}")
+        out.print(f"data docs:  {docs}", markup=False, highlight=False)
     for path in report.get("reports", []):
-        out.print(f"report:     {path}")
+        out.print(f"report:     {path}", markup=False, highlight=False)
 
 
 @app.command("run")
@@ -205,29 +401,81 @@ def run_cmd(
     start: Annotated[str | None, typer.Option(help="first logical date of a range")] = None,
     end: Annotated[str | None, typer.Option(help="last logical date of a range")] = None,
     single_batch: Annotated[bool, typer.Option(help="treat the range as one batch instead of one per day")] = False,
+    network: Annotated[bool, typer.Option("--network/--no-network", help="after publishing, compute the network "
+                                          "tables (the month ends in the range and its last day)")] = True,
 ) -> None:
-    """Run the configured sources for a date or a range of dates."""
+    """Run the configured sources for a date or a range of dates, then the network stage."""
+    from pipelines import jobs
+
+    first, last = _days(date, start, end)
     settings = _settings(config)
-    if date:
-        start = end = date
-    if not (start and end):
-        _fail("give --date, or --start and --end")
-    first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)  # type: ignore[arg-type]
     intervals = ([jobs.Interval(first, last)] if single_batch else
                  [jobs.Interval(d, d) for d in jobs.Interval(first, last).days])
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as progress:
-        task = progress.add_task("days", total=len(intervals))
+    _reach_warehouse(settings)
+    with _progress() as progress:
+        task = progress.add_task("days", total=len(intervals) + (1 if network else 0))
         for interval in intervals:
             progress.update(task, description=f"{interval.batch}")
             try:
                 report = jobs.run(settings, interval)
-            except (jobs.BatchRejected, MissingKeyError, RunLocked, ConfigError, ImportRejected, ArchiveError,
-                    ExportFormatError, OptOutFileError) as exc:
-                _fail(f"{interval.batch}: {type(exc).__name__}: {exc}")
-                return
+            except Exception as exc:
+                if len(intervals) > 1 and not _debug:  # which day of the range failed
+                    exc.args = (f"{interval.batch}: {exc}", *exc.args[1:]) if exc.args else exc.args
+                raise
+            progress.advance(task)
+        if network:
+            from pipelines.network_stage import run_network_range
+
+            progress.update(task, description="network")
+            report["network"] = run_network_range(settings, first, last)
             progress.advance(task)
     _summary(settings, report)
+
+
+def _reach_warehouse(settings: Settings) -> None:
+    """Connect to the warehouse once before a run extracts anything: a wrong URL, a missing database or a
+    bad password is reported at once (`_warehouse_problem`), not after the extraction."""
+    from pipelines import warehouse
+
+    engine = warehouse.engine_for(settings)
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def network(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (default: $ESN_CONFIG)")] = None,
+    date: Annotated[str | None, typer.Option(help="the windows ending on this day (YYYY-MM-DD)")] = None,
+    start: Annotated[str | None, typer.Option(help="first day of a range")] = None,
+    end: Annotated[str | None, typer.Option(help="last day of a range")] = None,
+) -> None:
+    """Compute and publish the network tables from the published warehouse: the rolling windows ending on
+    --date (and its calendar month when it is a month end), or for a range every month end in it and the
+    rolling windows ending on --end (what `esn run` does after publishing, and the esn_network DAG)."""
+    from pipelines.network_stage import run_network_range
+
+    first, last = _days(date, start, end)
+    settings = _settings(config)
+    file = _duckdb_file(settings.warehouse_url if not settings.warehouse.conn_id else "")
+    if file is not None and not file.exists():
+        _fail(f"no warehouse at {file} (warehouse_url): run `esn run` or `esn demo` first, or pass --config FILE")
+    with _console().status(f"network stage {first} .. {last}"):
+        results = run_network_range(settings, first, last)
+    out = _out()
+    for r in results:
+        out.print(f"{r['end']}: " + (", ".join(f"{k} ({v})" for k, v in r["rows"].items())
+                                     or "no activity in its windows") + f" in {r['seconds']} s",
+                  markup=False, highlight=False)
+
+
+def _duckdb_file(url: str) -> Path | None:
+    """The file of a DuckDB URL (None for another warehouse or an in-memory one)."""
+    if not url.startswith("duckdb:///") or url.startswith("duckdb:///:memory:"):
+        return None
+    return Path(url.removeprefix("duckdb:///").split("?", 1)[0])
 
 
 @app.command()
@@ -243,31 +491,53 @@ def report(
 ) -> None:
     """Render the stakeholder emails (.eml, .html) and the static organisation report; optionally send.
 
-    On the demo: `esn report --warehouse-url duckdb:///output/demo/warehouse.duckdb --demo-audiences`."""
-    from pipelines import reports, warehouse
+    Without --config, $ESN_CONFIG or --warehouse-url, and no warehouse at the default place
+    (data/warehouse.duckdb), it reads the one `esn demo` wrote (output/demo/warehouse.duckdb) with the demo's
+    audiences. Never creates a warehouse: a DuckDB file that does not exist is an error."""
+    from pipelines.config import CONFIG_ENV, Settings
 
     overrides: dict[str, Any] = {"warehouse_url": warehouse_url}
+    default_file = _duckdb_file(Settings.model_fields["warehouse_url"].default)
+    demo_file = DEMO_OUTPUT / "warehouse.duckdb"
+    if (config is None and not os.environ.get(CONFIG_ENV) and warehouse_url is None and default_file is not None
+            and not default_file.exists() and demo_file.exists()):
+        overrides["warehouse_url"] = f"duckdb:///{demo_file.as_posix()}"
+        demo_audiences = True
+        _say("report", f"no warehouse at {default_file} (the default): reading the demo's {demo_file} with the "
+                       "demo's audiences (give --config or --warehouse-url for another)", style="yellow")
     if demo_audiences:
         overrides["reports"] = {**DEMO_AUDIENCES, "output_dir": output}
     settings = _settings(config, **overrides)
+    from pipelines.warehouse import warehouse_url_of
+
+    url = warehouse_url_of(settings)
+    file = _duckdb_file(url)
+    if file is not None and not file.exists():
+        hint = (f"run `esn demo` (it writes {demo_file}) or `esn run`, or pass --warehouse-url duckdb:///FILE or "
+                "--config FILE") if not demo_file.exists() else f"pass --warehouse-url duckdb:///{demo_file}"
+        _fail(f"no warehouse at {file} ({'--warehouse-url' if warehouse_url else 'warehouse_url'}): {hint}")
+    from pipelines import reports, warehouse
+
     if as_of is None:
         engine = warehouse.engine_for(settings)
-        latest = warehouse.read_frame(engine, "select max(activity_date) as d from mart_engagement_daily")
-        engine.dispose()
+        try:
+            latest = warehouse.read_frame(engine, "select max(activity_date) as d from mart_engagement_daily")
+        finally:
+            engine.dispose()
         if latest.empty or latest.loc[0, "d"] is None:
-            _fail(f"nothing published yet in {settings.warehouse_url}: run `esn demo` or `esn run` first")
+            _fail(f"nothing published yet in {_warehouse_url()}: run `esn demo` or `esn run` first")
         day = latest.loc[0, "d"]
     else:
-        day = dt.date.fromisoformat(as_of)
+        day = _date(as_of, "--as-of")
     if send:
         result = reports.send_reports(settings, day, audiences=audience)
-        out.print_json(json.dumps(result, default=str))
+        _out().print_json(json.dumps(result, default=str))
         if result.get("failed"):
             raise typer.Exit(code=1)
         return
     paths = reports.render_reports(settings, day, output, audiences=audience)
     for p in paths:
-        out.print(str(p))
+        _out().print(str(p), markup=False, highlight=False)
 
 
 @app.command()
@@ -281,12 +551,12 @@ def docs(
     are read from the warehouse.
 
     On the demo: `esn docs --warehouse-url duckdb:///output/demo/warehouse.duckdb`."""
-    from pipelines import transform
+    from pipelines import jobs, transform
 
     settings = _settings(config, warehouse_url=warehouse_url)
     day = dt.datetime.now(dt.UTC).date()  # the vars only render the SQL shown; no model runs
     index = transform.docs(settings, settings.schemas(), output, jobs.model_params(settings, jobs.Interval(day, day)))
-    out.print(str(index))
+    _out().print(str(index), markup=False, highlight=False)
 
 
 @app.command()
@@ -319,15 +589,15 @@ def erase(
         check_key(settings.lake_dir, key, source_kind="demo" if demo_key else "erase", allow_demo=demo_key,
                   record=False)
         result = erase_people(settings, wanted, key)
-    except (MissingKeyError, RunLocked, ValueError) as exc:
+    except ValueError as exc:
         _fail(str(exc))
         return
-    out.print_json(json.dumps(result, default=str))
+    _out().print_json(json.dumps(result, default=str))
     if result.get("remaining"):
-        console.print(f"[bold red]erasure incomplete:[/] still found in {len(result['remaining'])} place(s)")
+        _say("erasure incomplete", f"still found in {len(result['remaining'])} place(s)")
         raise typer.Exit(code=1)
-    console.print(f"erased {result['people']} person(s); a scan of the lake, the report archive and every warehouse "
-                  "table finds them nowhere")
+    _console().print(f"erased {result['people']} person(s); a scan of the lake, the report archive and every "
+                     "warehouse table finds them nowhere", markup=False, highlight=False)
 
 
 @app.command("rotate-key")
@@ -341,10 +611,8 @@ def rotate_key(
     """Move the lake, the warehouse and the report archive from the current pseudonymisation key
     ($ESN_PSEUDONYM_KEY) to the one in --new-key-env; rerun the same command to finish an interrupted
     rotation. Afterwards deploy the new key (docs/privacy.md, key rotation)."""
-    import os
-
     from pipelines.privacy import check_key_length, resolve_key
-    from pipelines.rotation import RotationError, rotate
+    from pipelines.rotation import rotate
 
     settings = _settings(config)
     value = os.environ.get(new_key_env)
@@ -356,16 +624,17 @@ def rotate_key(
         new = value.encode()
         check_key_length(new, f"the environment variable {new_key_env}")
         result = rotate(settings, old, new, identities_file=identities)
-    except (MissingKeyError, RunLocked, RotationError, OSError) as exc:
+    except OSError as exc:
         _fail(str(exc))
         return
-    out.print_json(json.dumps(result, default=str))
+    _out().print_json(json.dumps(result, default=str))
     if result.get("remaining"):
-        console.print(f"[bold red]rotation incomplete:[/] old keys still found in {len(result['remaining'])} place(s)")
+        _say("rotation incomplete", f"old keys still found in {len(result['remaining'])} place(s)")
         raise typer.Exit(code=1)
-    console.print(f"rotated to the key in {new_key_env} (fingerprint {result['to']}). Now set "
-                  f"{settings.privacy.pseudonym_key_env} / the Airflow connection "
-                  f"'{settings.privacy.pseudonym_key_conn_id}' to it: runs with the old key are refused.")
+    _console().print(f"rotated to the key in {new_key_env} (fingerprint {result['to']}). Now set "
+                     f"{settings.privacy.pseudonym_key_env} / the Airflow connection "
+                     f"'{settings.privacy.pseudonym_key_conn_id}' to it: runs with the old key are refused.",
+                     markup=False, highlight=False)
 
 
 @app.command("check-config")
@@ -374,38 +643,28 @@ def check_config(
     impact_config: Annotated[Path | None, typer.Option(
         help="business-impact YAML (default: $ESN_IMPACT_CONFIG, else the built-in defaults)")] = None,
 ) -> None:
-    """Validate a configuration file and what a run reads besides it: source options, the opt-out file,
-    alert thresholds, business-outcome files, the reports' catalogue and names file, and the
-    pseudonymisation key when it is set here (length, demo key, the lake's fingerprint; nothing is
-    written). Errors name the bad field; prints the resolved settings."""
-    import os
-
-    from rich.markup import escape
-
+    """Validate a configuration file and what a run reads besides it: each source's kind and options and the
+    files and folders they name, the opt-out file, alert thresholds, business-outcome files, the reports'
+    catalogue and names file, and the pseudonymisation key when it is set here (length, demo key, the lake's
+    fingerprint; nothing is written). Errors name the bad field; prints the resolved settings, passwords
+    redacted."""
+    from pipelines.config import redacted
     from pipelines.privacy import check_key, key_origin, resolve_key
 
     settings = _settings(config)
-    try:
-        warnings = settings.check_runtime(impact_config=impact_config)
-    except ConfigError as exc:
-        _fail(escape(str(exc)))
-        return
+    warnings = settings.check_runtime(impact_config=impact_config)
     privacy = settings.privacy
     if os.environ.get(privacy.pseudonym_key_env):
-        try:
-            secret = resolve_key(None, env_var=privacy.pseudonym_key_env, conn_id=privacy.pseudonym_key_conn_id)
-            for kind in sorted({s.kind for s in settings.sources if s.enabled}):
-                check_key(settings.lake_dir, secret, source_kind=kind, record=False,
-                          where=key_origin(privacy.pseudonym_key_env, privacy.pseudonym_key_conn_id, explicit=False))
-        except MissingKeyError as exc:
-            _fail(escape(str(exc)))
-            return
+        secret = resolve_key(None, env_var=privacy.pseudonym_key_env, conn_id=privacy.pseudonym_key_conn_id)
+        for kind in sorted({s.kind for s in settings.sources if s.enabled}):
+            check_key(settings.lake_dir, secret, source_kind=kind, record=False,
+                      where=key_origin(privacy.pseudonym_key_env, privacy.pseudonym_key_conn_id, explicit=False))
     else:
         warnings.append(f"pseudonymisation key not checked: ${privacy.pseudonym_key_env} is not set here (runs "
                         f"read the Airflow connection '{privacy.pseudonym_key_conn_id}' or that variable)")
     for warning in warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}")
-    out.print_json(settings.model_dump_json())
+        _say("warning", warning, style="yellow")
+    _out().print_json(json.dumps(redacted(settings.model_dump(mode="json"))))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -581,13 +581,15 @@ class _Problems:
 def check_runtime(settings: Settings, *, impact_config: str | Path | None = None) -> list[str]:
     """Every run-time setting `load_settings` does not check because it needs other files:
 
-      - each source's kind exists and its `options` are valid for that kind;
+      - each source's kind exists and its `options` are valid for that kind (no unknown option), and
+        every file or folder an enabled source's options name exists;
       - `privacy.opt_out_file` exists, is readable, and every line is an email or a 24-hex person key;
       - the alert thresholds (sql/alert_thresholds.yaml with the overrides) are finite numbers;
       - the business-impact configuration ($ESN_IMPACT_CONFIG or `impact_config`, else the defaults)
         is valid, and every outcome file (its `outcome_files`, else <lake>/outcomes/) exists, parses and
         holds finite numbers;
-      - the reports' metric catalogue parses and the names file is a mapping.
+      - the reports' metric catalogue exists when it is configured (the default one may be missing: a
+        warning) and parses, and the names file is a mapping.
 
     Raises `ConfigError` naming every bad field (`invalid configuration in FILE:` then `  field: message`
     lines, one block per file); returns warnings (settings that will be ignored or degrade the reports).
@@ -619,13 +621,30 @@ def _check_sources(settings: Settings, p: _Problems, title: str) -> None:
         if read_options is None:
             continue
         try:
-            read_options(SimpleNamespace(source=cfg, settings=settings, lake_dir=settings.lake_dir))
+            opts = read_options(SimpleNamespace(source=cfg, settings=settings, lake_dir=settings.lake_dir))
         except ValidationError as err:
             for e in err.errors():
                 loc = ".".join(str(x) for x in e["loc"])
                 p.error(title, f"sources.{i}.options{'.' + loc if loc else ''}", e["msg"])
+            continue
         except (ValueError, OSError) as exc:
             p.error(title, f"sources.{i}.options", str(exc))
+            continue
+        if cfg.enabled:
+            _check_source_paths(opts, p, title, f"sources.{i}.options")
+
+
+def _check_source_paths(opts: Any, p: _Problems, title: str, where: str) -> None:
+    """Every path a source's options name (a `Path` field: the file-based sources' input files and
+    folders, their HR directory, identity map, ...) exists: a run would fail on it after extracting
+    the other sources."""
+    if not isinstance(opts, BaseModel):
+        return
+    for name in type(opts).model_fields:
+        value = getattr(opts, name, None)
+        if isinstance(value, Path) and not value.exists():
+            p.error(title, f"{where}.{name}", f"{value} does not exist"
+                    + ("" if value.is_absolute() else f" (relative to the current folder {Path.cwd()})"))
 
 
 def _check_opt_out(settings: Settings, p: _Problems, title: str) -> None:
@@ -683,7 +702,10 @@ def _check_impact(settings: Settings, p: _Problems, impact_config: str | Path | 
 
 def _check_reports(settings: Settings, p: _Problems, title: str) -> None:
     reports = settings.reports
-    if not reports.catalogue_path.exists():
+    if not reports.catalogue_path.exists() and "catalogue_path" in reports.model_fields_set:
+        # a catalogue the configuration names must be there; the default one is optional
+        p.error(title, "reports.catalogue_path", f"{reports.catalogue_path} does not exist")
+    elif not reports.catalogue_path.exists():
         p.warnings.append(f"reports.catalogue_path: {reports.catalogue_path} does not exist: the reports' "
                           "links point at anchors derived from metric names")
     else:

@@ -9,14 +9,20 @@ to `$ESN_DUCKDB_LOCK_WAIT_S` seconds (default 600), logging who holds the file w
 
 BI tools never open the warehouse file: they open the published snapshot (`pipelines.snapshot`), which
 the publish replaces atomically, so a reader never blocks a writer.
+
+`quiet_interpreter_teardown` keeps DuckDB's `nanobind: leaked ...` report out of a command's output (its
+doc says why that report is harmless and why it cannot be fixed by closing connections).
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import copy
 import logging
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -133,3 +139,50 @@ def install(engine: Any, path: str) -> None:
         # duckdb-engine's connect pops keys from its parameters: each attempt gets its own copy
         return retry_locked(lambda: dialect.connect(*cargs, **copy.deepcopy(cparams)),
                             what=f"DuckDB warehouse {path}")
+
+
+#: set to 1 to see what the interpreter prints while it tears down (the nanobind report among it)
+SHOW_TEARDOWN_ENV = "ESN_SHOW_TEARDOWN"
+_teardown_quieted = False
+
+
+def quiet_interpreter_teardown() -> None:
+    """Discard what the interpreter writes to stderr after the last `atexit` handler of a process that
+    imported DuckDB: DuckDB 2.0's nanobind bindings print 40-odd lines of `nanobind: leaked 27 instances
+    ... 6 types ... 84 functions` there.
+
+    Why it is printed: nanobind checks, at the very end of `Py_Finalize`, that every object of its types
+    was freed. CPython does not free everything at exit, and here it does not free the `duckdb.sqltypes`
+    constants (DuckDBPyType BIGINT, VARCHAR, ...) and with them the DuckDBPyConnection type: duckdb-engine
+    registers SQLAlchemy compiler hooks at import (`duckdb_engine.datatypes`, `@compiles`) whose functions'
+    globals hold the `duckdb` module, and SQLAlchemy's type classes, which hold those hooks, outlive module
+    teardown once `sqlalchemy.orm` is loaded with certain other modules (`import great_expectations;
+    import duckdb_engine` is enough, with no connection ever opened; `import duckdb_engine` alone is not).
+    No connection, relation or Arrow object is involved: closing every connection and disposing every
+    engine leaves the report unchanged. The report comes after our last line of output, frees nothing and
+    signals no leak during the run (the process is ending); nanobind can be told not to print it only from
+    C++ (`nb::set_leak_warnings`), which DuckDB does not expose.
+
+    So the `esn` process points file descriptor 2 at /dev/null once every `atexit` handler has run (this
+    one is registered first, so it runs last) and Python's own streams are flushed; what the teardown
+    writes afterwards (this report, or an `Exception ignored in ...` of a finaliser) is dropped.
+    `$ESN_SHOW_TEARDOWN=1` keeps it. Only processes that load DuckDB are affected; once per process."""
+    global _teardown_quieted
+    if _teardown_quieted:
+        return
+    _teardown_quieted = True
+    atexit.register(_discard_stderr_after_exit)
+
+
+def _discard_stderr_after_exit() -> None:
+    if "_duckdb" not in sys.modules or os.environ.get(SHOW_TEARDOWN_ENV, "").strip() in ("1", "true", "yes"):
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # a closed or replaced stream
+            stream.flush()
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except OSError:  # no /dev/null (a sandbox): the report is printed, nothing else changes
+        pass
