@@ -11,7 +11,8 @@ the asset `esn://warehouse/published` (its event carries `start_date`/`end_date`
 - the params `date` (and optionally `end_date`, inclusive) when given: `{"date": "2026-05-20"}` or
   `{"date": "2026-05-01", "end_date": "2026-05-07"}`;
 - else a *manual* run with a logical date processes that day (UTC): `airflow dags test esn_daily 2026-05-20`
-  and `airflow dags trigger esn_daily --logical-date 2026-05-20` process 2026-05-20;
+  and `airflow dags trigger esn_daily --logical-date 2026-05-20` process 2026-05-20 (a logical date of
+  today, the UI form's default, processes the last day that is over);
 - else (scheduled, backfill, manual without logical date) the data interval,
   `data_interval_start.date()` to `data_interval_end.date() - 1 day`. The schedule is an explicit
   `CronDataIntervalTimetable("@daily")`, so the scheduled run with logical date *D* covers day *D* and

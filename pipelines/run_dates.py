@@ -82,7 +82,8 @@ def daily_run_days(*, params: Mapping[str, Any] | None, run_type: Any, logical_d
     """The days an `esn_daily` run processes (the contract of issue 14).
 
     - `params.date` given: `date` .. `end_date` (or `date` alone), inclusive;
-    - else a *manual* run with a logical date: that logical date's day (UTC) only;
+    - else a *manual* run with a logical date: that logical date's day (UTC) only; when that day is today
+      (the UI's Trigger form fills in "now") the data interval Airflow inferred, the last day that is over;
     - else (scheduled, backfill, manual without logical date): the data interval, `start.date()` ..
       `end.date() - 1 day`, at least one day; a run with no interval at all (manual, no logical date)
       takes the day before its `run_after`, the last day that is over, as the timetable would.
@@ -109,6 +110,13 @@ def daily_run_days(*, params: Mapping[str, Any] | None, run_type: Any, logical_d
                             "e.g. {\"date\": \"2026-05-01\", \"end_date\": \"2026-05-07\"}")
     if _run_type(run_type) == "manual" and logical_date is not None:
         day = _utc_day(logical_date)
+        if day == _utc_day(now) and data_interval_start is not None and data_interval_end is not None:
+            # the UI's Trigger form fills in "now": the user wants the last day that is over, which is the
+            # interval Airflow inferred for the run
+            start = _utc_day(data_interval_start)
+            end = max(start, _utc_day(data_interval_end) - dt.timedelta(days=1))
+            return _check_over(RunDays(start, end, "the data interval: the manual run's logical date is today, "
+                                       "not over yet"), now, "data interval end")
         return _check_over(RunDays(day, day, "the manual run's logical date"), now, "logical date")
     if data_interval_start is not None and data_interval_end is not None:
         start = _utc_day(data_interval_start)

@@ -87,9 +87,15 @@ def test_a_backfill_refuses_a_date_param_that_would_make_all_its_runs_process_on
               data_interval_start=at("2026-05-03"), data_interval_end=at("2026-05-04"))
 
 
-def test_a_manual_run_for_today_fails_because_the_day_is_not_over() -> None:
+def test_a_manual_run_for_today_processes_the_last_day_that_is_over_and_a_future_one_fails() -> None:
+    # the UI's Trigger form defaults the logical date to now; Airflow infers the interval of the day before
+    assert daily(run_type="manual", logical_date=at("2026-12-01", 9), data_interval_start=at("2026-11-30"),
+                 data_interval_end=at("2026-12-01")) == ("2026-11-30", "2026-11-30")
     with pytest.raises(RunDatesError, match="logical date 2026-12-01 is not over yet"):
-        daily(run_type="manual", logical_date=at("2026-12-01"))
+        daily(run_type="manual", logical_date=at("2026-12-01"))  # no interval to fall back to
+    with pytest.raises(RunDatesError, match="logical date 2026-12-02 is not over yet"):
+        daily(run_type="manual", logical_date=at("2026-12-02"), data_interval_start=at("2026-12-01"),
+              data_interval_end=at("2026-12-02"))
 
 
 def test_empty_params_count_as_unset() -> None:
