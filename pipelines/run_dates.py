@@ -134,7 +134,8 @@ def network_end_dates(*, event_end_dates: list[Any], params: Mapping[str, Any] |
     """The end dates an `esn_network` run computes, oldest first.
 
     The `end_date` param wins (a manual rerun of one day); else the distinct `end_date`s of the triggering
-    asset events; else a manual run's logical date (its UTC day). Raises RunDatesError otherwise.
+    asset events; else a manual run's logical date (its UTC day; the day before when that is today, the
+    UI form's default). Raises RunDatesError otherwise.
     """
     params = params or {}
     now = now or dt.datetime.now(dt.UTC)
@@ -147,6 +148,8 @@ def network_end_dates(*, event_end_dates: list[Any], params: Mapping[str, Any] |
         return sorted(found)
     if _run_type(run_type) == "manual" and logical_date is not None:
         day = _utc_day(logical_date)
+        if day == _utc_day(now):  # the UI form's "now": the last day that is over, as in esn_daily
+            day -= dt.timedelta(days=1)
         _check_over(RunDays(day, day, ""), now, "logical date")
         return [day]
     raise RunDatesError("no end date: the triggering asset events carry no 'end_date', no 'end_date' param was "

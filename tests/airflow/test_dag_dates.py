@@ -113,6 +113,8 @@ def test_network_end_dates_param_then_events_then_the_manual_logical_date() -> N
                                                                                           dt.date(2026, 5, 11)]
     assert network_end_dates(event_end_dates=[], params={}, run_type="manual", logical_date=at("2026-05-20"),
                              now=NOW) == [dt.date(2026, 5, 20)]
+    assert network_end_dates(event_end_dates=[], params={}, run_type="manual", logical_date=NOW,
+                             now=NOW) == [dt.date(2026, 11, 30)]
     with pytest.raises(RunDatesError, match="no end date"):
         network_end_dates(event_end_dates=[], params={}, run_type="asset_triggered", logical_date=None, now=NOW)
     with pytest.raises(RunDatesError, match="param 'end_date' must be a day as YYYY-MM-DD"):
