@@ -493,7 +493,9 @@ class Settings(_Strict):
 
     def published_duckdb(self) -> Path | None:
         """The published DuckDB file BI tools open (None when the warehouse is not a DuckDB file)."""
-        url = self.warehouse_url
+        from pipelines.warehouse import warehouse_url_of  # the connection's URL when warehouse.conn_id is set
+
+        url = warehouse_url_of(self)
         if not url.startswith("duckdb:///") or url.startswith("duckdb:///:memory:"):
             return None
         if self.warehouse.published_duckdb is not None:

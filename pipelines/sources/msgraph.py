@@ -615,7 +615,9 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date, *, tenant_id: str 
                                 access_token=access_token)
     api = make_client(opts, creds, budget, transport)
     try:
-        with open_state(ctx.settings.warehouse_url, ctx.source.name, engine) as store:
+        from pipelines.warehouse import warehouse_url_of  # the connection when conn_id is set
+
+        with open_state(warehouse_url_of(ctx.settings), ctx.source.name, engine) as store:
             return _Run(ctx, opts, api, store, start, end).execute()
     finally:
         api.close()

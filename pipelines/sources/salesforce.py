@@ -392,7 +392,9 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date, *, token: str | No
     opts = options(ctx)
     api = make_api(opts, token)
     try:
-        with open_state(ctx.settings.warehouse_url, ctx.source.name, engine) as store:
+        from pipelines.warehouse import warehouse_url_of  # the connection when conn_id is set
+
+        with open_state(warehouse_url_of(ctx.settings), ctx.source.name, engine) as store:
             return _Run(ctx, api, store, start, end).execute()
     finally:
         api.close()

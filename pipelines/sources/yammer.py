@@ -303,7 +303,9 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date, *, token: str | No
     value, where = resolve_token(opts.token_env, token)
     api = make_api(opts, value, where)
     try:
-        with open_state(ctx.settings.warehouse_url, ctx.source.name, engine) as store:
+        from pipelines.warehouse import warehouse_url_of  # the connection when conn_id is set
+
+        with open_state(warehouse_url_of(ctx.settings), ctx.source.name, engine) as store:
             return _Run(ctx, opts, api, store, start, end).execute()
     finally:
         api.close()
