@@ -13,6 +13,7 @@ No step reads the wall clock: the interval is always given.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -95,7 +96,25 @@ def _extract_notes(settings: Settings, source: str, interval: Interval) -> Path:
 
 
 def _source_lock(settings: Settings, source: str, interval: Interval):
+    """The lock of one source of the lake, whatever the interval (`source=<name>.lock`; the interval is only
+    recorded, to name the holder): extract, stage, validate and land of two runs of one source never run
+    at once, so parallel backfill days never call one workspace's API at once (connectors/budget.py: the
+    rate limits are per workspace) nor write its raw landing together. Waits up to $ESN_LOCK_WAIT_S."""
     return runlock.hold(settings.lake_dir, f"source={source}", interval=interval.batch)
+
+
+@contextlib.contextmanager
+def _extraction_lock(settings: Settings, source: str, interval: Interval) -> Iterator[None]:
+    """`_source_lock` for an extraction, whose refusal says why an extraction waits for another run."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(_source_lock(settings, source, interval))
+        except runlock.RunLocked as exc:
+            raise runlock.RunLocked(
+                f"extraction of source {source} for {interval.batch} not started: one source is extracted by "
+                f"one run at a time (its API's rate limits are per workspace, pipelines/connectors/budget.py), "
+                f"and {exc}") from None
+        yield
 
 
 # ---------------------------------------------------------------------------------- the run protocol
@@ -164,7 +183,7 @@ def extract(settings: Settings, source_name: str, interval: Interval, *, key: st
     ctx = _context(settings, source_name, key, allow_demo_key)
     module = sources.load(ctx.source.kind)
     extra = {k: v for k, v in (credentials or {}).items() if v is not None}
-    with _source_lock(settings, source_name, interval):
+    with _extraction_lock(settings, source_name, interval):
         recovered = recover(settings, source_name)
         crashpoints.reached("extract.start")
         t0 = time.perf_counter()
@@ -435,8 +454,11 @@ def _validate(settings: Settings, source_name: str, requested: Interval, run_id:
     container_ids = set(containers["container_id"].dropna()) if containers is not None else set()
 
     q = settings.quality
-    validator = quality.Validator(settings.evidence_dir / f"source={source_name}",
-                                  severities={"quality.volume_drift": q.volume_drift})
+    source_cfg = settings.source(source_name)
+    severities = quality_severities(settings, source_name)
+    validator = quality.Validator(gx_dir(settings, source_name),
+                                  severities={k: v for k, (v, _) in severities.items()},
+                                  run_name=f"{source_name}_{interval.batch}_{run_id}")
     batch = f"{source_name}/{interval.batch}"
     start_ts = pd.Timestamp(interval.start, tz="UTC")
     end_ts = pd.Timestamp(interval.end + dt.timedelta(days=1), tz="UTC") - pd.Timedelta(microseconds=1)
@@ -459,11 +481,26 @@ def _validate(settings: Settings, source_name: str, requested: Interval, run_id:
                                        {"max_unknown_actor_share": max_share}))
     for r in outcomes[-1].results:  # the figures, in the quality records
         r.unexpected_sample = [{**coverage, "max_unknown_actor_share": max_share, "directory_sources": directories}]
+    # freshness and volume per day, against the same weekday's history: every day of the batch has a row
+    # (a day without activity too); an aggregate-only source (usage reports) lands no activities at all
+    aggregate = bool(getattr(sources.load(source_cfg.kind), "AGGREGATE_ONLY", False))
     history = _recent_volume(settings, source_name, interval, q.drift_window_days)
-    volume = quality.daily_volume(acts, history, max(2, q.drift_window_days // 7))
-    outcomes.append(validator.validate("activity_volume", volume, batch,
-                                       {"drift_min": max(0.0, 1 - q.drift_tolerance),
-                                        "drift_max": 1 + q.drift_tolerance * 2}))
+    drift_min, drift_max = max(0.0, 1 - q.drift_tolerance), 1 + q.drift_tolerance * 2
+    volume = quality.daily_volume(acts, history, max(2, q.drift_window_days // 7), interval.days,
+                                  min_weeks=None if aggregate else q.empty_day_min_weeks)
+    outcomes.append(validator.validate("activity_volume", volume.drop(columns=["prior"]), batch,
+                                       {"drift_min": drift_min, "drift_max": drift_max}))
+    max_lag = source_cfg.quality.freshness_max_lag_hours or q.freshness_max_lag_hours
+    fresh = quality.batch_freshness(acts, volume, min_weeks=q.empty_day_min_weeks,
+                                    evaluate=not aggregate and bool(history))
+    outcomes.append(validator.validate("freshness", pd.DataFrame({"lag_hours": [fresh["lag_hours"]]}, dtype="float64"),
+                                       batch, {"max_lag_hours": max_lag}))
+    lag_setting = (f"sources[{source_name}].quality.freshness_max_lag_hours"
+                   if source_cfg.quality.freshness_max_lag_hours else "quality.freshness_max_lag_hours")
+    _explain_delivery(outcomes[-2:], source_name, volume, fresh, severities, drift_min, drift_max,
+                      (max_lag, lag_setting), requested)
+    stale = any(not r.success for r in outcomes[-1].results)
+    source_days = quality.day_statuses(volume, fresh, stale=stale, drift_min=drift_min, drift_max=drift_max)
     if (staged / "people.parquet").exists():
         outcomes.append(validator.validate("people", people, batch))
     if (staged / "containers.parquet").exists():
@@ -485,13 +522,14 @@ def _validate(settings: Settings, source_name: str, requested: Interval, run_id:
     # named by the extraction's interval (what it read), not the covered one: a rerun after a kill covers less
     threads, tiers = _completeness_records(settings, source_name, requested, run_id,
                                            f"{source_name}/{requested.batch}")
+    failures = [r for o in outcomes for r in o.blocking_failures]
+    warnings = [r for o in outcomes for r in o.warnings]
+    day_rows = [{"source": source_name, **d, "run_id": run_id, "rejected": bool(failures)} for d in source_days]
     if engine is not None:
         with engine.begin() as conn:
             warehouse.record_rows(conn, "dq_validation_results", records, DQ_DDL)
             completeness.record(conn, threads, tiers, source_name)  # tables created even when empty
-
-    failures = [r for o in outcomes for r in o.blocking_failures]
-    warnings = [r for o in outcomes for r in o.warnings]
+            record_source_days(conn, source_name, interval, day_rows)
     for w in warnings:
         log.warning("validation warning for %s: %s", batch, w.describe())
     incomplete = [e for e in extracted if e["expectation"] == "replies_complete" and not e["success"]]
@@ -502,6 +540,11 @@ def _validate(settings: Settings, source_name: str, requested: Interval, run_id:
                "warnings": len(warnings) + len(incomplete),
                "evidence": str(evidence / f"{run_id}.json"), "data_docs": str(docs) if docs else None,
                "people_coverage": coverage}
+    # the run summary says which days are not what the source usually delivers
+    for key, statuses in (("not_delivered", ("empty", "stale")), ("volume_drift", ("low", "high"))):
+        found = {d["day"].isoformat(): d["status"] for d in source_days if d["status"] in statuses}
+        if found:
+            summary[key] = found
     if failures:
         target = settings.quarantine_dir / "batches" / f"source={source_name}" / f"batch={interval.batch}" / run_id
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -593,6 +636,107 @@ def _stage_records(staged: Path, run_id: str, batch: str) -> list[dict[str, Any]
                     "unexpected_sample": json.dumps({"reason": "the platform's user listing is empty: its previous "
                                                                "people snapshot stays in force"})})
     return out
+
+
+SOURCE_DAYS_DDL = ("source varchar, day date, rows bigint, baseline double precision, status varchar, "
+                   "run_id varchar, rejected boolean")
+
+
+def quality_severities(settings: Settings, source: str) -> dict[str, tuple[str, str]]:
+    """{setting: (severity, the setting that decides it)} of the checks whose severity is configurable:
+    the source's override (`sources[].quality`) or else the global `quality` setting."""
+    own = settings.source(source).quality
+    out = {}
+    for name in ("volume_drift", "empty_day", "freshness"):
+        value = getattr(own, name)
+        out[f"quality.{name}"] = ((value, f"sources[{source}].quality.{name}") if value is not None
+                                  else (getattr(settings.quality, name), f"quality.{name}"))
+    return out
+
+
+def gx_dir(settings: Settings, source: str) -> Path:
+    """The GX folder of a source: its validation results and data docs (`quality.Validator`), written by
+    each validation from its own ephemeral GX context."""
+    return settings.evidence_dir / f"source={source}" / "gx"
+
+
+def _history_text(prior: str) -> str:
+    return ", ".join(f"{d}: {'not landed' if n is None else n}" for d, n in json.loads(prior).items())
+
+
+def _explain_delivery(outcomes: list[quality.ValidationOutcome], source: str, volume: pd.DataFrame,
+                      fresh: dict[str, Any], severities: dict[str, tuple[str, str]], drift_min: float,
+                      drift_max: float, lag: tuple[float, str], requested: Interval) -> None:
+    """Messages of the failed volume and freshness checks that say what and where: the source, each day
+    and weekday with its history, the setting that decides blocking or warning, how to rerun a quiet day."""
+    rerun = (f"`esn run --date {requested.start}`" if requested.start == requested.end else
+             f"`esn run --start {requested.start} --end {requested.end}`") + \
+        f" (Airflow: trigger esn_daily with params {{\"date\": \"{requested.start}\"" + \
+        ("}" if requested.start == requested.end else f", \"end_date\": \"{requested.end}\"}}") + ")"
+
+    def decided(setting: str) -> str:
+        severity, where = severities[setting]
+        return (f"{where} is {severity}: " + ("the batch is rejected and nothing of it is published"
+                                             if severity == "blocking" else
+                                             "the batch is landed and the days are recorded as not delivered "
+                                             "(dq_source_days)"))
+
+    for result in (r for o in outcomes for r in o.results if not r.success):
+        if result.column == "delivered":
+            empty = volume[~volume["delivered"]]
+            days = "; ".join(
+                f"{row.date} ({row.weekday}): no activity, although {row.weekday} had activity in "
+                f"{row.weeks_active} of the previous {row.weeks_known} weeks ({_history_text(row.prior)}"
+                + (f"; median {row.baseline:g}" if pd.notna(row.baseline) else "") + ")"
+                for row in empty.itertuples(index=False))
+            setting = severities["quality.empty_day"][1]
+            result.message = (
+                f"delivered: source {source} delivered nothing on {len(empty)} day(s) that usually have activity "
+                f"(at least quality.empty_day_min_weeks weeks of the same weekday): {days}. "
+                f"{decided('quality.empty_day')}. If the day was truly quiet (a holiday, a shutdown), set "
+                f"{setting}: warning and rerun it with {rerun}: it is then landed and recorded as not "
+                "delivered (dq_source_days status 'empty'), not as a quiet day")
+            result.unexpected_sample = [
+                {k: (json.loads(v) if k == "prior" else v) for k, v in row.items() if k != "drift_ratio"}
+                for row in empty.to_dict("records")]
+        elif result.column == "drift_ratio":
+            low = "min_value" in result.kwargs
+            bad = volume[volume["drift_ratio"] < drift_min] if low else volume[volume["drift_ratio"] > drift_max]
+            limit = (f"below {drift_min:g} (1 - quality.drift_tolerance)" if low
+                     else f"above {drift_max:g} (1 + 2 x quality.drift_tolerance)")
+            days = "; ".join(
+                f"{row.date} ({row.weekday}): {row.rows} activities, {row.drift_ratio:.2f} x the median "
+                f"{row.baseline:g} of the same weekday ({_history_text(row.prior)})"
+                for row in bad.itertuples(index=False))
+            tail = (f"{decided('quality.volume_drift')}. If the drop is real (a holiday), set "
+                    f"{severities['quality.volume_drift'][1]}: warning and rerun with {rerun}" if low
+                    else "a surge is only reported")
+            result.message = f"drift_ratio of source {source} {limit}: {days}. {tail}"
+            result.unexpected_sample = [{"date": r["date"], "weekday": r["weekday"], "rows": r["rows"],
+                                         "baseline": r["baseline"], "drift_ratio": r["drift_ratio"]}
+                                        for r in bad.to_dict("records")]
+        elif result.column == "lag_hours":
+            quiet = fresh["quiet_days_not_counted"]
+            max_lag, lag_setting = lag
+            result.message = (
+                f"lag_hours: the newest activity of source {source} in {requested.batch} is "
+                f"{fresh['newest_activity']}, {fresh['lag_hours']:g} h before {fresh['counted_until']} (the end "
+                "of the batch's last day with usual activity"
+                + (f"; quiet days not counted: {', '.join(quiet)}" if quiet else "")
+                + f"), more than {lag_setting} ({max_lag:g} h): did the source stop delivering? {decided('quality.freshness')}. "
+                f"Rerun with {rerun} once the source has the data")
+            result.unexpected_sample = [{**fresh, "max_lag_hours": max_lag}]
+
+
+def record_source_days(conn: sa.Connection, source: str, interval: Interval, rows: list[dict[str, Any]]) -> None:
+    """dq_source_days (internal schema): what each day of a source was at its latest validation
+    (delivered, empty: not delivered, low, high, stale; with the run and whether the batch was rejected).
+    The rows of the batch's days replace the earlier ones, so the table answers "which days did a source
+    not deliver" without a window over runs; dq_validation_results keeps every run's records."""
+    warehouse.record_rows(conn, "dq_source_days", [], SOURCE_DAYS_DDL)
+    conn.execute(sa.text("delete from dq_source_days where source = :s and day between :a and :b"),
+                 {"s": source, "a": interval.start, "b": interval.end})
+    warehouse.record_rows(conn, "dq_source_days", rows, SOURCE_DAYS_DDL)
 
 
 def _recent_volume(settings: Settings, source: str, interval: Interval, window: int) -> dict[str, int]:

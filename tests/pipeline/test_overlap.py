@@ -134,6 +134,8 @@ def test_a_batch_staged_before_another_run_rewrote_its_days_leaves_them_to_that_
     tables = []
     for s in (settings, clean):
         engine = warehouse.make_engine(s.warehouse_url)
-        tables.append(harness.warehouse_tables(engine))
+        # dq_source_days is a run log like dq_validation_results (each validation's run id and days)
+        tables.append({k: v for k, v in harness.warehouse_tables(engine).items()
+                       if k.rsplit(".", 1)[-1] != "dq_source_days"})
         engine.dispose()
     harness.assert_same_tables(tables[0], tables[1], "interleaved runs vs one clean run")

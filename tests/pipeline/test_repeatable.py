@@ -8,8 +8,8 @@ plans or hash aggregation, so that an aggregate whose result depends on the orde
 sum, a node numbering, a community detection seeded by order) shows up here. Then the second warehouse
 reruns the last day and must still be identical.
 
-Only the run logs (`dq_validation_results`, `dq_reply_completeness`, `dq_revisit_tiers`) are left out: they
-record each run (its id and times), not a published figure.
+Only the run logs (`dq_validation_results`, `dq_reply_completeness`, `dq_revisit_tiers`, `dq_source_days`)
+are left out: they record each run (its id and times), not a published figure.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from tests.conftest import SMALL_DEMO, demo_settings
 
 START = SMALL_DEMO["start"]
 FULL = jobs.Interval(START, START + dt.timedelta(days=SMALL_DEMO["days"] - 1))
-PER_RUN = {"dq_validation_results", "dq_reply_completeness", "dq_revisit_tiers"}  # run logs: ids and times
+PER_RUN = {"dq_validation_results", "dq_reply_completeness", "dq_revisit_tiers",  # run logs: ids and times
+           "dq_source_days"}
 
 
 def table_names(engine: sa.Engine) -> list[str]:
