@@ -253,8 +253,9 @@ DEMO_OUTPUT = Path("output/demo")
 def _progress() -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    # on a terminal only: in a log or a pipe, a progress line would stand before every message
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=_console(), transient=False)
+                    console=_console(), transient=False, disable=not _console().is_terminal)
 
 
 @app.command()
@@ -418,9 +419,11 @@ def run_cmd(
             progress.update(task, description=f"{interval.batch}")
             try:
                 report = jobs.run(settings, interval)
-            except Exception as exc:
-                if len(intervals) > 1 and not _debug:  # which day of the range failed
-                    exc.args = (f"{interval.batch}: {exc}", *exc.args[1:]) if exc.args else exc.args
+            except Exception:
+                if len(intervals) > 1:  # which day of the range failed, and where to resume
+                    progress.stop()
+                    _say("run", f"stopped at {interval.batch} (the days before it are published; resume with "
+                                f"--start {interval.start} --end {last})", style="yellow")
                 raise
             progress.advance(task)
         if network:

@@ -125,7 +125,12 @@ def test_a_run_while_another_holds_the_lake(workdir: Path) -> None:
     cfg = _config(workdir, f"sources:\n  - {{name: demo, kind: demo, options: {SMALL}}}\n")
     with runlock.hold(workdir / "lake", "run", interval="2026-05-01_2026-05-01"):
         assert_short_error(esn("run", "-c", str(cfg), "--date", "2026-05-01", cwd=workdir),
-                           "the run lock of the lake", "Wait for that run to finish")
+                           "the run lock of the lake", "Wait for that run to finish", max_lines=1)
+        # in a range, the day it stopped at and how to resume
+        err = assert_short_error(esn("run", "-c", str(cfg), "--start", "2026-05-01", "--end", "2026-05-03",
+                                     cwd=workdir), "the run lock of the lake")
+        assert err.splitlines()[-2] == ("run: stopped at 2026-05-01_2026-05-01 (the days before it are published; "
+                                        "resume with --start 2026-05-01 --end 2026-05-03)")
 
 
 def test_an_opt_out_file_with_a_bad_line(workdir: Path) -> None:
