@@ -18,8 +18,9 @@ the asset `esn://warehouse/published` (its event carries `start_date`/`end_date`
   `CronDataIntervalTimetable("@daily")`, so the scheduled run with logical date *D* covers day *D* and
   starts once *D* is over (a plain `"@daily"` would give a zero-length trigger interval).
 
-A malformed param, an `end_date` without `date` or before it, or a day that is not over yet fails the
-first task (`list_sources`) at once, without retries, with a message naming the param.
+A malformed param, an `end_date` without `date` or before it, a day that is not over yet, or a `date`
+param on a backfill run (all its runs would process that day) fails the first task (`list_sources`) at
+once, without retries, with a message naming the param.
 
 **Rerun a day:** `airflow dags trigger esn_daily -c '{"date": "2026-05-20"}'` (or the UI's *Trigger* form).
 **Rerun a range in one run:** `-c '{"date": "2026-05-01", "end_date": "2026-05-07"}'`.

@@ -16,9 +16,12 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.airflow.test_esn_daily_e2e import Published
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
@@ -79,3 +82,12 @@ def fresh_env(template: Path, where: Path) -> dict[str, str]:
 @pytest.fixture
 def airflow_env(airflow_template: Path, tmp_path: Path) -> dict[str, str]:
     return fresh_env(airflow_template, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def published(airflow_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Published:
+    """esn_daily run once per session on the demo organisation, shared by the e2e modules (a module
+    fixture imported into another module ran the 1-2 minute publication once per module)."""
+    from tests.airflow.test_esn_daily_e2e import publish_demo_day
+
+    return publish_demo_day(airflow_template, tmp_path_factory)

@@ -18,12 +18,12 @@ import pytest
 import yaml
 
 from tests.airflow.conftest import fresh_env, probe
-from tests.airflow.test_esn_daily_e2e import DAY, Published, published  # noqa: F401 - the module fixture
+from tests.airflow.test_esn_daily_e2e import DAY, Published
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
 
-def _copy(published: Published, root: Path, extra: dict | None = None) -> Path:  # noqa: F811
+def _copy(published: Published, root: Path, extra: dict | None = None) -> Path:
     shutil.copytree(published.lake, root / "lake")
     shutil.copy2(published.warehouse, root / "warehouse.duckdb")
     config = root / "esn.yaml"
@@ -34,7 +34,7 @@ def _copy(published: Published, root: Path, extra: dict | None = None) -> Path: 
     return config
 
 
-def test_network_dag_publishes_the_network_tables(published: Published, airflow_template: Path,  # noqa: F811
+def test_network_dag_publishes_the_network_tables(published: Published, airflow_template: Path,
                                                   tmp_path: Path) -> None:
     config = _copy(published, tmp_path)
     env = fresh_env(airflow_template, tmp_path)
@@ -50,7 +50,7 @@ def test_network_dag_publishes_the_network_tables(published: Published, airflow_
     assert windows == {"rolling_28d", "rolling_90d"} and people > 0
 
 
-def test_reports_dag_sends_the_emails_to_an_smtp_server(published: Published, airflow_template: Path,  # noqa: F811
+def test_reports_dag_sends_the_emails_to_an_smtp_server(published: Published, airflow_template: Path,
                                                         tmp_path: Path) -> None:
     from aiosmtpd.controller import Controller
 

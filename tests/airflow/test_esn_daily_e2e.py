@@ -65,8 +65,9 @@ def query(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
         return con.execute(sql).fetchall()
 
 
-@pytest.fixture(scope="module")
-def published(airflow_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Published:
+def publish_demo_day(airflow_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Published:
+    """One esn_daily run that publishes DAY: the session fixture `published` (conftest.py) calls this once
+    for every e2e module, which copy its lake and warehouse before changing anything."""
     root = tmp_path_factory.mktemp("esn_daily_e2e")
     config = write_config(root)
     env = fresh_env(airflow_template, root)
