@@ -406,10 +406,10 @@ def run_cmd(
                                           "tables (the month ends in the range and its last day)")] = True,
 ) -> None:
     """Run the configured sources for a date or a range of dates, then the network stage."""
+    first, last = _days(date, start, end)  # before the imports: a mistyped date is answered at once
+    settings = _settings(config)
     from pipelines import jobs
 
-    first, last = _days(date, start, end)
-    settings = _settings(config)
     intervals = ([jobs.Interval(first, last)] if single_batch else
                  [jobs.Interval(d, d) for d in jobs.Interval(first, last).days])
     _reach_warehouse(settings)
@@ -458,10 +458,10 @@ def network(
     """Compute and publish the network tables from the published warehouse: the rolling windows ending on
     --date (and its calendar month when it is a month end), or for a range every month end in it and the
     rolling windows ending on --end (what `esn run` does after publishing, and the esn_network DAG)."""
-    from pipelines.network_stage import run_network_range
-
     first, last = _days(date, start, end)
     settings = _settings(config)
+    from pipelines.network_stage import run_network_range
+
     file = _duckdb_file(settings.warehouse_url if not settings.warehouse.conn_id else "")
     if file is not None and not file.exists():
         _fail(f"no warehouse at {file} (warehouse_url): run `esn run` or `esn demo` first, or pass --config FILE")
