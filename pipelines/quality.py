@@ -153,12 +153,13 @@ class Validator:
         defaults = InMemoryStoreBackendDefaults(init_temp_docs_sites=False)
         sites: dict[str, Any] = {}
         if self.gx_dir is not None:
+            # no `.ge_store_backend_id` file: it would be the one file every validation writes
             defaults.stores[defaults.validation_results_store_name]["store_backend"] = {
-                "class_name": "TupleFilesystemStoreBackend",
+                "class_name": "TupleFilesystemStoreBackend", "suppress_store_backend_id": True,
                 "base_directory": str(self.gx_dir / "uncommitted" / "validations")}
             sites = {"local_site": {
                 "class_name": "SiteBuilder", "show_how_to_buttons": False,
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "suppress_store_backend_id": True,
                                   "base_directory": str(self.docs_dir)},
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}}}
         config = DataContextConfig(store_backend_defaults=defaults, data_docs_sites=sites,
