@@ -20,10 +20,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-#: bookkeeping tables, not published figures: DQ results carry run ids (the validation results and the
-#: completeness records of each run, pipelines/completeness.py), and the extraction state moves forward
-#: when the extraction commits (on purpose: it is the connector's cursor)
-BOOKKEEPING = {"dq_validation_results", "dq_reply_completeness", "dq_revisit_tiers"}
+#: bookkeeping tables, not published figures: DQ results carry run ids (the validation results, the
+#: completeness records of each run, pipelines/completeness.py, and the delivery status of each source
+#: day), and the extraction state moves forward when the extraction commits (on purpose: it is the
+#: connector's cursor)
+BOOKKEEPING = {"dq_validation_results", "dq_reply_completeness", "dq_revisit_tiers", "dq_source_days"}
 
 _ctx: Any = None
 

@@ -216,7 +216,7 @@ def _tables(engine: sa.Engine) -> dict[str, pd.DataFrame]:
     out = {}
     with engine.connect() as conn:
         for t in warehouse.base_tables(conn):  # every schema: marts, internal, staging, build
-            if t.rsplit(".", 1)[-1] in ("dq_validation_results", "etl_run_log"):
+            if t.rsplit(".", 1)[-1] in ("dq_validation_results", "dq_source_days", "etl_run_log"):
                 continue
             df = warehouse.read_frame(conn, f"select * from {t}")
             out[t] = df.astype(str).sort_values(list(df.columns)).reset_index(drop=True)
