@@ -16,8 +16,8 @@ Every run must succeed at its first try, and process exactly the days asked for,
 left: each task's return value (XCom), the warehouse's lake tables, the network tables, the emails.
 
 All of it runs once for the module (one Airflow start); the tests below each check one aspect of it.
-Measured on the 2-core development machine while other suites ran (load ~11): 14.6 min, of which 12 min
-for the esn_daily runs. The critical path is the three non-backfill runs, which the DAG's
+Measured on the 2-core development machine while other suites ran: 14.6 min at a load of ~11 (12 min of
+it the esn_daily runs), 10.4 min at ~5 (8.8 min). The critical path is the three non-backfill runs, which the DAG's
 max_active_runs=1 runs one after another; the backfill's three days run beside them. Every wait has a timeout whose message shows the runs' task states and the tail of
 each Airflow process's log. The days are relative to today (the scheduled run's day is yesterday), inside
 the demo organisations' history.
