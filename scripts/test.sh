@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what it needs, then runs pytest.
-# Usage: bash scripts/test.sh [pytest args...]
+# Usage: bash scripts/test.sh [pytest args...]   (e.g. tests/unit, or -n 0 for one process)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +20,10 @@ export ESN_PSEUDONYM_KEY="${ESN_PSEUDONYM_KEY:-test-key-not-a-secret}"
 .venv/bin/mypy pipelines
 mkdir -p build
 status=0
-.venv/bin/python -m pytest --junitxml=build/junit.xml "$@" || status=$?
+# two workers (ESN_TEST_WORKERS; 0 runs in one process), one test file per worker at a time: module
+# fixtures are built once, and every test owns its databases, folders and ports (uuid/pid-named databases,
+# tmp_path, free ports), so files run side by side; arguments after these override them
+.venv/bin/python -m pytest --junitxml=build/junit.xml -n "${ESN_TEST_WORKERS:-2}" --dist loadfile "$@" || status=$?
 # duckdb's bindings may print reference-leak notes at interpreter exit, after pytest's own summary:
 # repeat the totals as the last line so that whoever reads the end of the log sees them
 .venv/bin/python - <<'PY' || true
