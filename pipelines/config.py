@@ -234,6 +234,9 @@ class QualityConfig(_Strict):
                                 "(warning), never as a quiet day")
     empty_day_min_weeks: int = Field(2, ge=1, description="weeks of history (same weekday, with activity) "
                                                           "before an empty day counts as not delivered")
+    empty_day_min_events: int = Field(
+        10, ge=1, description="activities each of those same weekdays must have had: a source that sends a "
+                              "handful of events that weekday can be empty by chance (not a missing delivery)")
     freshness: Literal["blocking", "warning"] = Field(
         "warning", description="the newest activity of a batch is older than its end by more than "
                                "`freshness_max_lag_hours` (a source that stopped delivering mid-batch)")

@@ -487,7 +487,8 @@ def _validate(settings: Settings, source_name: str, requested: Interval, run_id:
     history = _recent_volume(settings, source_name, interval, q.drift_window_days)
     drift_min, drift_max = max(0.0, 1 - q.drift_tolerance), 1 + q.drift_tolerance * 2
     volume = quality.daily_volume(acts, history, max(2, q.drift_window_days // 7), interval.days,
-                                  min_weeks=None if aggregate else q.empty_day_min_weeks)
+                                  min_weeks=None if aggregate else q.empty_day_min_weeks,
+                                  min_events=q.empty_day_min_events)
     outcomes.append(validator.validate("activity_volume", volume.drop(columns=["prior"]), batch,
                                        {"drift_min": drift_min, "drift_max": drift_max}))
     max_lag = source_cfg.quality.freshness_max_lag_hours or q.freshness_max_lag_hours
@@ -692,7 +693,8 @@ def _explain_delivery(outcomes: list[quality.ValidationOutcome], source: str, vo
             setting = severities["quality.empty_day"][1]
             result.message = (
                 f"delivered: source {source} delivered nothing on {len(empty)} day(s) that usually have activity "
-                f"(at least quality.empty_day_min_weeks weeks of the same weekday): {days}. "
+                f"(at least quality.empty_day_min_weeks weeks of the same weekday, with quality.empty_day_min_events "
+                f"activities or more): {days}. "
                 f"{decided('quality.empty_day')}. If the day was truly quiet (a holiday, a shutdown), set "
                 f"{setting}: warning and rerun it with {rerun}: it is then landed and recorded as not "
                 "delivered (dq_source_days status 'empty'), not as a quiet day")

@@ -262,7 +262,7 @@ DAY_STATUSES = ("delivered", "empty", "low", "high", "stale")
 
 
 def daily_volume(activities: pd.DataFrame, history: dict[str, int], weeks: int, days: list[dt.date] | None = None,
-                 *, min_weeks: int | None = None) -> pd.DataFrame:
+                 *, min_weeks: int | None = None, min_events: int = 1) -> pd.DataFrame:
     """One row per day of the batch (`days`; the days with activity when not given), a day without any
     activity included (rows 0), against the same weekday of the previous `weeks` weeks (`history`: ISO
     date -> count of every landed day, 0 included; a day never landed is absent, so a new source has no
@@ -272,7 +272,10 @@ def daily_volume(activities: pd.DataFrame, history: dict[str, int], weeks: int, 
     (rows / baseline; null for a day without activity, which `delivered` judges, and without a baseline),
     weeks_known / weeks_active (same weekdays landed / with activity), prior (JSON {date: count or null},
     for the messages; not validated), delivered (False when the day is empty although the weekday had
-    activity in at least `min_weeks` of the previous weeks; None: the check is off, always True)."""
+    activity in at least `min_weeks` of the previous weeks, each of those with `min_events` activities or
+    more; None: the check is off, always True). `min_events` keeps sparse sources out: a weekday that
+    usually brings a handful of events (a small team's Sunday, a historical mail sample) can be empty by
+    chance, which is not a missing delivery (with 10 expected, an empty day has a chance of 0.005%)."""
     counts = activities.groupby(pd.to_datetime(activities["occurred_at"]).dt.date).size() if len(activities) \
         else pd.Series(dtype="int64")
     batch_days = sorted(days) if days is not None else sorted(counts.index)
@@ -286,10 +289,12 @@ def daily_volume(activities: pd.DataFrame, history: dict[str, int], weeks: int, 
         known = [c for c in prior.values() if c is not None]
         med = float(pd.Series(known).median()) if len(known) >= 2 else None
         active = sum(1 for c in known if c > 0)
+        busy = sum(1 for c in known if c >= max(1, min_events))
         rows.append({"date": day.isoformat(), "weekday": WEEKDAYS[day.weekday()], "rows": n, "baseline": med,
                      "drift_ratio": (n / med) if med and n else None,
                      "weeks_known": len(known), "weeks_active": active, "prior": json.dumps(prior),
-                     "delivered": not (min_weeks is not None and n == 0 and active >= min_weeks)})
+                     "delivered": not (min_weeks is not None and n == 0 and active >= min_weeks
+                                       and busy >= min_weeks)})
     cols = ["date", "weekday", "rows", "baseline", "drift_ratio", "weeks_known", "weeks_active", "prior", "delivered"]
     return pd.DataFrame(rows, columns=cols).astype({"baseline": "float64", "drift_ratio": "float64",
                                                     "delivered": "bool"})

@@ -181,3 +181,17 @@ def test_a_usually_quiet_weekday_and_a_new_source_are_not_failures():
     # the check switched off (an aggregate-only source): never "not delivered"
     empty = quality.daily_volume(_acts({}), history, 4, week, min_weeks=None)
     assert empty["delivered"].all() and empty["rows"].sum() == 0
+
+
+def test_a_sparse_weekday_can_be_empty_by_chance():
+    """A weekday that brought a handful of events (a historical mail sample's Sundays: 4 and 19, or 2 and 4)
+    is not a missing delivery when it is empty; the same day is one when every prior week had 10 or more."""
+    sunday = dt.date(2001, 5, 20)
+    week = [sunday]
+    sparse = {(sunday - dt.timedelta(days=7)).isoformat(): 4, (sunday - dt.timedelta(days=14)).isoformat(): 19}
+    volume = quality.daily_volume(_acts({}), sparse, 2, week, min_weeks=2, min_events=10)
+    assert volume["delivered"].all(), volume
+    busy = {d: 12 for d in sparse}
+    volume = quality.daily_volume(_acts({}), busy, 2, week, min_weeks=2, min_events=10)
+    assert volume["delivered"].tolist() == [False]
+    assert volume["weeks_active"].tolist() == [2] and volume["baseline"].tolist() == [12.0]
