@@ -432,6 +432,7 @@ class Directory:
     _coded: _Coded | None = None
     _day: tuple[int, _DayTable] | None = None  # the last epoch's table (days come in order of the marts)
     _atoms: dict[tuple[int, tuple[str, ...]], _Atoms] = field(default_factory=dict)
+    _types: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def coded(self) -> _Coded:
@@ -450,8 +451,13 @@ class Directory:
         return self._day[1]
 
     def types_on(self, day: dt.date) -> tuple[str, ...]:
-        """The segment types with a counted row on the day (none: nobody is counted, nothing to audit)."""
-        return self.table(day).types
+        """The segment types with a counted row on the day (none: nobody is counted, nothing to audit).
+        Kept per epoch: every segment mart asks for every day, and its table is only needed when the
+        day's atoms are not known yet."""
+        ep = self.epoch(day)
+        if ep not in self._types:
+            self._types[ep] = self.coded.types_on(day)
+        return self._types[ep]
 
     def atoms(self, day: dt.date, types: tuple[str, ...]) -> _Atoms:
         key = (self.epoch(day), types)
@@ -555,6 +561,11 @@ class _Coded:
 
     def epoch(self, day: dt.date) -> int:
         return int(np.searchsorted(self.breaks, _day_number(day), side="right"))
+
+    def types_on(self, day: dt.date) -> tuple[str, ...]:
+        d = _day_number(day)
+        present = np.unique(self.type_[(self.start <= d) & (d < self.stop)])
+        return tuple(self.types[i] for i in present)
 
     def on(self, day: dt.date) -> _DayTable:
         d = _day_number(day)
