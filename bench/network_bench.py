@@ -12,6 +12,12 @@ triangles (so clustering and Burt's measures have realistic work to do) and 15% 
 
 Run: .venv/bin/python bench/network_bench.py [--people 100000 --edges 2000000 --seed 42]
 It never touches the warehouse or the lake; it only writes its two result files.
+
+Stage mode: .venv/bin/python bench/network_bench.py --warehouse COPY.duckdb --date YYYY-MM-DD times the
+network stage's computation of every window ending on the date (`network_stage.compute_windows`: the one
+read of the interactions, the windows and their previous windows) on a DuckDB warehouse a pipeline run
+published (e.g. a copy of bench/pipeline_bench.py's work dir at M), with the peak RSS; it publishes nothing,
+and writes bench/results/network_stage_<people>p.json and .md.
 """
 
 from __future__ import annotations
@@ -169,8 +175,48 @@ def betweenness_quality(
     return out
 
 
+def stage(warehouse_path: Path, end: str, out: Path) -> None:
+    """The stage's computation of the windows ending on `end`, on a published DuckDB warehouse."""
+    import datetime as dt
+    import os
+
+    from pipelines import warehouse
+    from pipelines.config import load_settings
+    from pipelines.network_stage import compute_windows
+
+    os.environ.setdefault("ESN_PSEUDONYM_KEY", "bench-key-not-a-secret")
+    settings = load_settings(None, warehouse_url=f"duckdb:///{warehouse_path}")
+    engine = warehouse.make_engine(settings.warehouse_url)
+    day = dt.date.fromisoformat(end)
+    with PeakRss() as rss, engine.connect() as conn:
+        people = int(warehouse.read_frame(conn, "select count(*) as n from stg_people")["n"].iloc[0])
+        t0 = time.perf_counter()
+        _, info = compute_windows(conn, settings, day)
+        total_s = time.perf_counter() - t0
+    engine.dispose()
+    result = {
+        "machine": {"cpus": psutil.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+                    "load_1m": round(os.getloadavg()[0], 2)},
+        "people": people, "end": end, "total_seconds": round(total_s, 2), "peak_rss_gb": round(rss.peak, 2),
+        "windows": {k: {"interactions": w["edges"], "seconds": round(sum(w["seconds"].values()), 2),
+                        "stages": {s: round(v, 2) for s, v in w["seconds"].items()}} for k, w in info.items()},
+    }
+    lines = [f"# network stage at {people:,} people, windows ending {end}", "",
+             f"compute_windows {result['total_seconds']} s (the read and every window), peak RSS "
+             f"{result['peak_rss_gb']} GB; {result['machine']['cpus']} CPUs, load {result['machine']['load_1m']} "
+             "at the end. Produced by `bench/network_bench.py --warehouse`.", "",
+             "| window | interactions | seconds (compute_network) |", "|---|---:|---:|"]
+    lines += [f"| {k} | {w['interactions']:,} | {w['seconds']} |" for k, w in result["windows"].items()]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"network_stage_{people}p.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"network_stage_{people}p.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--warehouse", type=Path, help="stage mode: a published DuckDB warehouse (a copy)")
+    parser.add_argument("--date", help="stage mode: the run's date (the windows' end)")
     parser.add_argument("--people", type=int, default=100_000)
     parser.add_argument(
         "--edges",
@@ -182,6 +228,9 @@ def main() -> None:
     parser.add_argument("--subgraph", type=int, default=10_000)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.warehouse is not None:
+        stage(args.warehouse, args.date, args.out)
+        return
 
     t0 = time.perf_counter()
     edges, people = synthetic_org(args.people, args.edges, args.seed)

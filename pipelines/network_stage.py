@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
@@ -71,20 +73,92 @@ def stage_rules(settings: Settings, rules: NetworkRules | None = None) -> Networ
     return rules.model_copy(update={"edges": edges, "min_group_size": settings.privacy.min_group_size})
 
 
+#: the interaction columns the network reads, in a canonical read order (the library orders them again)
+_INTERACTIONS_SQL = (
+    # audience_id is NULL on the days an older warehouse has not rebuilt since it was added: each
+    # of those interactions is its own message (uncapped) until the day is republished
+    "select source, event_id, coalesce(audience_id, source || ':' || event_id) as audience_id, "
+    "source_key, target_key, interaction_type, activity_date, container_id "
+    "from int_interactions where activity_date between :s and :e "
+    "order by source, event_id, source_key, target_key")
+
+
+@dataclass
+class _Span:
+    """The interactions and daily posts of every window of a run (and of their previous windows), read
+    once: the 28-day window, the month and all the previous windows lie inside the span from the earliest
+    previous window's start to the run's date, so each window is a filter on dates, not another query."""
+
+    edges: pd.DataFrame
+    posts: pd.DataFrame  # person_key, activity_date, posts (per person and day)
+    _days: Any = None  # activity_date of each interaction as numpy datetime64[D], for the window filters
+
+    def __post_init__(self) -> None:
+        self._days = pd.to_datetime(self.edges["activity_date"]).to_numpy().astype("datetime64[D]")
+        self._post_days = pd.to_datetime(self.posts["activity_date"]).to_numpy().astype("datetime64[D]")
+
+    def edges_of(self, start: dt.date, end: dt.date) -> pd.DataFrame:
+        keep = (self._days >= np.datetime64(start, "D")) & (self._days <= np.datetime64(end, "D"))
+        return self.edges[keep].reset_index(drop=True)
+
+    def posts_of(self, start: dt.date, end: dt.date) -> pd.DataFrame:
+        keep = (self._post_days >= np.datetime64(start, "D")) & (self._post_days <= np.datetime64(end, "D"))
+        posts = (self.posts[keep].groupby("person_key", sort=True)["posts"].sum().astype("int64")
+                 .reset_index())
+        return posts
+
+
+def _read_span(conn: sa.Connection, start: dt.date, end: dt.date) -> _Span:
+    edges = warehouse.read_bulk(conn, _INTERACTIONS_SQL, {"s": start, "e": end})
+    posts = warehouse.read_bulk(
+        conn, "select person_key, activity_date, sum(posts) as posts from fct_person_daily_activity "
+              "where activity_date between :s and :e group by person_key, activity_date "
+              "order by person_key, activity_date", {"s": start, "e": end})
+    posts["posts"] = posts["posts"].fillna(0).astype("int64")
+    return _Span(edges, posts)
+
+
 def _inputs(conn: sa.Connection, start: dt.date, end: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    edges = warehouse.read_bulk(
-        # audience_id is NULL on the days an older warehouse has not rebuilt since it was added: each
-        # of those interactions is its own message (uncapped) until the day is republished
-        conn, "select source, event_id, coalesce(audience_id, source || ':' || event_id) as audience_id, "
-              "source_key, target_key, interaction_type, activity_date, container_id "
-              "from int_interactions where activity_date between :s and :e "
-              "order by source, event_id, source_key, target_key", {"s": start, "e": end})
-    posts = warehouse.read_frame(
-        conn, "select person_key, sum(posts) as posts from fct_person_daily_activity "
-              "where activity_date between :s and :e group by person_key order by person_key",
-        {"s": start, "e": end})
-    posts["posts"] = posts["posts"].astype("int64")
-    return edges, posts
+    """One window's interactions and posts per person (what `compute_network` reads)."""
+    span = _read_span(conn, start, end)
+    return span.edges, span.posts_of(start, end)
+
+
+#: bump when the computation of the network tables changes, so that windows whose inputs did not change
+#: are recomputed once with the new code rather than kept
+DIGEST_VERSION = "1"
+#: the digest of each published window's inputs (internal bookkeeping, one row per window)
+DIGESTS_TABLE = "network_window_inputs"
+
+
+def _digest(kind: str, start: dt.date, stop: dt.date, rules: NetworkRules, people: pd.DataFrame,
+            directory: set[str], frames: list[pd.DataFrame]) -> str:
+    """A digest of everything a window's tables depend on: the code's version, the rules (weights, caps,
+    thresholds, seed), the window, its people (department, location, level, leader flag, directory
+    membership), its and its previous window's interactions and its posts. Equal digests give equal
+    tables, so a window whose digest is published is not recomputed."""
+    h = hashlib.sha256()
+    h.update(f"{DIGEST_VERSION}|{kind}|{start}|{stop}|".encode())
+    h.update(rules.model_dump_json().encode())
+    h.update(",".join(sorted(directory)).encode())
+    for frame in (people, *frames):
+        h.update(f"|{len(frame)}|{','.join(map(str, frame.columns))}|".encode())
+        if len(frame):
+            h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def _published_digests(conn: sa.Connection, end: dt.date) -> dict[str, str]:
+    if not (warehouse.table_exists(conn, DIGESTS_TABLE) and warehouse.table_exists(conn, "mart_network_org")):
+        return {}
+    schemas = warehouse.schemas_of(conn)
+    # only the windows whose rows are still published (a warehouse rebuilt without its network tables
+    # recomputes them)
+    rows = warehouse.read_frame(
+        conn, f"select d.window_name, d.input_digest from {schemas.qualified(DIGESTS_TABLE)} d "
+              f"where d.window_end = :e and exists (select 1 from {schemas.qualified('mart_network_org')} o "
+              "where o.window_name = d.window_name and o.window_end = d.window_end)", {"e": end})
+    return dict(zip(rows["window_name"], rows["input_digest"], strict=True))
 
 
 #: the people of the network, one row per person, ordered (node ids follow this order), with their
@@ -105,7 +179,12 @@ def _people(conn: sa.Connection, end: dt.date) -> pd.DataFrame:
 
 
 def compute_windows(conn: sa.Connection, settings: Settings, end: dt.date, rules: NetworkRules | None = None,
-                    *, rolling: bool = True) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+                    *, rolling: bool = True, published: dict[str, str] | None = None,
+                    ) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """The network tables of the windows ending on `end`, and per window its interactions, timings and
+    input digest (`_digest`). When `published` (window name -> digest of the published rows) holds the
+    digest of every window, nothing is computed: the tables come back empty and each window's info says
+    `skipped` (the published rows already are these tables)."""
     rules = stage_rules(settings, rules)
     # department NULL (people outside the HR directory, gaps of the directory) stays NULL: the network
     # leaves ties to people without a department out of every department-based measure (E-I index,
@@ -120,20 +199,33 @@ def compute_windows(conn: sa.Connection, settings: Settings, end: dt.date, rules
                 & (in_directory | ~people["is_deactivated"].fillna(False).astype(bool)))
     directory = set(people.loc[in_directory.to_numpy(), "person_key"])
     people = people[employed.to_numpy()].drop(columns=["hire_date", "termination_date", "in_directory",
-                                                       "is_deactivated"])
+                                                       "is_deactivated"]).reset_index(drop=True)
+    windows = windows_for(end, rolling=rolling)
     out: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}
     info: dict[str, Any] = {}
-    for kind, start, stop in windows_for(end, rolling=rolling):
-        p_start, p_end = _previous(kind, start, stop)
-        prev_edges, _ = _inputs(conn, p_start, p_end)
+    if not windows:
+        return {name: pd.DataFrame() for name in TABLES}, info
+    # one read for every window and its previous window: they all lie in [earliest start, end]
+    spans = [(kind, start, stop, *_previous(kind, start, stop)) for kind, start, stop in windows]
+    span = _read_span(conn, min(p_start for *_, p_start, _ in spans), end)
+    inputs = []
+    for kind, start, stop, p_start, p_end in spans:
+        prev_edges, edges, posts = span.edges_of(p_start, p_end), span.edges_of(start, stop), span.posts_of(start, stop)
+        digest = _digest(kind, start, stop, rules, people, directory, [edges, prev_edges, posts])
+        inputs.append((kind, start, stop, prev_edges, edges, posts, digest))
+    del span
+    if published is not None and all(published.get(kind) == digest for kind, *_, digest in inputs):
+        info = {kind: {"edges": len(edges), "seconds": {}, "digest": digest, "skipped": True}
+                for kind, _, _, _, edges, _, digest in inputs}
+        return {name: pd.DataFrame() for name in TABLES}, info
+    for kind, start, stop, prev_edges, edges, posts, digest in inputs:
         previous = previous_period(prev_edges, people, rules=rules) if len(prev_edges) else None
-        edges, posts = _inputs(conn, start, stop)
         timings: dict[str, float] = {}
         tables = compute_network(edges, people, rules=rules, previous=previous, contributions=posts,
                                  timings=timings)
         person = tables["fct_person_network"]  # in the HR directory, not only in the people table
         person["in_directory"] = person["person_key"].isin(directory).to_numpy()
-        info[kind] = {"edges": len(edges), "seconds": timings}
+        info[kind] = {"edges": len(edges), "seconds": timings, "digest": digest, "skipped": False}
         for name, df in tables.items():
             df = df.copy()
             # typed columns, also on a table without rows (a window without ties): the warehouse creates
@@ -163,14 +255,26 @@ def run_network(settings: Settings, end: dt.date, *, engine: sa.Engine | None = 
     engine = engine or warehouse.engine_for(settings)
     t0 = time.perf_counter()
     with engine.begin() as conn:
-        tables, info = compute_windows(conn, settings, end, rules, rolling=rolling)
+        # the windows published with these very inputs are not recomputed (a rerun of a day whose
+        # interactions and people did not change, a month end of a range run that is already published);
+        # only when every window of the run is unchanged, since the tables are replaced per window_end
+        published = _published_digests(conn, end)
+        tables, info = compute_windows(conn, settings, end, rules, rolling=rolling, published=published)
         if not info:
             return {"end": end.isoformat(), "rows": {}, "windows": {}, "seconds": 0.0}
         rows = {}
-        for name, df in tables.items():
-            key = [k for k in KEYS[name] if k in df.columns]
-            rows[name] = warehouse.publish_frame(conn, name, df, key=key if name != "mart_network_influence_tiers"
-                                                 else [], partition_by="window_end", start=end, end=end)
+        if not all(w["skipped"] for w in info.values()):
+            for name, df in tables.items():
+                key = [k for k in KEYS[name] if k in df.columns]
+                rows[name] = warehouse.publish_frame(conn, name, df, key=key if name != "mart_network_influence_tiers"
+                                                     else [], partition_by="window_end", start=end, end=end)
+            digests = pd.DataFrame({
+                "window_name": pd.array(list(info), dtype=pd.ArrowDtype(pa.string())),
+                "window_end": pd.array([end] * len(info), dtype=pd.ArrowDtype(pa.date32())),
+                "input_digest": pd.array([w["digest"] for w in info.values()], dtype=pd.ArrowDtype(pa.string())),
+            })
+            warehouse.publish_frame(conn, DIGESTS_TABLE, digests, key=["window_name", "window_end"],
+                                    partition_by="window_end", start=end, end=end)
         # the impact correlations read the month's influence: published again with this run's month snapshot
         from pipelines.metrics import impact_after_network
 

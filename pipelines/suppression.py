@@ -419,17 +419,51 @@ def _ident(name: str) -> str:
 class Directory:
     """Who is counted in which segment on a day: int_segment_membership for the people
     int_segment_headcount_daily counts (employed on the day; outside the HR directory, unless every
-    account of theirs is deactivated), as a person x segment type table."""
+    account of theirs is deactivated), as a person x segment type table.
+
+    The tables are coded once as integers (`_Coded`): a day's counted rows are a mask over the membership
+    rows, and its people x types table a code matrix, so a day costs array operations over the directory,
+    not a pandas pivot. The rows counted change only on the days a membership starts or ends, or a person
+    is hired or leaves: days between two such changes share one `epoch` (and its atoms), so a directory
+    that changes on few days is grouped into atoms a few times, not once per day."""
 
     people: pd.DataFrame
     membership: pd.DataFrame
-    _days: dict[dt.date, pd.DataFrame] = field(default_factory=dict)
-    _atoms: dict[tuple[dt.date, tuple[str, ...]], _Atoms] = field(default_factory=dict)
+    _coded: _Coded | None = None
+    _day: tuple[int, _DayTable] | None = None  # the last epoch's table (days come in order of the marts)
+    _atoms: dict[tuple[int, tuple[str, ...]], _Atoms] = field(default_factory=dict)
+    _types: dict[int, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def coded(self) -> _Coded:
+        if self._coded is None:
+            self._coded = _Coded.of(self.people, self.membership)
+        return self._coded
+
+    def epoch(self, day: dt.date) -> int:
+        """The same number for two days exactly when the same membership rows are counted on both."""
+        return self.coded.epoch(day)
+
+    def table(self, day: dt.date) -> _DayTable:
+        ep = self.epoch(day)
+        if self._day is None or self._day[0] != ep:
+            self._day = (ep, self.coded.on(day))
+        return self._day[1]
+
+    def types_on(self, day: dt.date) -> tuple[str, ...]:
+        """The segment types with a counted row on the day (none: nobody is counted, nothing to audit).
+        Kept per epoch: every segment mart asks for every day, and its table is only needed when the
+        day's atoms are not known yet."""
+        ep = self.epoch(day)
+        if ep not in self._types:
+            self._types[ep] = self.coded.types_on(day)
+        return self._types[ep]
 
     def atoms(self, day: dt.date, types: tuple[str, ...]) -> _Atoms:
-        if (day, types) not in self._atoms:
-            self._atoms[(day, types)] = _atoms(self.on(day)[list(types)])
-        return self._atoms[(day, types)]
+        key = (self.epoch(day), types)
+        if key not in self._atoms:
+            self._atoms[key] = self.table(day).atoms(types, self.coded)
+        return self._atoms[key]
 
     @classmethod
     def load(cls, conn: sa.Connection) -> Directory | None:
@@ -442,42 +476,137 @@ class Directory:
                                       + "".join(f", {c}" for c in extra) + " from stg_people")
         membership = warehouse.read_frame(conn, "select person_key, segment_type, segment_value, valid_from, "
                                           "valid_to from int_segment_membership")
-        for col in ("hire_date", "termination_date"):
-            people[col] = pd.to_datetime(people[col])
-        for col in ("valid_from", "valid_to"):
-            membership[col] = pd.to_datetime(membership[col])
         return cls(people, membership)
 
-    def on(self, day: dt.date) -> pd.DataFrame:
-        if day not in self._days:
-            p, ts = self.people, pd.Timestamp(day)
-            counted = (p["hire_date"].isna() | (p["hire_date"] <= ts)) & \
-                (p["termination_date"].isna() | (p["termination_date"] > ts))
-            if {"in_directory", "is_deactivated"} <= set(p.columns):
-                counted &= p["in_directory"].fillna(True).astype(bool) | ~p["is_deactivated"].fillna(False).astype(bool)
-            m = self.membership
-            m = m[m["person_key"].isin(p.loc[counted, "person_key"]) & (m["valid_from"] <= ts) & (m["valid_to"] >= ts)]
-            self._days[day] = m.pivot_table(index="person_key", columns="segment_type", values="segment_value",
-                                            aggfunc="first", dropna=False) if len(m) else pd.DataFrame()
-        return self._days[day]
+
+_NEVER = np.iinfo(np.int64).max // 4  # a day after every day: an open end, or a start that never comes
+_EVER = -_NEVER
+
+
+def _days(values: pd.Series, missing: int) -> np.ndarray:
+    """Dates as integer days since the epoch (missing: the given sentinel)."""
+    ts = pd.Series(pd.to_datetime(values))
+    out = ts.to_numpy().astype("datetime64[D]").astype(np.int64)
+    return np.where(ts.isna().to_numpy(), missing, out)
+
+
+def _day_number(day: dt.date) -> int:
+    return int(np.datetime64(day, "D").astype(np.int64))
+
+
+@dataclass(frozen=True)
+class _Coded:
+    """The directory as integer arrays: each membership row's person, type and value code, and the days
+    [start, stop) it is counted (its validity within its person's employment; never for a person outside
+    the HR directory with an active account). Value codes follow the values' string order, `_NULL` (no
+    value) first, so that atoms come in the order the string columns would sort them."""
+
+    types: tuple[str, ...]  # sorted
+    labels: tuple[np.ndarray, ...]  # per type: its value labels in code order (str)
+    n_people: int
+    person: np.ndarray  # per counted-ever row: person index
+    type_: np.ndarray  # type index
+    value: np.ndarray  # value code (the type's _NULL code for a row with no value)
+    start: np.ndarray  # first day counted
+    stop: np.ndarray  # first day not counted
+    breaks: np.ndarray  # sorted days on which the counted rows change
+
+    @classmethod
+    def of(cls, people: pd.DataFrame, membership: pd.DataFrame) -> _Coded:
+        hire = _days(people["hire_date"], _EVER)
+        term = _days(people["termination_date"], _NEVER)
+        static = np.ones(len(people), dtype=bool)
+        if {"in_directory", "is_deactivated"} <= set(people.columns):
+            static = (people["in_directory"].astype("boolean").fillna(True).to_numpy(bool)
+                      | ~people["is_deactivated"].astype("boolean").fillna(False).to_numpy(bool))
+        # a person key twice in stg_people counts when any of its rows does (the old isin over the keys)
+        keys = pd.Index(people["person_key"].astype(object))
+        codes_p, uniq = pd.factorize(keys)
+        n = len(uniq)
+        person = pd.Index(uniq).get_indexer(pd.Index(membership["person_key"].astype(object)))
+        vfrom = _days(membership["valid_from"], _NEVER)  # a NULL bound compares false: never counted
+        vto = _days(membership["valid_to"], _EVER - 1)
+        rows = np.flatnonzero(person >= 0)
+        types_col = membership["segment_type"].astype(object).to_numpy()
+        values_col = membership["segment_value"]
+        missing = values_col.isna().to_numpy()
+        values_str = np.where(missing, _NULL, values_col.astype(object).astype(str).to_numpy(object))
+        # every (person row, membership row) pair of one key: a key repeated in stg_people has several spans
+        order = np.argsort(codes_p, kind="stable")
+        bounds = np.searchsorted(codes_p[order], np.arange(n + 1))
+        counts = np.diff(bounds)
+        rep = counts[person[rows]]
+        m_rows = np.repeat(rows, rep)
+        offs = np.arange(len(m_rows)) - np.repeat(np.cumsum(rep) - rep, rep)
+        p_rows = order[bounds[person[m_rows]] + offs]
+        keep = static[p_rows]
+        m_rows, p_rows = m_rows[keep], p_rows[keep]
+        start = np.maximum(vfrom[m_rows], hire[p_rows])
+        stop = np.minimum(np.where(vto[m_rows] >= _NEVER - 1, _NEVER, vto[m_rows] + 1), term[p_rows])
+        ok = start < stop
+        m_rows, start, stop = m_rows[ok], start[ok], stop[ok]
+        types = tuple(sorted({str(t) for t in types_col[m_rows]}))
+        type_index = {t: i for i, t in enumerate(types)}
+        type_ = np.array([type_index[str(t)] for t in types_col[m_rows]], dtype=np.int64) \
+            if len(m_rows) else np.zeros(0, np.int64)
+        value = np.zeros(len(m_rows), dtype=np.int64)
+        labels = []
+        for i in range(len(types)):
+            sel = type_ == i
+            uniq_v, inv = np.unique(np.append(values_str[m_rows[sel]].astype(str), _NULL), return_inverse=True)
+            value[sel] = inv[:-1]
+            labels.append(uniq_v)
+        breaks = np.unique(np.concatenate([start, stop]))
+        return cls(types, tuple(labels), n, person[m_rows], type_, value, start, stop, breaks)
+
+    def epoch(self, day: dt.date) -> int:
+        return int(np.searchsorted(self.breaks, _day_number(day), side="right"))
+
+    def types_on(self, day: dt.date) -> tuple[str, ...]:
+        d = _day_number(day)
+        present = np.unique(self.type_[(self.start <= d) & (d < self.stop)])
+        return tuple(self.types[i] for i in present)
+
+    def on(self, day: dt.date) -> _DayTable:
+        d = _day_number(day)
+        rows = np.flatnonzero((self.start <= d) & (d < self.stop))
+        if not len(rows):
+            return _DayTable((), np.zeros((0, 0), np.int64))
+        # row order kept: a person with two values of a type on one day is given the first that has one
+        person, type_, value = self.person[rows], self.type_[rows], self.value[rows]
+        people, p_code = np.unique(person, return_inverse=True)
+        present = np.unique(type_)
+        nulls = np.array([int(np.searchsorted(lab, _NULL)) for lab in self.labels], dtype=np.int64)
+        matrix = np.tile(nulls, (len(people), 1))
+        has = value != nulls[type_]
+        flat = p_code[has] * len(self.types) + type_[has]
+        _, first = np.unique(flat, return_index=True)
+        pick = np.flatnonzero(has)[first]
+        matrix[p_code[pick], type_[pick]] = value[pick]
+        return _DayTable(tuple(self.types[i] for i in present), matrix)
+
+
+@dataclass(frozen=True)
+class _DayTable:
+    """The people counted on a day (those with a counted membership row) x every type's value code."""
+
+    types: tuple[str, ...]  # the types with a counted row on the day
+    matrix: np.ndarray
+
+    def atoms(self, types: tuple[str, ...], coded: _Coded) -> _Atoms:
+        """The day's people grouped by their values of `types` (in that order): the atoms in the order of
+        the rows of their string values sorted, the value codes combined column by column into one dense
+        integer key (never a product that overflows)."""
+        cols = [coded.types.index(t) for t in types]
+        key = np.zeros(len(self.matrix), dtype=np.int64)
+        for c in cols:
+            _, key = np.unique(key * len(coded.labels[c]) + self.matrix[:, c], return_inverse=True)
+        first_rows, index, counts = np.unique(key, return_index=True, return_counts=True)
+        rows = self.matrix[index][:, cols]
+        return _Atoms(counts, types, rows, tuple(coded.labels[c] for c in cols))
 
 
 _NULL = "\0null"
-
-
-def _in_span(basis: np.ndarray, target: np.ndarray) -> bool:
-    if basis.size == 0:
-        return not target.any()
-    residual = target - basis.T @ (basis @ target)
-    return bool(np.linalg.norm(residual) < 1e-7 * max(1.0, float(np.linalg.norm(target))))
-
-
-def _basis(rows: list[np.ndarray]) -> np.ndarray:
-    if not rows:
-        return np.zeros((0, 0))
-    _, sv, vt = np.linalg.svd(np.vstack(rows), full_matrices=False)
-    rank = int((sv > 1e-9 * max(1.0, float(sv.max()))).sum())
-    return vt[:rank]
 
 
 def overlap_audit(cells: pd.DataFrame, fam: Family, size: str, directory: Directory, k: int,
@@ -509,10 +638,10 @@ def overlap_audit(cells: pd.DataFrame, fam: Family, size: str, directory: Direct
         if not len(row_ids) or not out[row_ids].any():
             continue
         day = days[row_ids[0]]
-        members = directory.on(day)
-        if members.empty:
+        present_types = directory.types_on(day)
+        if not present_types:
             continue
-        row_ids = row_ids[np.isin(seg_type[row_ids], members.columns)]
+        row_ids = row_ids[np.isin(seg_type[row_ids], present_types)]
         types = tuple(sorted(set(seg_type[row_ids])))
         if not types:
             continue
@@ -520,7 +649,7 @@ def overlap_audit(cells: pd.DataFrame, fam: Family, size: str, directory: Direct
         hidden = {key for key, r in zip(keys, row_ids, strict=True) if out[r]}
         primary = {key for key, r in zip(keys, row_ids, strict=True) if primary_all[r]}
         sizes = {key: float(size_all[r]) for key, r in zip(keys, row_ids, strict=True)}
-        signature = (day, types, tuple(sorted(hidden)), tuple(sorted(primary)),
+        signature = (directory.epoch(day), types, tuple(sorted(hidden)), tuple(sorted(primary)),
                      tuple(sorted((key, sizes[key]) for key in keys if key not in hidden)))
         if signature not in cache:
             cache[signature] = _audit_day(directory.atoms(day, types), keys, hidden, primary, sizes, k)
@@ -534,23 +663,23 @@ def overlap_audit(cells: pd.DataFrame, fam: Family, size: str, directory: Direct
 
 @dataclass(frozen=True)
 class _Atoms:
-    """The people of a day grouped by their cells of every type: sizes and each cell as a 0/1 vector."""
+    """The people of a day grouped by their cells of every type: sizes and each cell as a 0/1 vector.
+
+    Kept as the atoms' value codes (an atoms x types matrix), small enough to keep for every day;
+    `vectors` builds the 0/1 vectors of the values present when a day is audited."""
 
     n: np.ndarray
-    vectors: dict[tuple[str, str], np.ndarray]
+    types: tuple[str, ...]
+    rows: np.ndarray
+    labels: tuple[np.ndarray, ...]
 
-
-def _atoms(members: pd.DataFrame) -> _Atoms:
-    sig = members.astype(object).where(members.notna(), _NULL).astype(str)
-    codes, labels = [], []
-    for t in sig.columns:
-        values, inverse = np.unique(sig[t].to_numpy(), return_inverse=True)
-        codes.append(inverse)
-        labels.append(values)
-    rows, counts = np.unique(np.column_stack(codes), axis=0, return_counts=True)
-    vectors = {(t, str(value)): (rows[:, j] == i).astype(float)
-               for j, t in enumerate(sig.columns) for i, value in enumerate(labels[j])}
-    return _Atoms(counts, vectors)
+    @property
+    def vectors(self) -> dict[tuple[str, str], np.ndarray]:
+        out: dict[tuple[str, str], np.ndarray] = {}
+        for j, t in enumerate(self.types):
+            for code in np.unique(self.rows[:, j]):
+                out[(t, str(self.labels[j][code]))] = (self.rows[:, j] == code).astype(float)
+        return out
 
 
 def _audit_day(atoms: _Atoms, present: list[tuple[str, str]], hidden: set[tuple[str, str]],
@@ -574,7 +703,12 @@ def _audit_day(atoms: _Atoms, present: list[tuple[str, str]], hidden: set[tuple[
     target_norm = np.maximum(1.0, np.linalg.norm(target_mat, axis=1))
     while True:
         names = visible(added)
-        basis = _basis([ones] + [vectors[c] for c in names])
+        mat = np.vstack([ones] + [vectors[c] for c in names])
+        # one SVD per cell hidden: the span's orthonormal basis, the min-norm way of writing a leak and
+        # which cells no other cell can stand in for all come from it
+        u, sv, vt = np.linalg.svd(mat, full_matrices=False)
+        rank = int((sv > 1e-9 * max(1.0, float(sv.max()))).sum())
+        basis = vt[:rank]
         # every target at once: its distance to the span of the visible cells; an atom's unit vector is in
         # the span when its column of the orthonormal basis has norm 1
         off = np.linalg.norm(target_mat - (target_mat @ basis.T) @ basis, axis=1)
@@ -588,12 +722,15 @@ def _audit_day(atoms: _Atoms, present: list[tuple[str, str]], hidden: set[tuple[
             leak = np.zeros(n_atoms)
             leak[lone[0]] = 1.0
         # only a cell of every way of writing the leak can break it, so one of the min-norm solution's
-        mat = np.vstack([ones] + [vectors[c] for c in names])
-        coef = np.linalg.lstsq(mat.T, leak, rcond=None)[0][1:]
+        coef = (u[:, :rank] @ ((basis @ leak) / sv[:rank]))[1:]
         taking_part = sorted((c for c, x in zip(names, coef, strict=True) if abs(x) > 1e-9 and c in present_set),
                              key=order.__getitem__)
-        choice = next((c for c in taking_part
-                       if not _in_span(_basis([ones] + [vectors[o] for o in visible(added | {c})]), leak)), None)
+        # hiding a cell takes the leak out of the span exactly when no other cells can stand in for it:
+        # its row is outside the span of the others (its leverage, the norm of its row of U, is 1), and
+        # then its coefficient is the same in every way of writing the leak (here non-zero)
+        alone = 1.0 - (u[1:, :rank] ** 2).sum(axis=1) < 1e-9
+        position = {c: i for i, c in enumerate(names)}
+        choice = next((c for c in taking_part if alone[position[c]]), None)
         if choice is None:  # no single cell breaks the combination: the smallest one taking part in it
             choice = taking_part[0] if taking_part else None
         if choice is None:

@@ -205,6 +205,9 @@ def make_engine(url: str, schemas: Schemas | None = None) -> Engine:
                 dbapi_conn.execute("SET TimeZone = 'UTC'")
                 # bounded memory (spills to disk beyond it) and no ordering guarantee we do not need
                 dbapi_conn.execute(f"SET memory_limit = '{_duckdb_memory_limit()}'")
+                spill = _duckdb_temp_directory()
+                if spill is not None:
+                    dbapi_conn.execute("SET temp_directory = '" + spill.replace("'", "''") + "'")
                 dbapi_conn.execute("SET preserve_insertion_order = false")
                 for name in schemas.all:
                     dbapi_conn.execute(f"create schema if not exists {name}")
@@ -267,8 +270,20 @@ def url_from_connection(conn: Any) -> str:
                      "postgresql) or duckdb")
 
 
+#: DuckDB's default share of the machine's memory, and its ceiling: DuckDB's own default (80 %) and this
+#: module's former one (half) let one publish at 100k people take 10 GB, so that a machine running it next
+#: to Airflow, or a 300k-person organisation, ran out of memory; DuckDB spills what exceeds the budget to
+#: its temp_directory (`_duckdb_temp_directory`) instead, at a small cost in time (measured in
+#: bench/results/pipeline_*.md)
+DUCKDB_MEMORY_SHARE = 0.25
+DUCKDB_MEMORY_CAP_GB = 4
+
+
 def _duckdb_memory_limit() -> str:
-    """DuckDB's memory budget: $ESN_DUCKDB_MEMORY_LIMIT (e.g. '8GB'), default half of the machine."""
+    """DuckDB's memory budget: $ESN_DUCKDB_MEMORY_LIMIT (e.g. '8GB'), default a quarter of the machine
+    capped at 4 GB (`DUCKDB_MEMORY_SHARE`, `DUCKDB_MEMORY_CAP_GB`), at least 1 GB. The budget bounds
+    DuckDB's buffers, not the process: the Python side of a publish (pandas frames of the Python metrics)
+    comes on top of it, which is why it is well below the machine's memory."""
     value = os.environ.get("ESN_DUCKDB_MEMORY_LIMIT")
     if value:
         if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", value.strip(), re.I):
@@ -276,7 +291,16 @@ def _duckdb_memory_limit() -> str:
         return value.strip()
     import psutil
 
-    return f"{max(1, psutil.virtual_memory().total // 2 // 2**30)}GB"
+    mib = int(psutil.virtual_memory().total * DUCKDB_MEMORY_SHARE) // 2**20
+    return f"{max(1024, min(mib, DUCKDB_MEMORY_CAP_GB * 1024))}MB"
+
+
+def _duckdb_temp_directory() -> str | None:
+    """Where DuckDB spills what exceeds its memory budget: $ESN_DUCKDB_TEMP_DIRECTORY when set, else None:
+    DuckDB's default for a database file, `<file>.tmp` beside it (on the warehouse's own disk, removed
+    when the database closes)."""
+    value = os.environ.get("ESN_DUCKDB_TEMP_DIRECTORY", "").strip()
+    return value or None
 
 
 def with_engine(fn: Callable[..., T]) -> Callable[..., T]:
@@ -579,8 +603,17 @@ def read_frame(conn: Connection | Engine, sql: str, params: dict[str, Any] | Non
     if isinstance(conn, Engine):
         with conn.connect() as c:
             return read_frame(c, sql, params)
+    if dialect(conn) == "duckdb":
+        # the driver's own tuples (the same Python values SQLAlchemy's rows hold, without building a Row
+        # per row): a third of the time of the Python metrics' reads at 20k people
+        raw: Any = conn.connection.driver_connection
+        cur = raw.execute(re.sub(r"(?<!:):([a-z_][a-z0-9_]*)", r"$\1", sql), params or {})
+        names = [d[0] for d in cur.description]
+        return pd.DataFrame(cur.fetchall(), columns=names)
     result = conn.execute(sa.text(sql), params or {})
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    # plain tuples: pandas probes each SQLAlchemy Row for named-tuple attributes (a failed key lookup per
+    # row and column), which made reading 300k rows take seconds; the values and dtypes are the same
+    return pd.DataFrame([tuple(r) for r in result.fetchall()], columns=list(result.keys()))
 
 
 def read_bulk(conn: Connection, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:

@@ -18,6 +18,7 @@ keeps or returns an email in clear.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -45,7 +46,10 @@ def _read(path: Path) -> pd.DataFrame:
     raise OutcomeFileError(f"{path}: unsupported file type {path.suffix!r} (use .csv or .parquet)")
 
 
+@functools.lru_cache(maxsize=4096)
 def _month(text: str) -> dt.date | None:
+    """The first day of the month a period names (cached: a file repeats a few periods over every row,
+    and strptime is the slowest part of reading it)."""
     text = text.strip()
     for fmt in ("%Y-%m", "%Y-%m-%d"):
         try:

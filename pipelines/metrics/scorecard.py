@@ -26,10 +26,21 @@ DIMENSIONS = {
 
 
 def _bootstrap(values: np.ndarray, fn, samples: int, seed: int) -> tuple[float, float]:
+    """Percentile interval of `fn` (np.mean or np.median) over `samples` resamples of `values`. The
+    replicates are drawn a chunk at a time from one generator (the same draws as all at once: the
+    generator's stream does not depend on how it is cut) and reduced along the rows, so memory stays at
+    ~16 MB per chunk instead of two samples x n arrays (1.6 GB for 100k active people)."""
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(values), (samples, len(values)))
-    boots = np.apply_along_axis(fn, 1, values[idx])
-    low, high = np.percentile(boots, [2.5, 97.5])
+    n = len(values)
+    chunk = max(1, 2_000_000 // n)
+    boots = []
+    for first in range(0, samples, chunk):
+        draws = values[rng.integers(0, n, (min(chunk, samples - first), n))]
+        if fn is np.mean or fn is np.median:
+            boots.append(fn(draws, axis=1))
+        else:
+            boots.append(np.apply_along_axis(fn, 1, draws))
+    low, high = np.percentile(np.concatenate(boots), [2.5, 97.5])
     return float(low), float(high)
 
 

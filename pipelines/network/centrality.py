@@ -142,6 +142,16 @@ def sampled_error_bound(n: int, k: int, delta: float = 0.05) -> float:
     return n / (n - 1) * math.sqrt(math.log(2 * n / delta) / (2 * k))
 
 
+def sources_for_error(n: int, error: float, delta: float = 0.05) -> int:
+    """The fewest sampled sources k for which `sampled_error_bound(n, k, delta)` is at most `error`:
+    the inverse of the bound, k = (n/(n-1))^2 ln(2n/delta) / (2 error^2), rounded up."""
+    if n < 3:
+        return 0
+    k = math.ceil((n / (n - 1)) ** 2 * math.log(2 * n / delta) / (2 * error**2))
+    # the rounding of the formula may leave the bound a hair above the target: one more source then
+    return k if sampled_error_bound(n, k, delta) <= error else k + 1
+
+
 def choose_sources(g: PersonGraph, exact_max_nodes: int, n_sources: int, seed: int) -> np.ndarray | None:
     """None when paths are computed exactly, else the sampled BFS sources (people with an out-edge)."""
     if g.n <= exact_max_nodes:

@@ -92,7 +92,11 @@ def compute_network(
         local = centrality.clustering(u, tri)
         person["clustering"] = local
         person = pd.concat([person, centrality.reciprocity(g, u)], axis=1)
-    sources = centrality.choose_sources(g, rules.exact_paths_max_nodes, rules.path_sources, seed)
+    # the sampled sources from the error target (or the fixed count configured), seeded
+    delta = 1.0 - rules.centrality_confidence
+    n_sources = (rules.path_sources if rules.path_sources is not None
+                 else centrality.sources_for_error(g.n, rules.centrality_error, delta))
+    sources = centrality.choose_sources(g, rules.exact_paths_max_nodes, n_sources, seed)
     with _timed(timings, "betweenness"):
         person["betweenness"] = centrality.betweenness(g, sources)
     with _timed(timings, "closeness"):
@@ -170,7 +174,7 @@ def compute_network(
                 "path_sources": float(g.n if sources is None else len(sources)),
                 "betweenness_error_bound": 0.0
                 if sources is None
-                else centrality.sampled_error_bound(g.n, len(sources)),
+                else centrality.sampled_error_bound(g.n, len(sources), delta),
                 "eigenvector_converged": bool(eig_converged),
                 "bootstrap_replicates": float(rules.influence.bootstrap_replicates),
                 "triangle_wedges": float(tri.wedges),

@@ -157,10 +157,22 @@ class NetworkRules(BaseModel):
         default=5000, ge=0,
         description="closeness and betweenness are exact up to this many nodes, sampled above",
     )
-    path_sources: int = Field(
-        default=500, ge=1,
-        description="BFS sources sampled for closeness and betweenness above the exact threshold "
-        "(500 gave Spearman 0.96-0.97, top-100 overlap 0.94-0.95 on a 10k graph, PERFORMANCE.md)",
+    centrality_error: float = Field(
+        default=0.12, gt=0.0, le=1.0,
+        description="error target of sampled betweenness above exact_paths_max_nodes: the number of sampled "
+        "BFS sources is the smallest for which the Hoeffding + union bound on every person's absolute error "
+        "of normalised betweenness is at most this, at centrality_confidence (0.12 at 95% is ~530 sources at "
+        "100k people; Spearman 0.96-0.97 against exact on a 10k graph, bench/results/network.md); published "
+        "as mart_network_org.betweenness_error_bound with path_sources",
+    )
+    centrality_confidence: float = Field(
+        default=0.95, gt=0.0, lt=1.0,
+        description="probability that the sampled betweenness of every person is within the bound at once",
+    )
+    path_sources: int | None = Field(
+        default=None, ge=1,
+        description="a fixed number of sampled BFS sources instead of the number centrality_error asks for "
+        "(None: from the error target); the published bound is then the one these sources give",
     )
     community_method: Literal["plm", "leiden"] = Field(
         default="plm", description="Louvain (networkit PLM) or Leiden (igraph)"

@@ -29,11 +29,22 @@ def _old() -> dict[str, dict[str, Any]]:
     return {m["name"]: m for m in json.loads((EXPECTED / "models.json").read_text())}
 
 
+#: the old runner's tables that became incremental on purpose (issue 15: a day's run rewrites the rows its day
+#: changes, not the history's), with their partition column; their description says how
+MADE_INCREMENTAL = {"fct_posts": "activity_date", "fct_answerers": "month_start",
+                    "fct_knowledge_brokers": "month_start"}
+
+
 def test_the_models_are_the_old_runners() -> None:
     old, new = _old(), dbt_project.discover_models()
     assert [m.name for m in new] and {m.name for m in new} == set(old)
     for m in new:
         o = old[m.name]
+        if m.name in MADE_INCREMENTAL:
+            assert (o["materialized"], o["partition_by"]) == ("table", None), m.name
+            o = {**o, "materialized": "incremental", "partition_by": MADE_INCREMENTAL[m.name],
+                 "meta": {**o["meta"], "partition_by": MADE_INCREMENTAL[m.name]},
+                 "description": o["description"].split(". ")[0]}
         assert (m.layer, m.materialized, m.partition_by, m.path.suffix) == (o["layer"], o["materialized"],
                                                                            o["partition_by"], ".sql"), m.name
         assert m.path.parent == warehouse.SQL_DIR / "models" / m.layer

@@ -1,7 +1,26 @@
-with answers as (
+{#- A run rewrites whole months (a month's ranks depend on all its answers; meta partition_grain: month): the
+    months of its interval, and the older months of the answers accepted or reacted to in it (meta
+    replace_keys: month_start); on the first build every month. An acceptance or reaction is counted whether
+    or not it was deleted since, so a redelivered day that deleted one still rewrites its answer's month. -#}
+with
+{%- if is_incremental() %}
+months as (
+    select distinct cast({{ dbt.date_trunc('month', 'r.activity_date') }} as date) as month_start
+    from {{ ref('stg_activities') }} a
+    join {{ ref('int_post_responses') }} r on r.source = a.source and r.event_id = a.parent_id
+    where a.verb in ('answer_accepted', 'reaction')
+      and a.activity_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }}
+      and r.verb = 'reply' and r.post_is_question
+),
+{%- endif %}
+answers as (
     select source, event_id, responder_key, container_id, cast({{ dbt.date_trunc('month', 'activity_date') }} as date) as month_start
     from {{ ref('int_post_responses') }}
     where verb = 'reply' and post_is_question
+    {%- if is_incremental() %}
+      and (activity_date >= {{ esn_interval_start('month') }}
+           or cast({{ dbt.date_trunc('month', 'activity_date') }} as date) in (select month_start from months))
+    {%- endif %}
 ),
 accepted as (
     select distinct source, parent_id as answer_id

@@ -1,3 +1,6 @@
+{#- A run rewrites the months of its interval, whole (a month's ranks depend on all its answers; meta
+    partition_grain: month); on the first build every month. A month's rows depend on its own answers and on
+    the departments in force on their days and on its last day only. -#}
 with answers as (
     select
         cast({{ dbt.date_trunc('month', 'r.activity_date') }} as date) as month_start,
@@ -6,6 +9,9 @@ with answers as (
         r.post_author_key as asker_key
     from {{ ref('int_post_responses') }} r
     where r.verb = 'reply' and r.post_is_question
+    {%- if is_incremental() %}
+      and r.activity_date >= {{ esn_interval_start('month') }}
+    {%- endif %}
 ),
 with_departments as (
     -- both departments as of the day of the answer (int_people_history), not today's

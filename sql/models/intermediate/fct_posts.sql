@@ -1,7 +1,45 @@
-with posts as (
-    select source, event_id, activity_date, occurred_at, actor_key, container_id, is_question
-    from {{ ref('stg_activities') }}
-    where verb = 'post' and not is_deleted
+{#- A run rewrites the rows of the posts its interval can change, each recomputed from its whole history
+    (meta replace_keys: source, event_id): the posts of the interval's days, the posts that received a
+    response in the interval (int_post_responses' interval partitions), the posts whose reply was accepted
+    in it, and the posts whose stored first response, first reply or acceptance fell in it (a redelivered
+    day may have lost that response). Every other post's responses and acceptances are on days outside
+    the interval, so its row is unchanged; on the first build every post is computed. -#}
+with
+{%- if is_incremental() %}
+touched as (
+    select source, post_id as event_id
+    from {{ ref('int_post_responses') }}
+    where activity_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }}
+    union
+    select r.source, r.post_id
+    from {{ ref('stg_activities') }} a
+    join {{ ref('int_post_responses') }} r on r.source = a.source and r.event_id = a.parent_id
+    where a.verb = 'answer_accepted'
+      and a.activity_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }}
+    union
+    select source, event_id
+    from {{ this }}
+    where first_response_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }}
+       or first_reply_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }}
+       or accepted_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }}
+),
+{%- endif %}
+posts as (
+    select a.source, a.event_id, a.activity_date, a.occurred_at, a.actor_key, a.container_id, a.is_question
+    from {{ ref('stg_activities') }} a
+    where a.verb = 'post' and not a.is_deleted
+    {%- if is_incremental() %}
+      and (a.activity_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }}
+           or exists (select 1 from touched t where t.source = a.source and t.event_id = a.event_id))
+    {%- endif %}
+),
+responses as (
+    -- the responses of those posts (all of them on the first build)
+    select r.source, r.event_id, r.post_id, r.verb, r.occurred_at
+    from {{ ref('int_post_responses') }} r
+    {%- if is_incremental() %}
+    where exists (select 1 from posts p where p.source = r.source and p.event_id = r.post_id)
+    {%- endif %}
 ),
 firsts as (
     select
@@ -10,13 +48,13 @@ firsts as (
         -- a response (response rate, SWOOP) is a reply or a reaction; a share alone does not count
         min(case when verb in ('reply', 'reaction') then occurred_at end) as first_response_at,
         min(case when verb = 'reply' then occurred_at end) as first_reply_at
-    from {{ ref('int_post_responses') }}
+    from responses
     group by source, post_id
 ),
 accepted as (
     select r.source, r.post_id, min(a.occurred_at) as accepted_at
     from {{ ref('stg_activities') }} a
-    join {{ ref('int_post_responses') }} r on r.source = a.source and r.event_id = a.parent_id
+    join responses r on r.source = a.source and r.event_id = a.parent_id
     where a.verb = 'answer_accepted' and r.verb = 'reply'
     group by r.source, r.post_id
 )
