@@ -599,6 +599,18 @@ _ARROW_SQL = [
 ]
 
 
+def _duckdb_execute(conn: Connection, sql: str, params: dict[str, Any] | None) -> Any:
+    """`sql` (with `:name` parameters) run on the DuckDB driver's own connection, its errors raised as
+    SQLAlchemy's (a missing table is the same `ProgrammingError` whichever way a table is read)."""
+    import duckdb
+
+    raw: Any = conn.connection.driver_connection
+    try:
+        return raw.execute(re.sub(r"(?<!:):([a-z_][a-z0-9_]*)", r"$\1", sql), params or {})
+    except duckdb.Error as exc:
+        raise sa.exc.DBAPIError.instance(sql, params, exc, duckdb.Error) from exc
+
+
 def read_frame(conn: Connection | Engine, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
     if isinstance(conn, Engine):
         with conn.connect() as c:
@@ -606,8 +618,7 @@ def read_frame(conn: Connection | Engine, sql: str, params: dict[str, Any] | Non
     if dialect(conn) == "duckdb":
         # the driver's own tuples (the same Python values SQLAlchemy's rows hold, without building a Row
         # per row): a third of the time of the Python metrics' reads at 20k people
-        raw: Any = conn.connection.driver_connection
-        cur = raw.execute(re.sub(r"(?<!:):([a-z_][a-z0-9_]*)", r"$\1", sql), params or {})
+        cur = _duckdb_execute(conn, sql, params)
         names = [d[0] for d in cur.description]
         return pd.DataFrame(cur.fetchall(), columns=names)
     result = conn.execute(sa.text(sql), params or {})
@@ -620,8 +631,7 @@ def read_bulk(conn: Connection, sql: str, params: dict[str, Any] | None = None) 
     """Like `read_frame` for millions of rows: DuckDB fetches columns natively (dates come back as
     numpy datetimes, not `datetime.date`), other engines go through pandas."""
     if dialect(conn) == "duckdb":
-        raw: Any = conn.connection.driver_connection
-        return raw.execute(re.sub(r"(?<!:):([a-z_][a-z0-9_]*)", r"$\1", sql), params or {}).df()
+        return _duckdb_execute(conn, sql, params).df()
     return pd.read_sql_query(sa.text(sql), conn, params=params or {})
 
 
