@@ -11,7 +11,7 @@ last bits of a float may move, a published figure may not), NULL as an empty fie
     python -m tests.golden_results --dump DIR     # the tables as CSV files, to diff two trees
 
 The record (tests/data/golden/demo_results.json) holds each table's row count, columns and sha256; the
-test (tests/pipeline/test_results_unchanged.py) names each table whose results moved. An intended change
+test (tests/pipeline/test_repeatable.py, on its second DuckDB warehouse) names each table whose results moved. An intended change
 of a figure (a new metric, a corrected formula) is recorded again with --write in the same commit, and the
 commit message says which tables and why.
 """
@@ -35,8 +35,9 @@ from pipelines.network_stage import run_network_range
 from tests.conftest import SMALL_DEMO, demo_settings
 
 RECORD = Path(__file__).resolve().parent / "data" / "golden" / "demo_results.json"
-PER_RUN = {"dq_validation_results", "dq_reply_completeness", "dq_revisit_tiers", "dq_source_days",
-           "_published"}
+#: the run logs: each run's ids and times, not a published figure
+RUN_LOGS = {"dq_validation_results", "dq_reply_completeness", "dq_revisit_tiers", "dq_source_days"}
+PER_RUN = RUN_LOGS | {"_published"}
 #: the person-level network tables (internal): the centralities and ties the marts summarise
 NETWORK_INTERNAL = ("fct_person_network", "fct_network_ties")
 START = SMALL_DEMO["start"]
@@ -63,23 +64,34 @@ def normalise(df: pd.DataFrame) -> str:
     return "\n".join(lines + rows) + "\n"
 
 
-def results(root: Path) -> dict[str, str]:
-    """The published tables of the small demo (batch, network, then the last day rerun), normalised."""
-    os.environ.setdefault("ESN_PSEUDONYM_KEY", "test-key-not-a-secret")
-    settings = demo_settings(root)
-    engine = warehouse.make_engine(settings.warehouse_url)
-    try:
-        jobs.run(settings, FULL, engine=engine)
-        run_network_range(settings, FULL.start, FULL.end, engine=engine)
+def publish_demo(settings: Any, engine: Any, *, rerun_last_day: bool = True) -> None:
+    """The small demo as one batch and its network windows, then (`rerun_last_day`) the last day again as
+    a daily run: the sequence both this record and tests/pipeline/test_repeatable.py publish."""
+    jobs.run(settings, FULL, engine=engine)
+    run_network_range(settings, FULL.start, FULL.end, engine=engine)
+    if rerun_last_day:
         last = jobs.Interval(FULL.end, FULL.end)
         jobs.run(settings, last, engine=engine)
         run_network_range(settings, last.start, last.end, engine=engine)
-        schemas = warehouse.schemas_of(engine)
-        with engine.connect() as conn:
-            names = [n for n in warehouse.base_tables(conn, [schemas.marts]) if n.rsplit(".", 1)[-1] not in PER_RUN]
-            names += [f"{schemas.internal}.{t}" for t in NETWORK_INTERNAL]
-            return {n.rsplit(".", 1)[-1]: normalise(warehouse.read_frame(conn, f"select * from {n}"))
-                    for n in names}
+
+
+def tables_of(engine: Any) -> dict[str, str]:
+    """Every published table (the marts schema, run logs aside) and the person-level network tables,
+    normalised."""
+    schemas = warehouse.schemas_of(engine)
+    with engine.connect() as conn:
+        names = [n for n in warehouse.base_tables(conn, [schemas.marts]) if n.rsplit(".", 1)[-1] not in PER_RUN]
+        names += [f"{schemas.internal}.{t}" for t in NETWORK_INTERNAL]
+        return {n.rsplit(".", 1)[-1]: normalise(warehouse.read_frame(conn, f"select * from {n}")) for n in names}
+
+
+def results(root: Path) -> dict[str, str]:
+    """The published tables of the small demo (batch, network, then the last day rerun), normalised."""
+    settings = demo_settings(root)
+    engine = warehouse.make_engine(settings.warehouse_url)
+    try:
+        publish_demo(settings, engine)
+        return tables_of(engine)
     finally:
         engine.dispose()
 
@@ -110,6 +122,7 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help=f"record the results in {RECORD}")
     ap.add_argument("--dump", type=Path, help="write each table as DIR/<table>.csv")
     args = ap.parse_args()
+    os.environ.setdefault("ESN_PSEUDONYM_KEY", "test-key-not-a-secret")  # the tests' key (scripts/test.sh)
     with tempfile.TemporaryDirectory() as tmp:
         tables = results(Path(tmp))
     if args.dump:

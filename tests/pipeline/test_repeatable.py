@@ -6,7 +6,8 @@ difference of one sum is a failure. The second run is made as different as the e
 changing the data or the configuration: DuckDB on one thread instead of several, PostgreSQL without parallel
 plans or hash aggregation, so that an aggregate whose result depends on the order rows arrive in (a float
 sum, a node numbering, a community detection seeded by order) shows up here. Then the second warehouse
-reruns the last day and must still be identical.
+reruns the last day and must still be identical, and its published tables equal the record of
+tests/golden_results.py (tests/data/golden/demo_results.json).
 
 Only the run logs (`dq_validation_results`, `dq_reply_completeness`, `dq_revisit_tiers`, `dq_source_days`)
 are left out: they record each run (its id and times), not a published figure.
@@ -14,22 +15,19 @@ are left out: they record each run (its id and times), not a published figure.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from pipelines import jobs, warehouse
-from pipelines.network_stage import run_network_range
-from tests.conftest import SMALL_DEMO, demo_settings
+from pipelines import warehouse
+from tests import golden_results
+from tests.conftest import demo_settings
 
-START = SMALL_DEMO["start"]
-FULL = jobs.Interval(START, START + dt.timedelta(days=SMALL_DEMO["days"] - 1))
-PER_RUN = {"dq_validation_results", "dq_reply_completeness", "dq_revisit_tiers",  # run logs: ids and times
-           "dq_source_days"}
+PER_RUN = golden_results.RUN_LOGS
 
 
 def table_names(engine: sa.Engine) -> list[str]:
@@ -67,18 +65,17 @@ def differences(a: dict[str, bytes], b: dict[str, bytes]) -> list[str]:
 
 
 def publish_all(root: Path, warehouse_url: str | None, on_connect: Callable[[object], None] | None,
-                *, rerun_last_day: bool = False) -> dict[str, bytes]:
+                *, rerun_last_day: bool = False, golden: dict[str, str] | None = None) -> dict[str, bytes]:
+    """The demo published (golden_results.publish_demo) into a new warehouse, dumped; `golden`, when given,
+    receives the tables as tests/golden_results.py normalises them."""
     settings = demo_settings(root, warehouse_url=warehouse_url)
     engine = warehouse.make_engine(settings.warehouse_url)
     if on_connect is not None:
         sa.event.listen(engine, "connect", lambda conn, _record: on_connect(conn))
     try:
-        jobs.run(settings, FULL, engine=engine)
-        run_network_range(settings, FULL.start, FULL.end, engine=engine)
-        if rerun_last_day:
-            last = jobs.Interval(FULL.end, FULL.end)
-            jobs.run(settings, last, engine=engine)
-            run_network_range(settings, last.start, last.end, engine=engine)
+        golden_results.publish_demo(settings, engine, rerun_last_day=rerun_last_day)
+        if golden is not None:
+            golden.update(golden_results.tables_of(engine))
         return dump(engine)
     finally:
         engine.dispose()
@@ -89,10 +86,18 @@ def _duckdb_one_thread(conn) -> None:
 
 
 def test_two_duckdb_runs_publish_byte_identical_tables(tmp_path):
+    """... and the second run's published tables equal the record of tests/golden_results.py (issue 15:
+    speed work must not move a published figure; an intended change is recorded again in its commit)."""
     first = publish_all(tmp_path / "a", None, None)
-    second = publish_all(tmp_path / "b", None, _duckdb_one_thread, rerun_last_day=True)
+    golden: dict[str, str] = {}
+    second = publish_all(tmp_path / "b", None, _duckdb_one_thread, rerun_last_day=True, golden=golden)
     assert len(first) > 30  # every model, the network and the impact tables
     assert not differences(first, second), "\n".join(differences(first, second))
+
+    recorded = json.loads(golden_results.RECORD.read_text())
+    assert len(recorded) > 20 and sum(t["rows"] for t in recorded.values()) > 1000
+    moved = golden_results.differences(recorded, golden_results.record_of(golden))
+    assert not moved, "published results moved from tests/data/golden/demo_results.json:\n" + "\n".join(moved)
 
 
 @pytest.mark.postgres
