@@ -73,3 +73,77 @@
 {% macro esn_clip_to(day, h=none) -%}
     least({{ day }}, {{ h ~ '.valid_to, ' if h }}{{ esn_date('end_date') }})
 {%- endmacro %}
+
+{#- The body of a CTE of ranges: each person's days in the headcount (esn_in_headcount_on) and in a segment
+    (a row of the membership history), within the run's interval: segment_type, segment_value,
+    person_key, r_from, r_to (both days included; empty ranges left out). `people`: an alias of
+    stg_people's rows, `membership`: of int_segment_membership's. A count of people by segment and day
+    is then a count of the ranges that hold the day (esn_range_counts): it costs the ranges, not
+    people x days x segments. Used by int_segment_headcount_daily and mart_adoption_daily. -#}
+{% macro esn_headcount_ranges(people, membership) -%}
+    select segment_type, segment_value, person_key, r_from, r_to
+    from (
+        select
+            m.segment_type,
+            m.segment_value,
+            p.person_key,
+            greatest(m.valid_from, coalesce(p.hire_date, m.valid_from), {{ esn_date('start_date') }}) as r_from,
+            least(m.valid_to, coalesce(p.termination_date - 1, m.valid_to), {{ esn_date('end_date') }}) as r_to
+        from {{ people }} p
+        join {{ membership }} m on m.person_key = p.person_key
+        where (p.in_directory or not p.is_deactivated)
+    ) r
+    where r_from <= r_to
+{%- endmacro %}
+
+{#- The CTEs `range_deltas`, `range_changes` and `range_counts` (as_of_date, segment_type, segment_value and
+    one count per measure) for every day of `calendar` and every segment of `ranges`: the number of ranges
+    that hold the day, per measure. `ranges`: a CTE with segment_type, segment_value, r_to and, per
+    measure, its first day `<measure>_from` (a range counts in the measure from that day to r_to; null or
+    after r_to: not at all). Each range adds +1 on its first day and -1 on the day after its last, and
+    a running sum over the days gives the counts (a difference array): the cost is the ranges and
+    days x segments, never people x days. -#}
+{% macro esn_range_counts(ranges, measures, calendar='calendar') -%}
+range_deltas as (
+    select
+        r.segment_type,
+        r.segment_value,
+        case when e.sign = 1 then case e.measure
+            {%- for m in measures %} when {{ loop.index }} then r.{{ m }}_from{% endfor %} end
+        else r.r_to + 1 end as as_of_date
+        {%- for m in measures %},
+        case when e.measure = {{ loop.index }} then e.sign else 0 end as {{ m }}
+        {%- endfor %}
+    from {{ ranges }} r
+    cross join (
+        {%- for m in measures %}
+        {{ 'union all ' if not loop.first }}select {{ loop.index }} as measure, 1 as sign union all select {{ loop.index }}, -1
+        {%- endfor %}
+    ) e
+    where case e.measure {%- for m in measures %} when {{ loop.index }} then r.{{ m }}_from{% endfor %} end <= r.r_to
+),
+range_changes as (
+    select segment_type, segment_value, as_of_date
+        {%- for m in measures %}, sum({{ m }}) as {{ m }}{% endfor %}
+    from range_deltas
+    group by segment_type, segment_value, as_of_date
+),
+range_segments as (
+    select distinct segment_type, segment_value from {{ ranges }}
+),
+range_counts as (
+    select
+        c.as_of_date,
+        s.segment_type,
+        s.segment_value
+        {%- for m in measures %},
+        cast(sum(coalesce(ch.{{ m }}, 0)) over (
+            partition by s.segment_type, s.segment_value order by c.as_of_date
+            rows between unbounded preceding and current row) as bigint) as {{ m }}
+        {%- endfor %}
+    from {{ calendar }} c
+    cross join range_segments s
+    left join range_changes ch
+      on ch.segment_type = s.segment_type and ch.segment_value = s.segment_value and ch.as_of_date = c.as_of_date
+)
+{%- endmacro %}

@@ -1,18 +1,19 @@
+-- the headcount of every segment and day of the interval (esn_in_headcount_on): each person's ranges of days
+-- in the headcount and in a segment, counted by day (a difference array, not people x days x segments)
 with calendar as (
     {{ esn_interval_days() }}
 ),
-employed as (
-    select c.as_of_date, p.person_key
-    from calendar c
-    join {{ ref('stg_people') }} p
-      on {{ esn_in_headcount_on('p', 'c.as_of_date') }}
-)
-select
-    e.as_of_date,
-    m.segment_type,
-    m.segment_value,
-    count(*) as headcount
-from employed e
-join {{ ref('int_segment_membership') }} m
-  on {{ esn_valid_on('m', 'e.person_key', 'e.as_of_date') }}
-group by e.as_of_date, m.segment_type, m.segment_value
+people as (
+    select * from {{ ref('stg_people') }}
+),
+membership as (
+    select * from {{ ref('int_segment_membership') }}
+),
+ranges as (
+    select r.*, r.r_from as headcount_from
+    from ({{ esn_headcount_ranges('people', 'membership') }}) r
+),
+{{ esn_range_counts('ranges', ['headcount']) }}
+select as_of_date, segment_type, segment_value, headcount
+from range_counts
+where headcount > 0
