@@ -94,3 +94,72 @@ groups as (
                  rows between unbounded preceding and current row)
 )
 {%- endmacro %}
+
+{#- The body of a CTE: exact percentiles by day of values that hold over date ranges. Each row of `source`
+    (keys, range_from, range_to, `value`) puts its value in the multiset of every day of [range_from,
+    range_to] within the run's interval; the result has one row per group of `keys` and day with any value
+    (as_of_date, keys, one column per entry of `quantiles`, a mapping of column name to fraction, as
+    percentile_cont computes it: linear interpolation between the two nearest values).
+
+    A percentile is not a running sum: every (range, day) pair is a row to order. PostgreSQL sorts them
+    (percentile_cont spills to work files). DuckDB keeps a holistic aggregate's values in memory, which at
+    100k people (mart_knowledge_sharing: ~100M pairs) exceeded its memory limit: there the groups are coded
+    as integers, one quantile_cont keeps each group's values once for every fraction, and the interval is
+    cut into blocks of `block_days` days, each aggregated on its own, so the memory is that of a block. -#}
+{% macro esn_range_percentiles(source, keys, value, quantiles, range_from='range_from', range_to='range_to',
+                               block_days=14) -%}
+    {{ return(adapter.dispatch('esn_range_percentiles')(source, keys, value, quantiles, range_from, range_to,
+                                                         block_days)) }}
+{%- endmacro %}
+
+{% macro default__esn_range_percentiles(source, keys, value, quantiles, range_from, range_to, block_days) -%}
+    select
+        c.as_of_date,
+        {% for key in keys %}s.{{ key }},{% endfor %}
+        {%- for name, fraction in quantiles.items() %}
+        percentile_cont({{ fraction }}) within group (order by s.{{ value }}) as {{ name }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from {{ source }} s
+    join ({{ esn_interval_days() }}) c on c.as_of_date between s.{{ range_from }} and s.{{ range_to }}
+    group by c.as_of_date, {% for key in keys %}s.{{ key }}{{ ', ' if not loop.last }}{% endfor %}
+{%- endmacro %}
+
+{% macro duckdb__esn_range_percentiles(source, keys, value, quantiles, range_from, range_to, block_days) -%}
+    {%- set k = keys | join(', ') -%}
+    {%- set first = _esn_day('start_date') -%}
+    {%- set last = _esn_day('end_date') -%}
+    {%- set n_days = 1 if first is none or last is none else (last - first).days + 1 -%}
+    {%- set fractions = quantiles.values() | list -%}
+    with pct_groups as (
+        -- an integer per group, from its keys (deterministic: the CTE may be evaluated more than once)
+        select {{ k }}, dense_rank() over (order by {{ k }}) as group_id
+        from (select distinct {{ k }} from {{ source }}) d
+    ),
+    pct_values as (
+        select g.group_id, s.{{ range_from }} as range_from, s.{{ range_to }} as range_to, s.{{ value }} as v
+        from {{ source }} s
+        join pct_groups g on {% for key in keys %}g.{{ key }} = s.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
+        where s.{{ value }} is not null
+    ),
+    pct_blocks as (
+        {%- for lo in range(0, n_days, block_days) %}
+        {%- set hi = [lo + block_days, n_days] | min - 1 %}
+        select c.as_of_date, p.group_id, quantile_cont(p.v, [{{ fractions | join(', ') }}]) as qs
+        from pct_values p
+        join (select cast({{ esn_date('start_date', lo) }} + cast(g.i as integer) as date) as as_of_date
+              from generate_series(0, {{ hi - lo }}) as g(i)) c
+          on c.as_of_date between p.range_from and p.range_to
+        where p.range_from <= {{ esn_date('start_date', hi) }} and p.range_to >= {{ esn_date('start_date', lo) }}
+        group by c.as_of_date, p.group_id
+        {{ 'union all' if not loop.last }}
+        {%- endfor %}
+    )
+    select
+        b.as_of_date,
+        {% for key in keys %}g.{{ key }},{% endfor %}
+        {%- for name in quantiles %}
+        b.qs[{{ loop.index }}] as {{ name }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from pct_blocks b
+    join pct_groups g on g.group_id = b.group_id
+{%- endmacro %}

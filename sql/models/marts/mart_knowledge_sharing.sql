@@ -127,16 +127,9 @@ answered_spans as (
     where s.first_reply_date is not null and s.hours_to_first_reply is not null
 ),
 percentiles as (
-    select
-        c.as_of_date,
-        a.period_type,
-        a.segment_type,
-        a.segment_value,
-        percentile_cont(0.5) within group (order by a.hours_to_first_reply) as median_hours,
-        percentile_cont(0.9) within group (order by a.hours_to_first_reply) as p90_hours
-    from answered_spans a
-    join calendar c on c.as_of_date between a.span_from and a.span_to
-    group by c.as_of_date, a.period_type, a.segment_type, a.segment_value
+    {{ esn_range_percentiles('answered_spans', ['period_type', 'segment_type', 'segment_value'],
+                             'hours_to_first_reply', {'median_hours': 0.5, 'p90_hours': 0.9},
+                             range_from='span_from', range_to='span_to') }}
 ),
 flagged as (
     select k.*, p.median_hours, p.p90_hours, k.askers < {{ esn_number('min_group_size') }} as suppressed
