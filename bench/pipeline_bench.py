@@ -31,7 +31,6 @@ import os
 import platform
 import shutil
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,34 +41,13 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.peak_rss import PeakRSS  # noqa: E402
 from pipelines import jobs, warehouse  # noqa: E402
 from pipelines.config import SourceConfig, load_settings  # noqa: E402
 from pipelines.network_stage import run_network  # noqa: E402
 
 # events the demo generator produces per person-day at events_per_person_day=1 (measured on the default org)
 EVENTS_PER_UNIT = 0.524
-
-
-class PeakRSS:
-    def __init__(self) -> None:
-        self.proc = psutil.Process()
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(0.02)
-
-    def __enter__(self) -> PeakRSS:
-        self.peak = self.proc.memory_info().rss
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def measure(results: list[dict[str, Any]], name: str, fn: Callable[[], Any]) -> Any:

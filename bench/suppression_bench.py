@@ -26,42 +26,16 @@ import json
 import os
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.peak_rss import PeakRSS  # noqa: E402
 from pipelines import jobs, suppression, transform, warehouse  # noqa: E402
 from pipelines.config import load_settings  # noqa: E402
-
-
-class PeakRSS:
-    """The highest resident set size while the block runs, sampled every 20 ms."""
-
-    def __init__(self) -> None:
-        self.proc = psutil.Process()
-        self.base = self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(0.02)
-
-    def __enter__(self) -> PeakRSS:
-        self.base = self.peak = self.proc.memory_info().rss
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def timed(engine: Any, settings: Any, interval: jobs.Interval) -> dict[str, Any]:
