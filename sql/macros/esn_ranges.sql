@@ -105,9 +105,11 @@ groups as (
     (percentile_cont spills to work files). DuckDB keeps a holistic aggregate's values in memory, which at
     100k people (mart_knowledge_sharing: ~100M pairs) exceeded its memory limit: there the groups are coded
     as integers, one quantile_cont keeps each group's values once for every fraction, and the interval is
-    cut into blocks of `block_days` days, each aggregated on its own, so the memory is that of a block. -#}
+    cut into blocks of `block_days` days, each aggregated on its own, so the memory is that of a block. The
+    block size is measured: on the M lake (7.3M answered spans, 90.7M pairs, 4 GB limit) the percentiles took
+    50.6 s in blocks of 14 days, 7.4 s of 7, 4.1 s of 4 and 4.9 s of 2 (a large block's aggregate spills). -#}
 {% macro esn_range_percentiles(source, keys, value, quantiles, range_from='range_from', range_to='range_to',
-                               block_days=14) -%}
+                               block_days=4) -%}
     {{ return(adapter.dispatch('esn_range_percentiles')(source, keys, value, quantiles, range_from, range_to,
                                                          block_days)) }}
 {%- endmacro %}
