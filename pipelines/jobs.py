@@ -772,9 +772,10 @@ def _land(settings: Settings, source_name: str, requested: Interval) -> dict[str
                     "to the run that extracted them", source_name, interval.batch, ", ".join(superseded))
     crashpoints.reached("land.start")
     acts = pq.read_table(staged / "activities.parquet")
-    # one sort, then a zero-copy slice per day (a mask per day would rescan the batch every day)
-    acts = acts.sort_by([("occurred_at", "ascending"), ("event_id", "ascending")])
-    epoch_days = pc.divide(pc.cast(pc.cast(acts.column("occurred_at"), pa.int64()), pa.int64()),
+    # one sort of the row numbers, then each day's rows taken in that order (a mask per day would rescan
+    # the batch every day; a sorted copy of the whole batch would double its memory)
+    order = pc.sort_indices(acts, [("occurred_at", "ascending"), ("event_id", "ascending")])
+    epoch_days = pc.divide(pc.cast(pc.cast(acts.column("occurred_at").take(order), pa.int64()), pa.int64()),
                            86_400_000_000).to_numpy(zero_copy_only=False)
     base = lake.canonical_dir(settings.lake_dir, "activities") / f"source={source_name}"
     written = 0
@@ -782,7 +783,7 @@ def _land(settings: Settings, source_name: str, requested: Interval) -> dict[str
     for day in landed:
         n = (day - dt.date(1970, 1, 1)).days
         lo, hi = np.searchsorted(epoch_days, [n, n + 1])
-        part = acts.slice(lo, hi - lo)
+        part = acts.take(order.slice(lo, hi - lo))
         lake.write_partition(base, day, part)
         written += part.num_rows
     usage_file = staged / "usage.parquet"
