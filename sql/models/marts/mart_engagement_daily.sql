@@ -1,41 +1,59 @@
 with calendar as (
-    {{ esn_interval_days('activity_date') }}
+    {{ esn_interval_days() }}
 ),
 activity as (
-    select *
+    select person_key, activity_date, contributions, actions
     from {{ ref('fct_person_daily_activity') }}
     where activity_date between {{ esn_date('start_date', -27) }} and {{ esn_date('end_date') }}
 ),
-windowed as (
-    select
-        c.activity_date,
-        a.person_key,
-        max(case when a.activity_date = c.activity_date then 1 else 0 end) as active_1d,
-        max(case when a.activity_date > c.activity_date - 7 then 1 else 0 end) as active_7d,
-        max(case when a.activity_date = c.activity_date and a.contributions > 0 then 1 else 0 end) as posting_1d,
-        max(case when a.activity_date > c.activity_date - 7 and a.contributions > 0 then 1 else 0 end) as posting_7d,
-        max(case when a.contributions > 0 then 1 else 0 end) as posting_28d,
-        sum(a.actions) as actions_28d
-    from calendar c
-    join activity a on a.activity_date between c.activity_date - 27 and c.activity_date
-    group by c.activity_date, a.person_key
+window_ranges as (
+    -- an active day counts its person active (posting: with a contribution) on the as-of days whose
+    -- 7- or 28-day window holds it: [activity_date, activity_date + 6 or + 27]
+    select person_key, 'mau' as kind, activity_date as r_from, activity_date + 27 as r_to from activity
+    union all
+    select person_key, 'wau', activity_date, activity_date + 6 from activity
+    union all
+    select person_key, 'posting_28d', activity_date, activity_date + 27 from activity where contributions > 0
+    union all
+    select person_key, 'posting_7d', activity_date, activity_date + 6 from activity where contributions > 0
 ),
-usage as (
+window_islands as (
+    -- a person counts once a day: the union of their ranges of each kind
+    {{ esn_range_islands('window_ranges', ['person_key', 'kind'], 'r_from', 'r_to') }}
+),
+person_ranges as (
+    -- (person, first and last as-of day, what the range counts)
+    select person_key, covered_from as r_from, covered_to as r_to,
+           0 as dau, case when kind = 'wau' then 1 else 0 end as wau, case when kind = 'mau' then 1 else 0 end as mau,
+           0 as posting_users_1d, case when kind = 'posting_7d' then 1 else 0 end as posting_users_7d,
+           case when kind = 'posting_28d' then 1 else 0 end as posting_users_28d, 0 as actions_28d
+    from window_islands
+    union all
+    select person_key, activity_date, activity_date, 1, 0, 0, case when contributions > 0 then 1 else 0 end, 0, 0, 0
+    from activity
+    union all
+    select person_key, activity_date, activity_date + 27, 0, 0, 0, 0, 0, 0, actions
+    from activity
+),
+ranges as (
+    -- counted in the person's segments of each as-of day: the range clipped to each membership row
     select
-        w.activity_date,
-        s.segment_type,
-        s.segment_value,
-        sum(w.active_1d) as dau,
-        sum(w.active_7d) as wau,
-        count(*) as mau,
-        sum(w.posting_1d) as posting_users_1d,
-        sum(w.posting_7d) as posting_users_7d,
-        sum(w.posting_28d) as posting_users_28d,
-        sum(w.actions_28d) as actions_28d
-    from windowed w
-    join {{ ref('int_segment_membership') }} s
-      on {{ esn_valid_on('s', 'w.person_key', 'w.activity_date') }}
-    group by w.activity_date, s.segment_type, s.segment_value
+        m.segment_type,
+        m.segment_value,
+        {{ esn_clip_from('r.r_from', 'm') }} as range_from,
+        {{ esn_clip_to('r.r_to', 'm') }} as range_to,
+        r.dau, r.wau, r.mau, r.posting_users_1d, r.posting_users_7d, r.posting_users_28d, r.actions_28d
+    from person_ranges r
+    join {{ ref('int_segment_membership') }} m
+      on {{ esn_valid_during('m', 'r.person_key', 'r.r_from', 'r.r_to') }}
+),
+{{ esn_range_daily_totals('usage_totals', ['segment_type', 'segment_value'],
+                          ['dau', 'wau', 'mau', 'posting_users_1d', 'posting_users_7d', 'posting_users_28d',
+                           'actions_28d']) }},
+usage as (
+    select as_of_date as activity_date, segment_type, segment_value, dau, wau, mau, posting_users_1d,
+           posting_users_7d, posting_users_28d, actions_28d
+    from usage_totals
 ),
 headcount as (
     select as_of_date as activity_date, segment_type, segment_value, headcount
