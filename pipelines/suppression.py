@@ -432,6 +432,7 @@ class Directory:
     _coded: _Coded | None = None
     _day: tuple[int, _DayTable] | None = None  # the last epoch's table (days come in order of the marts)
     _atoms: dict[tuple[int, tuple[str, ...]], _Atoms] = field(default_factory=dict)
+    _full: dict[int, _Atoms] = field(default_factory=dict)  # per epoch: the atoms of every type
     _types: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     @property
@@ -460,9 +461,15 @@ class Directory:
         return self._types[ep]
 
     def atoms(self, day: dt.date, types: tuple[str, ...]) -> _Atoms:
-        key = (self.epoch(day), types)
+        """The day's people grouped by their values of `types`. The people x types table of an epoch is
+        built once, into the atoms of every type (`_full`); the atoms of fewer types are those grouped
+        again (the families of the segment marts ask for different sets of types on the same days)."""
+        ep = self.epoch(day)
+        key = (ep, types)
         if key not in self._atoms:
-            self._atoms[key] = self.table(day).atoms(types, self.coded)
+            if ep not in self._full:
+                self._full[ep] = self.table(day).atoms(self.coded.types, self.coded)
+            self._atoms[key] = self._full[ep].regroup(types, self.coded)
         return self._atoms[key]
 
     @classmethod
@@ -672,6 +679,20 @@ class _Atoms:
     types: tuple[str, ...]
     rows: np.ndarray
     labels: tuple[np.ndarray, ...]
+
+    def regroup(self, types: tuple[str, ...], coded: _Coded) -> _Atoms:
+        """The atoms of `types` (a subset of this one's, in that order) from these: the same people
+        grouped by fewer values, sizes summed; the same atoms, in the same order, as `_DayTable.atoms`
+        gives for `types` (both order atoms by their value codes, column by column)."""
+        if types == self.types:
+            return self
+        cols = [self.types.index(t) for t in types]
+        key = np.zeros(len(self.rows), dtype=np.int64)
+        for j, c in zip(cols, (coded.types.index(t) for t in types), strict=True):
+            _, key = np.unique(key * len(coded.labels[c]) + self.rows[:, j], return_inverse=True)
+        _, index, inverse = np.unique(key, return_index=True, return_inverse=True)
+        n = np.bincount(inverse, weights=self.n, minlength=len(index)).astype(np.int64)
+        return _Atoms(n, types, self.rows[index][:, cols], tuple(self.labels[j] for j in cols))
 
     @property
     def vectors(self) -> dict[tuple[str, str], np.ndarray]:
