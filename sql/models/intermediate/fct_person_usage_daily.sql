@@ -13,6 +13,26 @@ with activity as (
     ) a
     group by activity_date, person_key
 ),
+{%- if (esn_days_between('start_date', 'end_date') | int) < 7 %}
+calendar as (
+    {{ esn_interval_days() }}
+),
+per_person as (
+    -- a short interval (a daily run): each as-of day's twelve 7-day blocks straight from the person's
+    -- days, [as_of - 83, as_of] (a block per distinct (as_of - day) rounded down to a multiple of 7), instead of the person x day grid
+    -- of 84 days before the interval; the same rows as the grid gives
+    select
+        c.as_of_date,
+        a.person_key,
+        cast(sum(a.actions) as bigint) as actions_12w,
+        cast(count(distinct (c.as_of_date - a.activity_date) - (c.as_of_date - a.activity_date) % 7) as bigint)
+            as active_weeks_12w
+    from calendar c
+    join activity a
+      on a.activity_date between c.as_of_date - 83 and c.as_of_date
+    group by c.as_of_date, a.person_key
+)
+{%- else %}
 {{ esn_person_day_grid('active', ['actions'], days_before=83, with_periods=false) }},
 weekly as (
     -- active_7d: any action in the 7-day block ending on the day
@@ -46,6 +66,7 @@ per_person as (
     where day between {{ esn_date('start_date') }} and {{ esn_date('end_date') }}
       and active_days_12w > 0
 )
+{%- endif %}
 select
     as_of_date,
     person_key,
