@@ -147,3 +147,68 @@ range_counts as (
       on ch.segment_type = s.segment_type and ch.segment_value = s.segment_value and ch.as_of_date = c.as_of_date
 )
 {%- endmacro %}
+
+{#- CTEs (profile_bounds, profile_epochs, profile_rows, profile_keys, person_epochs and profile_segments,
+    comma-separated, to be placed in a WITH list after `membership`, a CTE of int_segment_membership's
+    rows): the people grouped by their whole set of segments. A person's segments change only where one
+    of their membership rows starts or ends; between two such days (an epoch, within the interval) they are a fixed set of
+    (segment_type, segment_value) rows, its `profile`. person_epochs has person_key, epoch_from, epoch_to
+    (both days included) and profile_id (the same number for the same set of rows, duplicates included);
+    profile_segments has profile_id, segment_type, segment_value (one row per membership row of the
+    profile). A count by segment as of a day is then a count by profile (a few thousand at 100k people)
+    joined to profile_segments at the end, instead of each person-day joined to each of its segment
+    rows. Epochs are those of the run's interval (days outside it are in none). Used by
+    mart_engagement_period. -#}
+{% macro esn_person_profiles(membership='membership') -%}
+profile_bounds as (
+    -- the days a person's segments may change within the interval, and the day after it
+    select person_key, greatest(valid_from, {{ esn_date('start_date') }}) as day from {{ membership }}
+    where valid_to >= {{ esn_date('start_date') }} and valid_from <= {{ esn_date('end_date') }}
+    union
+    select person_key, valid_to + 1 from {{ membership }}
+    where valid_to >= {{ esn_date('start_date') }} and valid_to < {{ esn_date('end_date') }}
+    union
+    select person_key, {{ esn_date('end_date', 1) }} from {{ membership }}
+    where valid_to >= {{ esn_date('start_date') }} and valid_from <= {{ esn_date('end_date') }}
+),
+profile_epochs as (
+    select person_key, day as epoch_from, lead(day) over (partition by person_key order by day) - 1 as epoch_to
+    from profile_bounds
+),
+profile_rows as (
+    select
+        e.person_key,
+        e.epoch_from,
+        e.epoch_to,
+        m.segment_type,
+        m.segment_value,
+        -- the row as an unambiguous string (lengths before the parts), the profile being their sorted concatenation
+        cast(length(m.segment_type) as varchar) || ':' || m.segment_type
+            || case when m.segment_value is null then '!'
+                    else '=' || cast(length(m.segment_value) as varchar) || ':' || m.segment_value end as code
+    from profile_epochs e
+    join {{ membership }} m
+      on m.person_key = e.person_key and e.epoch_from between m.valid_from and m.valid_to
+    where e.epoch_to is not null
+),
+profile_keys as (
+    select person_key, epoch_from, epoch_to, string_agg(code, ';' order by code) as profile
+    from profile_rows
+    group by person_key, epoch_from, epoch_to
+),
+person_epochs as (
+    select person_key, epoch_from, epoch_to, dense_rank() over (order by profile) as profile_id
+    from profile_keys
+),
+profile_segments as (
+    -- the rows of one epoch of each profile (the first person's first): every epoch of it has the same
+    select e.profile_id, r.segment_type, r.segment_value
+    from (
+        select person_key, epoch_from, profile_id,
+               row_number() over (partition by profile_id order by person_key, epoch_from) as nth
+        from person_epochs
+    ) e
+    join profile_rows r on r.person_key = e.person_key and r.epoch_from = e.epoch_from
+    where e.nth = 1
+)
+{%- endmacro %}

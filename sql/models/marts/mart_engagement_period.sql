@@ -5,70 +5,133 @@ windows as (
     {{- esn_period_windows(['day', 'rolling_7d', 'rolling_28d', 'week', 'month'], with_end=true) }}
 ),
 activity as (
-    select *
+    select person_key, activity_date, actions, contributions, posts, replies, reactions
     from {{ ref('fct_person_daily_activity') }}
     where activity_date between {{ esn_date('start_date', -30) }} and {{ esn_date('end_date') }}
 ),
-{{ esn_person_day_grid('days', ['actions', 'contributions', 'posts', 'replies', 'reactions']) }},
-{{ esn_person_period_totals(['days', 'actions', 'contributions', 'posts', 'replies', 'reactions'],
-                            ['day', 'rolling_7d', 'rolling_28d', 'week', 'month']) }},
-in_range as (
-    select * from rolled
-    where as_of_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }}
-      and r28_days + mo_days > 0
+membership as (
+    select * from {{ ref('int_segment_membership') }}
 ),
-usage_wide as (
+{{ esn_person_profiles() }},
+day_totals as (
+    -- the day's figures of the people of each profile (an active day counts in the as-of days of its
+    -- profiles from the day itself to at most 30 days later: [activity_date, activity_date + 30]); an
+    -- epoch ending before that stops the day's ranges there (clip_to), else they run to the period's end
     select
-        p.as_of_date,
-        m.segment_type,
-        m.segment_value,
-        sum(case when p.d_days > 0 then 1 else 0 end) as d_users,
-        sum(case when p.d_contributions > 0 then 1 else 0 end) as d_posting,
-        sum(p.d_actions) as d_actions, sum(p.d_contributions) as d_contributions, sum(p.d_posts) as d_posts,
-        sum(p.d_replies) as d_replies, sum(p.d_reactions) as d_reactions, sum(p.d_days) as d_days,
-        sum(case when p.r7_days > 0 then 1 else 0 end) as r7_users,
-        sum(case when p.r7_contributions > 0 then 1 else 0 end) as r7_posting,
-        sum(p.r7_actions) as r7_actions, sum(p.r7_contributions) as r7_contributions, sum(p.r7_posts) as r7_posts,
-        sum(p.r7_replies) as r7_replies, sum(p.r7_reactions) as r7_reactions, sum(p.r7_days) as r7_days,
-        sum(case when p.r28_days > 0 then 1 else 0 end) as r28_users,
-        sum(case when p.r28_contributions > 0 then 1 else 0 end) as r28_posting,
-        sum(p.r28_actions) as r28_actions, sum(p.r28_contributions) as r28_contributions,
-        sum(p.r28_posts) as r28_posts, sum(p.r28_replies) as r28_replies, sum(p.r28_reactions) as r28_reactions,
-        sum(p.r28_days) as r28_days,
-        sum(case when p.wk_days > 0 then 1 else 0 end) as wk_users,
-        sum(case when p.wk_contributions > 0 then 1 else 0 end) as wk_posting,
-        sum(p.wk_actions) as wk_actions, sum(p.wk_contributions) as wk_contributions, sum(p.wk_posts) as wk_posts,
-        sum(p.wk_replies) as wk_replies, sum(p.wk_reactions) as wk_reactions, sum(p.wk_days) as wk_days,
-        sum(case when p.mo_days > 0 then 1 else 0 end) as mo_users,
-        sum(case when p.mo_contributions > 0 then 1 else 0 end) as mo_posting,
-        sum(p.mo_actions) as mo_actions, sum(p.mo_contributions) as mo_contributions, sum(p.mo_posts) as mo_posts,
-        sum(p.mo_replies) as mo_replies, sum(p.mo_reactions) as mo_reactions, sum(p.mo_days) as mo_days
-    from in_range p
-    join {{ ref('int_segment_membership') }} m
-      on {{ esn_valid_on('m', 'p.person_key', 'p.as_of_date') }}
-    group by p.as_of_date, m.segment_type, m.segment_value
+        e.profile_id,
+        a.activity_date,
+        greatest(a.activity_date, e.epoch_from, {{ esn_date('start_date') }}) as clip_from,
+        case when e.epoch_to < a.activity_date + 30 then e.epoch_to end as clip_to,
+        count(*) as users,
+        sum(case when a.contributions > 0 then 1 else 0 end) as posting,
+        sum(a.actions) as actions, sum(a.contributions) as contributions, sum(a.posts) as posts,
+        sum(a.replies) as replies, sum(a.reactions) as reactions
+    from activity a
+    join person_epochs e
+      on e.person_key = a.person_key and e.epoch_from <= a.activity_date + 30 and e.epoch_to >= a.activity_date
+    group by e.profile_id, a.activity_date, greatest(a.activity_date, e.epoch_from, {{ esn_date('start_date') }}),
+             case when e.epoch_to < a.activity_date + 30 then e.epoch_to end
 ),
+{#- a period's last as-of day that holds the day `d` (an SQL date expression) -#}
+{%- set period_ends = {'rolling_7d': '{d} + 6', 'rolling_28d': '{d} + 27',
+                       'week': esn_week_end('{d}'), 'month': esn_month_end('{d}')} %}
+{%- for kind in ['users', 'posting'] %}
+{{ kind }}_days as (
+    -- a person is active (posting) in a period as of day d when one of their active (contributing) days x
+    -- is in it: the as-of days [x, the period's last day holding x]. In the order of x, those ranges
+    -- merge while the next one starts at most a day after one ends: an island of as-of days starts on a
+    -- day whose previous day's range ended before, and ends with a day whose range the next one does
+    -- not continue (per period: <period>_starts, <period>_ends)
+    select
+        person_key,
+        activity_date
+        {%- for period, end in period_ends.items() %},
+        prev_day is null or activity_date > {{ end.format(d='prev_day') }} + 1 as {{ period }}_starts,
+        next_day is null or next_day > {{ end.format(d='activity_date') }} + 1 as {{ period }}_ends
+        {%- endfor %}
+    from (
+        select person_key, activity_date,
+               lag(activity_date) over (partition by person_key order by activity_date) as prev_day,
+               lead(activity_date) over (partition by person_key order by activity_date) as next_day
+        from activity
+        {%- if kind == 'posting' %}
+        where contributions > 0
+        {%- endif %}
+    ) a
+),
+{%- endfor %}
+islands as (
+    -- (person, period, users or posting, first and last as-of day of an island): among the days that
+    -- start or end one, an island's last as-of day is its first day's range end when that day also ends
+    -- it, else the range end of the next such day (the one ending it)
+    {%- for kind in ['users', 'posting'] %}
+    {%- set outer = loop %}
+    {%- for period, end in period_ends.items() %}
+    {{ 'union all' if not (outer.first and loop.first) }}
+    select person_key, '{{ period }}' as period_type, '{{ kind }}' as kind, island_from, island_to
+    from (
+        select
+            person_key,
+            activity_date as island_from,
+            case when {{ period }}_ends then {{ end.format(d='activity_date') }}
+                 else lead({{ end.format(d='activity_date') }}) over (partition by person_key order by activity_date)
+            end as island_to,
+            {{ period }}_starts as starts
+        from {{ kind }}_days
+        where {{ period }}_starts or {{ period }}_ends
+    ) i
+    where starts
+    {%- endfor %}
+    {%- endfor %}
+),
+ranges as (
+    -- counted in the person's profile of each as-of day: the totals of each day over its periods, and
+    -- the islands clipped to each epoch; all within the interval
+    select 'day' as period_type, profile_id, clip_from as range_from,
+           least(activity_date, coalesce(clip_to, activity_date), {{ esn_date('end_date') }}) as range_to,
+           users, posting, actions, contributions, posts, replies, reactions, users as person_days
+    from day_totals
+    {%- for period, end in period_ends.items() %}
+    union all
+    select '{{ period }}', profile_id, clip_from,
+           least({{ end.format(d='activity_date') }}, coalesce(clip_to, {{ end.format(d='activity_date') }}),
+                 {{ esn_date('end_date') }}),
+           0, 0, actions, contributions, posts, replies, reactions, users
+    from day_totals
+    {%- endfor %}
+    union all
+    select
+        i.period_type,
+        e.profile_id,
+        greatest(i.island_from, e.epoch_from, {{ esn_date('start_date') }}),
+        least(i.island_to, e.epoch_to, {{ esn_date('end_date') }}),
+        case when i.kind = 'users' then 1 else 0 end,
+        case when i.kind = 'posting' then 1 else 0 end,
+        0, 0, 0, 0, 0, 0
+    from islands i
+    join person_epochs e
+      on e.person_key = i.person_key and e.epoch_from <= i.island_to and e.epoch_to >= i.island_from
+),
+{{ esn_range_daily_totals('profile_totals', ['period_type', 'profile_id'],
+                          ['users', 'posting', 'actions', 'contributions', 'posts', 'replies', 'reactions',
+                           'person_days']) }},
 usage as (
-    select as_of_date, 'day' as period_type, segment_type, segment_value, d_users as active_users,
-           d_posting as posting_users, d_actions as actions, d_contributions as contributions, d_posts as posts,
-           d_replies as replies, d_reactions as reactions, d_days as person_days
-    from usage_wide
-    union all
-    select as_of_date, 'rolling_7d', segment_type, segment_value, r7_users, r7_posting, r7_actions,
-           r7_contributions, r7_posts, r7_replies, r7_reactions, r7_days
-    from usage_wide
-    union all
-    select as_of_date, 'rolling_28d', segment_type, segment_value, r28_users, r28_posting, r28_actions,
-           r28_contributions, r28_posts, r28_replies, r28_reactions, r28_days
-    from usage_wide
-    union all
-    select as_of_date, 'week', segment_type, segment_value, wk_users, wk_posting, wk_actions,
-           wk_contributions, wk_posts, wk_replies, wk_reactions, wk_days
-    from usage_wide
-    union all
-    select as_of_date, 'month', segment_type, segment_value, mo_users, mo_posting, mo_actions,
-           mo_contributions, mo_posts, mo_replies, mo_reactions, mo_days
-    from usage_wide
+    select
+        t.as_of_date,
+        t.period_type,
+        g.segment_type,
+        g.segment_value,
+        sum(t.users) as active_users,
+        sum(t.posting) as posting_users,
+        sum(t.actions) as actions,
+        sum(t.contributions) as contributions,
+        sum(t.posts) as posts,
+        sum(t.replies) as replies,
+        sum(t.reactions) as reactions,
+        sum(t.person_days) as person_days
+    from profile_totals t
+    join profile_segments g on g.profile_id = t.profile_id
+    group by t.as_of_date, t.period_type, g.segment_type, g.segment_value
 ),
 joined as (
     select
