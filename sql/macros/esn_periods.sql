@@ -64,6 +64,20 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- The last as-of date whose period `period` holds the date `day` (the first is `day` itself): day: day;
+    rolling_7d: day + 6; rolling_28d: day + 27; week: its Sunday; month: its last day. A day's figures
+    count in a period's totals as of [day, this]. Used by esn_activity_islands and
+    mart_engagement_period. -#}
+{% macro esn_period_last_holding(period, day) -%}
+    {%- if period == 'day' -%} {{ day }}
+    {%- elif period == 'rolling_7d' -%} {{ day }} + 6
+    {%- elif period == 'rolling_28d' -%} {{ day }} + 27
+    {%- elif period == 'week' -%} {{ esn_week_end(day) }}
+    {%- elif period == 'month' -%} {{ esn_month_end(day) }}
+    {%- else -%} {{ exceptions.raise_compiler_error("unknown period type " ~ period) }}
+    {%- endif -%}
+{%- endmacro %}
+
 {#- The body of the CTE `windows`: one row per day of `calendar` (a CTE with as_of_date) and period type
     of `periods` (in that order), with period_type and period_start (with_end: period_end too). Used by
     mart_engagement_period (every period, with its end), mart_interactions_period (rolling_7d, rolling_28d,
@@ -196,4 +210,63 @@ rolled as (
     from rolled
     where as_of_date between {{ esn_date('start_date') }} and {{ esn_date('end_date') }} and {{ prefixes[period] }}_{{ flag }} > 0
     {%- endfor %}
+{%- endmacro %}
+
+{#- CTEs (<kind>_days per kind and islands, comma-separated, after `activity`, a CTE with person_key and
+    activity_date, one row per person and day at most): the as-of days on which each person is active in
+    each period of `periods` (rolling_7d, rolling_28d, week, month), as islands. `kinds` maps a kind's name
+    to the condition on activity's rows that count for it (none: every row), e.g. {'users': none,
+    'posting': 'contributions > 0'}. A day x of a person counts them in a period as of the days
+    [x, the period's last as-of day holding x: esn_period_last_holding]. In the order of x, those ranges merge while the
+    next one starts at most a day after one ends (the period's end only grows with x): an island of
+    as-of days starts on a day whose previous day's range ended before it, and ends with a day whose range
+    the next day does not continue. `islands` has person_key, period_type, kind, island_from and
+    island_to (both days included), islands of one person, period and kind never overlapping: a count of
+    the islands holding a day is a count of people. One lag and lead over each kind's days, no running
+    window. Used by mart_engagement_period (users, posting) and mart_department_concentration
+    (contributors). -#}
+{% macro esn_activity_islands(kinds, periods=['rolling_7d', 'rolling_28d', 'week', 'month']) -%}
+    {%- for kind, condition in kinds.items() %}
+{{ kind }}_days as (
+    select
+        person_key,
+        activity_date
+        {%- for period in periods %},
+        prev_day is null or activity_date > {{ esn_period_last_holding(period, 'prev_day') }} + 1 as {{ period }}_starts,
+        next_day is null or next_day > {{ esn_period_last_holding(period, 'activity_date') }} + 1 as {{ period }}_ends
+        {%- endfor %}
+    from (
+        select person_key, activity_date,
+               lag(activity_date) over (partition by person_key order by activity_date) as prev_day,
+               lead(activity_date) over (partition by person_key order by activity_date) as next_day
+        from activity
+        {%- if condition %}
+        where {{ condition }}
+        {%- endif %}
+    ) a
+),
+    {%- endfor %}
+islands as (
+    -- among the days that start or end an island, its last as-of day is its first day's range end when
+    -- that day also ends it, else the range end of the next such day (the one ending it)
+    {%- for kind in kinds %}
+    {%- set outer = loop %}
+    {%- for period in periods %}
+    {{ 'union all' if not (outer.first and loop.first) }}
+    select person_key, '{{ period }}' as period_type, '{{ kind }}' as kind, island_from, island_to
+    from (
+        select
+            person_key,
+            activity_date as island_from,
+            case when {{ period }}_ends then {{ esn_period_last_holding(period, 'activity_date') }}
+                 else lead({{ esn_period_last_holding(period, 'activity_date') }}) over (partition by person_key order by activity_date)
+            end as island_to,
+            {{ period }}_starts as starts
+        from {{ kind }}_days
+        where {{ period }}_starts or {{ period }}_ends
+    ) i
+    where starts
+    {%- endfor %}
+    {%- endfor %}
+)
 {%- endmacro %}

@@ -32,58 +32,7 @@ day_totals as (
     group by e.profile_id, a.activity_date, greatest(a.activity_date, e.epoch_from, {{ esn_date('start_date') }}),
              case when e.epoch_to < a.activity_date + 30 then e.epoch_to end
 ),
-{#- a period's last as-of day that holds the day `d` (an SQL date expression) -#}
-{%- set period_ends = {'rolling_7d': '{d} + 6', 'rolling_28d': '{d} + 27',
-                       'week': esn_week_end('{d}'), 'month': esn_month_end('{d}')} %}
-{%- for kind in ['users', 'posting'] %}
-{{ kind }}_days as (
-    -- a person is active (posting) in a period as of day d when one of their active (contributing) days x
-    -- is in it: the as-of days [x, the period's last day holding x]. In the order of x, those ranges
-    -- merge while the next one starts at most a day after one ends: an island of as-of days starts on a
-    -- day whose previous day's range ended before, and ends with a day whose range the next one does
-    -- not continue (per period: <period>_starts, <period>_ends)
-    select
-        person_key,
-        activity_date
-        {%- for period, end in period_ends.items() %},
-        prev_day is null or activity_date > {{ end.format(d='prev_day') }} + 1 as {{ period }}_starts,
-        next_day is null or next_day > {{ end.format(d='activity_date') }} + 1 as {{ period }}_ends
-        {%- endfor %}
-    from (
-        select person_key, activity_date,
-               lag(activity_date) over (partition by person_key order by activity_date) as prev_day,
-               lead(activity_date) over (partition by person_key order by activity_date) as next_day
-        from activity
-        {%- if kind == 'posting' %}
-        where contributions > 0
-        {%- endif %}
-    ) a
-),
-{%- endfor %}
-islands as (
-    -- (person, period, users or posting, first and last as-of day of an island): among the days that
-    -- start or end one, an island's last as-of day is its first day's range end when that day also ends
-    -- it, else the range end of the next such day (the one ending it)
-    {%- for kind in ['users', 'posting'] %}
-    {%- set outer = loop %}
-    {%- for period, end in period_ends.items() %}
-    {{ 'union all' if not (outer.first and loop.first) }}
-    select person_key, '{{ period }}' as period_type, '{{ kind }}' as kind, island_from, island_to
-    from (
-        select
-            person_key,
-            activity_date as island_from,
-            case when {{ period }}_ends then {{ end.format(d='activity_date') }}
-                 else lead({{ end.format(d='activity_date') }}) over (partition by person_key order by activity_date)
-            end as island_to,
-            {{ period }}_starts as starts
-        from {{ kind }}_days
-        where {{ period }}_starts or {{ period }}_ends
-    ) i
-    where starts
-    {%- endfor %}
-    {%- endfor %}
-),
+{{ esn_activity_islands({'users': none, 'posting': 'contributions > 0'}) }},
 ranges as (
     -- counted in the person's profile of each as-of day: the totals of each day over its periods, and
     -- the islands clipped to each epoch; all within the interval
@@ -91,11 +40,11 @@ ranges as (
            least(activity_date, coalesce(clip_to, activity_date), {{ esn_date('end_date') }}) as range_to,
            users, posting, actions, contributions, posts, replies, reactions, users as person_days
     from day_totals
-    {%- for period, end in period_ends.items() %}
+    {%- for period in ['rolling_7d', 'rolling_28d', 'week', 'month'] %}
     union all
     select '{{ period }}', profile_id, clip_from,
-           least({{ end.format(d='activity_date') }}, coalesce(clip_to, {{ end.format(d='activity_date') }}),
-                 {{ esn_date('end_date') }}),
+           least({{ esn_period_last_holding(period, 'activity_date') }},
+                 coalesce(clip_to, {{ esn_period_last_holding(period, 'activity_date') }}), {{ esn_date('end_date') }}),
            0, 0, actions, contributions, posts, replies, reactions, users
     from day_totals
     {%- endfor %}
