@@ -23,6 +23,7 @@ and writes bench/results/network_stage_<people>p.json and .md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import resource
@@ -107,16 +108,23 @@ def synthetic_org(
 
 
 class PeakRss:
-    """Samples the process RSS in a thread; `peak` is the maximum seen (GB)."""
+    """Samples the RSS of the process and of its children (the network stage's paths worker) in a
+    thread; `peak` is the maximum of their sum seen (GB), `peak_self` that of this process alone."""
 
     def __init__(self, every: float = 0.05):
-        self.every, self.peak, self._stop = every, 0.0, threading.Event()
+        self.every, self.peak, self.peak_self, self._stop = every, 0.0, 0.0, threading.Event()
         self._proc = psutil.Process()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._proc.memory_info().rss / 1e9)
+            own = self._proc.memory_info().rss
+            children = 0
+            for child in self._proc.children(recursive=True):
+                with contextlib.suppress(psutil.Error):  # ended between the listing and the reading
+                    children += child.memory_info().rss
+            self.peak_self = max(self.peak_self, own / 1e9)
+            self.peak = max(self.peak, (own + children) / 1e9)
             time.sleep(self.every)
 
     def __enter__(self) -> PeakRss:
@@ -198,15 +206,23 @@ def stage(warehouse_path: Path, end: str, out: Path) -> None:
         "machine": {"cpus": psutil.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
                     "load_1m": round(os.getloadavg()[0], 2)},
         "people": people, "end": end, "total_seconds": round(total_s, 2), "peak_rss_gb": round(rss.peak, 2),
+        "peak_rss_gb_main_process": round(rss.peak_self, 2),
         "windows": {k: {"interactions": w["edges"], "seconds": round(sum(w["seconds"].values()), 2),
                         "stages": {s: round(v, 2) for s, v in w["seconds"].items()}} for k, w in info.items()},
     }
+    windows_s = sum(w["seconds"] for w in result["windows"].values())
     lines = [f"# network stage at {people:,} people, windows ending {end}", "",
-             f"compute_windows {result['total_seconds']} s (the read and every window), peak RSS "
-             f"{result['peak_rss_gb']} GB; {result['machine']['cpus']} CPUs, load {result['machine']['load_1m']} "
-             "at the end. Produced by `bench/network_bench.py --warehouse`.", "",
-             "| window | interactions | seconds (compute_network) |", "|---|---:|---:|"]
-    lines += [f"| {k} | {w['interactions']:,} | {w['seconds']} |" for k, w in result["windows"].items()]
+             f"compute_windows {result['total_seconds']} s (the read and every window; "
+             f"{round(result['total_seconds'] - windows_s, 2)} s outside the windows' timings: the read of the "
+             f"interactions, people and posts, the digests), peak RSS {result['peak_rss_gb']} GB (this process and "
+             f"the paths worker; this process alone {result['peak_rss_gb_main_process']} GB); "
+             f"{result['machine']['cpus']} CPUs, load {result['machine']['load_1m']} at the end. Produced by "
+             "`bench/network_bench.py --warehouse`. A window's seconds are its timings; `betweenness` is the wait "
+             "for the paths worker (which computes the windows' betweenness one after the other beside them).", "",
+             "| window | interactions | seconds | stages (s) |", "|---|---:|---:|---|"]
+    lines += [f"| {k} | {w['interactions']:,} | {w['seconds']} | "
+              + ", ".join(f"{s} {v}" for s, v in sorted(w["stages"].items(), key=lambda x: -x[1]) if v >= 0.05) + " |"
+              for k, w in result["windows"].items()]
     out.mkdir(parents=True, exist_ok=True)
     (out / f"network_stage_{people}p.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / f"network_stage_{people}p.md").write_text("\n".join(lines) + "\n")

@@ -32,7 +32,9 @@ import sqlalchemy as sa
 
 from pipelines import warehouse
 from pipelines.config import InteractionRules, Settings
-from pipelines.network import TABLES, NetworkRules, compute_network, previous_period
+from pipelines.network import TABLES, NetworkRules, centrality
+from pipelines.network.compute import canonical_people, network_tables, previous_of_graph, start_paths
+from pipelines.network.graph import PersonGraph, graph_from_codes
 
 log = logging.getLogger(__name__)
 
@@ -73,70 +75,113 @@ def stage_rules(settings: Settings, rules: NetworkRules | None = None) -> Networ
     return rules.model_copy(update={"edges": edges, "min_group_size": settings.privacy.min_group_size})
 
 
-#: the interaction columns the network reads, in a canonical read order (the library orders them again)
-_INTERACTIONS_SQL = (
-    # audience_id is NULL on the days an older warehouse has not rebuilt since it was added: each
-    # of those interactions is its own message (uncapped) until the day is republished
-    "select source, event_id, coalesce(audience_id, source || ':' || event_id) as audience_id, "
-    "source_key, target_key, interaction_type, activity_date, container_id "
-    "from int_interactions where activity_date between :s and :e "
-    "order by source, event_id, source_key, target_key")
+#: the interactions of a span, in the order the network reads them: the person keys, interaction types
+#: and messages (audience_id) coded as integers that sort like the text does (collation "C", the code
+#: point order in which pandas sorted the keys before), so that the codes' order is the canonical order
+#: of `compute.canonical_inputs` and no string of millions of rows is ever held in Python. audience_id is
+#: NULL on the days an older warehouse has not rebuilt since it was added: each of those interactions is
+#: its own message (uncapped) until the day is republished
+_SPAN_CTE = (
+    "with i as (select coalesce(audience_id, source || ':' || event_id) as audience_id, source_key, "
+    "target_key, interaction_type, activity_date from int_interactions where activity_date between :s and :e), "
+    "k as (select key, cast(row_number() over (order by key collate \"C\") - 1 as integer) as code from ("
+    "select source_key as key from i union select target_key from i union select person_key from stg_people"
+    ") u where key is not null), "
+    "y as (select interaction_type, cast(row_number() over (order by interaction_type collate \"C\") - 1 "
+    "as integer) as code from (select distinct interaction_type from i where interaction_type is not null) d) ")
+_KEYS_SQL = _SPAN_CTE + "select key from k order by code"
+_TYPES_SQL = _SPAN_CTE + "select interaction_type from y order by code"
+_CODED_SQL = _SPAN_CTE + (
+    ", a as (select audience_id, cast(row_number() over (order by audience_id collate \"C\") - 1 as integer) "
+    "as code from (select distinct audience_id from i where audience_id is not null) d) "
+    "select coalesce(ks.code, -1) as s, coalesce(kt.code, -1) as t, coalesce(y.code, -1) as ty, "
+    "coalesce(a.code, -1) as aud, cast(i.activity_date - cast(:s as date) as integer) as day "
+    "from i left join k ks on ks.key = i.source_key left join k kt on kt.key = i.target_key "
+    "left join y on y.interaction_type = i.interaction_type left join a on a.audience_id = i.audience_id "
+    "order by ks.code nulls last, kt.code nulls last, y.code nulls last, a.code nulls last")
 
 
 @dataclass
 class _Span:
-    """The interactions and daily posts of every window of a run (and of their previous windows), read
-    once: the 28-day window, the month and all the previous windows lie inside the span from the earliest
-    previous window's start to the run's date, so each window is a filter on dates, not another query."""
+    """The interactions of every window of a run (and of their previous windows), read once and coded:
+    the 28-day window, the month and all the previous windows lie inside the span from the earliest
+    previous window's start to the run's date, so each window is a filter on days, not another query.
+    Rows are in the canonical order (source, target, type, message), so every window's rows are too."""
 
-    edges: pd.DataFrame
-    posts: pd.DataFrame  # person_key, activity_date, posts (per person and day)
-    _days: Any = None  # activity_date of each interaction as numpy datetime64[D], for the window filters
+    start: dt.date
+    keys: np.ndarray  # person key per code (object), sorted
+    types: list[str]  # interaction type per code, sorted
+    s: np.ndarray  # int32 per interaction: source key code (-1 NULL)
+    t: np.ndarray  # target key code
+    ty: np.ndarray  # type code
+    aud: np.ndarray  # message code
+    day: np.ndarray  # int32 days since `start`
 
-    def __post_init__(self) -> None:
-        self._days = pd.to_datetime(self.edges["activity_date"]).to_numpy().astype("datetime64[D]")
-        self._post_days = pd.to_datetime(self.posts["activity_date"]).to_numpy().astype("datetime64[D]")
+    def mask(self, start: dt.date, end: dt.date) -> np.ndarray:
+        return (self.day >= (start - self.start).days) & (self.day <= (end - self.start).days)
 
-    def edges_of(self, start: dt.date, end: dt.date) -> pd.DataFrame:
-        keep = (self._days >= np.datetime64(start, "D")) & (self._days <= np.datetime64(end, "D"))
-        return self.edges[keep].reset_index(drop=True)
-
-    def posts_of(self, start: dt.date, end: dt.date) -> pd.DataFrame:
-        keep = (self._post_days >= np.datetime64(start, "D")) & (self._post_days <= np.datetime64(end, "D"))
-        posts = (self.posts[keep].groupby("person_key", sort=True)["posts"].sum().astype("int64")
-                 .reset_index())
-        return posts
+    def digest_bytes(self, mask: np.ndarray) -> list[bytes]:
+        """What a window's tables read of these rows (the codes' order is the text's order, and the key
+        and type codes are hashed with their texts by `_digest`)."""
+        return [np.ascontiguousarray(col[mask]).tobytes() for col in (self.s, self.t, self.ty, self.aud)]
 
 
 def _read_span(conn: sa.Connection, start: dt.date, end: dt.date) -> _Span:
-    edges = warehouse.read_bulk(conn, _INTERACTIONS_SQL, {"s": start, "e": end})
-    posts = warehouse.read_bulk(
-        conn, "select person_key, activity_date, sum(posts) as posts from fct_person_daily_activity "
-              "where activity_date between :s and :e group by person_key, activity_date "
-              "order by person_key, activity_date", {"s": start, "e": end})
-    posts["posts"] = posts["posts"].fillna(0).astype("int64")
-    return _Span(edges, posts)
+    params = {"s": start, "e": end}
+    keys = warehouse.read_frame(conn, _KEYS_SQL, params)["key"].to_numpy(dtype=object)
+    if len(keys) > 1 and not bool((keys[1:] > keys[:-1]).all()):
+        raise RuntimeError("the warehouse sorted the person keys out of code point order (collation \"C\")")
+    types = [str(t) for t in warehouse.read_frame(conn, _TYPES_SQL, params)["interaction_type"]]
+    rows = warehouse.read_bulk(conn, _CODED_SQL, params)
+    cols = {c: rows[c].to_numpy(dtype=np.int32) for c in ("s", "t", "ty", "aud", "day")}
+    del rows
+    return _Span(start, keys, types, **cols)
 
 
-def _inputs(conn: sa.Connection, start: dt.date, end: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One window's interactions and posts per person (what `compute_network` reads)."""
-    span = _read_span(conn, start, end)
-    return span.edges, span.posts_of(start, end)
+def _posts(conn: sa.Connection, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """One window's original posts per person (what `compute_network` reads as contributions)."""
+    posts = warehouse.read_frame(
+        conn, "select person_key, coalesce(sum(posts), 0) as posts from fct_person_daily_activity "
+              "where activity_date between :s and :e group by person_key order by person_key",
+        {"s": start, "e": end})
+    posts["posts"] = posts["posts"].astype("int64")
+    return posts
+
+
+def _window_graph(span: _Span, mask: np.ndarray, people_codes: np.ndarray, rules: NetworkRules) -> PersonGraph:
+    """The graph of the span's rows in `mask` (`build_graph` on the coded rows): the directory's people
+    in their order, then the window's other people in key order."""
+    s, t = span.s[mask], span.t[mask]
+    n_keys = len(span.keys)
+    key_to_node = np.full(n_keys, -1, dtype=np.int64)
+    key_to_node[people_codes] = np.arange(len(people_codes))
+    node_codes = people_codes
+    if rules.edges.keep_unknown_people:
+        ends = np.zeros(n_keys, dtype=bool)
+        ends[s[s >= 0]] = True
+        ends[t[t >= 0]] = True
+        ends[people_codes] = False
+        others = np.flatnonzero(ends)
+        key_to_node[others] = len(people_codes) + np.arange(len(others))
+        node_codes = np.concatenate([people_codes, others])
+    return graph_from_codes(s, t, key_to_node, span.keys[node_codes], span.ty[mask], span.types, rules.edges,
+                            events=span.aud[mask], key_codes=node_codes)
 
 
 #: bump when the computation of the network tables changes, so that windows whose inputs did not change
 #: are recomputed once with the new code rather than kept
-DIGEST_VERSION = "1"
+DIGEST_VERSION = "2"
 #: the digest of each published window's inputs (internal bookkeeping, one row per window)
 DIGESTS_TABLE = "network_window_inputs"
 
 
 def _digest(kind: str, start: dt.date, stop: dt.date, rules: NetworkRules, people: pd.DataFrame,
-            directory: set[str], frames: list[pd.DataFrame]) -> str:
+            directory: set[str], frames: list[pd.DataFrame], rows: list[bytes]) -> str:
     """A digest of everything a window's tables depend on: the code's version, the rules (weights, caps,
     thresholds, seed), the window, its people (department, location, level, leader flag, directory
-    membership), its and its previous window's interactions and its posts. Equal digests give equal
-    tables, so a window whose digest is published is not recomputed."""
+    membership), its and its previous window's interactions (`rows`: their coded columns, and the texts
+    of the codes in `frames`) and its posts. Equal digests give equal tables, so a window whose digest is
+    published is not recomputed."""
     h = hashlib.sha256()
     h.update(f"{DIGEST_VERSION}|{kind}|{start}|{stop}|".encode())
     h.update(rules.model_dump_json().encode())
@@ -145,6 +190,9 @@ def _digest(kind: str, start: dt.date, stop: dt.date, rules: NetworkRules, peopl
         h.update(f"|{len(frame)}|{','.join(map(str, frame.columns))}|".encode())
         if len(frame):
             h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    for part in rows:
+        h.update(f"|{len(part)}|".encode())
+        h.update(part)
     return h.hexdigest()
 
 
@@ -208,32 +256,53 @@ def compute_windows(conn: sa.Connection, settings: Settings, end: dt.date, rules
     # one read for every window and its previous window: they all lie in [earliest start, end]
     spans = [(kind, start, stop, *_previous(kind, start, stop)) for kind, start, stop in windows]
     span = _read_span(conn, min(p_start for *_, p_start, _ in spans), end)
+    # the directory in the canonical order (node ids follow it), as codes of the span's keys
+    people = canonical_people(people)
+    people_codes = pd.Index(span.keys).get_indexer(people["person_key"])
+    if (people_codes < 0).any():
+        raise RuntimeError("a person of stg_people is missing from the network's person keys")
+    texts = [pd.DataFrame({"key": span.keys}), pd.DataFrame({"interaction_type": span.types})]
     inputs = []
     for kind, start, stop, p_start, p_end in spans:
-        prev_edges, edges, posts = span.edges_of(p_start, p_end), span.edges_of(start, stop), span.posts_of(start, stop)
-        digest = _digest(kind, start, stop, rules, people, directory, [edges, prev_edges, posts])
-        inputs.append((kind, start, stop, prev_edges, edges, posts, digest))
-    del span
+        mask, prev_mask = span.mask(start, stop), span.mask(p_start, p_end)
+        posts = _posts(conn, start, stop)
+        digest = _digest(kind, start, stop, rules, people, directory, [*texts, posts],
+                         span.digest_bytes(mask) + span.digest_bytes(prev_mask))
+        inputs.append((kind, start, stop, mask, prev_mask, posts, digest))
     if published is not None and all(published.get(kind) == digest for kind, *_, digest in inputs):
-        info = {kind: {"edges": len(edges), "seconds": {}, "digest": digest, "skipped": True}
-                for kind, _, _, _, edges, _, digest in inputs}
+        info = {kind: {"edges": int(mask.sum()), "seconds": {}, "digest": digest, "skipped": True}
+                for kind, _, _, mask, _, _, digest in inputs}
         return {name: pd.DataFrame() for name in TABLES}, info
-    for kind, start, stop, prev_edges, edges, posts, digest in inputs:
-        previous = previous_period(prev_edges, people, rules=rules) if len(prev_edges) else None
-        timings: dict[str, float] = {}
-        tables = compute_network(edges, people, rules=rules, previous=previous, contributions=posts,
-                                 timings=timings)
-        person = tables["fct_person_network"]  # in the HR directory, not only in the people table
-        person["in_directory"] = person["person_key"].isin(directory).to_numpy()
-        info[kind] = {"edges": len(edges), "seconds": timings, "digest": digest, "skipped": False}
-        for name, df in tables.items():
-            df = df.copy()
-            # typed columns, also on a table without rows (a window without ties): the warehouse creates
-            # a table from the types of its first publish, and an untyped column would become text
-            df.insert(0, "window_end", pd.array([stop] * len(df), dtype=pd.ArrowDtype(pa.date32())))
-            df.insert(0, "window_start", pd.array([start] * len(df), dtype=pd.ArrowDtype(pa.date32())))
-            df.insert(0, "window_name", pd.array([kind] * len(df), dtype=pd.ArrowDtype(pa.string())))
-            out[name].append(df)
+    with centrality.paths_worker():
+        # every window's graph first, and its betweenness started: the worker computes them one after the
+        # other while this process computes the rest of each window's tables
+        graphs = []
+        for _kind, _start, _stop, mask, *_ in inputs:
+            t0 = time.perf_counter()
+            g = _window_graph(span, mask, people_codes, rules)
+            graphs.append((g, start_paths(g, rules), time.perf_counter() - t0))
+        for (kind, start, stop, mask, prev_mask, posts, digest), (g, paths, build_s) in zip(inputs, graphs,
+                                                                                             strict=True):
+            timings: dict[str, float] = {"build_graph": build_s}
+            t0 = time.perf_counter()
+            previous = (previous_of_graph(_window_graph(span, prev_mask, people_codes, rules), rules)
+                        if prev_mask.any() else None)
+            timings["previous_window"] = time.perf_counter() - t0
+            tables = network_tables(g, people, rules=rules, previous=previous, contributions=posts,
+                                    timings=timings, paths=paths)
+            del previous
+            person = tables["fct_person_network"]  # in the HR directory, not only in the people table
+            person["in_directory"] = person["person_key"].isin(directory).to_numpy()
+            info[kind] = {"edges": int(mask.sum()), "seconds": timings, "digest": digest, "skipped": False}
+            for name, df in tables.items():
+                # typed columns, also on a table without rows (a window without ties): the warehouse
+                # creates a table from the types of its first publish, and an untyped column would be text
+                n = len(df)
+                for col, value, kind_type in (("window_end", stop, pa.date32()), ("window_start", start, pa.date32()),
+                                              ("window_name", kind, pa.string())):
+                    df.insert(0, col, pd.arrays.ArrowExtensionArray(pa.repeat(pa.scalar(value, kind_type), n)))
+                out[name].append(df)
+        del graphs
     return {name: pd.concat(frames, ignore_index=True) for name, frames in out.items()}, info
 
 

@@ -23,6 +23,10 @@ Pure computation: no I/O, no person keys, never networkx (too slow for productio
 from __future__ import annotations
 
 import math
+import multiprocessing
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import igraph as ig
@@ -30,8 +34,10 @@ import networkit as nk
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from scipy.sparse import csgraph
 
 from pipelines.network.graph import PersonGraph
+from pipelines.network.rules import NetworkRules
 from pipelines.network.triangles import TriangleSums, Undirected, node_triangles
 
 
@@ -110,14 +116,6 @@ def eigenvector(g: PersonGraph, tol: float = 1e-10, max_iter: int = 10_000) -> t
     return x, False
 
 
-def _networkit_directed(g: PersonGraph) -> nk.Graph:
-    return nk.GraphFromCoo((g.src, g.dst), n=g.n, weighted=False, directed=True)
-
-
-def _igraph_directed(g: PersonGraph) -> ig.Graph:
-    return ig.Graph(n=g.n, edges=np.column_stack([g.src, g.dst]), directed=True)
-
-
 @dataclass(frozen=True)
 class PathMethod:
     """How closeness and betweenness were computed (published in mart_network_org)."""
@@ -163,23 +161,108 @@ def choose_sources(g: PersonGraph, exact_max_nodes: int, n_sources: int, seed: i
     return np.sort(rng.choice(senders, size=n_sources, replace=False))
 
 
+def path_sources(g: PersonGraph, rules: NetworkRules, seed: int) -> np.ndarray | None:
+    """The sampled BFS sources of closeness and betweenness (None: exact), from the error target at the
+    configured confidence or the fixed count configured, seeded."""
+    delta = 1.0 - rules.centrality_confidence
+    n_sources = (rules.path_sources if rules.path_sources is not None
+                 else sources_for_error(g.n, rules.centrality_error, delta))
+    return choose_sources(g, rules.exact_paths_max_nodes, n_sources, seed)
+
+
+#: graphs with at least this many edges have their betweenness computed in the paths worker process while
+#: one is open (`paths_worker`), beside the rest of their window's tables: igraph holds the interpreter
+#: lock for the whole computation, so a thread could not run anything beside it
+WORKER_MIN_EDGES = 50_000
+_worker: ProcessPoolExecutor | None = None
+
+
+@contextmanager
+def paths_worker() -> Iterator[None]:
+    """Within the block, `start_betweenness` of a large graph runs in one worker process (spawned, not
+    forked: the caller may run threads, DuckDB's among them), so that it takes the second core while this
+    process computes everything else. The result is the same: the same igraph call on the same graph.
+    As with any spawned process, the worker imports the caller's main module again: a script that runs
+    the network stage keeps its work under `if __name__ == "__main__":` (the CLI, the DAGs, pytest and
+    the benchmarks do)."""
+    global _worker
+    if _worker is not None or multiprocessing.current_process().daemon:
+        # nested: the outer block's worker; a daemonic process (a Celery prefork worker) may not have
+        # children: everything runs here, with the same results
+        yield
+        return
+    _worker = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield
+    finally:
+        worker, _worker = _worker, None
+        worker.shutdown(wait=True, cancel_futures=True)
+
+
+def _raw_betweenness(n: int, src: np.ndarray, dst: np.ndarray, sources: np.ndarray | None) -> np.ndarray:
+    """igraph's directed betweenness (hops) from `sources` (every node when None), not normalised."""
+    graph = ig.Graph(n=n, edges=np.column_stack([src, dst]), directed=True)
+    if sources is None:
+        return np.asarray(graph.betweenness(directed=True), dtype=float)
+    return np.asarray(graph.betweenness(directed=True, sources=sources.tolist()), dtype=float)
+
+
+def start_betweenness(g: PersonGraph, sources: np.ndarray | None) -> Callable[[], np.ndarray]:
+    """`betweenness(g, sources)`, started: in the paths worker when one is open and the graph is large
+    (`WORKER_MIN_EDGES`), else here and now. Call the result for the values."""
+    n = g.n
+    if n < 3 or g.m == 0:
+        return lambda: np.zeros(n)
+    if sources is not None:
+        senders = int((np.bincount(g.src, minlength=n) > 0).sum())
+
+    def scaled(raw: np.ndarray) -> np.ndarray:
+        if sources is not None:
+            raw *= senders / len(sources)
+        return raw / ((n - 1) * (n - 2))
+
+    if _worker is not None and g.m >= WORKER_MIN_EDGES:
+        future = _worker.submit(_raw_betweenness, n, g.src, g.dst, sources)
+        return lambda: scaled(future.result())
+    values = scaled(_raw_betweenness(n, g.src, g.dst, sources))
+    return lambda: values
+
+
 def betweenness(g: PersonGraph, sources: np.ndarray | None) -> np.ndarray:
     """Normalised directed betweenness (hops); exact when `sources` is None, else estimated.
 
     Sources are drawn among people with an out-edge: the others contribute no dependency, so sampling
     only senders is unbiased after scaling by senders / k and has lower variance.
     """
-    n = g.n
-    if n < 3 or g.m == 0:
-        return np.zeros(n)
-    graph = _igraph_directed(g)
-    if sources is None:
-        raw = np.asarray(graph.betweenness(directed=True), dtype=float)
-    else:
-        senders = int((np.bincount(g.src, minlength=n) > 0).sum())
-        raw = np.asarray(graph.betweenness(directed=True, sources=sources.tolist()), dtype=float)
-        raw *= senders / len(sources)
-    return raw / ((n - 1) * (n - 2))
+    return start_betweenness(g, sources)()
+
+
+def _bfs_hops(adjacency: sparse.csr_matrix, source: int, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The people `source` reaches (itself left out) and their hop distances, by scipy's breadth-first
+    order: a FIFO queue, so each level of the search is a block of the order and the position of each
+    person's predecessor never decreases along it; each level ends where the predecessors leave the
+    previous level. (A search in another order would break that: it is checked, and networkit's BFS
+    gives the distances then.)"""
+    order, pred = csgraph.breadth_first_order(adjacency, source, directed=True, return_predecessors=True)
+    r = len(order)
+    hops = np.empty(r)
+    if r <= 1:
+        return order[1:], hops[1:]
+    position[order] = np.arange(r)
+    parent = position[pred[order[1:]]]  # parent[j]: position of the predecessor of position j + 1
+    if parent[0] != 0 or (np.diff(parent) < 0).any():
+        bfs = nk.distance.BFS(nk.GraphFromCoo((adjacency.tocoo().row, adjacency.tocoo().col), n=adjacency.shape[0],
+                                              weighted=False, directed=True), source, storePaths=False)
+        bfs.run()
+        return order[1:], np.asarray(bfs.getDistances(asarray=True))[order[1:]]
+    hops[0] = 0.0
+    hi, level = 1, 0
+    while hi < r:  # the positions before hi hold the levels so far; the next level: parents at the last one
+        level += 1
+        end = hi + int(np.searchsorted(parent[hi - 1:], hi, side="left"))
+        hops[hi:end] = level
+        hi = end
+    return order[1:], hops[1:]
 
 
 def closeness(g: PersonGraph, sources: np.ndarray | None) -> np.ndarray:
@@ -190,19 +273,17 @@ def closeness(g: PersonGraph, sources: np.ndarray | None) -> np.ndarray:
     out = np.zeros(n)
     if n < 2 or g.m == 0:
         return out
-    graph = _networkit_directed(g)
     senders_mask = np.bincount(g.src, minlength=n) > 0
     src_list = np.flatnonzero(senders_mask) if sources is None else sources
+    # reached people and hop distances per source, summed: integers, exact in any order
     reach = np.zeros(n)
     dist_sum = np.zeros(n)
+    adjacency = sparse.csr_matrix((np.ones(g.m), (g.src, g.dst)), shape=(n, n))
+    position = np.empty(n, dtype=np.int64)
     for s in src_list:
-        bfs = nk.distance.BFS(graph, int(s), storePaths=False)
-        bfs.run()
-        d = np.asarray(bfs.getDistances())
-        ok = d < 1e300
-        ok[s] = False
-        reach[ok] += 1
-        dist_sum[ok] += d[ok]
+        reached, hops = _bfs_hops(adjacency, int(s), position)
+        reach[reached] += 1
+        dist_sum[reached] += hops
     if sources is None:
         r_hat = reach
     else:

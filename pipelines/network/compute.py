@@ -5,14 +5,14 @@ reads of this one. `pipelines.network` re-exports both (see its docstring for wh
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
 
 from pipelines.network import centrality, communities, dynamics, influence, summary, ties
-from pipelines.network.graph import build_graph, edges_frame
+from pipelines.network.graph import PersonGraph, build_graph, edges_frame
 from pipelines.network.rules import EdgeRules, NetworkRules
 from pipelines.network.triangles import Undirected, triangle_sums, undirected
 
@@ -60,9 +60,33 @@ def compute_network(
         if col not in people.columns:
             raise ValueError(f"people: required column {col!r} is missing (have {list(people.columns)})")
     edges, people = canonical_inputs(edges, people, rules.edges)
-
     with _timed(timings, "build_graph"):
         g = build_graph(edges, people["person_key"], rules.edges)
+    return network_tables(g, people, rules=rules, previous=previous, seed=seed, contributions=contributions,
+                          timings=timings)
+
+
+def network_tables(
+    g: PersonGraph,
+    people: pd.DataFrame,
+    *,
+    rules: NetworkRules,
+    previous: dict[str, pd.DataFrame] | None = None,
+    seed: int | None = None,
+    contributions: pd.DataFrame | None = None,
+    timings: dict[str, float] | None = None,
+    paths: tuple[np.ndarray | None, Callable[[], np.ndarray]] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """The six tables of `compute_network` from the window's graph, built from the canonical inputs
+    (`canonical_inputs`: `people` sorted by person_key, the graph's directory in that order). `paths`:
+    what `start_paths` returned for this graph, rules and seed (a caller with several windows starts
+    them all first), else started here."""
+    seed = rules.seed if seed is None else seed
+    with _timed(timings, "betweenness"):
+        # the sampled sources from the error target (or the fixed count configured), seeded; betweenness
+        # started first (in the paths worker when one is open: `centrality.paths_worker`)
+        sources, between = paths if paths is not None else start_paths(g, rules, seed)
+    with _timed(timings, "build_graph"):
         directory = people.drop_duplicates("person_key").set_index("person_key")
         n_directory = len(directory)
         dept_of_node = directory["department"].reindex(g.nodes)
@@ -86,19 +110,14 @@ def compute_network(
     with _timed(timings, "eigenvector"):
         person["eigenvector"], eig_converged = centrality.eigenvector(g)
     with _timed(timings, "triangles"):
-        tri = triangle_sums(u)
+        tri = triangle_sums(u, groups=dept)
     with _timed(timings, "structural_holes"):
         person = pd.concat([person, centrality.structural_holes(u, tri)], axis=1)
         local = centrality.clustering(u, tri)
         person["clustering"] = local
         person = pd.concat([person, centrality.reciprocity(g, u)], axis=1)
-    # the sampled sources from the error target (or the fixed count configured), seeded
     delta = 1.0 - rules.centrality_confidence
-    n_sources = (rules.path_sources if rules.path_sources is not None
-                 else centrality.sources_for_error(g.n, rules.centrality_error, delta))
-    sources = centrality.choose_sources(g, rules.exact_paths_max_nodes, n_sources, seed)
-    with _timed(timings, "betweenness"):
-        person["betweenness"] = centrality.betweenness(g, sources)
+    person["betweenness"] = np.nan  # the column's place; the values come from `between` below
     with _timed(timings, "closeness"):
         person["closeness"] = centrality.closeness(g, sources)
 
@@ -116,7 +135,7 @@ def compute_network(
         tie_tab = ties.tie_table(g, u, tri, dept, community, rules.ties)
         fct_ties = pd.concat([edges_frame(g), tie_tab], axis=1)
         person = pd.concat([person, ties.person_bridging(g, u, dept, community)], axis=1)
-        dept_tab, org_ei = ties.department_table(g, u, dept, dept_names, headcount)
+        dept_tab, org_ei = ties.department_table(g, u, dept, dept_names, headcount, tri)
 
     with _timed(timings, "influence"):
         rank, pct = influence.percentile_and_rank(score)
@@ -152,13 +171,15 @@ def compute_network(
             "tie_turnover": np.nan,
         }
         if previous and "fct_network_ties" in previous:
-            dyn, per = dynamics.tie_changes(fct_ties, previous["fct_network_ties"])
-            joined = per.reindex(g.nodes).fillna(0).astype(np.int64)
-            person["ties_added"] = joined["ties_added"].to_numpy()
-            person["ties_dropped"] = joined["ties_dropped"].to_numpy()
+            dyn, added, dropped = dynamics.tie_changes_of_graph(g, previous["fct_network_ties"])
+            person["ties_added"] = added
+            person["ties_dropped"] = dropped
         else:
             person["ties_added"] = pd.array([pd.NA] * g.n, dtype="Int64")
             person["ties_dropped"] = pd.array([pd.NA] * g.n, dtype="Int64")
+
+    with _timed(timings, "betweenness"):
+        person["betweenness"] = between()
 
     with _timed(timings, "marts"):
         org: dict[str, object] = dict(summary.org_summary(g, u, n_directory, local))
@@ -199,6 +220,13 @@ def compute_network(
     }
 
 
+def start_paths(g: PersonGraph, rules: NetworkRules, seed: int | None = None,
+                ) -> tuple[np.ndarray | None, Callable[[], np.ndarray]]:
+    """The path sources of `g` (None: exact) and its betweenness, started (`centrality.start_betweenness`)."""
+    sources = centrality.path_sources(g, rules, rules.seed if seed is None else seed)
+    return sources, centrality.start_betweenness(g, sources)
+
+
 def canonical_inputs(
     edges: pd.DataFrame, people: pd.DataFrame, rules: EdgeRules
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -206,13 +234,18 @@ def canonical_inputs(
     it, and Louvain, path sampling and the bootstrap depend on node ids), interactions by every column
     the graph reads (weights are summed in row order and the bootstrap resamples rows). Rows equal in
     all of these are interchangeable, so any input order gives the same tables, to the bit."""
-    by = [c for c in ("person_key", "department") if c in people.columns]
-    people = (people.sort_values(by, kind="stable", na_position="last")
-              .drop_duplicates("person_key").reset_index(drop=True))
+    people = canonical_people(people)
     cols = [c for c in ("source_key", "target_key", "interaction_type", rules.audience_key, "weight")
             if c is not None and c in edges.columns]
     edges = edges.sort_values(list(dict.fromkeys(cols)), kind="stable", ignore_index=True, na_position="last")
     return edges, people
+
+
+def canonical_people(people: pd.DataFrame) -> pd.DataFrame:
+    """The directory of `canonical_inputs`: one row per person_key, sorted by it (then department)."""
+    by = [c for c in ("person_key", "department") if c in people.columns]
+    return (people.sort_values(by, kind="stable", na_position="last")
+            .drop_duplicates("person_key").reset_index(drop=True))
 
 
 def _suppress(
@@ -337,8 +370,18 @@ def previous_period(edges: pd.DataFrame, people: pd.DataFrame, *,
         rules = NetworkRules(edges=rules)
     rules = rules or NetworkRules()
     edges, people = canonical_inputs(edges, people, rules.edges)
-    g = build_graph(edges, people["person_key"], rules.edges)
+    return previous_of_graph(build_graph(edges, people["person_key"], rules.edges), rules)
+
+
+def previous_of_graph(g: PersonGraph, rules: NetworkRules) -> dict[str, pd.DataFrame]:
+    """`previous_period` of a window's graph. When the graph carries key codes (the network stage's
+    windows share one key space), the ties are those codes (source_code, target_code), which
+    `dynamics.tie_changes_of_graph` compares without person keys."""
     score = centrality.pagerank(g, alpha=rules.influence.damping)
     rank, pct = influence.percentile_and_rank(score)
     person = pd.DataFrame({"person_key": g.nodes, "influence_rank": rank, "influence_percentile": pct})
-    return {"fct_person_network": person, "fct_network_ties": edges_frame(g)}
+    if g.key_codes is not None:
+        ties = pd.DataFrame({"source_code": g.key_codes[g.src], "target_code": g.key_codes[g.dst]})
+    else:
+        ties = edges_frame(g)
+    return {"fct_person_network": person, "fct_network_ties": ties}

@@ -104,9 +104,12 @@ def _ei(external: np.ndarray | float, internal: np.ndarray | float) -> np.ndarra
 
 
 def department_table(
-    g: PersonGraph, u: Undirected, dept: np.ndarray, dept_names: list[str], headcount: np.ndarray
+    g: PersonGraph, u: Undirected, dept: np.ndarray, dept_names: list[str], headcount: np.ndarray,
+    t: TriangleSums | None = None,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Per-department measures (indexed by department code) and the org-wide E-I / cross-department share."""
+    """Per-department measures (indexed by department code) and the org-wide E-I / cross-department share.
+    `t`: the triangle sums of `u` with `groups=dept`, whose triangles inside a department give the
+    within-department clustering without another search."""
     k = len(dept_names)
     dl, dh = dept[u.lo], dept[u.hi]
     known = (dl >= 0) & (dh >= 0)
@@ -133,7 +136,12 @@ def department_table(
     # Clustering inside each department: keep only internal pairs; the graph falls apart into the
     # department subgraphs, so one pass gives every member's within-department clustering.
     sub = Undirected(n=u.n, lo=u.lo[internal], hi=u.hi[internal], s=u.s[internal], mutual=u.mutual[internal])
-    local = clustering(sub, triangle_sums(sub))
+    if t is not None and t.group_count is not None:
+        # a triangle of the department subgraph is a triangle of u whose three people share a department
+        inside = t.group_count[internal]
+        local = clustering(sub, TriangleSums(count=inside, two_step=np.zeros(0), product=np.zeros(0), wedges=0))
+    else:
+        local = clustering(sub, triangle_sums(sub))
     member = dept >= 0
     internal_clustering = np.bincount(dept[member], weights=local[member], minlength=k) / np.maximum(
         headcount, 1

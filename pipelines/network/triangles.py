@@ -79,17 +79,23 @@ class TriangleSums:
     two_step: np.ndarray
     product: np.ndarray
     wedges: int
+    #: per edge, the triangles whose three people are in the same group (`triangle_sums(groups=...)`):
+    #: the triangles of the subgraph of the ties inside the groups, without a second search
+    group_count: np.ndarray | None = None
 
 
-def triangle_sums(u: Undirected, chunk: int = WEDGE_CHUNK) -> TriangleSums:
+def triangle_sums(u: Undirected, chunk: int = WEDGE_CHUNK, groups: np.ndarray | None = None) -> TriangleSums:
+    """The sums of `TriangleSums` for every edge of `u`; with `groups` (a group code per node, -1 for
+    none) also `group_count`."""
     n, m = u.n, u.m
     deg = u.degree()
     strength = u.strength()
     count = np.zeros(m, dtype=np.int64)
     two_step = np.zeros(m)
     product = np.zeros(m)
+    group_count = None if groups is None else np.zeros(m, dtype=np.int64)
     if m == 0:
-        return TriangleSums(count, two_step, product, 0)
+        return TriangleSums(count, two_step, product, 0, group_count)
 
     # Rank nodes by (degree, id); orient each edge from lower to higher rank.
     rank = np.empty(n, dtype=np.int64)
@@ -105,6 +111,7 @@ def triangle_sums(u: Undirected, chunk: int = WEDGE_CHUNK) -> TriangleSums:
     by_rank = np.empty(n, dtype=np.int64)
     by_rank[rank] = np.arange(n)
     strength_r = strength[by_rank]
+    groups_r = None if groups is None else groups[by_rank]
 
     row_start = np.searchsorted(a, np.arange(n + 1))
     later = row_start[a + 1] - np.arange(m) - 1  # entries after p in its row = wedges rooted at p
@@ -137,8 +144,12 @@ def triangle_sums(u: Undirected, chunk: int = WEDGE_CHUNK) -> TriangleSums:
                 count += np.bincount(e, minlength=m)
                 two_step += np.bincount(e, weights=num / den, minlength=m)
                 product += np.bincount(e, weights=num, minlength=m)
+            if groups_r is not None and group_count is not None:
+                g_a, g_b, g_c = groups_r[root], groups_r[b[p1]], groups_r[b[p2]]
+                same = (g_a >= 0) & (g_a == g_b) & (g_a == g_c)
+                group_count += np.bincount(edge_of[np.concatenate([p1[same], p2[same], p3[same]])], minlength=m)
         start = stop
-    return TriangleSums(count=count, two_step=two_step, product=product, wedges=total)
+    return TriangleSums(count=count, two_step=two_step, product=product, wedges=total, group_count=group_count)
 
 
 def node_triangles(u: Undirected, t: TriangleSums) -> np.ndarray:
