@@ -52,6 +52,20 @@ class Section(StrEnum):
     influence = "influence"
 
 
+class OnIncomplete(StrEnum):
+    """What a report does when its period's data is late, empty or incomplete (`pipelines.reports.coverage`)."""
+
+    banner = "banner"  # send it, with an unmistakable "data incomplete" banner at the top and in the subject
+    hold = "hold"  # do not send it (the run's summary says why); report.html is still written, with the banner
+
+
+class Freshness(_Strict):
+    on_incomplete: OnIncomplete = Field(OnIncomplete.banner, description="banner or hold; an audience may "
+                                                                         "override it")
+    sources: list[str] | None = Field(None, description="the sources the reports depend on; default every "
+                                                        "enabled source of the configuration")
+
+
 class Scope(_Strict):
     """The segment an audience looks at; it is always shown against the whole organisation."""
 
@@ -66,6 +80,7 @@ class Audience(_Strict):
     frequency: Frequency = Frequency.weekly
     scope: Scope | None = Field(None, description="omit for the whole organisation")
     sections: list[Section] = Field(default_factory=lambda: list(Section))
+    on_incomplete: OnIncomplete | None = Field(None, description="default reports.freshness.on_incomplete")
 
     @field_validator("recipients")
     @classmethod
@@ -155,6 +170,10 @@ class ReportsConfig(_Strict):
     output_dir: Path = Field(Path("output/reports"), description="where each run writes report.html, .eml, .html")
     delivery: Delivery = Field(default_factory=lambda: Delivery.model_validate({}))
     tables: Tables = Field(default_factory=Tables)
+    freshness: Freshness = Field(default_factory=lambda: Freshness.model_validate({}))
+
+    def on_incomplete(self, audience: Audience) -> OnIncomplete:
+        return audience.on_incomplete or self.freshness.on_incomplete
 
     @model_validator(mode="after")
     def _unique_names(self) -> ReportsConfig:

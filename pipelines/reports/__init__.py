@@ -29,6 +29,7 @@ from pipelines.reports.content import Report, build_report
 from pipelines.reports.render import RenderedEmail, render_email, render_static
 from pipelines.reports_config import (
     Audience,
+    OnIncomplete,
     ReportsConfig,
     Section,
     is_due,
@@ -73,7 +74,8 @@ def build_reports(settings: Settings, as_of: dt.date, audiences: Sequence[Audien
     return built, render_static(org, _docs_url(config))
 
 
-def _write(out_dir: Path, built: dict[str, Built], static_html: str, config: ReportsConfig) -> list[Path]:
+def _write(out_dir: Path, built: dict[str, Built], static_html: str, config: ReportsConfig,
+           held: Sequence[str] = ()) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     report_html = out_dir / "report.html"
@@ -82,12 +84,15 @@ def _write(out_dir: Path, built: dict[str, Built], static_html: str, config: Rep
     for name, b in built.items():
         if b.report.is_empty:
             continue
+        html_path = out_dir / f"{name}.html"
+        _atomic_write(html_path, b.email.preview_html().encode("utf-8"))
+        paths.append(html_path)
+        if name in held:  # no .eml: nothing that looks like a sent email
+            continue
         eml = out_dir / f"{name}.eml"
         _atomic_write(eml, b.email.message(config.delivery.sender, list(b.report.audience.recipients),
                                                 config.delivery.reply_to).as_bytes())
-        html_path = out_dir / f"{name}.html"
-        _atomic_write(html_path, b.email.preview_html().encode("utf-8"))
-        paths += [eml, html_path]
+        paths.append(eml)
     return paths
 
 
@@ -128,7 +133,10 @@ def send_reports(settings: Settings, as_of: dt.date, smtp_conn_id: str = "smtp_d
     """Render and send the audiences due on `as_of` (all given ones when only_due is False).
 
     Returns {"as_of", "transport", "out_dir", "delivered": n, "failed": [...], "results": [...],
-    "skipped": {audience: reason}}. A failed recipient never stops the others and never raises.
+    "skipped": {audience: reason}, "held": {audience: why}, "coverage": {audience: {...}}}. A failed
+    recipient never stops the others and never raises. An audience whose period the data does not cover
+    completely is sent with the "data incomplete" banner, or held when `reports.freshness.on_incomplete`
+    (or its own `on_incomplete`) is `hold`: held, it gets its .html preview but no .eml and no email.
     """
     from pipelines.reports.deliver import Deliverer, choose_transport
     from pipelines.warehouse import engine_for
@@ -144,14 +152,19 @@ def send_reports(settings: Settings, as_of: dt.date, smtp_conn_id: str = "smtp_d
         else:
             due.append(a)
     built, static_html = build_reports(settings, as_of, due, config, engine)
-    target = Path(out_dir) if out_dir else config.output_dir / as_of.isoformat()
-    _write(target, built, static_html, config)
+    held: dict[str, str] = {}
     to_send = {}
     for name, b in built.items():
         if b.report.is_empty:
             skipped[name] = "nothing to say: no section has data"
+        elif not b.report.data_complete and config.on_incomplete(b.report.audience) is OnIncomplete.hold:
+            held[name] = (b.report.coverage.headline if b.report.coverage else "no coverage recorded")
+            skipped[name] = f"held (reports.freshness.on_incomplete: hold): {held[name]}"
+            log.warning("report %s held: %s", name, held[name])
         else:
             to_send[name] = b
+    target = Path(out_dir) if out_dir else config.output_dir / as_of.isoformat()
+    _write(target, built, static_html, config, held=list(held))
     transport = choose_transport(config.delivery, smtp_conn_id) if to_send else None
     results = []
     if transport is not None:
@@ -164,4 +177,5 @@ def send_reports(settings: Settings, as_of: dt.date, smtp_conn_id: str = "smtp_d
                   r["attempts"], r.get("code"), r.get("error"))
     return {"as_of": as_of.isoformat(), "transport": transport.name if transport else None,
             "out_dir": str(target), "delivered": sum(r["delivered"] for r in results), "failed": failed,
-            "results": results, "skipped": skipped}
+            "results": results, "skipped": skipped, "held": held,
+            "coverage": {name: b.report.coverage.as_dict() for name, b in built.items() if b.report.coverage}}

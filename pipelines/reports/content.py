@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipelines.config import Settings
+from pipelines.reports.coverage import Coverage, coverage
 from pipelines.reports_config import Audience, Frequency, ReportsConfig, Scope, Section, load_names
 from pipelines.warehouse import columns as warehouse_columns
 
@@ -198,6 +199,7 @@ class Report:
     leaderboard: list[NamedInfluencer] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     missing_from_catalogue: list[str] = field(default_factory=list)
+    coverage: Coverage | None = None
 
     @property
     def title(self) -> str:
@@ -205,6 +207,15 @@ class Report:
 
     def chart(self, key: str) -> Chart | None:
         return next((c for c in self.charts if c.key == key), None)
+
+    @property
+    def data_complete(self) -> bool:
+        """Whether every source and the marts cover the whole period (no coverage recorded: not complete)."""
+        return self.coverage is not None and self.coverage.complete
+
+    @property
+    def data_through(self) -> dt.date | None:
+        return self.coverage.data_through if self.coverage is not None else None
 
     @property
     def is_empty(self) -> bool:
@@ -966,6 +977,7 @@ def build_report(conn: Connection, settings: Settings, config: ReportsConfig, au
                  as_of: dt.date) -> Report:
     """The privacy-checked content of one audience's report for the period ending `as_of`."""
     b = _Builder(Warehouse(conn), settings, config, audience, as_of)
+    b.report.coverage = coverage(b.wh, settings, config, b.period.start, b.period.end, b.engagement)
     b.add_engagement()
     b.add_questions()
     b.add_network()

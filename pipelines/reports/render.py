@@ -35,6 +35,10 @@ STYLES: dict[str, str] = {
     "kicker": f"{_FONT}font-size:12px;color:#5d6d7e;text-transform:uppercase;letter-spacing:0.5px;",
     "h1": f"{_FONT}font-size:22px;margin:4px 0;color:#1b2a3a;",
     "sub": f"{_FONT}font-size:14px;color:#5d6d7e;",
+    "banner": f"padding:14px 24px;{_FONT}font-size:14px;background:#c62828;color:#ffffff;",
+    "banner_title": f"{_FONT}font-size:16px;font-weight:bold;letter-spacing:0.5px;margin-bottom:4px;",
+    "coverage": f"padding:10px 24px;{_FONT}font-size:12px;background:#f8f9fb;color:#33414f;"
+                "border-bottom:1px solid #eef1f4;",
     "note": f"padding:10px 24px;{_FONT}font-size:13px;background:#fff7e6;color:#6b4e16;",
     "section": "padding:16px 24px;border-bottom:1px solid #eef1f4;",
     "h2": f"{_FONT}font-size:16px;margin:0 0 8px 0;color:#1b2a3a;",
@@ -187,6 +191,8 @@ def subject_for(report: Report) -> str:
     """Short enough (< 70 characters for usual names) that mail clients show it unfolded."""
     a = report.audience
     who = a.title or (a.scope.segment_value if a.scope else report.organisation)
+    if not report.data_complete:  # shorter, so that the flag still fits unfolded
+        return f"[DATA INCOMPLETE] {who}: ESN report, {report.period.label}"
     return f"{who}: social network report, {report.period.label}"
 
 
