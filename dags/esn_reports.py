@@ -1,18 +1,24 @@
-"""# esn_reports: weekly stakeholder emails
+"""# esn_reports: stakeholder emails, every audience on its own schedule
 
-**Schedule.** Mondays at 07:00 UTC (`CronTriggerTimetable`, so the logical date is the Monday itself).
-The reports are *as of* the day before the run (the Sunday), the last day `esn_daily` has published
-by then; a manual run takes the `as_of` param (or its alias `date`, as in `esn_daily`) instead, else the
-day before its logical date (`pipelines.run_dates.reports_as_of`).
+**Schedule.** Every day at 07:00 UTC (`CronTriggerTimetable`, so the logical date is the day of the run).
+Each run reports *as of* the day before (the last day `esn_daily` has published by then) and sends the
+audiences whose period closes on that day (`ReportsConfig.due_audiences`): a `daily` audience every run, a
+`weekly` one when the day is its `weekday` (default `reports.weekly_on`, Sunday), a `monthly` one on the
+month's last day. So each audience gets exactly one email per period, the morning after it ends
+(tests/airflow/test_reports_schedule.py counts them over two years of the DAG's own timetable). A manual
+run takes the `as_of` param (or its alias `date`, as in `esn_daily`) instead, else the day before its
+logical date (`pipelines.run_dates.reports_as_of`).
 
 **Rerun a day (the emails as of one day):** `airflow dags trigger esn_reports -c '{"as_of": "2026-05-10"}'`
-(a Sunday for the weekly audiences), or `airflow dags test esn_reports 2026-05-11` (the Monday: as of the
-Sunday before). Each run emails the recipients again. **A range:** one run per `as_of` day.
-docs/operations.md is the on-call runbook.
+(a Sunday for the default weekly audiences, a month end for the monthly ones), or `airflow dags test
+esn_reports 2026-05-11` (as of the day before). Each run emails the recipients due that day again. **A
+range:** one run per `as_of` day. docs/operations.md is the on-call runbook.
 
 **Task.** `send_stakeholder_reports` calls `pipelines.reports.send_reports(settings, as_of)`, which
-renders the audiences due on `as_of` (weekly periods close on `reports.weekly_on`, Sunday by default)
-and sends them through the Airflow connection `smtp_default`. It returns counts only.
+renders the audiences due on `as_of` and sends them through the Airflow connection `smtp_default`. Each
+email states every source's coverage of its period; incomplete data is sent with a "DATA INCOMPLETE"
+banner or held (`reports.freshness.on_incomplete`): a held audience is listed under `held` in the
+task's return value and logged as a warning. It returns counts only.
 
 **Failures.** A recipient that could not be reached does not stop the others; if any failed, the task
 fails afterwards *without retrying* (a retry would send the delivered emails twice) and names the
@@ -20,9 +26,6 @@ audiences concerned. A bad configuration or a malformed `as_of` also fails at on
 warehouse locked or unreachable before anything was sent) are retried. The task has an
 `execution_timeout` of 1 h, the run a `dagrun_timeout` of 2 h; a failure emails `alerts.email_on_failure`
 and `$ESN_ALERT_EMAILS` (`pipelines.alerting.FailureNotifier`).
-
-Known limit: `send_reports` only sends audiences whose period closes on `as_of`; with a weekly run a
-*monthly* audience goes out only when a month ends on a Sunday.
 
 This file only wires: it must never read the configuration, the warehouse or a connection at parse time.
 """
@@ -57,7 +60,7 @@ def as_of_for(logical_date: dt.datetime | None, run_after: dt.datetime | None, m
 @dag(
     dag_id=DAG_ID,
     doc_md=__doc__,
-    schedule=CronTriggerTimetable("0 7 * * 1", timezone="UTC"),
+    schedule=CronTriggerTimetable("0 7 * * *", timezone="UTC"),
     start_date=dt.datetime(2026, 5, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
@@ -99,7 +102,8 @@ def esn_reports() -> None:
         failed = report.get("failed") or []
         summary = {"as_of": as_of.isoformat(), "transport": str(report.get("transport")),
                    "delivered": report.get("delivered"), "failed": len(failed),
-                   "skipped": report.get("skipped") or {}, "out_dir": str(report.get("out_dir"))}
+                   "skipped": report.get("skipped") or {}, "held": report.get("held") or {},
+                   "out_dir": str(report.get("out_dir"))}
         if failed:
             audiences = sorted({str(r.get("audience")) for r in failed})
             raise AirflowFailException(f"{len(failed)} report email(s) not delivered (audiences {audiences}); "
@@ -109,4 +113,4 @@ def esn_reports() -> None:
     send_stakeholder_reports()
 
 
-esn_reports()
+esn_reports_dag = esn_reports()

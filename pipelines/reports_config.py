@@ -36,8 +36,25 @@ class _Strict(BaseModel):
 
 
 class Frequency(StrEnum):
+    daily = "daily"
     weekly = "weekly"
     monthly = "monthly"
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def weekday_number(value: Any) -> Any:
+    """0..6 (0 = Monday) from a number or a weekday's name (`sunday`, `Sun`); anything else unchanged, for
+    the field's own validation to refuse with its name."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        hits = [i for i, name in enumerate(WEEKDAYS) if len(text) >= 3 and name.startswith(text)]
+        if len(hits) == 1:
+            return hits[0]
+        if text.isdigit():
+            return int(text)
+    return value
 
 
 class Section(StrEnum):
@@ -78,9 +95,23 @@ class Audience(_Strict):
     title: str | None = Field(None, description="shown in the subject and heading; default from the scope")
     recipients: list[str] = Field(..., min_length=1)
     frequency: Frequency = Frequency.weekly
+    weekday: int | None = Field(None, ge=0, le=6, description="weekly audiences: the weekday (0 = Monday, or "
+                                                             "its name) whose date closes the week; default "
+                                                             "reports.weekly_on")
     scope: Scope | None = Field(None, description="omit for the whole organisation")
     sections: list[Section] = Field(default_factory=lambda: list(Section))
     on_incomplete: OnIncomplete | None = Field(None, description="default reports.freshness.on_incomplete")
+
+    @field_validator("weekday", mode="before")
+    @classmethod
+    def _weekday(cls, value: Any) -> Any:
+        return weekday_number(value)
+
+    @model_validator(mode="after")
+    def _weekday_only_weekly(self) -> Audience:
+        if self.weekday is not None and self.frequency is not Frequency.weekly:
+            raise ValueError(f"weekday is for weekly audiences only (this one is {self.frequency.value})")
+        return self
 
     @field_validator("recipients")
     @classmethod
@@ -164,9 +195,11 @@ class ReportsConfig(_Strict):
                           "exists AND privacy.allow_named_leaderboards is true")
     leaderboard_size: int = Field(10, ge=1, le=50)
     trend_days: int = Field(91, ge=14, le=730, description="days shown in trend charts")
-    weekly_on: int = Field(6, ge=0, le=6, description="weekday (0 = Monday) whose date closes a weekly period")
+    weekly_on: int = Field(6, ge=0, le=6, description="weekday (0 = Monday, or its name) whose date closes a "
+                                                      "weekly period; an audience may set its own `weekday`")
     static_report_frequency: Frequency = Field(Frequency.weekly, description="period of the organisation-wide "
-                                                                             "report.html written with each run")
+                                                                             "report.html written with each run "
+                                                                             "(daily, weekly or monthly)")
     output_dir: Path = Field(Path("output/reports"), description="where each run writes report.html, .eml, .html")
     delivery: Delivery = Field(default_factory=lambda: Delivery.model_validate({}))
     tables: Tables = Field(default_factory=Tables)
@@ -174,6 +207,23 @@ class ReportsConfig(_Strict):
 
     def on_incomplete(self, audience: Audience) -> OnIncomplete:
         return audience.on_incomplete or self.freshness.on_incomplete
+
+    def weekday_of(self, audience: Audience) -> int:
+        """The weekday whose date closes a weekly audience's week (its own, else reports.weekly_on)."""
+        return self.weekly_on if audience.weekday is None else audience.weekday
+
+    def is_due(self, audience: Audience, as_of: dt.date) -> bool:
+        """Whether the audience's period closes on `as_of`: its email goes out in the run as of that day."""
+        return is_due(audience.frequency, as_of, self.weekday_of(audience))
+
+    def due_audiences(self, as_of: dt.date) -> list[Audience]:
+        """The audiences a (daily) run as of `as_of` sends: each exactly once per period, on its last day."""
+        return [a for a in self.audiences if self.is_due(a, as_of)]
+
+    @field_validator("weekly_on", mode="before")
+    @classmethod
+    def _weekly_on(cls, value: Any) -> Any:
+        return weekday_number(value)
 
     @model_validator(mode="after")
     def _unique_names(self) -> ReportsConfig:
@@ -191,7 +241,10 @@ class ReportsConfig(_Strict):
 
 
 def is_due(frequency: Frequency, as_of: dt.date, weekly_on: int = 6) -> bool:
-    """Whether a period of this frequency closes on `as_of` (weekly: the configured weekday; monthly: month end)."""
+    """Whether a period of this frequency closes on `as_of` (daily: every day; weekly: the configured weekday;
+    monthly: the month's last day)."""
+    if frequency is Frequency.daily:
+        return True
     if frequency is Frequency.weekly:
         return as_of.weekday() == weekly_on
     return (as_of + dt.timedelta(days=1)).day == 1

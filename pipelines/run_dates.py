@@ -160,7 +160,8 @@ def network_end_dates(*, event_end_dates: list[Any], params: Mapping[str, Any] |
 def reports_as_of(*, params: Mapping[str, Any] | None, logical_date: dt.datetime | None,
                   run_after: dt.datetime | None) -> dt.date:
     """The day an `esn_reports` run reports as of: the `as_of` param (or its alias `date`), else the day
-    before the run's logical date (or run_after), UTC: a Monday run reports on the week ending Sunday."""
+    before the run's logical date (or run_after), UTC: the daily 07:00 run reports on the day that ended at
+    midnight, and sends the audiences whose period closed on it."""
     params = params or {}
     as_of = parse_day(params.get("as_of"), "as_of")
     alias = parse_day(params.get("date"), "date")

@@ -32,7 +32,6 @@ from pipelines.reports_config import (
     OnIncomplete,
     ReportsConfig,
     Section,
-    is_due,
     load_reports_config,
 )
 from pipelines.warehouse import with_engine
@@ -147,7 +146,7 @@ def send_reports(settings: Settings, as_of: dt.date, smtp_conn_id: str = "smtp_d
     skipped: dict[str, str] = {}
     due = []
     for a in selected:
-        if only_due and not is_due(a.frequency, as_of, config.weekly_on):
+        if only_due and not config.is_due(a, as_of):
             skipped[a.name] = f"not due ({a.frequency.value}) on {as_of}"
         else:
             due.append(a)

@@ -55,6 +55,9 @@ class Period:
 
     @classmethod
     def ending(cls, frequency: Frequency, as_of: dt.date) -> Period:
+        if frequency is Frequency.daily:
+            day = dt.timedelta(days=1)
+            return cls(frequency, as_of, as_of, as_of - day, as_of - day)
         if frequency is Frequency.weekly:
             return cls(frequency, as_of - dt.timedelta(days=6), as_of,
                        as_of - dt.timedelta(days=13), as_of - dt.timedelta(days=7))
@@ -66,11 +69,14 @@ class Period:
     def label(self) -> str:
         if self.frequency is Frequency.monthly:
             return self.end.strftime("%B %Y") + ("" if self.end.day >= 28 else f" to {self.end:%d %b}")
+        if self.frequency is Frequency.daily:
+            return f"{self.end:%A %d %b %Y}"
         return f"Week {self.start:%d %b} to {self.end:%d %b %Y}"
 
     @property
     def previous_label(self) -> str:
-        return "previous month" if self.frequency is Frequency.monthly else "previous week"
+        return {Frequency.monthly: "previous month", Frequency.daily: "previous day"}.get(self.frequency,
+                                                                                            "previous week")
 
 
 @dataclass(frozen=True)
@@ -481,12 +487,14 @@ class _Builder:
                 f"{self.scope.segment_value} has fewer than {self.min} people (or no data) on {self.as_of:%d %b %Y}: "
                 f"its own figures are withheld and only the organisation's are shown.")
         if Section.kpis in self.audience.sections:
-            active = "wau" if self.audience.frequency is Frequency.weekly else "mau"
+            active, active_name, active_label = {
+                Frequency.daily: ("dau", "daily_active_users", "Daily active users"),
+                Frequency.weekly: ("wau", "weekly_active_users", "Weekly active users"),
+                Frequency.monthly: ("mau", "monthly_active_users", "Monthly active users")}[self.audience.frequency]
             # rolling-window metrics are read on the period's last day; stickiness (DAU/MAU) swings with the
             # weekday of a single day, so it is the mean over the period
             specs: list[tuple[str, str, str, Fmt, bool]] = [
-                (active, "weekly_active_users" if active == "wau" else "monthly_active_users",
-                 "Weekly active users" if active == "wau" else "Monthly active users", "int", False),
+                (active, active_name, active_label, "int", False),
                 ("participation_rate", "participation_rate", "Participation (28 days)", "pct", False),
                 ("contributor_rate", "contributor_rate", "Contributors (28 days)", "pct", False),
                 ("stickiness", "stickiness", "Stickiness (DAU/MAU, period mean)", "pct", True),
