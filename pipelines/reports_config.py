@@ -194,6 +194,9 @@ class ReportsConfig(_Strict):
         None, description="YAML mapping person_key -> display name; people are named only when this file "
                           "exists AND privacy.allow_named_leaderboards is true")
     leaderboard_size: int = Field(10, ge=1, le=50)
+    small_base: int = Field(20, ge=0, description="the small-bases rule: a count whose previous value, or a rate "
+                                                  "of a group, under this many shows its change as a count "
+                                                  "(rates: neutral points), never as a percentage; 0: off")
     trend_days: int = Field(91, ge=14, le=730, description="days shown in trend charts")
     weekly_on: int = Field(6, ge=0, le=6, description="weekday (0 = Monday, or its name) whose date closes a "
                                                       "weekly period; an audience may set its own `weekday`")

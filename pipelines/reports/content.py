@@ -19,7 +19,7 @@ import logging
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -101,6 +101,24 @@ class KpiSide:
     label: str
     current: Figure | None
     previous: Figure | None
+    small_base: int = 0  # reports.small_base: below it a change is a count (or neutral), never a percentage
+
+    @property
+    def small(self) -> bool:
+        """The small-bases rule: a count whose previous value, or a rate whose group, is under
+        `small_base` moves by chance; its change is shown as a count (or neutral points), never as an
+        alarming percentage."""
+        if self.current is None or self.previous is None or not self.small_base:
+            return False
+        if self.current.fmt == "int":
+            return self.previous.value < self.small_base
+        return min(self.current.group_size, self.previous.group_size) < self.small_base
+
+    @property
+    def count_change(self) -> float | None:
+        if self.current is None or self.previous is None:
+            return None
+        return self.current.value - self.previous.value
 
     @property
     def change(self) -> float | None:
@@ -992,6 +1010,8 @@ def build_report(conn: Connection, settings: Settings, config: ReportsConfig, au
     b.add_alerts()
     b.add_backlog()
     b.add_influence()
+    b.report.kpis = [Kpi(k.metric, [replace(side, small_base=config.small_base) for side in k.sides])
+                     for k in b.report.kpis]
     b.report.missing_from_catalogue = list(b.cat.missing)
     b.report.check_privacy()
     return b.report

@@ -39,6 +39,7 @@ STYLES: dict[str, str] = {
     "banner_title": f"{_FONT}font-size:16px;font-weight:bold;letter-spacing:0.5px;margin-bottom:4px;",
     "coverage": f"padding:10px 24px;{_FONT}font-size:12px;background:#f8f9fb;color:#33414f;"
                 "border-bottom:1px solid #eef1f4;",
+    "coverage_line": f"padding:6px 24px;{_FONT}font-size:12px;background:#eef7ee;color:#2e5e31;",
     "note": f"padding:10px 24px;{_FONT}font-size:13px;background:#fff7e6;color:#6b4e16;",
     "section": "padding:16px 24px;border-bottom:1px solid #eef1f4;",
     "h2": f"{_FONT}font-size:16px;margin:0 0 8px 0;color:#1b2a3a;",
@@ -76,15 +77,21 @@ def format_figure(f: Figure | None) -> str:
 
 
 def format_change(side: KpiSide) -> str:
+    if side.small and side.current is not None and side.current.fmt == "int":
+        delta = side.count_change
+        assert delta is not None
+        return f"{delta:+,.0f} (small base)"
     change = side.change
     if change is None:
         return "no comparison"
     if side.current is not None and side.current.fmt == "int":
         return f"{change:+.1%}"
-    return f"{change * 100:+.1f} pp"
+    return f"{change * 100:+.1f} pp" + (" (small group)" if side.small else "")
 
 
 def _change_style(side: KpiSide, s: dict[str, str]) -> str:
+    if side.small:  # the small-bases rule: never red or green on a base that moves by chance
+        return s["flat"]
     change = side.change
     if change is None or abs(change) < 0.0005:
         return s["flat"]
