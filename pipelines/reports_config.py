@@ -188,7 +188,11 @@ class Tables(_Strict):
 class ReportsConfig(_Strict):
     audiences: list[Audience] = Field(default_factory=list)
     organisation_name: str = "the organisation"
-    docs_base_url: str = Field("docs/metrics.md", description="figures link to <docs_base_url>#<metric anchor>")
+    docs_base_url: str | None = Field(
+        None, description="absolute http(s) URL of the published metric docs (docs/metrics.md rendered, or "
+                          "the dbt docs site): figures link to <docs_base_url>#<metric anchor>. Unset (or a "
+                          "relative path, which no mail client can open): the definitions are inlined at "
+                          "the end of each email and the links point there")
     catalogue_path: Path = Field(Path("catalogue/metrics.yaml"), description="metric catalogue (name, table, column)")
     names_file: Path | None = Field(
         None, description="YAML mapping person_key -> display name; people are named only when this file "

@@ -55,7 +55,11 @@ def _organisation_audience(config: ReportsConfig) -> Audience:
 
 
 def _docs_url(config: ReportsConfig) -> str:
-    return config.docs_base_url.split("#")[0]
+    """The footer's link to the catalogue: the docs site when an absolute URL is configured, else the
+    definitions inlined at the end of the email itself."""
+    from pipelines.reports.content import is_absolute_url
+
+    return config.docs_base_url.split("#")[0] if is_absolute_url(config.docs_base_url) else "#definitions"
 
 
 def build_reports(settings: Settings, as_of: dt.date, audiences: Sequence[Audience], config: ReportsConfig,

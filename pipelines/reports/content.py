@@ -87,6 +87,17 @@ class MetricRef:
     label: str
     url: str
     in_catalogue: bool
+    definition: str = ""
+
+    @property
+    def is_inline(self) -> bool:
+        """The link points at the definition inlined in the same email (no absolute docs URL configured)."""
+        return self.url.startswith("#")
+
+    @property
+    def text_ref(self) -> str:
+        """What the plain-text part shows for the link: the URL, or where the definition is below."""
+        return f"see DEFINITIONS below ({self.label})" if self.is_inline else self.url
 
 
 @dataclass(frozen=True)
@@ -224,6 +235,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     missing_from_catalogue: list[str] = field(default_factory=list)
     coverage: Coverage | None = None
+    definitions: list[MetricRef] = field(default_factory=list)  # inlined when no absolute docs URL is set
 
     @property
     def title(self) -> str:
@@ -279,6 +291,10 @@ class Report:
 
 
 # ---------------------------------------------------------------------------------------- catalogue
+def is_absolute_url(value: str | None) -> bool:
+    return bool(value) and re.match(r"^https?://[^/\s]+", str(value)) is not None
+
+
 def _slug(text: str) -> str:
     """GitHub-style heading anchor: lower case, punctuation dropped, spaces to hyphens."""
     text = re.sub(r"[^\w\- ]", "", text.strip().lower())
@@ -288,8 +304,10 @@ def _slug(text: str) -> str:
 class Catalogue:
     """Links from (table, column) or metric name to docs/metrics.md#anchor; remembers what it lacked."""
 
-    def __init__(self, path: Path, base_url: str) -> None:
-        self.base_url = base_url.rstrip("#")
+    def __init__(self, path: Path, base_url: str | None) -> None:
+        # an absolute http(s) URL links out; anything else inlines the definitions in the email itself
+        self.base_url = base_url.split("#")[0] if is_absolute_url(base_url) else None
+        self.used: dict[str, MetricRef] = {}
         self.by_column: dict[tuple[str, str], dict[str, Any]] = {}
         self.by_name: dict[str, dict[str, Any]] = {}
         self.missing: list[str] = []
@@ -299,7 +317,7 @@ class Catalogue:
         from pipelines.catalogue import load_entries
 
         for e in load_entries(path):  # the same entries the docs are generated from, network included
-            meta = {"name": e.name, "anchor": e.doc_id}
+            meta = {"name": e.name, "anchor": e.doc_id, "definition": e.definition}
             self.by_column[(e.table, e.column)] = meta
             self.by_name.setdefault(e.name, meta)
             if not e.shared:
@@ -313,8 +331,13 @@ class Catalogue:
             anchor = _slug(name)
         else:
             anchor = str(entry.get("anchor") or _slug(str(entry["name"])))
-        return MetricRef(name=name, label=label,
-                         url=f"{self.base_url}#{anchor}", in_catalogue=entry is not None)
+        definition = str(entry.get("definition") or "") if entry else ""
+        # only a catalogue entry has a page anchor to link to; anything else is inlined, never a dead link
+        url = f"{self.base_url}#{anchor}" if self.base_url and entry is not None else f"#def-{anchor}"
+        ref = MetricRef(name=name, label=label, url=url, in_catalogue=entry is not None,
+                        definition=definition or "Not in the metric catalogue yet.")
+        self.used.setdefault(url, ref)
+        return ref
 
 
 # ---------------------------------------------------------------------------------------------- query
@@ -1013,5 +1036,6 @@ def build_report(conn: Connection, settings: Settings, config: ReportsConfig, au
     b.report.kpis = [Kpi(k.metric, [replace(side, small_base=config.small_base) for side in k.sides])
                      for k in b.report.kpis]
     b.report.missing_from_catalogue = list(b.cat.missing)
+    b.report.definitions = sorted((m for m in b.cat.used.values() if m.is_inline), key=lambda m: m.label.lower())
     b.report.check_privacy()
     return b.report

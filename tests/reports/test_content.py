@@ -135,8 +135,15 @@ def test_links_follow_the_repository_catalogue_layout(settings, engine) -> None:
     repo_catalogue = Path(__file__).resolve().parents[2] / "catalogue" / "metrics.yaml"
     if not repo_catalogue.exists():
         pytest.skip("catalogue/metrics.yaml not in this checkout")
-    cat = Catalogue(repo_catalogue, "docs/metrics.md")
+    cat = Catalogue(repo_catalogue, "https://esn.example/docs/metrics.html")
     ref = cat.ref("participation_rate", "Participation", "mart_engagement_daily", "participation_rate")
-    assert ref.in_catalogue and ref.url == "docs/metrics.md#mart_engagement_daily__participation_rate"
+    assert ref.in_catalogue and ref.url == "https://esn.example/docs/metrics.html#mart_engagement_daily__participation_rate"
+    # a relative path opens in no mail client: the definition is inlined and the link points at it
+    inline = Catalogue(repo_catalogue, "docs/metrics.md").ref("participation_rate", "Participation",
+                                                              "mart_engagement_daily", "participation_rate")
+    from pipelines.catalogue import load_entries
+
+    [entry] = [e for e in load_entries(repo_catalogue) if e.doc_id == "mart_engagement_daily__participation_rate"]
+    assert inline.url == "#def-mart_engagement_daily__participation_rate" and inline.definition == entry.definition
     assert '<a name="mart_engagement_daily__participation_rate">' in (repo_catalogue.parent.parent / "docs" /
                                                                        "metrics.md").read_text()
