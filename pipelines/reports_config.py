@@ -165,6 +165,48 @@ class Delivery(_Strict):
         return value
 
 
+class PlanMetric(_Strict):
+    metric: str = Field(..., pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$",
+                        description="a catalogue metric: a column name (participation_rate) or table.column")
+    target: float
+    direction: str = Field("min", pattern="^(min|max)$", description="min: value >= target; max: value <= target")
+
+
+class Objective(_Strict):
+    """What the network is for (knowledge sharing, cross-silo collaboration, leadership visibility,
+    onboarding ...), the metrics that show it with their targets, and the technology that carries it."""
+
+    name: str = Field(..., pattern=r"^[a-z][a-z0-9_-]*$")
+    title: str = Field(..., min_length=1)
+    metrics: list[PlanMetric] = Field(..., min_length=1)
+    sources: list[str] = Field(default_factory=list, description="technology: the sources (platforms) that "
+                                                                 "carry this objective; default all")
+
+
+class Relationships(_Strict):
+    """The relationships that should grow: pairs of departments whose ties should increase, and the
+    departments whose leaders should be reachable."""
+
+    grow_ties: list[tuple[str, str]] = Field(default_factory=list)
+    leaders_reachable: list[str] = Field(default_factory=list)
+
+
+class Plan(_Strict):
+    """The ESN action plan: objectives (each with metrics, targets and technology) and relationships."""
+
+    objectives: list[Objective] = Field(default_factory=list)
+    relationships: Relationships = Field(default_factory=Relationships)
+    history_periods: int = Field(6, ge=2, le=26, description="periods of the scorecard history shown")
+
+    @model_validator(mode="after")
+    def _unique(self) -> Plan:
+        names = [o.name for o in self.objectives]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"objective names must be unique, repeated: {dup}")
+        return self
+
+
 class Tables(_Strict):
     """Where each section reads from. A section whose table does not exist is left out.
 
@@ -211,6 +253,8 @@ class ReportsConfig(_Strict):
     delivery: Delivery = Field(default_factory=lambda: Delivery.model_validate({}))
     tables: Tables = Field(default_factory=Tables)
     freshness: Freshness = Field(default_factory=lambda: Freshness.model_validate({}))
+    plan: Plan | None = Field(None, description="the ESN action plan; unset: the default plan "
+                                                "(pipelines.reports.plan.DEFAULT_OBJECTIVES, the scorecard's targets)")
 
     def on_incomplete(self, audience: Audience) -> OnIncomplete:
         return audience.on_incomplete or self.freshness.on_incomplete

@@ -208,6 +208,19 @@ class TierRow:
 
 
 @dataclass(frozen=True)
+class ImpactRow:
+    """One business-impact result: what was compared, the estimate and its 95 % interval."""
+
+    kind: Literal["engaged_vs_not", "correlation", "campaign"]
+    label: str
+    estimate: float
+    ci_low: float | None
+    ci_high: float | None
+    group_size: int  # the smaller of the groups compared (person-months, pairs or weeks)
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class NamedInfluencer:
     rank: int
     name: str
@@ -236,6 +249,9 @@ class Report:
     missing_from_catalogue: list[str] = field(default_factory=list)
     coverage: Coverage | None = None
     definitions: list[MetricRef] = field(default_factory=list)  # inlined when no absolute docs URL is set
+    objectives: list[Any] = field(default_factory=list)  # pipelines.reports.plan.ObjectiveStatus
+    impact: list[ImpactRow] = field(default_factory=list)
+    impact_metric: MetricRef | None = None
 
     @property
     def title(self) -> str:
@@ -282,6 +298,15 @@ class Report:
         for t in self.tiers:
             for tier, f in t.counts.items():
                 yield f"tiers {t.group} {tier}", f.value, f.group_size
+        for r in self.impact:
+            for v in (r.estimate, r.ci_low, r.ci_high):
+                if v is not None:
+                    yield f"impact {r.label}", v, r.group_size
+        for o in self.objectives:
+            for m in o.metrics:
+                for v in m.values:
+                    if v is not None:
+                        yield f"objective {o.objective.name} {m.spec.metric}", v, o.group_size
 
     def check_privacy(self) -> None:
         small = [(what, size) for what, _, size in self.figures() if size < self.min_group_size]
@@ -992,6 +1017,52 @@ class _Builder:
                 self.report.tiers_metric = self.cat.ref("influence_tier", "Influence tiers", table, "influence_tier")
         self._leaderboard()
 
+    # ------------------------------------------------------------------------------------- impact
+    def add_impact(self) -> None:
+        """The business-impact results of the whole organisation (`pipelines.metrics`): engaged vs not,
+        correlations with outcomes, campaign effects; only rows the mart did not suppress and whose
+        smaller group holds min_group_size; never a department's (the audience may be one)."""
+        if Section.kpis not in self.audience.sections or not self.ok(self.group_size("org", "all")):
+            return
+        rows: list[ImpactRow] = []
+        ev = self.wh.first(["mart_impact_engaged_vs_not"])
+        if ev and all(self.wh.col(ev, c) for c in ("outcome", "difference", "n_engaged", "n_not_engaged")):
+            df = self.wh.frame(f"select * from {_ident(ev)} where segment_type = 'org' order by outcome")
+            for _, r in df.iterrows():
+                n = min(int(_num(r["n_engaged"]) or 0), int(_num(r["n_not_engaged"]) or 0))
+                if _truthy(r.get("suppressed")) or _num(r["difference"]) is None or not self.ok(n):
+                    continue
+                rows.append(ImpactRow("engaged_vs_not", str(r["outcome"]).replace("_", " "),
+                                      float(r["difference"]), _num(r.get("ci_low")), _num(r.get("ci_high")), n,
+                                      f"engaged {float(r['mean_engaged']):,.2f} vs not engaged "
+                                      f"{float(r['mean_not_engaged']):,.2f} ({r.get('engaged_definition') or ''})"))
+        corr = self.wh.first(["mart_impact_correlation"])
+        if corr and all(self.wh.col(corr, c) for c in ("outcome", "rho", "n", "engagement_measure")):
+            df = self.wh.frame(f"select * from {_ident(corr)} order by outcome, engagement_measure")
+            for _, r in df.iterrows():
+                n = int(_num(r["n"]) or 0)
+                if _truthy(r.get("suppressed")) or _num(r["rho"]) is None or not self.ok(n):
+                    continue
+                lag = int(_num(r.get("lag_months")) or 0)
+                rows.append(ImpactRow("correlation", f"{r['engagement_measure']} and {r['outcome']}".replace("_", " "),
+                                      float(r["rho"]), _num(r.get("ci_low")), _num(r.get("ci_high")), n,
+                                      f"Spearman rho, {r.get('level') or ''} level"
+                                      + (f", outcome {lag} month(s) later" if lag else ", same month")))
+        its = self.wh.first(["mart_impact_its"])
+        if its and all(self.wh.col(its, c) for c in ("intervention", "level_change", "n")):
+            df = self.wh.frame(f"select * from {_ident(its)} order by intervention")
+            for _, r in df.iterrows():
+                n = min(int(_num(r.get("n_before")) or 0), int(_num(r.get("n_after")) or 0)) \
+                    if self.wh.col(its, "n_before") else int(_num(r["n"]) or 0)
+                if _truthy(r.get("suppressed")) or _num(r["level_change"]) is None or not self.ok(n):
+                    continue
+                rows.append(ImpactRow("campaign", f"{r['intervention']} ({r.get('metric') or ''})",
+                                      float(r["level_change"]), _num(r.get("level_ci_low")),
+                                      _num(r.get("level_ci_high")), n, "level change at the intervention"))
+        self.report.impact = rows[:12]
+        if rows:
+            self.report.impact_metric = self.cat.ref("impact", "Business impact", ev or corr or its, "difference")
+
     def _leaderboard(self) -> None:
         names = load_names(self.settings, self.config)
         table = self.wh.first(self.config.tables.person_network)
@@ -1033,6 +1104,10 @@ def build_report(conn: Connection, settings: Settings, config: ReportsConfig, au
     b.add_alerts()
     b.add_backlog()
     b.add_influence()
+    from pipelines.reports.plan import objectives
+
+    b.report.objectives = objectives(b)
+    b.add_impact()
     b.report.kpis = [Kpi(k.metric, [replace(side, small_base=config.small_base) for side in k.sides])
                      for k in b.report.kpis]
     b.report.missing_from_catalogue = list(b.cat.missing)

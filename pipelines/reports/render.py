@@ -98,6 +98,30 @@ def _change_style(side: KpiSide, s: dict[str, str]) -> str:
     return s["up"] if change > 0 else s["down"]
 
 
+def _plan_number(value: float | None, fmt: str) -> str:
+    if value is None:
+        return "no data"
+    return f"{value:.1%}" if fmt == "pct" else f"{value:,.2f}"
+
+
+def _plan_value(m: object) -> str:
+    return _plan_number(m.value, m.fmt)  # type: ignore[attr-defined]
+
+
+def _plan_target(m: object) -> str:
+    sign = ">=" if m.spec.direction == "min" else "<="  # type: ignore[attr-defined]
+    return f"{sign} {_plan_number(m.spec.target, m.fmt)}"  # type: ignore[attr-defined]
+
+
+_STATUS_MARKS = {"on track": "\u2713", "off track": "\u2717", "no data": "\u00b7", "met": "\u2713",
+                 "not met": "\u2717"}
+_TREND_MARKS = {"better": "\u2197", "worse": "\u2198", "steady": "\u2192", "mixed": "\u2195", "no trend": ""}
+
+
+def _status_style(status: str, s: dict[str, str]) -> str:
+    return {"on track": s["up"], "met": s["up"], "off track": s["down"], "not met": s["down"]}.get(status, s["flat"])
+
+
 def _severity_style(severity: str, s: dict[str, str]) -> str:
     sev = severity.lower()
     if sev in ("critical", "high", "error"):
@@ -145,7 +169,10 @@ def _environment() -> Environment:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(figure=format_figure, change=format_change, change_style=_change_style,
                        severity_style=_severity_style, age_bands=_age_bands, tier_names=_tier_names,
-                       sides_text=_sides_text, backlog_text=_backlog_text, tiers_text=_tiers_text)
+                       sides_text=_sides_text, backlog_text=_backlog_text, tiers_text=_tiers_text,
+                       plan_value=_plan_value, plan_target=_plan_target, status_style=_status_style,
+                       status_mark=lambda st: _STATUS_MARKS.get(st, "?"),
+                       trend_mark=lambda t: _TREND_MARKS.get(t, ""))
     return env
 
 

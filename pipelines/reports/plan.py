@@ -1,0 +1,222 @@
+"""The ESN action plan in the reports (issue 16, part 5): each objective's status, trend and history.
+
+An objective (`reports.plan.objectives`, else `DEFAULT_OBJECTIVES`: the scorecard's seven targets grouped
+into four objectives) has metrics with targets. For each of the last `history_periods` periods of the
+audience's frequency (the period ending on `as_of` and those before it) every metric is read at the
+period's last day from the mart that publishes it, for the whole organisation: the latest row on or before
+that day (`segment_type = 'org'`, the 28-day window where the mart has several, never a suppressed row);
+metrics only the scorecard carries (`mart_esn_scorecard`) are read from it. A metric is met, not met, or
+has no data; an objective is on track (every metric with data met), off track (one not met) or has no
+data. The trend compares the period with the one before, better or worse in the metric's direction.
+
+The history is computed from the marts' own history (they keep every day), so a rerun shows the same;
+the organisation's figures only, never a group under `min_group_size` (the organisation is checked).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pipelines.reports_config import Frequency, Objective, Plan, PlanMetric
+
+if TYPE_CHECKING:
+    from pipelines.reports.content import MetricRef, Warehouse, _Builder
+
+#: where a metric is published (table, column), first table that exists; anything else: mart_esn_scorecard
+METRIC_TABLES: dict[str, list[tuple[str, str]]] = {
+    "participation_rate": [("mart_engagement_daily", "participation_rate")],
+    "contributor_rate": [("mart_engagement_daily", "contributor_rate")],
+    "stickiness": [("mart_engagement_daily", "stickiness")],
+    "activity_per_active_user": [("mart_engagement_daily", "activity_per_active_user")],
+    "answered_rate": [("mart_knowledge_sharing", "answered_rate"), ("mart_knowledge_sharing_daily", "answered_rate")],
+    "cross_department_share": [("mart_network_org", "cross_department_share")],
+    "leader_posting_share": [("mart_leader_engagement", "leader_posting_share")],
+}
+SCORECARD = "mart_esn_scorecard"
+PCT_METRICS = {"participation_rate", "contributor_rate", "stickiness", "answered_rate", "cross_department_share",
+               "leader_posting_share", "retention_next_month"}
+
+
+def _targets() -> dict[str, tuple[float, str]]:
+    """The scorecard's targets (pipelines/metrics/impact_defaults.yaml, or $ESN_IMPACT_CONFIG)."""
+    try:
+        from pipelines.metrics.config import load_impact_config
+
+        return {k: (float(t.target), str(t.direction)) for k, t in load_impact_config().targets.items()}
+    except Exception:  # noqa: BLE001 - a plan without targets is still a plan: fall back to the defaults
+        return {"participation_rate": (0.6, "min"), "activity_per_active_user": (10.0, "min"),
+                "answered_rate": (0.8, "min"), "median_hours_to_first_response": (4.0, "max"),
+                "cross_department_share": (0.2, "min"), "leader_posting_share": (0.7, "min"),
+                "retention_next_month": (0.7, "min")}
+
+
+#: the default plan: what successful ESN programmes start from, with the scorecard's targets
+DEFAULT_OBJECTIVES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("adoption", "Adoption that lasts", ("participation_rate", "retention_next_month", "activity_per_active_user")),
+    ("knowledge-sharing", "Questions get answered", ("answered_rate", "median_hours_to_first_response")),
+    ("cross-silo", "Cross-silo collaboration", ("cross_department_share",)),
+    ("leadership", "Leadership visibility", ("leader_posting_share",)),
+)
+
+
+def default_plan() -> Plan:
+    targets = _targets()
+    objectives = [Objective(name=name, title=title, metrics=[
+        PlanMetric(metric=m, target=targets[m][0], direction=targets[m][1]) for m in metrics if m in targets])
+        for name, title, metrics in DEFAULT_OBJECTIVES]
+    return Plan(objectives=[o for o in objectives if o.metrics])
+
+
+@dataclass(frozen=True)
+class MetricStatus:
+    spec: PlanMetric
+    ref: MetricRef
+    values: tuple[float | None, ...]  # oldest period first, the current period last
+
+    @property
+    def value(self) -> float | None:
+        return self.values[-1]
+
+    @property
+    def fmt(self) -> str:
+        return "pct" if self.spec.metric.split(".")[-1] in PCT_METRICS else "ratio"
+
+    def met(self, value: float | None) -> bool | None:
+        if value is None:
+            return None
+        return value >= self.spec.target if self.spec.direction == "min" else value <= self.spec.target
+
+    @property
+    def status(self) -> str:
+        met = self.met(self.value)
+        return "no data" if met is None else ("met" if met else "not met")
+
+    @property
+    def trend(self) -> str:
+        """better / worse / steady against the previous period (in the metric's direction), or no trend."""
+        if len(self.values) < 2 or self.values[-1] is None or self.values[-2] is None:
+            return "no trend"
+        delta = self.values[-1] - self.values[-2]
+        if abs(delta) <= 1e-9 * max(1.0, abs(self.values[-2])):
+            return "steady"
+        return "better" if (delta > 0) == (self.spec.direction == "min") else "worse"
+
+
+@dataclass(frozen=True)
+class ObjectiveStatus:
+    objective: Objective
+    metrics: tuple[MetricStatus, ...]
+    period_ends: tuple[dt.date, ...]
+    group_size: int
+
+    def status_at(self, i: int) -> str:
+        marks = [m.met(m.values[i]) for m in self.metrics]
+        known = [x for x in marks if x is not None]
+        if not known:
+            return "no data"
+        return "on track" if all(known) else "off track"
+
+    @property
+    def status(self) -> str:
+        return self.status_at(len(self.period_ends) - 1)
+
+    @property
+    def history(self) -> list[tuple[dt.date, str]]:
+        return [(d, self.status_at(i)) for i, d in enumerate(self.period_ends)]
+
+    @property
+    def trend(self) -> str:
+        trends = {m.trend for m in self.metrics} - {"no trend"}
+        if not trends:
+            return "no trend"
+        if trends == {"steady"}:
+            return "steady"
+        if "worse" in trends and "better" in trends:
+            return "mixed"
+        return "better" if "better" in trends else "worse"
+
+
+def period_ends(frequency: Frequency, as_of: dt.date, n: int) -> list[dt.date]:
+    """The last days of the n periods ending on as_of, oldest first."""
+    ends = [as_of]
+    for _ in range(n - 1):
+        last = ends[-1]
+        if frequency is Frequency.daily:
+            ends.append(last - dt.timedelta(days=1))
+        elif frequency is Frequency.weekly:
+            ends.append(last - dt.timedelta(days=7))
+        else:
+            ends.append(last.replace(day=1) - dt.timedelta(days=1))
+    return ends[::-1]
+
+
+def _value_reader(wh: Warehouse, metric: str) -> Any:
+    """fn(day) -> the organisation's value of the metric on the latest row on or before day, or None."""
+    from pipelines.reports.content import DATE_COLUMNS, _ident, _num, _truthy
+
+    table, column = metric.split(".", 1) if "." in metric else (None, metric)
+    candidates = [(table, column)] if table else METRIC_TABLES.get(column, [])
+    for t, c in candidates:
+        if not wh.first([t]) or not wh.col(t, c):
+            continue
+        date_col = wh.col(t, *DATE_COLUMNS)
+        if not date_col:
+            continue
+        where = []
+        if wh.col(t, "segment_type"):
+            where.append("segment_type = 'org'")
+        if wh.col(t, "period_type"):
+            where.append("period_type = 'rolling_28d'")
+        if wh.col(t, "window_name"):
+            where.append("window_name = 'rolling_28d'")
+        sup = ", suppressed" if wh.col(t, "suppressed") else ""
+        sql = (f"select {_ident(date_col)} as d, {_ident(c)} as v{sup} from {_ident(t)}"
+               + (" where " + " and ".join(where) if where else "") + " order by 1")
+        df = wh.frame(sql)
+        if sup:
+            df = df[~df["suppressed"].map(_truthy)]
+        from pipelines.reports.content import _as_date
+
+        rows = [(_as_date(d), _num(v)) for d, v in zip(df["d"], df["v"], strict=True)]
+
+        def at(day: dt.date, rows: list[tuple[dt.date, float | None]] = rows) -> float | None:
+            before = [v for d, v in rows if d <= day and d > day - dt.timedelta(days=7)]
+            return before[-1] if before else None
+        return at, t, c
+    if wh.first([SCORECARD]) and wh.col(SCORECARD, "metric") and wh.col(SCORECARD, "value"):
+        df = wh.frame(f"select as_of_date as d, value as v, suppressed from {SCORECARD} where metric = :m "
+                      "order by 1", {"m": column})
+        from pipelines.reports.content import _as_date
+
+        rows = [(_as_date(d), _num(v)) for d, v, s in zip(df["d"], df["v"], df["suppressed"], strict=True)
+                if not _truthy(s)]
+
+        def at_card(day: dt.date, rows: list[tuple[dt.date, float | None]] = rows) -> float | None:
+            hit = [v for d, v in rows if d == day]
+            return hit[-1] if hit else None
+        return at_card, SCORECARD, "value"
+    return (lambda day: None), None, None
+
+
+def objectives(b: _Builder) -> list[ObjectiveStatus]:
+    """The plan's objectives with their status, trend and history for the builder's audience and as_of."""
+    plan = b.config.plan or default_plan()
+    size = b.group_size("org", "all")
+    if not b.ok(size):
+        return []
+    assert size is not None
+    ends = period_ends(b.audience.frequency, b.as_of, plan.history_periods)
+    out = []
+    for objective in plan.objectives:
+        statuses = []
+        for spec in objective.metrics:
+            read, table, column = _value_reader(b.wh, spec.metric)
+            name = spec.metric.split(".")[-1]
+            ref = b.cat.ref(name, name.replace("_", " ").capitalize(), table, column if table != SCORECARD else name)
+            values = tuple(read(d) for d in ends)
+            statuses.append(MetricStatus(spec, ref, tuple(None if v is None or math.isnan(v) else v for v in values)))
+        out.append(ObjectiveStatus(objective, tuple(statuses), tuple(ends), size))
+    return out

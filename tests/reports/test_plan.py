@@ -1,0 +1,119 @@
+"""The ESN action plan (issue 16, part 5): objectives with their metrics and targets, shown with status,
+trend and history in the emails and report.html, and the business-impact results with their intervals and
+"association, not causation"."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from pipelines import warehouse
+from pipelines.config import load_settings
+from pipelines.errors import ConfigError
+from pipelines.metrics.config import load_impact_config
+from pipelines.reports import render_reports
+from pipelines.reports.content import build_report
+from pipelines.reports.plan import DEFAULT_OBJECTIVES
+from pipelines.reports_config import parse_reports_config
+
+from .conftest import AS_OF, fixture_tables, make_warehouse, reports_config
+
+
+def _org_participation(day: dt.date) -> float:
+    eng = fixture_tables()["mart_engagement_daily"]
+    row = eng[(eng["segment_type"] == "org") & (eng["activity_date"] == day)]
+    return float(row["participation_rate"].iloc[0])
+
+
+def test_the_default_plan_has_the_scorecard_targets_with_status_and_history(settings, engine, catalogue) -> None:
+    config = reports_config(catalogue)
+    assert config.plan is None
+    with engine.connect() as conn:
+        report = build_report(conn, settings, config, config.audience("leadership"), AS_OF)
+    assert [o.objective.title for o in report.objectives] == [t for _, t, _ in DEFAULT_OBJECTIVES]
+    adoption = report.objectives[0]
+    part = next(m for m in adoption.metrics if m.spec.metric == "participation_rate")
+    target = load_impact_config().targets["participation_rate"].target
+    assert part.spec.target == target
+    # six weekly periods ending on as_of, each read on its last day
+    assert adoption.period_ends == tuple(AS_OF - dt.timedelta(days=7 * k) for k in range(5, -1, -1))
+    assert part.values == pytest.approx([_org_participation(d) for d in adoption.period_ends])
+    assert part.status == ("met" if _org_participation(AS_OF) >= target else "not met")
+    assert part.trend == "better"  # the fixture organisation grows
+    # no leader mart in the fixtures: that objective says so, it does not make a figure up
+    leadership = next(o for o in report.objectives if o.objective.name == "leadership")
+    assert leadership.status == "no data" and all(v is None for v in leadership.metrics[0].values)
+
+
+def test_a_configured_plan_is_shown_first_with_its_status_and_trend(settings, catalogue, tmp_path: Path) -> None:
+    now = _org_participation(AS_OF)
+    plan = {"objectives": [
+        {"name": "onboarding", "title": "New joiners take part", "sources": ["slack_main"],
+         "metrics": [{"metric": "participation_rate", "target": round(now + 0.1, 3)}]},
+        {"name": "silos", "title": "Sales and Engineering talk",
+         "metrics": [{"metric": "mart_network_org.cross_department_share", "target": 0.1}]}],
+        "relationships": {"grow_ties": [["Sales", "Engineering"]]}, "history_periods": 4}
+    config = reports_config(catalogue, plan=plan)
+    render_reports(settings, AS_OF, tmp_path, ["leadership"], config=config)
+    html = (tmp_path / "leadership.html").read_text()
+    objectives = html.index('data-role="objectives"')
+    assert html.index('data-role="alerts"') < objectives < html.index("Headline figures")
+    section = html[objectives:html.index("Headline figures")]
+    assert "New joiners take part" in section and "OFF TRACK" in section  # the target is above the value
+    assert "Sales and Engineering talk" in section and "ON TRACK" in section
+    assert "Last 4 periods" in section and section.count("title=") == 8
+    plain = (tmp_path / "leadership.eml").read_text()
+    assert "OBJECTIVES OF THE ESN PLAN" in plain and "trend better" in plain
+
+
+def test_bad_plans_are_refused_with_their_field() -> None:
+    good = {"name": "a", "title": "A", "metrics": [{"metric": "participation_rate", "target": 0.5}]}
+    with pytest.raises(ConfigError, match="objective names must be unique"):
+        parse_reports_config({"plan": {"objectives": [good, good]}})
+    with pytest.raises(ConfigError, match=r"reports\.plan\.objectives\.0\.metrics\.0\.direction"):
+        parse_reports_config({"plan": {"objectives": [{**good, "metrics": [
+            {"metric": "participation_rate", "target": 0.5, "direction": "up"}]}]}})
+
+
+def test_business_impact_results_with_intervals_and_association_not_causation(tmp_path: Path,
+                                                                              catalogue: Path) -> None:
+    url = make_warehouse(tmp_path / "w.duckdb")
+    rows = pd.DataFrame([
+        {"outcome": "retention_12m", "segment_type": "org", "segment_value": "all", "n": 400, "n_engaged": 180,
+         "n_not_engaged": 220, "mean_engaged": 0.91, "mean_not_engaged": 0.83, "difference": 0.08,
+         "ci_low": 0.03, "ci_high": 0.13, "suppressed": False, "engaged_definition": "power/habitual",
+         "interpretation": "association, not causation"},
+        {"outcome": "retention_12m", "segment_type": "department", "segment_value": "Sales", "n": 90,
+         "n_engaged": 40, "n_not_engaged": 50, "mean_engaged": 0.777, "mean_not_engaged": 0.555,
+         "difference": 0.222, "ci_low": 0.1, "ci_high": 0.3, "suppressed": False,
+         "engaged_definition": "power/habitual", "interpretation": "association, not causation"},
+        {"outcome": "sales_per_head", "segment_type": "org", "segment_value": "all", "n": 6, "n_engaged": 3,
+         "n_not_engaged": 3, "mean_engaged": None, "mean_not_engaged": None, "difference": 9.876,
+         "ci_low": None, "ci_high": None, "suppressed": True, "engaged_definition": "power/habitual",
+         "interpretation": "association, not causation"}])
+    con = duckdb.connect(url.removeprefix("duckdb:///"))
+    try:
+        con.register("frame", rows)
+        con.execute("create table esn_marts.mart_impact_engaged_vs_not as select * from frame")
+    finally:
+        con.close()
+    settings = load_settings(None, warehouse_url=url, privacy={"min_group_size": 5})
+    render_reports(settings, AS_OF, tmp_path / "out", ["leadership"], config=reports_config(catalogue))
+    html = (tmp_path / "out" / "leadership.html").read_text()
+    section = html[html.index('data-role="impact"'):]
+    assert "association, not causation" in section and "retention 12m" in section
+    assert "+0.08" in section and "0.03 to 0.13" in section
+    # a department's result and a suppressed one are not shown
+    assert "0.222" not in html and "0.22" not in section and "9.88" not in html and "sales per head" not in html
+    engine = warehouse.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            config = reports_config(catalogue)
+            report = build_report(conn, settings, config, config.audience("leadership"), AS_OF)
+    finally:
+        engine.dispose()
+    assert [(r.kind, r.group_size) for r in report.impact] == [("engaged_vs_not", 180)]
