@@ -65,6 +65,12 @@ def _docs_url(config: ReportsConfig) -> str:
 def build_reports(settings: Settings, as_of: dt.date, audiences: Sequence[Audience], config: ReportsConfig,
                   engine: sa.Engine) -> tuple[dict[str, Built], str]:
     """Reports and rendered emails of the audiences, plus the static organisation page, in one read pass."""
+    built, static_html, _ = _build_all(settings, as_of, audiences, config, engine)
+    return built, static_html
+
+
+def _build_all(settings: Settings, as_of: dt.date, audiences: Sequence[Audience], config: ReportsConfig,
+               engine: sa.Engine) -> tuple[dict[str, Built], str, Report]:
     built: dict[str, Built] = {}
     with engine.connect() as conn:
         for audience in audiences:
@@ -74,7 +80,7 @@ def build_reports(settings: Settings, as_of: dt.date, audiences: Sequence[Audien
                 log.warning("metrics not in the catalogue (links use derived anchors): %s",
                             report.missing_from_catalogue)
         org = build_report(conn, settings, config, _organisation_audience(config), as_of)
-    return built, render_static(org, _docs_url(config))
+    return built, render_static(org, _docs_url(config)), org
 
 
 def _write(out_dir: Path, built: dict[str, Built], static_html: str, config: ReportsConfig,
@@ -154,7 +160,7 @@ def send_reports(settings: Settings, as_of: dt.date, smtp_conn_id: str = "smtp_d
             skipped[a.name] = f"not due ({a.frequency.value}) on {as_of}"
         else:
             due.append(a)
-    built, static_html = build_reports(settings, as_of, due, config, engine)
+    built, static_html, org = _build_all(settings, as_of, due, config, engine)
     held: dict[str, str] = {}
     to_send = {}
     for name, b in built.items():
@@ -168,6 +174,14 @@ def send_reports(settings: Settings, as_of: dt.date, smtp_conn_id: str = "smtp_d
             to_send[name] = b
     target = Path(out_dir) if out_dir else config.output_dir / as_of.isoformat()
     _write(target, built, static_html, config, held=list(held))
+    archive: dict[str, str] = {}
+    if out_dir is None:  # the scheduled layout <output_dir>/<as_of>/: kept, indexed, its period in the history
+        from pipelines.reports.archive import archive_run
+
+        from pipelines.reports_config import is_due
+
+        closed = is_due(config.static_report_frequency, as_of, config.weekly_on)
+        archive = {k: str(v) for k, v in archive_run(config.output_dir, target, org, period_closed=closed).items()}
     transport = choose_transport(config.delivery, smtp_conn_id) if to_send else None
     results = []
     if transport is not None:
@@ -180,5 +194,5 @@ def send_reports(settings: Settings, as_of: dt.date, smtp_conn_id: str = "smtp_d
                   r["attempts"], r.get("code"), r.get("error"))
     return {"as_of": as_of.isoformat(), "transport": transport.name if transport else None,
             "out_dir": str(target), "delivered": sum(r["delivered"] for r in results), "failed": failed,
-            "results": results, "skipped": skipped, "held": held,
+            "results": results, "skipped": skipped, "held": held, "archive": archive,
             "coverage": {name: b.report.coverage.as_dict() for name, b in built.items() if b.report.coverage}}
