@@ -688,7 +688,7 @@ class _Builder:
             return
         df["day"] = df[date_col].map(_as_date)
         if "suppressed" in df.columns:
-            df = df[~df["suppressed"].map(_truthy)]
+            df = df[~df["suppressed"].map(_truthy).astype(bool)]
         groups: list[tuple[str, pd.DataFrame, int | None]] = []
         if seg_cols:
             if self.scope is not None:
@@ -947,11 +947,13 @@ class _Builder:
         where, params = self._latest(table)
         df = self.wh.frame(f"select department, cross_department_share as v, {_ident(size_col)} as people{sup} "
                            f"from {_ident(table)}{where}", params)
+        if df.empty:  # no window on or before as_of (the network stage has not run yet)
+            return pd.DataFrame(columns=["department", "v", "people"])
         everyone = df.assign(people=pd.to_numeric(df["people"], errors="coerce"))
         if sup:
-            df = df[~df["suppressed"].map(_truthy)]
+            df = df[~df["suppressed"].map(_truthy).astype(bool)]
         df = df.dropna(subset=["v", "people"])
-        df = df[df["people"].map(lambda n: self.ok(int(n)))]
+        df = df[df["people"].map(lambda n: self.ok(int(n))).astype(bool)]
         # the organisation's figure is shown next to the departments: the ones left out must not come back
         # by subtraction (complementary suppression over the directory people of the window)
         kept = _kept(everyone, set(df["department"]), "department", "people", self._directory_people(), self.min)

@@ -208,7 +208,8 @@ def coverage(wh: Warehouse, settings: Settings, config: ReportsConfig, start: dt
     days_t = wh.first(["dq_source_days"])
     if days_t:
         cols = ["source", "day", "status"] + [c for c in ("rejected",) if wh.col(days_t, c)]
-        df = wh.frame(f"select {', '.join(cols)} from {days_t} where day <= :e and day >= :s",
+        df = wh.frame(f"select {', '.join(cols)} from {days_t} "
+                      "where cast(day as date) between cast(:s as date) and cast(:e as date)",
                       {"s": start - dt.timedelta(days=366), "e": end})
         rows: dict[str, list[dict[str, Any]]] = {}
         for r in df.to_dict("records"):
@@ -218,7 +219,8 @@ def coverage(wh: Warehouse, settings: Settings, config: ReportsConfig, start: dt
         rep_t = wh.first(["mart_reply_completeness"])
         if rep_t:
             rf = wh.frame(f"select source, thread_date, replies_announced, replies_fetched, below_threshold "
-                          f"from {rep_t} where thread_date between :s and :e", {"s": start, "e": end})
+                          f"from {rep_t} where cast(thread_date as date) between cast(:s as date) and cast(:e as date)",
+                          {"s": start, "e": end})  # the published mart holds the day as text
             for r in rf.to_dict("records"):
                 r["thread_date"] = _as_date(r["thread_date"])
                 replies.setdefault(str(r["source"]), []).append(r)

@@ -177,7 +177,7 @@ def _value_reader(wh: Warehouse, metric: str) -> Any:
                + (" where " + " and ".join(where) if where else "") + " order by 1")
         df = wh.frame(sql)
         if sup:
-            df = df[~df["suppressed"].map(_truthy)]
+            df = df[~df["suppressed"].map(_truthy).astype(bool)]
         from pipelines.reports.content import _as_date
 
         rows = [(_as_date(d), _num(v)) for d, v in zip(df["d"], df["v"], strict=True)]

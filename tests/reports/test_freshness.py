@@ -143,7 +143,8 @@ def test_a_partial_empty_or_rejected_day_inside_the_week_is_incomplete(tmp_path:
 
 
 def test_replies_below_the_threshold_make_the_source_incomplete(tmp_path: Path, catalogue: Path) -> None:
-    replies = pd.DataFrame([{"source": "slack_main", "thread_date": d, "replies_announced": 100,
+    # the published mart holds thread_date as text (pipelines.completeness.publish)
+    replies = pd.DataFrame([{"source": "slack_main", "thread_date": d.isoformat(), "replies_announced": 100,
                              "replies_fetched": 90 if d == WEEK[3] else 100, "below_threshold": d == WEEK[3],
                              "completeness": 0.9 if d == WEEK[3] else 1.0} for d in WEEK])
     report = _report(_warehouse(tmp_path, {}, replies=replies), catalogue)
