@@ -10,8 +10,7 @@
     the CTE `calendar`) int_segment_headcount_daily, mart_adoption_daily, mart_alerts, mart_container_health,
     mart_engagement_daily, mart_engagement_period, mart_interactions_period, mart_knowledge_sharing,
     mart_leader_engagement, mart_unanswered_backlog; (days_before 30, column day, the person x day grid)
-    mart_engagement_period, mart_participation_inequality, mart_department_concentration; (83)
-    fct_person_usage_daily. -#}
+    mart_participation_inequality, mart_department_concentration; (83) fct_person_usage_daily. -#}
 {% macro esn_interval_days(column='as_of_date', days_before=0) -%}
     {%- if days_before is not integer or days_before is boolean or days_before < 0 -%}
         {{ exceptions.raise_compiler_error("esn_interval_days: days_before must be an integer >= 0, got " ~ days_before) }}
@@ -96,7 +95,7 @@
     the day before the period starts (0 before the first row). The select needs the columns day,
     week_start and month_start (esn_week_start/esn_month_start of day) and the window
     `w as (partition by <person> order by day)`. Used by esn_person_period_totals (the
-    CTE `rolled` of mart_engagement_period, mart_participation_inequality, mart_department_concentration). -#}
+    CTE `rolled` of mart_participation_inequality and mart_department_concentration). -#}
 {% macro esn_period_total(running, period) -%}
     {%- if period == 'rolling_7d' -%}
         {{ running }} - lag({{ running }}, 7, cast(0 as bigint)) over w
@@ -117,8 +116,8 @@
     so that a period's total is a window over rows (lag by a number of days, esn_period_total). The grid
     has person_key, day, `flag` (1 on a day with a row in `activity`, else 0), each of `measures`
     (0 on a day without a row) and, with with_periods, week_start and month_start of the day. Used by
-    mart_engagement_period, mart_participation_inequality, mart_department_concentration (days_before
-    30) and fct_person_usage_daily (83, without the periods). -#}
+    mart_participation_inequality, mart_department_concentration (days_before 30) and
+    fct_person_usage_daily (83, without the periods, for intervals of 7 days or more). -#}
 {% macro esn_person_day_grid(flag, measures=[], days_before=30, with_periods=true, activity='activity') -%}
 people as (
     select distinct person_key from {{ activity }}
@@ -149,7 +148,7 @@ grid as (
     rolled has person_key, as_of_date (every day of the grid) and, per measure m and period, the column
     <prefix>_m with prefix d (day: the day's own value), r7 (rolling_7d), r28 (rolling_28d), wk (week) or
     mo (month): running totals per person (cumulative.c_m, bigint) minus the one the day before the
-    period starts (esn_period_total). Used by mart_engagement_period, mart_participation_inequality and
+    period starts (esn_period_total). Used by mart_participation_inequality and
     mart_department_concentration. -#}
 {% macro esn_person_period_totals(measures, periods) -%}
     {%- set prefixes = _esn_period_prefixes(periods) -%}
@@ -223,8 +222,7 @@ rolled as (
     the next day does not continue. `islands` has person_key, period_type, kind, island_from and
     island_to (both days included), islands of one person, period and kind never overlapping: a count of
     the islands holding a day is a count of people. One lag and lead over each kind's days, no running
-    window. Used by mart_engagement_period (users, posting) and mart_department_concentration
-    (contributors). -#}
+    window. Used by mart_engagement_period (users, posting). -#}
 {% macro esn_activity_islands(kinds, periods=['rolling_7d', 'rolling_28d', 'week', 'month']) -%}
     {%- for kind, condition in kinds.items() %}
 {{ kind }}_days as (

@@ -158,7 +158,7 @@ range_counts as (
     profile). A count by segment as of a day is then a count by profile (a few thousand at 100k people)
     joined to profile_segments at the end, instead of each person-day joined to each of its segment
     rows. Epochs are those of the run's interval (days outside it are in none). Used by
-    mart_engagement_period. -#}
+    mart_engagement_daily, mart_engagement_period and mart_participation_inequality. -#}
 {% macro esn_person_profiles(membership='membership') -%}
 profile_bounds as (
     -- the days a person's segments may change within the interval, and the day after it

@@ -35,25 +35,34 @@ person_ranges as (
     select person_key, activity_date, activity_date + 27, 0, 0, 0, 0, 0, 0, actions
     from activity
 ),
+membership as (
+    select * from {{ ref('int_segment_membership') }}
+),
+{{ esn_person_profiles() }},
 ranges as (
-    -- counted in the person's segments of each as-of day: the range clipped to each membership row
+    -- counted in the person's profile of each as-of day (their set of segments: esn_person_profiles): the
+    -- range clipped to each epoch of the person (epochs lie within the interval)
     select
-        m.segment_type,
-        m.segment_value,
-        {{ esn_clip_from('r.r_from', 'm') }} as range_from,
-        {{ esn_clip_to('r.r_to', 'm') }} as range_to,
+        e.profile_id,
+        greatest(r.r_from, e.epoch_from) as range_from,
+        least(r.r_to, e.epoch_to) as range_to,
         r.dau, r.wau, r.mau, r.posting_users_1d, r.posting_users_7d, r.posting_users_28d, r.actions_28d
     from person_ranges r
-    join {{ ref('int_segment_membership') }} m
-      on {{ esn_valid_during('m', 'r.person_key', 'r.r_from', 'r.r_to') }}
+    join person_epochs e
+      on e.person_key = r.person_key and e.epoch_from <= r.r_to and e.epoch_to >= r.r_from
 ),
-{{ esn_range_daily_totals('usage_totals', ['segment_type', 'segment_value'],
+{{ esn_range_daily_totals('profile_totals', ['profile_id'],
                           ['dau', 'wau', 'mau', 'posting_users_1d', 'posting_users_7d', 'posting_users_28d',
                            'actions_28d']) }},
 usage as (
-    select as_of_date as activity_date, segment_type, segment_value, dau, wau, mau, posting_users_1d,
-           posting_users_7d, posting_users_28d, actions_28d
-    from usage_totals
+    -- each profile's totals in each of its segments
+    select t.as_of_date as activity_date, g.segment_type, g.segment_value,
+           sum(t.dau) as dau, sum(t.wau) as wau, sum(t.mau) as mau, sum(t.posting_users_1d) as posting_users_1d,
+           sum(t.posting_users_7d) as posting_users_7d, sum(t.posting_users_28d) as posting_users_28d,
+           sum(t.actions_28d) as actions_28d
+    from profile_totals t
+    join profile_segments g on g.profile_id = t.profile_id
+    group by t.as_of_date, g.segment_type, g.segment_value
 ),
 headcount as (
     select as_of_date as activity_date, segment_type, segment_value, headcount

@@ -9,20 +9,45 @@ with activity as (
 per_person as (
     {{- esn_person_periods(['rolling_28d', 'week', 'month'], 'active', ['contributions']) }}
 ),
-segmented as (
-    select p.as_of_date, p.period_type, m.segment_type, m.segment_value, p.person_key,
-           cast(p.contributions as double precision) as contributions
+{%- if (esn_days_between('start_date', 'end_date') | int) < 7 %}
+value_counts as (
+    -- a short interval (a daily run): each person-period joined to each of its segments directly. People
+    -- with the same number of contributions are interchangeable in every statistic below, so the sort
+    -- runs over the few distinct values of a group instead of over its people (same results, exactly)
+    select p.as_of_date, p.period_type, m.segment_type, m.segment_value,
+           cast(p.contributions as double precision) as contributions, count(*) as people
     from per_person p
     join {{ ref('int_segment_membership') }} m
       on {{ esn_valid_on('m', 'p.person_key', 'p.as_of_date') }}
+    group by p.as_of_date, p.period_type, m.segment_type, m.segment_value, cast(p.contributions as double precision)
+),
+{%- else %}
+membership as (
+    select * from {{ ref('int_segment_membership') }}
+),
+{{ esn_person_profiles() }},
+per_profile as (
+    -- the people of each profile (the same set of segments: esn_person_profiles) by their number of
+    -- contributions: people with the same number are interchangeable in every statistic below, and so are
+    -- the people of a profile in each of its segments
+    select p.as_of_date, p.period_type, e.profile_id, cast(p.contributions as double precision) as contributions,
+           count(*) as people
+    from per_person p
+    join person_epochs e
+      on e.person_key = p.person_key and p.as_of_date between e.epoch_from and e.epoch_to
+    group by p.as_of_date, p.period_type, e.profile_id, cast(p.contributions as double precision)
 ),
 value_counts as (
-    -- people with the same number of contributions are interchangeable in every statistic below, so the
-    -- sort runs over the few distinct values of a group instead of over its people (same results, exactly)
-    select as_of_date, period_type, segment_type, segment_value, contributions, count(*) as people
-    from segmented
-    group by as_of_date, period_type, segment_type, segment_value, contributions
+    -- so the sort runs over the few distinct values of a group instead of over its people (same results,
+    -- exactly), and each person-period is joined to its profile once instead of to each of its segments
+    -- (an interval of 7 days or more: the profiles cost more than they save on a day)
+    select v.as_of_date, v.period_type, g.segment_type, g.segment_value, v.contributions,
+           cast(sum(v.people) as bigint) as people
+    from per_profile v
+    join profile_segments g on g.profile_id = v.profile_id
+    group by v.as_of_date, v.period_type, g.segment_type, g.segment_value, v.contributions
 ),
+{%- endif %}
 ranked as (
     -- below: people with fewer contributions (ascending ranks 1..below are theirs), above: with more
     select
