@@ -129,8 +129,8 @@ def correlations(person_months: pd.DataFrame, dept_months: pd.DataFrame, outcome
             if out.empty or data.empty:
                 continue
             eng = data.copy()
-            if lag:
-                eng["period"] = eng["period"].map(_next_month)
+            if lag:  # the few distinct months mapped once, not each of the person-months
+                eng["period"] = eng["period"].map({m: _next_month(m) for m in eng["period"].unique()})
             joined = out.drop(columns=[c for c in ("person_key", "department") if c != on]).merge(
                 eng, on=[on, "period"], how="inner")
             for outcome, grp in joined.groupby("outcome", sort=True):
