@@ -18,7 +18,9 @@ range:** one run per `as_of` day. docs/operations.md is the on-call runbook.
 renders the audiences due on `as_of` and sends them through the Airflow connection `smtp_default`. Each
 email states every source's coverage of its period; incomplete data is sent with a "DATA INCOMPLETE"
 banner or held (`reports.freshness.on_incomplete`): a held audience is listed under `held` in the
-task's return value and logged as a warning. It returns counts only.
+task's return value and logged as a warning; the next runs send it once its period is complete, or
+with the banner `reports.freshness.hold_max_days` days later (`late` in the return value). It returns
+counts only.
 
 **Failures.** A recipient that could not be reached does not stop the others; if any failed, the task
 fails afterwards *without retrying* (a retry would send the delivered emails twice) and names the
@@ -103,6 +105,7 @@ def esn_reports() -> None:
         summary = {"as_of": as_of.isoformat(), "transport": str(report.get("transport")),
                    "delivered": report.get("delivered"), "failed": len(failed),
                    "skipped": report.get("skipped") or {}, "held": report.get("held") or {},
+                   "late": report.get("late") or {},
                    "out_dir": str(report.get("out_dir"))}
         if failed:
             audiences = sorted({str(r.get("audience")) for r in failed})

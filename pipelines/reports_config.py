@@ -81,6 +81,10 @@ class Freshness(_Strict):
                                                                          "override it")
     sources: list[str] | None = Field(None, description="the sources the reports depend on; default every "
                                                         "enabled source of the configuration")
+    hold_max_days: int = Field(3, ge=0, le=31, description="a held email is tried again in the next scheduled "
+                                                           "runs, sent once its period's data is complete; "
+                                                           "this many days after its period it is sent with "
+                                                           "the banner (0: never sent)")
 
 
 class Scope(_Strict):

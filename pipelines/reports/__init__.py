@@ -83,13 +83,14 @@ def _build_all(settings: Settings, as_of: dt.date, audiences: Sequence[Audience]
     return built, render_static(org, _docs_url(config)), org
 
 
-def _write(out_dir: Path, built: dict[str, Built], static_html: str, config: ReportsConfig,
+def _write(out_dir: Path, built: dict[str, Built], static_html: str | None, config: ReportsConfig,
            held: Sequence[str] = ()) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    report_html = out_dir / "report.html"
-    _atomic_write(report_html, static_html.encode("utf-8"))
-    paths.append(report_html)
+    if static_html is not None:
+        report_html = out_dir / "report.html"
+        _atomic_write(report_html, static_html.encode("utf-8"))
+        paths.append(report_html)
     for name, b in built.items():
         if b.report.is_empty:
             continue
@@ -134,6 +135,60 @@ def render_reports(settings: Settings, as_of: dt.date, out_dir: Path, audiences:
     return _write(Path(out_dir), built, static_html, config)
 
 
+HELD_FILE = "held.json"
+
+
+def _load_held(config: ReportsConfig) -> dict[str, str]:
+    """audience -> the last day of its held period, from `<output_dir>/held.json`."""
+    import json
+
+    path = config.output_dir / HELD_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _save_held(config: ReportsConfig, pending: dict[str, str]) -> None:
+    import json
+
+    config.output_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write(config.output_dir / HELD_FILE, json.dumps(pending, indent=2, sort_keys=True).encode())
+
+
+def _retry_held(settings: Settings, as_of: dt.date, config: ReportsConfig, engine: sa.Engine,
+                pending: dict[str, str], candidates: set[str]) -> tuple[dict[str, dict[str, str]], dict[str, Built]]:
+    """The held emails of earlier periods (`pending`, updated in place): each is built again as of its
+    period's last day; sent once its data is complete, or with the banner `hold_max_days` after it; the
+    others stay held. An audience due today is not retried (today's email supersedes the held one)."""
+    late: dict[str, dict[str, str]] = {}
+    send: dict[str, Built] = {}
+    for name, day in sorted(pending.items()):
+        period_end = dt.date.fromisoformat(day)
+        waited = (as_of - period_end).days
+        if name not in candidates or waited <= 0:
+            continue
+        try:
+            audience = config.audience(name)
+        except Exception:  # noqa: BLE001 - an audience removed from the configuration meanwhile
+            pending.pop(name)
+            continue
+        built, _, _ = _build_all(settings, period_end, [audience], config, engine)
+        b = built[name]
+        if b.report.data_complete or waited >= config.freshness.hold_max_days:
+            status = "sent: data complete now" if b.report.data_complete else \
+                f"sent with the banner: still incomplete {waited} day(s) after its period"
+            _write(config.output_dir / day, {name: b}, None, config)
+            send[name] = b
+            pending.pop(name)
+        else:
+            status = f"still held ({waited} of {config.freshness.hold_max_days} day(s))"
+        late[name] = {"period_end": day, "status": status}
+        log.warning("held report %s of the period ending %s: %s", name, day, status)
+    return late, send
+
+
 @with_engine
 def send_reports(settings: Settings, as_of: dt.date, smtp_conn_id: str = "smtp_default", *,
                  audiences: Sequence[str] | None = None, config: ReportsConfig | None = None,
@@ -160,6 +215,10 @@ def send_reports(settings: Settings, as_of: dt.date, smtp_conn_id: str = "smtp_d
             skipped[a.name] = f"not due ({a.frequency.value}) on {as_of}"
         else:
             due.append(a)
+    scheduled = out_dir is None and only_due
+    pending = _load_held(config) if scheduled else {}
+    late, late_send = _retry_held(settings, as_of, config, engine, pending,
+                                  {a.name for a in selected} - {a.name for a in due})
     built, static_html, org = _build_all(settings, as_of, due, config, engine)
     held: dict[str, str] = {}
     to_send = {}
@@ -170,8 +229,11 @@ def send_reports(settings: Settings, as_of: dt.date, smtp_conn_id: str = "smtp_d
             held[name] = (b.report.coverage.headline if b.report.coverage else "no coverage recorded")
             skipped[name] = f"held (reports.freshness.on_incomplete: hold): {held[name]}"
             log.warning("report %s held: %s", name, held[name])
+            if scheduled and config.freshness.hold_max_days > 0:
+                pending[name] = as_of.isoformat()
         else:
             to_send[name] = b
+            pending.pop(name, None)
     target = Path(out_dir) if out_dir else config.output_dir / as_of.isoformat()
     _write(target, built, static_html, config, held=list(held))
     archive: dict[str, str] = {}
@@ -182,11 +244,14 @@ def send_reports(settings: Settings, as_of: dt.date, smtp_conn_id: str = "smtp_d
 
         closed = is_due(config.static_report_frequency, as_of, config.weekly_on)
         archive = {k: str(v) for k, v in archive_run(config.output_dir, target, org, period_closed=closed).items()}
-    transport = choose_transport(config.delivery, smtp_conn_id) if to_send else None
+    if scheduled:
+        _save_held(config, pending)
+    sending = list(to_send.values()) + list(late_send.values())
+    transport = choose_transport(config.delivery, smtp_conn_id) if sending else None
     results = []
     if transport is not None:
         deliverer = Deliverer(transport, config.delivery, sleep=sleep)
-        for b in to_send.values():
+        for b in sending:
             results += [r.as_dict() for r in deliverer.send(b.email, b.report.audience.recipients)]
     failed = [r for r in results if not r["delivered"]]
     for r in failed:
@@ -194,5 +259,5 @@ def send_reports(settings: Settings, as_of: dt.date, smtp_conn_id: str = "smtp_d
                   r["attempts"], r.get("code"), r.get("error"))
     return {"as_of": as_of.isoformat(), "transport": transport.name if transport else None,
             "out_dir": str(target), "delivered": sum(r["delivered"] for r in results), "failed": failed,
-            "results": results, "skipped": skipped, "held": held, "archive": archive,
+            "results": results, "skipped": skipped, "held": held, "late": late, "archive": archive,
             "coverage": {name: b.report.coverage.as_dict() for name, b in built.items() if b.report.coverage}}

@@ -211,3 +211,43 @@ def test_a_warehouse_without_source_records_is_judged_by_its_marts(tmp_path: Pat
     assert (marts.source, marts.status, marts.last_complete_day) == ("published marts", "late",
                                                                       AS_OF - dt.timedelta(days=2))
     assert not report.data_complete
+
+
+def _scheduled(settings, engine, catalogue: Path, root: Path, as_of: dt.date, port: int) -> dict:
+    config = _config(catalogue, port, freshness={"on_incomplete": "hold", "hold_max_days": 3},
+                     output_dir=str(root),
+                     audiences=[{"name": "leadership", "recipients": ["ceo@fixture.example"]}])
+    return send_reports(settings, as_of, smtp_conn_id="", engine=engine, config=config, sleep=lambda _: None)
+
+
+@pytest.mark.parametrize("arrives", [True, False], ids=["data-arrives-monday", "data-never-arrives"])
+def test_a_held_email_goes_out_once_its_data_is_complete_or_with_the_banner_after_the_wait(
+        tmp_path: Path, catalogue: Path, smtp_server, arrives: bool) -> None:
+    controller, handler = smtp_server
+    url = _warehouse(tmp_path, {("slack_main", d): None for d in WEEK[5:]})
+    settings = load_settings(None, warehouse_url=url, privacy={"min_group_size": 5})
+    root = tmp_path / "reports"
+    engine = warehouse.make_engine(url)
+    sent_per_day = []
+    try:
+        for offset in range(5):  # the Sunday the week closes, then the four daily runs after it
+            day = AS_OF + dt.timedelta(days=offset)
+            if offset == 1 and arrives:  # the late days land on Monday
+                with engine.begin() as conn:
+                    for d in WEEK[5:]:
+                        conn.execute(sa.text("insert into dq_source_days values ('slack_main', :d, 100, 100, "
+                                             "'delivered', 'r2', false)"), {"d": d})
+            before = len(handler.messages)
+            result = _scheduled(settings, engine, catalogue, root, day, controller.port)
+            sent_per_day.append(len(handler.messages) - before)
+            if offset == 0:
+                assert set(result["held"]) == {"leadership"}, result
+    finally:
+        engine.dispose()
+    # exactly one email for the week, on Monday when the data came, else with the banner 3 days after
+    assert sent_per_day == ([0, 1, 0, 0, 0] if arrives else [0, 0, 0, 1, 0])
+    [(_, _, raw)] = handler.messages
+    msg = _parse(raw)
+    assert "Week 19 Oct to 25 Oct 2026" in msg["Subject"]
+    assert msg["Subject"].startswith("[DATA INCOMPLETE]") is (not arrives)
+    assert (root / AS_OF.isoformat() / "leadership.eml").exists()
