@@ -59,7 +59,8 @@ def _docs_url(config: ReportsConfig) -> str:
     definitions inlined at the end of the email itself."""
     from pipelines.reports.content import is_absolute_url
 
-    return config.docs_base_url.split("#")[0] if is_absolute_url(config.docs_base_url) else "#definitions"
+    url = config.docs_base_url
+    return url.split("#")[0] if url and is_absolute_url(url) else "#definitions"
 
 
 def build_reports(settings: Settings, as_of: dt.date, audiences: Sequence[Audience], config: ReportsConfig,
@@ -239,7 +240,6 @@ def send_reports(settings: Settings, as_of: dt.date, smtp_conn_id: str = "smtp_d
     archive: dict[str, str] = {}
     if out_dir is None:  # the scheduled layout <output_dir>/<as_of>/: kept, indexed, its period in the history
         from pipelines.reports.archive import archive_run
-
         from pipelines.reports_config import is_due
 
         closed = is_due(config.static_report_frequency, as_of, config.weekly_on)

@@ -299,9 +299,9 @@ class Report:
             for tier, f in t.counts.items():
                 yield f"tiers {t.group} {tier}", f.value, f.group_size
         for r in self.impact:
-            for v in (r.estimate, r.ci_low, r.ci_high):
-                if v is not None:
-                    yield f"impact {r.label}", v, r.group_size
+            for maybe in (r.estimate, r.ci_low, r.ci_high):
+                if maybe is not None:
+                    yield f"impact {r.label}", maybe, r.group_size
         for o in self.objectives:
             for m in o.metrics:
                 for v in m.values:
@@ -331,7 +331,7 @@ class Catalogue:
 
     def __init__(self, path: Path, base_url: str | None) -> None:
         # an absolute http(s) URL links out; anything else inlines the definitions in the email itself
-        self.base_url = base_url.split("#")[0] if is_absolute_url(base_url) else None
+        self.base_url = base_url.split("#")[0] if base_url and is_absolute_url(base_url) else None
         self.used: dict[str, MetricRef] = {}
         self.by_column: dict[tuple[str, str], dict[str, Any]] = {}
         self.by_name: dict[str, dict[str, Any]] = {}

@@ -67,7 +67,7 @@ def default_plan() -> Plan:
     objectives = [Objective(name=name, title=title, metrics=[
         PlanMetric(metric=m, target=targets[m][0], direction=targets[m][1]) for m in metrics if m in targets])
         for name, title, metrics in DEFAULT_OBJECTIVES]
-    return Plan(objectives=[o for o in objectives if o.metrics])
+    return Plan.model_validate({"objectives": [o for o in objectives if o.metrics]})
 
 
 @dataclass(frozen=True)

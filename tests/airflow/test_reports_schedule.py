@@ -117,8 +117,8 @@ def test_a_month_end_that_is_not_a_sunday_is_sent(module: ModuleType) -> None:
 
 
 def test_weekday_names_and_numbers_are_accepted_and_bad_ones_refused(tmp_path: Path) -> None:
-    from pipelines.reports_config import parse_reports_config
     from pipelines.errors import ConfigError
+    from pipelines.reports_config import parse_reports_config
 
     base = {"name": "x", "recipients": ["x@example.org"], "frequency": "weekly"}
     assert parse_reports_config({"audiences": [{**base, "weekday": "Wed"}]}).audiences[0].weekday == 2
