@@ -251,6 +251,7 @@ class Report:
     definitions: list[MetricRef] = field(default_factory=list)  # inlined when no absolute docs URL is set
     objectives: list[Any] = field(default_factory=list)  # pipelines.reports.plan.ObjectiveStatus
     impact: list[ImpactRow] = field(default_factory=list)
+    relationships: list[Any] = field(default_factory=list)  # pipelines.reports.plan.RelationshipStatus
     impact_metric: MetricRef | None = None
 
     @property
@@ -302,6 +303,10 @@ class Report:
             for maybe in (r.estimate, r.ci_low, r.ci_high):
                 if maybe is not None:
                     yield f"impact {r.label}", maybe, r.group_size
+        for rel in self.relationships:
+            for maybe in rel.values:
+                if maybe is not None:
+                    yield f"relationship {rel.label}", maybe, rel.group_size
         for o in self.objectives:
             for m in o.metrics:
                 for v in m.values:
@@ -1106,9 +1111,10 @@ def build_report(conn: Connection, settings: Settings, config: ReportsConfig, au
     b.add_alerts()
     b.add_backlog()
     b.add_influence()
-    from pipelines.reports.plan import objectives
+    from pipelines.reports.plan import objectives, relationships
 
     b.report.objectives = objectives(b)
+    b.report.relationships = relationships(b)
     b.add_impact()
     b.report.kpis = [Kpi(k.metric, [replace(side, small_base=config.small_base) for side in k.sides])
                      for k in b.report.kpis]

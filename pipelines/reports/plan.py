@@ -220,3 +220,76 @@ def objectives(b: _Builder) -> list[ObjectiveStatus]:
             statuses.append(MetricStatus(spec, ref, tuple(None if v is None or math.isnan(v) else v for v in values)))
         out.append(ObjectiveStatus(objective, tuple(statuses), tuple(ends), size))
     return out
+
+
+LEADERS = "mart_leader_engagement"
+
+
+@dataclass(frozen=True)
+class RelationshipStatus:
+    """One relationship of the plan: what it is, its measure over the periods (None: not measured)."""
+
+    label: str
+    measure: str | None
+    values: tuple[float | None, ...]
+    group_size: int
+    note: str = ""
+
+    @property
+    def value(self) -> float | None:
+        return self.values[-1] if self.values else None
+
+    @property
+    def trend(self) -> str:
+        if len(self.values) < 2 or self.values[-1] is None or self.values[-2] is None:
+            return "no trend"
+        delta = self.values[-1] - self.values[-2]
+        return "steady" if abs(delta) < 1e-9 else ("better" if delta > 0 else "worse")
+
+
+def relationships(b: _Builder) -> list[RelationshipStatus]:
+    """The plan's relationships: for each department whose leaders should be reachable, the share of its
+    leaders active and of its people who responded to a leader's post (28 days, `mart_leader_engagement`),
+    never for fewer than min_group_size leaders or people; the pairs of departments whose ties should grow
+    are listed as not measured (no department-pair mart yet)."""
+    from pipelines.reports.content import _as_date, _num, _truthy
+
+    plan = b.config.plan
+    if plan is None:
+        return []
+    ends = period_ends(b.audience.frequency, b.as_of, plan.history_periods)
+    out: list[RelationshipStatus] = []
+    table = b.wh.first([LEADERS])
+    have = table is not None and all(b.wh.col(table, c) for c in ("as_of_date", "segment_type", "segment_value",
+                                                                   "period_type", "leaders", "leader_reach"))
+    for dept in plan.relationships.leaders_reachable:
+        size = b.group_size("department", dept)
+        if not have or not b.ok(size):
+            out.append(RelationshipStatus(f"Leaders of {dept} reachable", None, (), 0,
+                                          "not measured: no leader figures for this department"
+                                          if have else "not measured: mart_leader_engagement is absent"))
+            continue
+        sup = [c for c in ("suppressed", "leaders_suppressed") if b.wh.col(table, c)]  # type: ignore[arg-type]
+        df = b.wh.frame(f"select as_of_date, leaders, leader_reach{''.join(', ' + c for c in sup)} from {table} "
+                        "where segment_type = 'department' and segment_value = :d and period_type = 'rolling_28d' "
+                        "and as_of_date between :s and :e", {"d": dept, "s": ends[0], "e": ends[-1]})
+        by_day: dict[dt.date, float | None] = {}
+        smallest: int | None = None
+        for _, r in df.iterrows():
+            leaders = _num(r["leaders"])
+            if any(_truthy(r[c]) for c in sup) or leaders is None or not b.ok(int(leaders)):
+                continue
+            by_day[_as_date(r["as_of_date"])] = _num(r["leader_reach"])
+            smallest = int(leaders) if smallest is None else min(smallest, int(leaders))
+        values = tuple(by_day.get(d) for d in ends)
+        if smallest is None or all(v is None for v in values):
+            out.append(RelationshipStatus(f"Leaders of {dept} reachable", None, (), 0,
+                                          f"not shown: fewer than {b.min} leaders, or no data"))
+            continue
+        assert size is not None
+        out.append(RelationshipStatus(f"Leaders of {dept} reachable", "share of its people who responded to "
+                                      "a leader's post (28 days)", values, min(smallest, size)))
+    for a, c in plan.relationships.grow_ties:
+        out.append(RelationshipStatus(f"Ties between {a} and {c} grow", None, (), 0,
+                                      "not measured yet: needs a department-pair network mart"))
+    return out

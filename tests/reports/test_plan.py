@@ -117,3 +117,43 @@ def test_business_impact_results_with_intervals_and_association_not_causation(tm
     finally:
         engine.dispose()
     assert [(r.kind, r.group_size) for r in report.impact] == [("engaged_vs_not", 180)]
+
+
+def test_leaders_to_be_reachable_are_measured_and_small_leader_groups_withheld(tmp_path: Path,
+                                                                            catalogue: Path) -> None:
+    url = make_warehouse(tmp_path / "w.duckdb")
+    ends = [AS_OF - dt.timedelta(days=7 * k) for k in range(3, -1, -1)]
+    rows = []
+    for i, day in enumerate(ends):
+        rows.append({"as_of_date": day, "period_type": "rolling_28d", "segment_type": "department",
+                     "segment_value": "Sales", "suppressed": False, "leaders_suppressed": False, "leaders": 6,
+                     "leader_reach": 0.30 + 0.05 * i})
+        rows.append({"as_of_date": day, "period_type": "rolling_28d", "segment_type": "department",
+                     "segment_value": "Engineering", "suppressed": False, "leaders_suppressed": False,
+                     "leaders": 3, "leader_reach": 0.777})  # 3 leaders: under min_group_size
+    con = duckdb.connect(url.removeprefix("duckdb:///"))
+    try:
+        con.register("frame", pd.DataFrame(rows))
+        con.execute("create table esn_marts.mart_leader_engagement as select * from frame")
+    finally:
+        con.close()
+    settings = load_settings(None, warehouse_url=url, privacy={"min_group_size": 5})
+    plan = {"objectives": [{"name": "leaders", "title": "Leaders are reachable",
+                            "metrics": [{"metric": "participation_rate", "target": 0.5}]}],
+            "relationships": {"leaders_reachable": ["Sales", "Engineering"],
+                              "grow_ties": [["Sales", "Engineering"]]}, "history_periods": 4}
+    config = reports_config(catalogue, plan=plan)
+    engine = warehouse.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            report = build_report(conn, settings, config, config.audience("leadership"), AS_OF)
+    finally:
+        engine.dispose()
+    sales, engineering, ties = report.relationships
+    assert sales.values == pytest.approx([0.30 + 0.05 * i for i in range(4)]) and sales.trend == "better"
+    assert sales.group_size == 6
+    assert engineering.value is None and "fewer than 5 leaders" in engineering.note
+    assert ties.measure is None and "not measured yet" in ties.note
+    render_reports(settings, AS_OF, tmp_path / "out", ["leadership"], config=config)
+    html = (tmp_path / "out" / "leadership.html").read_text()
+    assert "Leaders of Sales reachable" in html and "45.0%" in html and "77.7" not in html
