@@ -111,6 +111,7 @@ class ObjectiveStatus:
     metrics: tuple[MetricStatus, ...]
     period_ends: tuple[dt.date, ...]
     group_size: int
+    technology: tuple[tuple[str, str], ...] = ()  # (source, its coverage status of the period) it relies on
 
     def status_at(self, i: int) -> str:
         marks = [m.met(m.values[i]) for m in self.metrics]
@@ -218,8 +219,17 @@ def objectives(b: _Builder) -> list[ObjectiveStatus]:
             ref = b.cat.ref(name, name.replace("_", " ").capitalize(), table, column if table != SCORECARD else name)
             values = tuple(read(d) for d in ends)
             statuses.append(MetricStatus(spec, ref, tuple(None if v is None or math.isnan(v) else v for v in values)))
-        out.append(ObjectiveStatus(objective, tuple(statuses), tuple(ends), size))
+        out.append(ObjectiveStatus(objective, tuple(statuses), tuple(ends), size, _technology(b, objective)))
     return out
+
+
+def _technology(b: _Builder, objective: Objective) -> tuple[tuple[str, str], ...]:
+    """The sources that carry the objective (its `sources`, else none listed) with each one's coverage of
+    the period: a source the configuration does not know is said so, not dropped."""
+    cov = {s.source: s.status for s in (b.report.coverage.sources if b.report.coverage else ())}
+    known = {s.name for s in getattr(b.settings, "sources", []) or []}
+    return tuple((src, cov.get(src) or ("not a configured source" if known and src not in known else "no record"))
+                 for src in objective.sources)
 
 
 LEADERS = "mart_leader_engagement"

@@ -157,3 +157,18 @@ def test_leaders_to_be_reachable_are_measured_and_small_leader_groups_withheld(t
     render_reports(settings, AS_OF, tmp_path / "out", ["leadership"], config=config)
     html = (tmp_path / "out" / "leadership.html").read_text()
     assert "Leaders of Sales reachable" in html and "45.0%" in html and "77.7" not in html
+
+
+def test_each_objective_names_its_technology_with_the_sources_coverage(tmp_path: Path, catalogue: Path) -> None:
+    from .test_freshness import WEEK, _config, _warehouse
+
+    url = _warehouse(tmp_path, {("slack_main", d): None for d in WEEK[5:]})
+    settings = load_settings(None, warehouse_url=url, privacy={"min_group_size": 5})
+    config = _config(catalogue, plan={"objectives": [
+        {"name": "answers", "title": "Questions get answered", "sources": ["slack_main", "hr"],
+         "metrics": [{"metric": "answered_rate", "target": 0.5}]}]})
+    render_reports(settings, AS_OF, tmp_path / "out", ["leadership"], config=config)
+    html = (tmp_path / "out" / "leadership.html").read_text()
+    section = html[html.index('data-role="objectives"'):html.index("Headline figures")]
+    assert "Technology: slack_main (late), hr (complete)" in section
+    assert "technology: slack_main (late), hr (complete)" in (tmp_path / "out" / "leadership.eml").read_text()
