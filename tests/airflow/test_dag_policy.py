@@ -121,9 +121,10 @@ def test_esn_network_is_triggered_by_the_asset_esn_daily_publishes(described: di
     assert set(described["dags"]["esn_network"]["tasks"]) == {"compute_network"}
 
 
-def test_esn_reports_runs_on_monday_mornings(described: dict[str, Any]) -> None:
+def test_esn_reports_runs_every_morning(described: dict[str, Any]) -> None:
+    # daily: each audience is sent the morning after its own period (daily, weekly on its weekday, monthly) ends
     dag = described["dags"]["esn_reports"]
-    assert "'0 7 * * 1'" in dag["timetable"] and "UTC" in dag["timetable"]
+    assert "'0 7 * * *'" in dag["timetable"] and "UTC" in dag["timetable"]
     assert set(dag["tasks"]) == {"send_stakeholder_reports"}
 
 

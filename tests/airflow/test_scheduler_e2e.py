@@ -10,7 +10,7 @@ their own schedules on (`use_job_schedule`), and the runs are made through Airfl
 - `esn_network` runs only from the asset events of `publish_warehouse` (never triggered here);
 - `esn_reports` is triggered for a day and sends through the Airflow SMTP connection
   (`AIRFLOW_CONN_SMTP_DEFAULT`) to an SMTP server on loopback; the scheduler also makes its own run of
-  the latest Monday (catchup off), as of a Sunday on which nothing is due here.
+  the latest 07:00 UTC (catchup off), as of the day before, on which nothing is due here.
 
 Every run must succeed at its first try, and process exactly the days asked for, read from what the runs
 left: each task's return value (XCom), the warehouse's lake tables, the network tables, the emails.
@@ -76,9 +76,10 @@ class Days:
 
     @property
     def reports_as_of(self) -> dt.date:
-        """A published day that is not a Sunday: the weekly period is made to close on it, so the
-        scheduler's own esn_reports run (as of the Sunday before the latest Monday) has nothing due."""
-        return self.ago(1) if self.ago(1).weekday() != 6 else self.ago(2)
+        """A published day (a backfill day) the weekly period is made to close on: three days ago, so that
+        the scheduler's own run of the daily esn_reports (as of yesterday, or of the day before when the
+        test starts before 07:00 UTC) falls on another weekday and has nothing due."""
+        return self.ago(3)
 
 
 @dataclass
@@ -358,12 +359,13 @@ def test_the_reports_went_out_through_the_airflow_smtp_connection(outcome: Outco
     summary = outcome.xcoms[("esn_reports", "reports-as-of", "send_stakeholder_reports")][-1]
     assert summary["as_of"] == outcome.days.reports_as_of.isoformat(), summary
     assert (summary["transport"], summary["delivered"], summary["failed"]) == ("airflow", 1, 0), summary
-    # the scheduler's own run (the latest Monday, as of the Sunday before it): not due, nothing sent
+    # the scheduler's own run (the latest 07:00 UTC, as of the day before it): not due, nothing sent
     scheduled = [r for r in outcome.runs["esn_reports"] if r.run_type == "scheduled"]
     assert [r.run_type for r in outcome.runs["esn_reports"] if r not in scheduled] == ["manual"]
     for run in scheduled:
         quiet = outcome.xcoms[("esn_reports", run.run_id, "send_stakeholder_reports")][-1]
-        assert dt.date.fromisoformat(quiet["as_of"]).weekday() == 6 and quiet["delivered"] == 0, quiet
+        assert dt.date.fromisoformat(quiet["as_of"]) in (outcome.days.ago(1), outcome.days.ago(2)), quiet
+        assert quiet["delivered"] == 0, quiet
         assert "leadership" in quiet["skipped"], quiet
     # the one report email, and no failure alert (nothing failed)
     assert [rcpt for rcpt, _ in outcome.emails] == [[CEO]], [(r, m["Subject"]) for r, m in outcome.emails]
