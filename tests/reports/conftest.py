@@ -193,6 +193,18 @@ def catalogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def report_of(url: str, settings: Settings, config: ReportsConfig, audience: str, as_of: dt.date = AS_OF) -> Any:
+    """`build_report` of one audience on the warehouse at `url` (its own engine, disposed after)."""
+    from pipelines.reports.content import build_report
+
+    engine = warehouse.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return build_report(conn, settings, config, config.audience(audience), as_of)
+    finally:
+        engine.dispose()
+
+
 def reports_config(catalogue: Path, **overrides: Any) -> ReportsConfig:
     data: dict[str, Any] = {
         "organisation_name": "Fixture Co",

@@ -12,10 +12,9 @@ import pandas as pd
 from pipelines import warehouse
 from pipelines.config import load_settings
 from pipelines.reports import render_reports
-from pipelines.reports.content import build_report
 from pipelines.reports.render import STYLES, _change_style, format_change
 
-from .conftest import AS_OF, fixture_tables, make_warehouse, reports_config
+from .conftest import AS_OF, fixture_tables, make_warehouse, report_of, reports_config
 
 LEGAL = 12  # people: above min_group_size, a small base for a count of active users
 
@@ -62,12 +61,7 @@ def test_a_small_base_shows_its_change_as_a_count_not_a_percentage(tmp_path: Pat
     url = _with_legal(tmp_path)
     settings = load_settings(None, warehouse_url=url, privacy={"min_group_size": 5})
     config = _legal_config(catalogue)
-    engine = warehouse.make_engine(url)
-    try:
-        with engine.connect() as conn:
-            report = build_report(conn, settings, config, config.audience("legal-head"), AS_OF)
-    finally:
-        engine.dispose()
+    report = report_of(url, settings, config, "legal-head")
     wau = next(k for k in report.kpis if k.metric.name == "weekly_active_users")
     legal, org = wau.sides
     assert (legal.label, legal.current.value, legal.previous.value) == ("Legal", 0.0, 2.0)  # type: ignore[union-attr]

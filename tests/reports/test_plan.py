@@ -11,7 +11,6 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipelines import warehouse
 from pipelines.config import load_settings
 from pipelines.errors import ConfigError
 from pipelines.metrics.config import load_impact_config
@@ -20,7 +19,7 @@ from pipelines.reports.content import build_report
 from pipelines.reports.plan import DEFAULT_OBJECTIVES
 from pipelines.reports_config import parse_reports_config
 
-from .conftest import AS_OF, fixture_tables, make_warehouse, reports_config
+from .conftest import AS_OF, fixture_tables, make_warehouse, report_of, reports_config
 
 
 def _org_participation(day: dt.date) -> float:
@@ -109,13 +108,8 @@ def test_business_impact_results_with_intervals_and_association_not_causation(tm
     assert "+0.08" in section and "0.03 to 0.13" in section
     # a department's result and a suppressed one are not shown
     assert "0.222" not in html and "0.22" not in section and "9.88" not in html and "sales per head" not in html
-    engine = warehouse.make_engine(url)
-    try:
-        with engine.connect() as conn:
-            config = reports_config(catalogue)
-            report = build_report(conn, settings, config, config.audience("leadership"), AS_OF)
-    finally:
-        engine.dispose()
+    config = reports_config(catalogue)
+    report = report_of(url, settings, config, "leadership")
     assert [(r.kind, r.group_size) for r in report.impact] == [("engaged_vs_not", 180)]
 
 
@@ -143,12 +137,7 @@ def test_leaders_to_be_reachable_are_measured_and_small_leader_groups_withheld(t
             "relationships": {"leaders_reachable": ["Sales", "Engineering"],
                               "grow_ties": [["Sales", "Engineering"]]}, "history_periods": 4}
     config = reports_config(catalogue, plan=plan)
-    engine = warehouse.make_engine(url)
-    try:
-        with engine.connect() as conn:
-            report = build_report(conn, settings, config, config.audience("leadership"), AS_OF)
-    finally:
-        engine.dispose()
+    report = report_of(url, settings, config, "leadership")
     sales, engineering, ties = report.relationships
     assert sales.values == pytest.approx([0.30 + 0.05 * i for i in range(4)]) and sales.trend == "better"
     assert sales.group_size == 6
