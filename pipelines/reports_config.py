@@ -229,6 +229,7 @@ class Tables(_Strict):
     network_department: list[str] = Field(default_factory=lambda: ["mart_network_department"])
     influence_tiers: list[str] = Field(default_factory=lambda: ["mart_network_influence_tiers"])
     person_network: list[str] = Field(default_factory=lambda: ["fct_person_network"])
+    network_ties: list[str] = Field(default_factory=lambda: ["fct_network_ties"])
 
 
 class ReportsConfig(_Strict):

@@ -244,10 +244,18 @@ class RelationshipStatus:
     values: tuple[float | None, ...]
     group_size: int
     note: str = ""
+    unit: str = "share"  # share (shown as a percentage) or count
 
     @property
     def value(self) -> float | None:
         return self.values[-1] if self.values else None
+
+    @property
+    def shown(self) -> str:
+        """The latest value as the emails print it."""
+        if self.value is None:
+            return ""
+        return f"{self.value:.1%}" if self.unit == "share" else f"{self.value:,.0f}"
 
     @property
     def trend(self) -> str:
@@ -260,8 +268,8 @@ class RelationshipStatus:
 def relationships(b: _Builder) -> list[RelationshipStatus]:
     """The plan's relationships: for each department whose leaders should be reachable, the share of its
     leaders active and of its people who responded to a leader's post (28 days, `mart_leader_engagement`),
-    never for fewer than min_group_size leaders or people; the pairs of departments whose ties should grow
-    are listed as not measured (no department-pair mart yet)."""
+    never for fewer than min_group_size leaders or people; for each pair of departments whose ties should
+    grow, the ties between them (`_grow_ties`)."""
     from pipelines.reports.content import _as_date, _num, _truthy
 
     plan = b.config.plan
@@ -300,6 +308,52 @@ def relationships(b: _Builder) -> list[RelationshipStatus]:
         out.append(RelationshipStatus(f"Leaders of {dept} reachable", "share of its people who responded to "
                                       "a leader's post (28 days)", values, min(smallest, size)))
     for a, c in plan.relationships.grow_ties:
-        out.append(RelationshipStatus(f"Ties between {a} and {c} grow", None, (), 0,
-                                      "not measured yet: needs a department-pair network mart"))
+        out.append(_grow_ties(b, a, c, ends))
     return out
+
+
+def _grow_ties(b: _Builder, a: str, c: str, ends: list[dt.date]) -> RelationshipStatus:
+    """The ties between departments a and c at each period end: the pairs of people, one in each, with at
+    least one kept interaction in the network's 28-day window (`fct_network_ties`, the departments as of
+    the window in `fct_person_network`), from the latest window ending in the 7 days up to the period end.
+    Withheld when either department has fewer than min_group_size people (the count would describe a
+    small group) or when the network stage has not run."""
+    label = f"Ties between {a} and {c} grow"
+    ties_t = b.wh.first(b.config.tables.network_ties)
+    person_t = b.wh.first(b.config.tables.person_network)
+    need = {ties_t: ("window_name", "window_end", "source_key", "target_key"),
+            person_t: ("window_name", "window_end", "person_key", "department")}
+    if ties_t is None or person_t is None or not all(b.wh.col(t, col) for t, cols in need.items()  # type: ignore[arg-type]
+                                                      for col in cols):
+        return RelationshipStatus(label, None, (), 0, "not measured: the network tables are absent")
+    sizes = [b.group_size("department", d) for d in (a, c)]
+    if not all(b.ok(s) for s in sizes):
+        return RelationshipStatus(label, None, (), 0, f"not shown: a department with fewer than {b.min} people")
+    from pipelines.reports.content import _as_date, _ident
+
+    df = b.wh.frame(
+        "select t.window_end as d, count(distinct case when t.source_key < t.target_key "
+        "then t.source_key || '|' || t.target_key else t.target_key || '|' || t.source_key end) as ties "
+        f"from {_ident(ties_t)} t "
+        f"join {_ident(person_t)} p on p.window_name = t.window_name and p.window_end = t.window_end "
+        "and p.person_key = t.source_key "
+        f"join {_ident(person_t)} q on q.window_name = t.window_name and q.window_end = t.window_end "
+        "and q.person_key = t.target_key "
+        "where t.window_name = 'rolling_28d' and t.window_end between :s and :e "
+        "and ((p.department = :a and q.department = :c) or (p.department = :c and q.department = :a)) "
+        "group by t.window_end",
+        {"a": a, "c": c, "s": ends[0] - dt.timedelta(days=6), "e": ends[-1]})
+    windows = b.wh.frame(f"select distinct window_end as d from {_ident(person_t)} "
+                         "where window_name = 'rolling_28d' and window_end between :s and :e",
+                         {"s": ends[0] - dt.timedelta(days=6), "e": ends[-1]})
+    counts = {_as_date(d): float(n) for d, n in zip(df["d"], df["ties"], strict=True)}
+    days = sorted(_as_date(d) for d in windows["d"])
+
+    def at(end: dt.date) -> float | None:
+        run = [d for d in days if end - dt.timedelta(days=7) < d <= end]
+        return counts.get(run[-1], 0.0) if run else None  # a window without a tie between them: 0
+    values = tuple(at(e) for e in ends)
+    if all(v is None for v in values):
+        return RelationshipStatus(label, None, (), 0, "not measured: no network window in these periods")
+    return RelationshipStatus(label, "pairs of people, one in each, who interacted (28 days)", values,
+                              min(s for s in sizes if s is not None), unit="count")

@@ -11,6 +11,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from pipelines import warehouse
 from pipelines.config import load_settings
 from pipelines.errors import ConfigError
 from pipelines.metrics.config import load_impact_config
@@ -125,27 +126,51 @@ def test_leaders_to_be_reachable_are_measured_and_small_leader_groups_withheld(t
         rows.append({"as_of_date": day, "period_type": "rolling_28d", "segment_type": "department",
                      "segment_value": "Engineering", "suppressed": False, "leaders_suppressed": False,
                      "leaders": 3, "leader_reach": 0.777})  # 3 leaders: under min_group_size
+    # the network stage's 28-day windows, one per week end, the last one two days before the period end:
+    # Sales s0..s9 and Engineering e0..e9 people; week k has 2 + k Sales-Engineering pairs (one of them
+    # both ways: counted once), a Sales-Sales tie and a tie to Tiny Team, which are not counted
+    people, tie_rows = [], []
+    for k, end in enumerate(ends):
+        window_end = end - dt.timedelta(days=2 if k == len(ends) - 1 else 0)
+        for dept, prefix in (("Sales", "s"), ("Engineering", "e"), ("Tiny Team", "t")):
+            for i in range(10 if prefix != "t" else 3):
+                people.append({"window_name": "rolling_28d", "window_end": window_end,
+                               "person_key": f"{prefix}{i}", "department": dept})
+        pairs = [(f"s{i}", f"e{i}") for i in range(2 + k)] + [("e0", "s0"), ("s1", "s2"), ("s3", "t0")]
+        tie_rows += [{"window_name": "rolling_28d", "window_end": window_end, "source_key": a,
+                      "target_key": b} for a, b in pairs]
+        tie_rows.append({"window_name": "rolling_90d", "window_end": window_end, "source_key": "s9",
+                         "target_key": "e8"})  # another window: not counted
     con = duckdb.connect(url.removeprefix("duckdb:///"))
     try:
-        con.register("frame", pd.DataFrame(rows))
-        con.execute("create table esn_marts.mart_leader_engagement as select * from frame")
+        for name, frame in (("mart_leader_engagement", pd.DataFrame(rows)), ("fct_person_network",
+                            pd.DataFrame(people)), ("fct_network_ties", pd.DataFrame(tie_rows))):
+            con.register("frame", frame)
+            con.execute(f"create or replace table {warehouse.DEFAULT_SCHEMAS.qualified(name)} as select * from frame")
+            con.unregister("frame")
     finally:
         con.close()
     settings = load_settings(None, warehouse_url=url, privacy={"min_group_size": 5})
     plan = {"objectives": [{"name": "leaders", "title": "Leaders are reachable",
                             "metrics": [{"metric": "participation_rate", "target": 0.5}]}],
             "relationships": {"leaders_reachable": ["Sales", "Engineering"],
-                              "grow_ties": [["Sales", "Engineering"]]}, "history_periods": 4}
+                              "grow_ties": [["Sales", "Engineering"], ["Tiny Team", "Sales"]]},
+            "history_periods": 4}
     config = reports_config(catalogue, plan=plan)
     report = report_of(url, settings, config, "leadership")
-    sales, engineering, ties = report.relationships
+    sales, engineering, ties, tiny = report.relationships
     assert sales.values == pytest.approx([0.30 + 0.05 * i for i in range(4)]) and sales.trend == "better"
     assert sales.group_size == 6
     assert engineering.value is None and "fewer than 5 leaders" in engineering.note
-    assert ties.measure is None and "not measured yet" in ties.note
+    assert ties.values == (2.0, 3.0, 4.0, 5.0), ties.note
+    assert ties.trend == "better" and ties.shown == "5"
+    assert ties.group_size == 40 and "pairs of people" in (ties.measure or "")
+    assert tiny.value is None and "fewer than 5 people" in tiny.note  # Tiny Team has 3 people
     render_reports(settings, AS_OF, tmp_path / "out", ["leadership"], config=config)
     html = (tmp_path / "out" / "leadership.html").read_text()
     assert "Leaders of Sales reachable" in html and "45.0%" in html and "77.7" not in html
+    section = html[html.index('data-role="relationships"'):]
+    assert "Ties between Sales and Engineering grow" in section and ">5<br>" in section
 
 
 def test_each_objective_names_its_technology_with_the_sources_coverage(tmp_path: Path, catalogue: Path) -> None:
