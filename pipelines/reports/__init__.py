@@ -239,11 +239,14 @@ def send_reports(settings: Settings, as_of: dt.date, smtp_conn_id: str = "smtp_d
     _write(target, built, static_html, config, held=list(held))
     archive: dict[str, str] = {}
     if out_dir is None:  # the scheduled layout <output_dir>/<as_of>/: kept, indexed, its period in the history
-        from pipelines.reports.archive import archive_run
+        from pipelines.reports.archive import HISTORY_TABLE, archive_run, record_history
         from pipelines.reports_config import is_due
 
         closed = is_due(config.static_report_frequency, as_of, config.weekly_on)
         archive = {k: str(v) for k, v in archive_run(config.output_dir, target, org, period_closed=closed).items()}
+        if closed:  # before any email goes: a failure here fails the run, whose retry sends once
+            added = record_history(settings, engine, org)
+            archive[HISTORY_TABLE] = f"{added} row(s) added"
     if scheduled:
         _save_held(config, pending)
     sending = list(to_send.values()) + list(late_send.values())

@@ -5,9 +5,12 @@ Each scheduled run writes into `<reports.output_dir>/<as_of>/` (report.html, the
 report.html, newest first, with its coverage. Nothing of an earlier run is overwritten: a rerun of the
 same `as_of` replaces only that day's folder.
 
-`scorecard_history.csv` in `output_dir` keeps one row per period end, frequency and objective: a row is
-added the first time a period is reported and never replaced nor removed afterwards (a rerun of a period
-already there adds nothing), so it shows what the leaders were told at the time.
+The scorecard history keeps one row per period end, frequency and objective: a row is added the first
+time a period is reported and never replaced nor removed afterwards (a rerun of a period already there adds
+nothing), so it shows what the leaders were told at the time. It is kept twice, with the same rows: the
+warehouse table `mart_scorecard_history` (published marts schema, for BI tools; written under the lake's
+publish lock, in one transaction; on DuckDB the file BI tools open gets it at the next publish) and
+`scorecard_history.csv` in `output_dir` beside the archive.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from pipelines.reports.content import Report
 
 RUN_FILE = "run.json"
@@ -27,6 +32,21 @@ INDEX = "index.html"
 HISTORY = "scorecard_history.csv"
 HISTORY_COLUMNS = ["period_end", "frequency", "objective", "title", "status", "trend", "metrics", "data_complete",
                    "reported_on"]
+HISTORY_TABLE = "mart_scorecard_history"
+#: the table's columns, SQL types (portable: DuckDB and PostgreSQL) and descriptions (COMMENT ON)
+HISTORY_SCHEMA = {
+    "period_end": ("date", "last day of the reported period"),
+    "frequency": ("varchar(16)", "the period's length: daily, weekly or monthly"),
+    "objective": ("varchar(64)", "the plan objective's name (reports.plan.objectives[].name)"),
+    "title": ("text", "the objective as the emails title it"),
+    "status": ("varchar(32)", "on track, off track, partly on track or no data, as reported then"),
+    "trend": ("varchar(32)", "better, worse, steady or no trend against the previous period, as reported then"),
+    "metrics": ("text", "JSON: per metric of the objective its organisation value, target, direction, status"),
+    "data_complete": ("boolean", "every source covered the period completely when it was reported"),
+    "reported_on": ("date", "the run date that first reported the period (rows are never replaced)"),
+}
+HISTORY_DESCRIPTION = ("The ESN action plan's scorecard as reported: one row per period end, frequency and "
+                       "objective, added the first time the period is reported and never replaced")
 
 
 def _atomic(path: Path, text: str) -> None:
@@ -86,6 +106,20 @@ def write_index(root: Path) -> Path:
     return path
 
 
+def history_rows(report: Report, reported_on: dt.date | None = None) -> list[dict[str, Any]]:
+    """The history rows of the report's period, one per objective (`HISTORY_COLUMNS`)."""
+    rows = []
+    for o in report.objectives:
+        metrics = {m.spec.metric: {"value": m.value, "target": m.spec.target, "direction": m.spec.direction,
+                                   "status": m.status} for m in o.metrics}
+        rows.append({"period_end": report.period.end.isoformat(), "frequency": report.period.frequency.value,
+                     "objective": o.objective.name, "title": o.objective.title, "status": o.status,
+                     "trend": o.trend, "metrics": json.dumps(metrics, sort_keys=True),
+                     "data_complete": report.data_complete,
+                     "reported_on": (reported_on or report.as_of).isoformat()})
+    return rows
+
+
 def append_history(root: Path, report: Report, reported_on: dt.date | None = None) -> Path:
     """Add the report's objectives for its period, unless that (period end, frequency, objective) is there."""
     path = root / HISTORY
@@ -93,17 +127,8 @@ def append_history(root: Path, report: Report, reported_on: dt.date | None = Non
     if path.exists():
         with path.open(newline="", encoding="utf-8") as f:
             have = {(r["period_end"], r["frequency"], r["objective"]) for r in csv.DictReader(f)}
-    new = []
-    for o in report.objectives:
-        key = (report.period.end.isoformat(), report.period.frequency.value, o.objective.name)
-        if key in have:
-            continue
-        metrics = {m.spec.metric: {"value": m.value, "target": m.spec.target, "direction": m.spec.direction,
-                                   "status": m.status} for m in o.metrics}
-        new.append({"period_end": key[0], "frequency": key[1], "objective": key[2], "title": o.objective.title,
-                    "status": o.status, "trend": o.trend, "metrics": json.dumps(metrics, sort_keys=True),
-                    "data_complete": report.data_complete,
-                    "reported_on": (reported_on or report.as_of).isoformat()})
+    new = [r for r in history_rows(report, reported_on)
+           if (r["period_end"], r["frequency"], r["objective"]) not in have]
     if not new:
         return path
     write_header = not path.exists()
@@ -115,6 +140,54 @@ def append_history(root: Path, report: Report, reported_on: dt.date | None = Non
         f.flush()
         os.fsync(f.fileno())
     return path
+
+
+def record_history(settings: Any, engine: sa.Engine, report: Report, reported_on: dt.date | None = None) -> int:
+    """Add the report's period to `mart_scorecard_history` in the warehouse (created, with its comments,
+    the first time), keeping every row already there: one transaction under the lake's publish lock (a
+    DuckDB file has one writer; a publication running meanwhile is waited for). Returns the rows added."""
+    from pipelines import publication, runlock
+    from pipelines.warehouse import schemas_of
+
+    rows = history_rows(report, reported_on)
+    if not rows:
+        return 0
+    schema = schemas_of(engine).marts
+    table = f"{schema}.{HISTORY_TABLE}"
+    columns = ", ".join(f"{c} {t}" for c, (t, _) in HISTORY_SCHEMA.items())
+    names = ", ".join(HISTORY_SCHEMA)
+    with runlock.hold(settings.lake_dir, "publish", interval=f"reports {report.as_of}"), engine.begin() as conn:
+        conn.exec_driver_sql(f"create schema if not exists {schema}")
+        created = publication.table_columns(conn, schema, HISTORY_TABLE) is None
+        conn.exec_driver_sql(f"create table if not exists {table} ({columns}, "
+                             "primary key (period_end, frequency, objective))")
+        if created:
+            publication.apply_descriptions(conn, schema, HISTORY_TABLE, HISTORY_DESCRIPTION,
+                                           {c: d for c, (_, d) in HISTORY_SCHEMA.items()})
+        have = {(str(p), f, o) for p, f, o in conn.execute(sa.text(
+            f"select period_end, frequency, objective from {table} where period_end = :p and frequency = :f"),
+            {"p": dt.date.fromisoformat(rows[0]["period_end"]), "f": rows[0]["frequency"]})}
+        new = [r for r in rows if (r["period_end"], r["frequency"], r["objective"]) not in have]
+        if new:
+            conn.execute(sa.text(f"insert into {table} ({names}) values ("
+                                 + ", ".join(f":{c}" for c in HISTORY_SCHEMA) + ")"),
+                         [{**r, "period_end": dt.date.fromisoformat(r["period_end"]),
+                           "reported_on": dt.date.fromisoformat(r["reported_on"])} for r in new])
+    return len(new)
+
+
+def read_history_table(engine: sa.Engine) -> list[dict[str, Any]]:
+    """The warehouse's scorecard history, oldest period first ([] before the first report)."""
+    from pipelines import publication
+    from pipelines.warehouse import schemas_of
+
+    schema = schemas_of(engine).marts
+    with engine.connect() as conn:
+        if publication.table_columns(conn, schema, HISTORY_TABLE) is None:
+            return []
+        result = conn.execute(sa.text(f"select * from {schema}.{HISTORY_TABLE} "
+                                      "order by period_end, frequency, objective"))
+        return [dict(r._mapping) for r in result]
 
 
 def read_history(root: Path) -> list[dict[str, str]]:

@@ -10,10 +10,19 @@ import json
 from html.parser import HTMLParser
 from pathlib import Path
 
+from pipelines import publication, warehouse
+from pipelines.config import load_settings
 from pipelines.reports import send_reports
-from pipelines.reports.archive import HISTORY, read_history
+from pipelines.reports.archive import (
+    HISTORY,
+    HISTORY_COLUMNS,
+    HISTORY_DESCRIPTION,
+    HISTORY_TABLE,
+    read_history,
+    read_history_table,
+)
 
-from .conftest import AS_OF, reports_config
+from .conftest import AS_OF, make_warehouse, reports_config
 
 
 class _Hrefs(HTMLParser):
@@ -59,9 +68,12 @@ def test_each_run_is_kept_and_indexed_with_its_coverage(settings, engine, catalo
 
 
 def test_the_scorecard_history_has_one_row_per_closed_period_and_objective_never_replaced(
-        settings, engine, catalogue, smtp_server, tmp_path: Path) -> None:
+        catalogue, smtp_server, tmp_path: Path) -> None:
     controller, _ = smtp_server
     root = tmp_path / "reports"
+    url = make_warehouse(tmp_path / "w.duckdb")  # its own warehouse: the history table is written
+    settings = load_settings(None, warehouse_url=url, lake_dir=tmp_path / "lake", privacy={"min_group_size": 5})
+    engine = warehouse.make_engine(url)
     sunday_before = AS_OF - dt.timedelta(days=7)
     _run(settings, engine, catalogue, root, sunday_before, controller.port)
     first = read_history(root)
@@ -80,3 +92,13 @@ def test_the_scorecard_history_has_one_row_per_closed_period_and_objective_never
         for r in csv.DictReader(f):
             metrics = json.loads(r["metrics"])
             assert r["status"] in {"on track", "off track", "no data"} and metrics
+    # the warehouse table holds the same rows, typed, with its descriptions for BI tools
+    table = read_history_table(engine)
+    assert [(r["period_end"].isoformat(), r["frequency"], r["objective"], r["status"], r["trend"], r["metrics"],
+             str(r["data_complete"]), r["reported_on"].isoformat()) for r in table] == sorted(
+        (r["period_end"], r["frequency"], r["objective"], r["status"], r["trend"], r["metrics"], r["data_complete"],
+         r["reported_on"]) for r in rows)
+    with engine.connect() as conn:
+        described, columns = publication.current_descriptions(conn, warehouse.DEFAULT_SCHEMAS.marts, HISTORY_TABLE)
+    assert described == HISTORY_DESCRIPTION and all(columns[c] for c in HISTORY_COLUMNS)
+    engine.dispose()
