@@ -45,9 +45,9 @@ STYLES: dict[str, str] = {
     "h2": f"{_FONT}font-size:16px;margin:0 0 8px 0;color:#1b2a3a;",
     "h2_link": "color:#1b2a3a;text-decoration:none;",
     "table": "border-collapse:collapse;",
-    "th": f"{_FONT}font-size:12px;color:#5d6d7e;font-weight:normal;padding:4px 6px;border-bottom:1px solid #dde3ea;",
-    "td": f"{_FONT}font-size:13px;padding:6px;border-bottom:1px solid #eef1f4;vertical-align:top;",
-    "td_num": f"{_FONT}font-size:13px;padding:6px;border-bottom:1px solid #eef1f4;vertical-align:top;"
+    "th": f"{_FONT}font-size:12px;color:#5d6d7e;font-weight:normal;padding:4px;border-bottom:1px solid #dde3ea;",
+    "td": f"{_FONT}font-size:13px;padding:6px 4px;border-bottom:1px solid #eef1f4;vertical-align:top;",
+    "td_num": f"{_FONT}font-size:13px;padding:6px 4px;border-bottom:1px solid #eef1f4;vertical-align:top;"
               "white-space:nowrap;",
     "kpi_value": f"{_FONT}font-size:18px;font-weight:bold;color:#1b2a3a;",
     "up": f"{_FONT}font-size:12px;color:#2e7d32;",

@@ -200,7 +200,8 @@ absent_leader_alerts as (
         'leader_reach',
         cast(leader_reach as double precision),
         cast({{ esn_number('absent_leaders_min_reach') }} as double precision),
-        cast(people_reached_by_leaders as varchar) || ' people (' || reach_pct
+        cast(people_reached_by_leaders as varchar)
+            || case when people_reached_by_leaders = 1 then ' person (' else ' people (' end || reach_pct
             || '%) responded to a leader''s post in the last 28 days (threshold ' || threshold_pct
             || '%), and ' || previous_pct || '% in the 28 days before (org-wide ' || previous_org_pct || '%)'
     from reach_persistent
