@@ -162,7 +162,7 @@ def user_id(i: int) -> int:
     return 10_000 + 7 * i
 
 
-def build_account(org: DemoOrg, *, idea_rate: float = 0.25, status_rate: float = 0.5, spam_rate: float = 0.05,
+def build_account(org: DemoOrg, *, idea_rate: float = 0.25, status_rate: float = 0.5, spam_rate: float = 0.2,
                   seed: int = 23) -> Account:
     rng = np.random.default_rng(seed)
     people = org.people
