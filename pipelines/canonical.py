@@ -25,9 +25,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pipelines.model import ACCOUNT_PRECEDENCE, ACTIVITIES, CONTAINERS, PEOPLE, VERBS, conform
+from pipelines.model import ACCOUNT_PRECEDENCE, ACTIVITIES, CONTAINERS, IDEA_STATUSES, PEOPLE, VERBS, conform
 
 REQUIRED_ACTIVITY_FIELDS = ("event_id", "occurred_at", "actor_key", "verb")
+#: the activity flags: not null, False when a source does not set them
+ACTIVITY_FLAGS = ("is_question", "is_edited", "is_deleted", "is_idea")
 
 
 @dataclass
@@ -45,7 +47,7 @@ def raw_activities_to_canonical(df: pd.DataFrame, source: str) -> pd.DataFrame:
     if "source" not in out.columns:
         out["source"] = source
     out["source"] = out["source"].fillna(source)
-    for flag in ("is_question", "is_edited", "is_deleted"):
+    for flag in ACTIVITY_FLAGS:
         if flag not in out.columns:
             out[flag] = False
         out[flag] = out[flag].fillna(False).astype(bool)
@@ -67,6 +69,15 @@ def split_malformed_activities(df: pd.DataFrame) -> Split:
     reason = reason.mask(reason.isna() & ts.isna() & df["occurred_at"].notna(), "unparseable occurred_at")
     unknown_verb = ~df["verb"].isin(VERBS) & df["verb"].notna()
     reason = reason.mask(reason.isna() & unknown_verb, "unknown verb")
+    if "idea_status" in df.columns:
+        status = df["idea_status"]
+        change = df["verb"].eq("status_change").fillna(False).astype(bool)
+        reason = reason.mask(reason.isna() & change & status.isna(), "status_change without idea_status")
+        reason = reason.mask(reason.isna() & ~change & status.notna(), "idea_status on a verb other than status_change")
+        reason = reason.mask(reason.isna() & status.notna() & ~status.isin(IDEA_STATUSES), "unknown idea_status")
+    elif "verb" in df.columns:
+        reason = reason.mask(reason.isna() & df["verb"].eq("status_change").fillna(False).astype(bool),
+                             "status_change without idea_status")
     length = pd.to_numeric(df["content_length"], errors="coerce")
     reason = reason.mask(reason.isna() & df["content_length"].notna() & length.isna(), "non-numeric content_length")
     bad_mask = reason.notna().to_numpy()
@@ -81,8 +92,9 @@ def split_malformed_activities(df: pd.DataFrame) -> Split:
 def activities_table(df: pd.DataFrame) -> pa.Table:
     df = df.copy()
     df["content_length"] = df["content_length"].astype("Int32")
-    for col in ("is_question", "is_edited", "is_deleted"):
-        df[col] = df[col].astype(bool)
+    for col in ACTIVITY_FLAGS:
+        # a source that builds its frame from records without the flag (older modules: no is_idea) gets False
+        df[col] = df[col].fillna(False).astype(bool) if col in df.columns else False
     return conform(pa.Table.from_pandas(df, preserve_index=False), ACTIVITIES)
 
 

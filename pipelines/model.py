@@ -14,9 +14,20 @@ import pyarrow as pa
 
 #: Verbs of the canonical model (METRICS.md conventions). A contribution is a post or reply; an
 #: interaction is a reply, reaction, mention or share directed at another person.
-VERBS: tuple[str, ...] = ("post", "reply", "reaction", "mention", "share", "view", "answer_accepted")
+#: Ideas: `idea` is an idea submitted on an idea platform (a UserVoice suggestion; thread_id its own
+#: event_id, container_id its forum); a post that its platform marks as an idea (a Socialcast `idea`
+#: message) stays a `post` with `is_idea` true. A comment on an idea is a `reply` to it; `vote` is a
+#: person supporting an idea (target_key the idea's author, parent_id and thread_id the idea);
+#: `status_change` is an idea's status set by someone (parent_id and thread_id the idea, `idea_status` the
+#: new status in IDEA_STATUSES, mapped from the platform's own status names by the source's options).
+#: Votes and status changes are not interactions of the network: the idea marts measure them.
+VERBS: tuple[str, ...] = ("post", "reply", "reaction", "mention", "share", "view", "answer_accepted",
+                          "idea", "vote", "status_change")
 CONTRIBUTION_VERBS: tuple[str, ...] = ("post", "reply")
 INTERACTION_VERBS: tuple[str, ...] = ("reply", "reaction", "mention", "share")
+IDEA_VERBS: tuple[str, ...] = ("idea", "vote", "status_change")
+#: the canonical statuses of an idea (`activities.idea_status` of a status_change)
+IDEA_STATUSES: tuple[str, ...] = ("open", "planned", "in_progress", "completed", "declined")
 
 CONTAINER_KINDS: tuple[str, ...] = ("channel", "group", "community", "chat", "feed")
 VISIBILITIES: tuple[str, ...] = ("public", "private", "direct")
@@ -87,6 +98,10 @@ ACTIVITIES = pa.schema(
         pa.field("is_question", pa.bool_(), nullable=False),
         pa.field("is_edited", pa.bool_(), nullable=False),
         pa.field("is_deleted", pa.bool_(), nullable=False),
+        # an idea (verb idea) or a post its platform marks as an idea; false for everything else
+        pa.field("is_idea", pa.bool_(), nullable=False),
+        # the idea's new status (IDEA_STATUSES) on a status_change, null on every other verb
+        pa.field("idea_status", pa.string()),
     ],
     metadata={
         "description": "one row per event; (source, event_id) is the key; partitioned by UTC date of "

@@ -381,7 +381,7 @@ LAKE_DDL: dict[str, str] = {
         activity_date date not null, actor_key varchar not null, verb varchar not null,
         container_id varchar, thread_id varchar, parent_id varchar, target_key varchar,
         content_length integer, is_question boolean not null, is_edited boolean not null,
-        is_deleted boolean not null""",
+        is_deleted boolean not null, is_idea boolean not null default false, idea_status varchar""",
     # one row per person: the people of every source merged by `pipelines.canonical.merge_people`
     # (in_directory: an HR directory lists them; account_type: member, guest, external, bot; sources:
     # the sources that list them), and the people no snapshot lists any more, with their last listed row
@@ -413,6 +413,7 @@ LAKE_DDL: dict[str, str] = {
 
 #: columns added to a lake table after its first release: added to a warehouse created before them
 LAKE_ADDED: dict[str, tuple[tuple[str, str], ...]] = {
+    "lake_activities": (("is_idea", "boolean default false"), ("idea_status", "varchar")),
     "lake_people": (("in_directory", "boolean"), ("account_type", "varchar"), ("is_deactivated", "boolean"),
                     ("sources", "varchar"), ("delisted_on", "date")),
 }
@@ -475,7 +476,7 @@ def replace_activity_days(conn: Connection, sources: Sequence[str], days: Sequen
                      {"s": min(days), "e": max(days), "src": list(sources)})
     if not files:
         return 0
-    from pipelines.model import ACTIVITIES
+    from pipelines.model import ACTIVITIES, conform
 
     # synthetic activities an aggregate usage report made before the usage table (event ids 'agg:...')
     # are never loaded: a lake still holding them is migrated by its source (usage_reports.migrate_lake)
@@ -483,15 +484,26 @@ def replace_activity_days(conn: Connection, sources: Sequence[str], days: Sequen
         cols = ", ".join(ACTIVITIES.names)
         raw: Any = conn.connection.driver_connection
         before = raw.execute("select count(*) from lake_activities").fetchone()[0]
-        raw.execute(
-            f"insert into lake_activities ({cols}, activity_date) "
-            f"select {cols}, cast(regexp_extract(filename, 'date=([0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}})', 1) as date) "
-            f"from read_parquet(?, filename = true) where not starts_with(event_id, ?)",
-            [[str(f) for f in files], LEGACY_AGGREGATE_PREFIX])
+        # partitions landed before a column was added to the model lack it: read per group of files
+        # with the same columns, the missing ones as the model's default (false for a flag, else null)
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for f in files:
+            missing = tuple(c for c in ACTIVITIES.names if c not in set(pq.read_schema(f).names))
+            groups.setdefault(missing, []).append(str(f))
+        for missing, group in groups.items():
+            select = ", ".join(
+                (("false" if pa.types.is_boolean(ACTIVITIES.field(c).type) else "null") + f" as {c}")
+                if c in missing else c for c in ACTIVITIES.names)
+            raw.execute(
+                f"insert into lake_activities ({cols}, activity_date) "
+                f"select {select}, "
+                f"cast(regexp_extract(filename, 'date=([0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}})', 1) as date) "
+                f"from read_parquet(?, filename = true) where not starts_with(event_id, ?)",
+                [group, LEGACY_AGGREGATE_PREFIX])
         return raw.execute("select count(*) from lake_activities").fetchone()[0] - before
     n = 0
     for f in files:
-        t = pq.read_table(f)
+        t = conform(pq.read_table(f), ACTIVITIES)
         t = t.filter(pc.invert(pc.starts_with(t.column("event_id"), LEGACY_AGGREGATE_PREFIX)))
         day = dt.date.fromisoformat(Path(f).parent.name.removeprefix("date="))
         n += insert_arrow(conn, "lake_activities", t.append_column(

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from pipelines.model import VERBS
+from pipelines.model import IDEA_STATUSES, VERBS
 
 MAX_REPORTED = 20  # problems listed in the message; the total count is always given
 #: the largest line / record read (option max_record_bytes): an activity is a few hundred bytes
@@ -49,7 +49,8 @@ _READ_BLOCK = 1 << 22  # bytes read at a time from a text file
 #: columns of a parsed activity frame (clear identifiers; never written as such)
 ACTIVITY_COLUMNS = ("event_id", "occurred_at", "actor_id", "actor_email", "verb", "container_id", "thread_id",
                     "parent_id", "target_id", "target_email", "content_length", "is_question", "is_edited",
-                    "is_deleted")
+                    "is_deleted", "is_idea", "idea_status")
+_FLAGS = ("is_question", "is_edited", "is_deleted", "is_idea")
 #: columns of a parsed directory frame
 PEOPLE_COLUMNS = ("employee_id", "email", "department", "location", "level", "manager_id", "manager_email",
                   "is_leader", "hire_date", "termination_date", "effective_date")
@@ -535,11 +536,18 @@ def _activity_row(rec: dict[str, Any]) -> tuple[dict[str, Any] | None, str | Non
             return None, f"content_length {raw_len[:20]!r} is not a non-negative integer"
         length = int(float(raw_len))
     flags: dict[str, bool] = {}
-    for flag in ("is_question", "is_edited", "is_deleted"):
+    for flag in _FLAGS:
         value = parse_bool(rec.get(flag))
         if value is None:
             return None, f"{flag} {str(rec.get(flag))[:20]!r} is not a boolean (true/false/1/0/yes/no)"
         flags[flag] = value
+    status = (text_or_none(rec.get("idea_status")) or "").lower().replace(" ", "_") or None
+    if status is not None and status not in IDEA_STATUSES:
+        return None, f"idea_status {status[:30]!r} is not one of {', '.join(IDEA_STATUSES)}"
+    if (status is None) == (verb == "status_change"):
+        return None, ("a status_change needs an idea_status" if status is None
+                      else f"idea_status is set on a {verb} (only a status_change has one)")
+    flags["idea_status"] = status  # type: ignore[assignment]
     return {
         "event_id": event_id, "occurred_at": ts, "actor_id": actor_id, "actor_email": actor_email, "verb": verb,
         "container_id": text_or_none(rec.get("container_id")), "thread_id": text_or_none(rec.get("thread_id")),
@@ -553,14 +561,14 @@ def activity_frame(rows: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
     df = pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows.copy()
     for col in ACTIVITY_COLUMNS:
         if col not in df.columns:
-            df[col] = False if col.startswith("is_") else None
+            df[col] = False if col in _FLAGS else None
     df = df[list(ACTIVITY_COLUMNS)]
     df["occurred_at"] = pd.to_datetime(df["occurred_at"], utc=True)
     df["content_length"] = pd.to_numeric(df["content_length"]).astype("Int32")
-    for col in ("is_question", "is_edited", "is_deleted"):
+    for col in _FLAGS:
         df[col] = df[col].fillna(False).astype(bool)
     for col in ("event_id", "actor_id", "actor_email", "verb", "container_id", "thread_id", "parent_id",
-                "target_id", "target_email"):
+                "target_id", "target_email", "idea_status"):
         df[col] = df[col].astype("string")
     return df.reset_index(drop=True)
 

@@ -47,10 +47,15 @@ def column_types(conn: sa.Connection, schema: str, table: str) -> list[tuple[str
     return [(str(c).lower(), str(t).lower()) for c, t in rows]
 
 
-def snapshot(conn: sa.Connection, schema: str, table: str) -> Snapshot:
+def snapshot(conn: sa.Connection, schema: str, table: str, exclude: tuple[str, ...] = ()) -> Snapshot:
+    """The table's columns, types and sorted rows; `exclude`: columns left out (each must exist)."""
     cols = column_types(conn, schema, table)
     if not cols:
         raise LookupError(f"no table {schema}.{table}")
+    missing = set(exclude) - {c for c, _ in cols}
+    if missing:
+        raise LookupError(f"{schema}.{table} has no column {sorted(missing)} to leave out")
+    cols = [(c, t) for c, t in cols if c not in exclude]
     names = [c for c, _ in cols]
     result = conn.exec_driver_sql(f"select {', '.join(names)} from {schema}.{table}")
     rows = [tuple(_canonical(v) for v in r) for r in result.fetchall()]

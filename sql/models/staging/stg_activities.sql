@@ -15,5 +15,7 @@ select
     content_length,
     is_question,
     is_edited,
-    is_deleted
+    is_deleted,
+    coalesce(is_idea, false) as is_idea,
+    idea_status
 from source
