@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from pipelines import lake
+from pipelines import canonical, lake
 from pipelines.connectors.errors import AuthError
 from pipelines.emulators.uservoice import Faults, UserVoiceEmulator
 from pipelines.emulators.uservoice_account import build_account
@@ -163,3 +163,17 @@ def test_wrong_client_secret_is_fatal_and_names_the_variables(org, account, tmp_
         ctx = make_ctx(tmp_path, "uservoice", {**FAST, "base_url": emu.url})
         with pytest.raises(AuthError, match=r"invalid_client.*\$UV_TEST_CLIENT_SECRET"):
             uservoice.extract(ctx, START, START)
+
+
+def test_canonical_frames_conform_and_every_container_is_listed(runs) -> None:
+    ctx = runs["clean"]["ctx"]
+    acts = runs["clean"]["activities"]
+    split = canonical.split_malformed_activities(acts)
+    assert split.reasons == {} and len(split.good) == len(acts)
+    assert canonical.activities_table(acts).num_rows == len(acts)
+    last = uservoice.canonicalise(ctx, LAST)
+    containers = canonical.containers_table(last["containers"])
+    assert set(acts["container_id"]) <= set(containers.column("container_id").to_pylist())
+    assert set(containers.column("kind").to_pylist()) == {"community"}
+    people = canonical.people_table(last["people"])
+    assert set(acts["actor_key"]) | set(acts["target_key"].dropna()) <= set(people.column("person_key").to_pylist())
