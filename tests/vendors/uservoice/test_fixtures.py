@@ -190,3 +190,13 @@ def test_extract_over_the_fixture_account(tmp_path: Path, monkeypatch: pytest.Mo
     assert p.person("slack", "U0ADA", "ADA@example.com") == ada  # one key per email, whatever the platform
     needles = ["ada@example.com", "bob@example.com", "Ada Example", "Quiet room booking", "phone booths", "g-501"]
     assert leaks(tmp_path, needles) == []
+
+
+def test_a_replayed_cursor_page_is_dropped_and_asked_again() -> None:
+    seen: list[httpx.Request] = []
+    first = _ok("own_GET-admin-suggestions_page1-cursor.json")
+    api = _api({ADMIN + "suggestions": first,
+                ADMIN + "suggestions?cursor": [first, _ok("own_GET-admin-suggestions_page2-last.json")]}, seen)
+    ids = [r["id"] for r in api.records("suggestions", {"per_page": 2})]
+    assert ids == [9001, 9002, 9003]  # page 1's records once, though the server sent page 1 twice
+    assert len(seen) == 4 and api.stats()["retries"] == {"ReplayedPage": 1}
