@@ -35,6 +35,7 @@ REGISTRY: dict[str, str] = {
     "yammer": "pipelines.sources.yammer",
     "yammer_export": "pipelines.sources.yammer_export",
     "salesforce": "pipelines.sources.salesforce",
+    "socialcast_archive": "pipelines.sources.socialcast_archive",
 }
 
 
