@@ -187,6 +187,7 @@ class _Run:
         self.email_keys: set[str] = set()
         self.statuses: dict[str, str] = {}  # status id -> name
         self.unmapped: dict[str, int] = {}
+        self.orphans = 0  # comments, votes, status updates whose suggestion the API no longer answers
 
     def key(self, uid: str | None) -> str | None:
         if not uid:
@@ -282,6 +283,7 @@ class _Run:
             "watermark_from": {c: api_datetime(v) for c, v in lowers.items()},
             "watermark_to": {c: marks.get(c) for c in COLLECTIONS},
             "suggestions_fetched_by_id": len(missing),
+            "skipped_without_suggestion": self.orphans,
             "idea_statuses": dict(sorted(pd.Series([r["idea_status"] for r in rows["status_changes"]],
                                                    dtype="object").value_counts().items())),
             "unmapped_statuses": dict(sorted(self.unmapped.items())),
@@ -303,12 +305,14 @@ class _Run:
 
         def parent(record: dict[str, Any]) -> dict[str, Any] | None:
             sid = link_id(record, "suggestion")
-            return ideas.get(sid) if sid is not None else None
+            idea = ideas.get(sid) if sid is not None else None
+            self.orphans += idea is None
+            return idea
 
         for cid, c in read["comments"].items():
             idea = parent(c)
             if idea is None:
-                continue  # its suggestion is gone (not answered by id): nothing to attach it to
+                continue  # its suggestion is gone (not answered by id): nothing to attach it to (counted)
             out["comments"].append({"comment_id": cid, "idea_id": idea["idea_id"], "container_id": idea["container_id"],
                                     "created_at": _created(c, "comment"), "actor_key": self.key(link_id(c, "created_by")),
                                     "idea_actor_key": idea["actor_key"],

@@ -135,6 +135,7 @@ def test_incremental_runs_read_only_the_overlap_and_what_changed(runs) -> None:
                    for c in r.details["watermark_from"])
     # late comments, votes and status changes on ideas outside the window fetch their ideas by id
     assert sum(r.details["suggestions_fetched_by_id"] for r in daily) > 0
+    assert all(r.details["skipped_without_suggestion"] == 0 for r in runs["clean"]["reports"])
 
 
 def test_a_run_again_over_the_same_days_changes_nothing(runs, org, account, tmp_path) -> None:
