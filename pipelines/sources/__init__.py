@@ -36,6 +36,7 @@ REGISTRY: dict[str, str] = {
     "yammer_export": "pipelines.sources.yammer_export",
     "salesforce": "pipelines.sources.salesforce",
     "socialcast_archive": "pipelines.sources.socialcast_archive",
+    "uservoice": "pipelines.sources.uservoice",
 }
 
 
@@ -89,4 +90,6 @@ def credentials_from_connection(kind: str, *, login: str | None, password: str |
         return {"tenant_id": extra.get("tenant_id"), "client_id": login, "client_secret": password}
     if kind in ("slack", "yammer", "yammer_export", "salesforce"):
         return {"token": password}
+    if kind == "uservoice":
+        return {"client_id": login, "client_secret": password}
     return {}
