@@ -72,7 +72,7 @@ log = logging.getLogger(__name__)
 OWNER_COLUMNS = frozenset({"actor_key", "person_key", "source_key"})
 #: a column that merely points at the person (someone else's row): nulled
 POINTER_COLUMNS = frozenset({"target_key", "manager_key", "parent_actor_key", "item_actor_key",
-                             "thread_starter_key"})
+                             "idea_actor_key", "thread_starter_key"})
 #: lists of people (mentioned, reacting, liking): the person's elements go, with the elements at the same
 #: positions of the lists that share the name's first word (`reaction_names` with `reaction_user_keys`)
 LIST_COLUMNS = frozenset({"mention_keys", "reaction_user_keys", "like_keys"})
