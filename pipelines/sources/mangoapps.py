@@ -348,7 +348,7 @@ class _Run:
         rows = [{"source": self.name, "container_id": str(norm_id(g["id"])), "kind": "group",
                  "visibility": PRIVACY[str(g["privacy"]).strip().lower()],
                  "member_count": int(g["member_Count"]) if g.get("member_Count") is not None else None,
-                 "created_at": to_datetime(g["created_at"]) if epoch_seconds(g.get("created_at")) else None}
+                 "created_at": to_datetime(g["created_at"]) if g.get("created_at") is not None else None}
                 for g in groups]
         rows.append({"source": self.name, "container_id": NETWORK_FEED, "kind": "feed", "visibility": "public",
                      "member_count": None, "created_at": None})

@@ -23,8 +23,10 @@ differs, so that a different API stops the run instead of landing wrong data.
     status (A1, A17). Codes: `AUTHENTICATION_ERROR` (and the assumed `SESSION_EXPIRED`) -> sign in
     again / `AuthError`; the assumed transient codes (`TRANSIENT_CODES`) are retried like a 5xx; any
     other code is an `ApiError` naming it. The error message is shown with emails and numbers masked;
-  - Paging (A12): `limit` and `offset`; a page shorter than the limit (the answer's own `limit` when it
-    gives one) is the last. Listings are checked for a repeated page (a proxy replaying an answer);
+  - Paging (A12): `limit` and `offset`, read until an empty page (not until a short page: a server that
+    caps the limit silently, or echoes the asked one, would otherwise end the listing early). A page
+    whose records were all on earlier pages (a replayed answer, or a server ignoring `offset`) is asked
+    again, and stops the run after 3 in a row;
   - Limits: none are documented (A18). One token bucket (`requests_per_s`, default 2, configurable);
     429 waits `Retry-After` (seconds or an HTTP-date) up to `max_retry_after_s`.
 
@@ -95,7 +97,7 @@ ASSUMPTIONS: dict[str, str] = {
     "A10": "a like carries no time of its own: it is dated at the liked item's `created_at` (a like's own "
            "`created_at`, when present, is used)",
     "A11": "`feeds.json` lists items by `updated_at`, newest first, across pages",
-    "A12": "listings page with `limit` and `offset`; a page shorter than the limit is the last",
+    "A12": "listings page with `limit` and `offset` (offset counted in records); an empty page is the end",
     "A13": "a user has `id` and `email` (may be null or missing: the user is then keyed by id)",
     "A14": "a group has `id` and `privacy` (public, or private / secret / closed); `member_Count` is a count",
     "A15": "a feed item with `is_system` true is a system notice, not a post",
@@ -150,6 +152,7 @@ SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
         "groups[].id": ("id", "A5"),
         "groups[].privacy": ("privacy", "A14"),
         "groups[].member_Count": ("count?", "A14"),
+        "groups[].created_at": ("epoch_s?", "A3"),
     },
 }
 PRIVACY = {"public": "public", "open": "public", "private": "private", "secret": "private", "closed": "private"}
@@ -596,8 +599,8 @@ class MangoAppsApi:
 
     def pages(self, method: str, params: Mapping[str, Any] | None = None, *, limit: int
               ) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
-        """(records, ms_response) of each page of a listing, by `limit` / `offset` (A12); every page is
-        checked against SCHEMA first."""
+        """(records, ms_response) of each non-empty page of a listing, by `limit` / `offset` until an empty
+        page (A12); every page is checked against SCHEMA first."""
         offset = 0
         replays = PageReplays(method, self._pause)
         for _ in range(MAX_PAGES):
@@ -609,10 +612,9 @@ class MangoAppsApi:
                 replays.again()
                 continue  # a page already received: asked again (its records were yielded)
             replays.fresh()
-            yield records, response
-            page_limit = int(response["limit"]) if response.get("limit") not in (None, "") else limit
-            if len(records) < min(limit, page_limit) or not records:
+            if not records:
                 return
+            yield records, response
             offset += len(records)
         raise ApiError(f"{method}: more than {MAX_PAGES} pages", code="too_many_pages")
 

@@ -52,7 +52,11 @@ def _transport(routes: dict[str, Route | list[Route]], seen: list[httpx.Request]
         path = request.url.path
         if path == "/api/logout.json":
             return httpx.Response(200, json={"ms_response": {"success": True}})
-        key = f"{path}?offset={request.url.params['offset']}" if "offset" in request.url.params else path
+        offset = request.url.params.get("offset")
+        key = f"{path}?offset={offset}" if offset is not None else path
+        if key not in routes and offset not in (None, "0") and path.startswith("/api/"):
+            name = path.removeprefix("/api/").removesuffix(".json")  # past the last page: an empty one
+            return httpx.Response(200, json={"ms_response": {name: [], "transaction_id": "t-end"}})
         route = routes.get(key, routes.get(path, (404, b'{"ms_errors":{"error":{"error_code":"NOT_FOUND"}}}', {})))
         if isinstance(route, list):
             route = route.pop(0) if len(route) > 1 else route[0]
@@ -77,11 +81,12 @@ def test_login_sends_the_envelope_with_a_base64_password_then_the_session_cookie
     seen: list[httpx.Request] = []
     api = _api({"/api/users.json": _ok("own_GET-users.json")}, seen)
     assert [u["id"] for u in _records(api, "users", 500)] == [4101, 4102, "4103"]
-    login, call = seen
+    login, call, _end = seen
     sent = json.loads(login.content)["ms_request"]["user"]
     assert login.method == "POST" and sent == {"api_key": "k", "username": "ada",
                                                "password": base64.b64encode(b"pw").decode()}
     assert call.headers["cookie"] == f"_felix_session_id={SESSION}"
+    assert seen[-1].url.params["offset"] == "3"  # a short page is not taken as the last (A12)
     assert call.url.params["limit"] == "500" and call.url.params["offset"] == "0"
 
 
@@ -91,7 +96,7 @@ def test_feed_pages_follow_offset_until_a_short_page() -> None:
                 "/api/feeds.json?offset=2": _ok("own_GET-feeds_page2-last.json")}, seen)
     pages = list(api.pages("feeds", limit=2))
     assert [[r["id"] for r in p] for p, _ in pages] == [[9003, 9002], [9001]]
-    assert [r.url.params["offset"] for r in seen[1:]] == ["0", "2"]
+    assert [r.url.params["offset"] for r in seen[1:]] == ["0", "2", "3"]  # read until an empty page
     first = pages[0][0][0]
     assert to_datetime(first["comments"][1]["created_at"]) == dt.datetime(2024, 3, 5, 12, tzinfo=dt.UTC)  # "1709640000"
 
@@ -170,7 +175,8 @@ def test_an_ended_session_signs_in_again_once_then_the_call_succeeds() -> None:
     seen: list[httpx.Request] = []
     api = _api({"/api/users.json": [_exchange("own_401_session-ended.json"), _ok("own_GET-users.json")]}, seen)
     assert len(_records(api, "users", 500)) == 3
-    assert [r.url.path for r in seen] == ["/api/login.json", "/api/users.json", "/api/login.json", "/api/users.json"]
+    assert [r.url.path for r in seen] == ["/api/login.json", "/api/users.json", "/api/login.json", "/api/users.json",
+                                          "/api/users.json"]
     assert api.stats()["logins"] == 2
 
 
@@ -232,3 +238,12 @@ def test_extract_over_the_fixture_domain(tmp_path: Path, monkeypatch: pytest.Mon
     needles = ["ada@example.com", "bob@example.com", "Ada Example", "quiet rooms", "Standing desks", "Which calendar",
                SESSION, "Quiet Rooms", "Skunkworks"]
     assert leaks(tmp_path, needles) == []
+
+
+def test_a_server_ignoring_offset_stops_the_listing_as_a_replay() -> None:
+    users = _ok("own_GET-users.json")
+    api = _api({f"/api/users.json?offset={n}": users for n in (0, 3)})
+    with pytest.raises(ApiError, match=r"users: the server answered 4 times in a row with a page already received") \
+            as info:
+        _records(api, "users", 3)
+    assert info.value.code == "page_replayed"
