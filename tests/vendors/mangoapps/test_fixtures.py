@@ -247,3 +247,43 @@ def test_a_server_ignoring_offset_stops_the_listing_as_a_replay() -> None:
             as info:
         _records(api, "users", 3)
     assert info.value.code == "page_replayed"
+
+
+def _domain(monkeypatch: pytest.MonkeyPatch, feeds_page1: dict[str, Any]) -> None:
+    routes: dict[str, Route | list[Route]] = {
+        "/api/login.json": _exchange("own_POST-login_session.json"), "/api/users.json": _ok("own_GET-users.json"),
+        "/api/groups.json": _ok("own_GET-groups.json"),
+        "/api/feeds.json?offset=0": (200, json.dumps(feeds_page1).encode(), {}),
+        "/api/feeds.json?offset=2": _ok("own_GET-feeds_page2-last.json")}
+    transport = _transport(routes)
+    monkeypatch.setattr(httpx, "HTTPTransport", lambda *a, **k: transport)
+
+
+def test_an_unlike_seen_on_a_later_read_removes_the_landed_like(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    page = _load("own_GET-feeds_page1-limit2.json")
+    _domain(monkeypatch, page)
+    ctx = make_ctx(tmp_path, "mangoapps", {"domain": "acme.mangoapps.example", "backoff_base_s": 0, "feeds_limit": 2})
+    last = DAY + dt.timedelta(days=3)
+    creds = {"username": "ada", "password": "pw", "api_key": "k"}
+    mangoapps.extract(ctx, DAY, last, **creds)
+    before = activities(mangoapps.canonicalise, ctx, DAY, last)
+    cy = ctx.pseudonymiser.native("mangoapps", "4103")
+    assert ((before["verb"] == "reaction") & (before["actor_key"] == cy)).sum() == 1
+    item = page["ms_response"]["feeds"][0]  # Cy unlikes post 9003: the item's updated_at moves (A19)
+    item["liked_list"] = [u for u in item["liked_list"] if str(u["id"]) != "4103"]
+    item["like_count"], item["updated_at"] = 1, 1709650000
+    _domain(monkeypatch, page)
+    report = mangoapps.extract(ctx, last, last, **creds)
+    assert report.rows["feed_items_read"] == 1 and report.days == [DAY + dt.timedelta(days=2)]
+    after = activities(mangoapps.canonicalise, ctx, DAY, last)
+    assert ((after["verb"] == "reaction") & (after["actor_key"] == cy)).sum() == 0
+    gone = set(before["event_id"]) - set(after["event_id"])
+    assert len(gone) == 1 and gone.pop().startswith("like:feed:9003:") and len(after) == len(before) - 1
+
+
+def test_an_oauth_token_refused_without_a_refresh_token_names_what_to_do() -> None:
+    api = MangoAppsApi(BASE, mode="oauth", credentials={"access_token": "t"}, credentials_source="$MA_TOKEN",
+                       policy=RetryPolicy(max_attempts=1), sleep=lambda s: None,
+                       inner=_transport({"/api/users.json": _exchange("own_401_session-ended.json")}))
+    with pytest.raises(AuthError, match=r"users: the access token from \$MA_TOKEN was refused and there is no refresh"):
+        _records(api, "users")
