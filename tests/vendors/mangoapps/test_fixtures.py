@@ -264,7 +264,7 @@ def test_an_unlike_seen_on_a_later_read_removes_the_landed_like(tmp_path: Path, 
     _domain(monkeypatch, page)
     ctx = make_ctx(tmp_path, "mangoapps", {"domain": "acme.mangoapps.example", "backoff_base_s": 0, "feeds_limit": 2})
     last = DAY + dt.timedelta(days=3)
-    creds = {"username": "ada", "password": "pw", "api_key": "k"}
+    creds: dict[str, Any] = {"username": "ada", "password": "pw", "api_key": "k"}
     mangoapps.extract(ctx, DAY, last, **creds)
     before = activities(mangoapps.canonicalise, ctx, DAY, last)
     cy = ctx.pseudonymiser.native("mangoapps", "4103")
