@@ -116,7 +116,6 @@ SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
     "login": {"user": ("object", "A2")},
     "feeds": {
         "feeds": ("list", "A4"),
-        "limit": ("count?", "A12"),
         "feeds[].id": ("id", "A5"),
         "feeds[].created_at": ("epoch_s", "A3"),
         "feeds[].updated_at": ("epoch_s", "A3"),

@@ -287,3 +287,15 @@ def test_an_oauth_token_refused_without_a_refresh_token_names_what_to_do() -> No
                        inner=_transport({"/api/users.json": _exchange("own_401_session-ended.json")}))
     with pytest.raises(AuthError, match=r"users: the access token from \$MA_TOKEN was refused and there is no refresh"):
         _records(api, "users")
+
+
+def test_every_schema_field_names_a_documented_assumption() -> None:
+    from pipelines.sources.mangoapps_api import ASSUMPTIONS, SCHEMA
+
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "sources" / "mangoapps.md").read_text()
+    used = {aid for fields in SCHEMA.values() for _, aid in fields.values()}
+    assert used <= set(ASSUMPTIONS) and len(used) >= 10
+    assert [a for a in ASSUMPTIONS if f"| {a} |" not in docs] == []  # each one in the docs' table
+    assert all(path.split(".")[-1].split("[")[0] in json.dumps(_load("own_GET-feeds_page1-limit2.json"))
+               for path in SCHEMA["feeds"] if path != "feeds[].comments[].liked_list[].created_at"
+               and path != "feeds[].liked_list[].created_at")  # the fixture carries what the connector reads
