@@ -422,7 +422,9 @@ class MangoAppsApi:
         need = ("key", "username", "password") if mode == "session" else ("access_token",)
         missing = [n for n in need if not self._creds.get(n)]
         if missing:
-            raise AuthError(f"no MangoApps {' / '.join(missing)}: {credentials_source} is unset or empty")
+            shown = {"key": "API key", "username": "username", "password": "password", "access_token": "access token"}
+            raise AuthError(f"no MangoApps {' / '.join(shown[n] for n in missing)}: {credentials_source} is unset or "
+                            "empty")
         self.credentials_source = credentials_source
         self.policy = policy or RetryPolicy()
         self.timeout_s = timeout_s

@@ -299,3 +299,10 @@ def test_every_schema_field_names_a_documented_assumption() -> None:
     assert all(path.split(".")[-1].split("[")[0] in json.dumps(_load("own_GET-feeds_page1-limit2.json"))
                for path in SCHEMA["feeds"] if path != "feeds[].comments[].liked_list[].created_at"
                and path != "feeds[].liked_list[].created_at")  # the fixture carries what the connector reads
+
+
+def test_a_connection_without_its_api_key_is_refused_before_any_request(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, "mangoapps", {"domain": "acme.mangoapps.example"})
+    with pytest.raises(AuthError, match=r"no MangoApps API key: the username, password and extra api_key of the "
+                                        r"Airflow connection is unset or empty"):
+        mangoapps.extract(ctx, DAY, DAY, **mangoapps.connection_credentials("ada", "pw", {}))
