@@ -23,7 +23,7 @@ import pyarrow as pa
 #: Votes and status changes are not interactions of the network: the idea marts measure them.
 VERBS: tuple[str, ...] = ("post", "reply", "reaction", "mention", "share", "view", "answer_accepted",
                           "idea", "vote", "status_change")
-CONTRIBUTION_VERBS: tuple[str, ...] = ("post", "reply")
+CONTRIBUTION_VERBS: tuple[str, ...] = ("post", "reply", "idea")  # authored content
 INTERACTION_VERBS: tuple[str, ...] = ("reply", "reaction", "mention", "share")
 IDEA_VERBS: tuple[str, ...] = ("idea", "vote", "status_change")
 #: the canonical statuses of an idea (`activities.idea_status` of a status_change)

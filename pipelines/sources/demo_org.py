@@ -8,6 +8,9 @@ which the metrics and alerts must find:
   - a handful of true influencers (their posts draw replies and reactions) and brokers (they talk
     across departments) exist in known places (`DemoOrg.influencers`, `DemoOrg.brokers`);
   - questions get answers after realistic delays, some never do, and a share get an accepted answer;
+  - a tenth of the other posts are idea posts (`is_idea`, as Socialcast's idea type): the replies and
+    across-department replies they draw are the idea mart's build-ons (statuses come from idea platforms,
+    which the UserVoice emulator serves from the same organisation);
   - Internal Audit is smaller than the default min_group_size, so its aggregates are suppressed.
 Everything is heavy-tailed (lognormal activity rates, a quarter of people never act). The generator
 only produces identities in clear inside memory; `pipelines.sources.demo` pseudonymises them before
@@ -38,6 +41,8 @@ DEPARTMENTS: tuple[tuple[str, float, str], ...] = (
 SMALL_DEPARTMENT = ("Internal Audit", 4)
 LOCATIONS = ("London", "Paris", "New York", "Singapore", "Remote")
 LOCATION_P = (0.3, 0.2, 0.25, 0.1, 0.15)
+#: one post in IDEA_EVERY (not questions) is an idea post
+IDEA_EVERY = 10
 ORG_WIDE_CHANNELS = ("general", "announcements", "ask-it", "ask-hr", "random", "cross-team")
 QA_CHANNELS = ("ask-it", "ask-hr")
 VERB_BASE = np.array([0.20, 0.30, 0.40, 0.06, 0.04])  # post, reply, reaction, mention, share
@@ -232,11 +237,15 @@ def simulate(org: DemoOrg, until: dt.date | None = None) -> Iterator[tuple[dt.da
                              np.char.add(dept_channel[p_act].astype(str), sub.astype(str)))
         is_q = rng.random(n_posts) < np.where(np.isin(container, ["C-ask-it", "C-ask-hr"]), 0.85, 0.12)
         post_ids = np.array([f"demo-{seq + i}" for i in range(n_posts)], dtype=object)
+        # idea posts, as platforms that flag them give (Socialcast's idea type): every tenth post that is
+        # not a question, by its number (no draw: the other events stay as they were)
+        is_idea = ~is_q & ((seq + np.arange(n_posts)) % IDEA_EVERY == 3)
         seq += n_posts
         posts = pd.DataFrame({
             "event_id": post_ids, "occurred_at": ts[is_post], "actor": p_act, "verb": "post",
             "container_id": container, "thread_id": post_ids, "parent_id": None, "target": -1,
             "content_length": rng.lognormal(4.5, 0.9, n_posts).astype(int) + 1, "is_question": is_q,
+            "is_idea": is_idea,
         })
         new_pool = pd.DataFrame({"post_id": post_ids, "author": p_act, "dept": dept_codes[p_act],
                                  "container": container, "ts": ts[is_post], "day": day_idx,
@@ -329,6 +338,7 @@ def simulate(org: DemoOrg, until: dt.date | None = None) -> Iterator[tuple[dt.da
                 "is_question": False,
             }))
         out = pd.concat(frames, ignore_index=True)
+        out["is_idea"] = out["is_idea"].fillna(False).astype(bool)
         out["actor_email"] = email[out["actor"].to_numpy().astype(int)]
         tgt = out["target"].to_numpy().astype(int)
         out["target_email"] = np.where(tgt >= 0, email[np.maximum(tgt, 0)], None)

@@ -5,6 +5,7 @@ The hand tests record what they checked while they run, so this file runs last (
 from __future__ import annotations  # noqa: I001
 
 import test_adoption_hand
+import test_ideas_hand
 import test_impact_hand
 import test_knowledge_hand
 import test_usage_reports_hand
@@ -19,7 +20,7 @@ NOT_HAND = {"mart_alerts"}
 
 def test_every_section_1_2_4_entry_has_a_hand_computed_test() -> None:
     parts = (test_adoption_hand.COVERED, test_knowledge_hand.COVERED, test_impact_hand.COVERED,
-             test_usage_reports_hand.COVERED)
+             test_usage_reports_hand.COVERED, test_ideas_hand.COVERED)
     if not all(parts):
         pytest.skip("run together with the hand tests (tests/metrics), which record what they check")
     covered = set().union(*parts)

@@ -50,10 +50,10 @@ SIZES = {
     "mart_leader_engagement": "_headcount", "mart_knowledge_sharing": "askers",
     "mart_unanswered_backlog": "askers", "mart_participation_inequality": "active_users",
     "mart_department_concentration": "contributors", "mart_cohort_retention": "cohort_size",
-    "mart_usage_daily": "headcount",
+    "mart_usage_daily": "headcount", "mart_ideas": "idea_authors",
 }
 LEADER_MEASURES = ("leaders", "leader_posts", "leader_responses_received")
-LABELS = ("period_start", "period_end", "is_complete", "months_since")
+LABELS = ("period_start", "period_end", "is_complete", "months_since", "measured_through")
 #: published tables with no cells below the organisation (each row is org-wide), checked elsewhere or not at all
 ORG_LEVEL = {"mart_network_org", "mart_impact_correlation", "mart_impact_its", "mart_esn_scorecard",
              "mart_reply_completeness"}  # counts of replies per source and day: no group of people

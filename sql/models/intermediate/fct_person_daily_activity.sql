@@ -9,7 +9,7 @@ select
     activity_date,
     actor_key as person_key,
     count(*) as actions,
-    sum(case when verb in ('post', 'reply') then 1 else 0 end) as contributions,
+    sum(case when verb in ('post', 'reply', 'idea') then 1 else 0 end) as contributions,
     sum(case when verb = 'post' then 1 else 0 end) as posts,
     sum(case when verb = 'reply' then 1 else 0 end) as replies,
     sum(case when verb = 'reaction' then 1 else 0 end) as reactions,

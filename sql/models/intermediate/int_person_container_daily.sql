@@ -10,6 +10,6 @@ select
     actor_key as person_key,
     container_id,
     count(*) as actions,
-    cast(sum(case when verb in ('post', 'reply') then 1 else 0 end) as bigint) as contributions
+    cast(sum(case when verb in ('post', 'reply', 'idea') then 1 else 0 end) as bigint) as contributions
 from events
 group by activity_date, actor_key, container_id
