@@ -35,6 +35,7 @@ REGISTRY: dict[str, str] = {
     "yammer": "pipelines.sources.yammer",
     "yammer_export": "pipelines.sources.yammer_export",
     "salesforce": "pipelines.sources.salesforce",
+    "bitrix24": "pipelines.sources.bitrix24",
     "socialcast_archive": "pipelines.sources.socialcast_archive",
     "uservoice": "pipelines.sources.uservoice",
 }
@@ -92,4 +93,7 @@ def credentials_from_connection(kind: str, *, login: str | None, password: str |
         return {"token": password}
     if kind == "uservoice":
         return {"client_id": login, "client_secret": password}
+    if kind == "bitrix24":
+        from pipelines.sources.bitrix24 import connection_credentials
+        return connection_credentials(login, password, extra)
     return {}
