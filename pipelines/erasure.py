@@ -77,7 +77,7 @@ POINTER_COLUMNS = frozenset({"target_key", "manager_key", "parent_actor_key", "i
 #: positions of the lists that share the name's first word (`reaction_names` with `reaction_user_keys`)
 LIST_COLUMNS = frozenset({"mention_keys", "reaction_user_keys", "like_keys"})
 #: `*_key` columns that do not hold person keys
-NOT_PERSON_COLUMNS = frozenset({"group_key", "state_key"})
+NOT_PERSON_COLUMNS = frozenset({"group_key", "state_key", "api_key"})  # api_key: a credential's name
 #: every column that holds person keys by name (the key rotation checks that each of their values is mapped)
 PERSON_KEY_COLUMNS = OWNER_COLUMNS | POINTER_COLUMNS | LIST_COLUMNS
 

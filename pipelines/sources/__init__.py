@@ -36,6 +36,7 @@ REGISTRY: dict[str, str] = {
     "yammer_export": "pipelines.sources.yammer_export",
     "salesforce": "pipelines.sources.salesforce",
     "bitrix24": "pipelines.sources.bitrix24",
+    "mangoapps": "pipelines.sources.mangoapps",
     "socialcast_archive": "pipelines.sources.socialcast_archive",
     "uservoice": "pipelines.sources.uservoice",
 }
@@ -96,4 +97,7 @@ def credentials_from_connection(kind: str, *, login: str | None, password: str |
     if kind == "bitrix24":
         from pipelines.sources.bitrix24 import connection_credentials
         return connection_credentials(login, password, extra)
+    if kind == "mangoapps":
+        from pipelines.sources.mangoapps import connection_credentials as mangoapps_credentials
+        return mangoapps_credentials(login, password, extra)
     return {}

@@ -73,10 +73,8 @@ from pipelines.sources.mangoapps_api import (
 PLATFORM = "mangoapps"
 STATE = "feeds"
 NETWORK_FEED = "feed:network"
-#: the Airflow connection's extra field with the session API key; the name is joined, not written out,
-#: because the erasure completeness check (tests/privacy/test_erasure.py) reads every quoted name ending
-#: in _key in the sources as a raw person column, and this is a credential, not a column
-API_KEY_EXTRA = "_".join(("api", "key"))
+#: the Airflow connection's extra field with the session API key (a credential: `erasure.NOT_PERSON_COLUMNS`)
+API_KEY_EXTRA = "api_key"
 _TAG = re.compile(r"<[^>]+>")
 
 POSTS = pa.schema([("post_id", pa.string()), ("container_id", pa.string()), ("created_at", TS),

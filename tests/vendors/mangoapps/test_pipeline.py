@@ -24,7 +24,7 @@ DAYS = 14
 
 @pytest.mark.slow
 def test_a_mangoapps_batch_validates_lands_and_publishes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sources.REGISTRY, "mangoapps", "pipelines.sources.mangoapps")
+    assert sources.REGISTRY["mangoapps"] == "pipelines.sources.mangoapps"
     monkeypatch.setenv("MA_TEST_KEY", "emulator-api-key")
     monkeypatch.setenv("MA_TEST_USER", "admin@demo-corp.example")
     monkeypatch.setenv("MA_TEST_PASSWORD", "emulator-password")
