@@ -267,9 +267,10 @@ def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="where the lake and warehouse go")] = DEMO_OUTPUT,
     warehouse_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: DuckDB file in --output)")] = None,
     min_group_size: Annotated[int, typer.Option(help="suppress published aggregates below this many people")] = 5,
-    via: Annotated[str, typer.Option(help="'direct' (generator -> raw lake) or 'slack': the same organisation "
-                                          "served by the local Slack API emulator and extracted by the real "
-                                          "Slack connector")] = "direct",
+    via: Annotated[str, typer.Option(help="'direct' (generator -> raw lake), or platforms separated by commas "
+                                          "(slack, bitrix24, mangoapps, uservoice): the same organisation served by each "
+                                          "platform's local API emulator and extracted by the real "
+                                          "connectors, the HR directory from the generator")] = "direct",
 ) -> None:
     """Run everything on the demo organisation and print where the outputs are."""
     from pipelines import jobs
@@ -279,8 +280,14 @@ def demo(
     first = _date(start, "--start")
     interval = jobs.Interval(first, first + dt.timedelta(days=days - 1))
     demo_options = {"people": people, "days": days, "start": first, "seed": seed}
-    if via not in ("direct", "slack"):
-        _fail(f"--via must be 'direct' or 'slack', not {via!r}")
+    platforms: tuple[str, ...] = ()
+    if via != "direct":
+        from pipelines.emulators.demo_served import parse_platforms
+
+        try:
+            platforms = parse_platforms(via)
+        except ValueError as exc:
+            _fail(str(exc))
     sources = [SourceConfig.model_validate({"name": "demo", "kind": "demo", "options": demo_options})]
     settings = _settings(None, lake_dir=output / "lake",
                          warehouse_url=warehouse_url or f"duckdb:///{(output / 'warehouse.duckdb').as_posix()}",
@@ -288,8 +295,8 @@ def demo(
                          reports={**DEMO_AUDIENCES, "output_dir": output / "reports"})
     _say("demo", "pseudonymising with the published demo key (fine for a fictitious organisation, never for "
                  f"real data). {people} people, {interval.start} to {interval.end}.", style="yellow")
-    if via == "slack":
-        _demo_via_slack(settings, interval, demo_options)
+    if platforms:
+        _demo_via_platforms(settings, interval, demo_options, platforms)
         return
     steps = ["extract", "stage", "validate", "land", "publish", "network", "reports"]
     with _progress() as progress:
@@ -307,32 +314,24 @@ def demo(
     _summary(settings, report)
 
 
-def _demo_via_slack(settings: Settings, interval: Interval, demo_options: dict[str, Any]) -> None:
-    """The demo through the real extraction path: the HR directory from the generator, the activity
-    from the local Slack emulator through the Slack connector (rate limits scaled down to keep it quick)."""
+def _demo_via_platforms(settings: Settings, interval: Interval, demo_options: dict[str, Any],
+                        platforms: tuple[str, ...]) -> None:
+    """The demo through the real extraction path: the HR directory from the generator, the activity from
+    the platforms' local API emulators through their connectors (limits scaled to keep it quick)."""
     from pipelines import jobs
-    from pipelines.config import SourceConfig
-    from pipelines.emulators.slack import SlackEmulator
+    from pipelines.emulators.demo_served import serve
     from pipelines.network_stage import run_network_range
     from pipelines.privacy import DEMO_KEY
     from pipelines.sources.demo_org import build_org
 
     org = build_org(demo_options["people"], demo_options["days"], demo_options["start"], demo_options["seed"])
-    token = "xoxb-local-emulator"
-    os.environ["ESN_DEMO_SLACK_TOKEN"] = token
     # the organisation is fictitious, so every step of this process may use the published demo key
     os.environ.setdefault(settings.privacy.pseudonym_key_env, DEMO_KEY)
-    with SlackEmulator(org, token=token, period_s=0.01) as emu:
-        emu.advance_to(interval.end)
-        _say("demo", f"Slack API emulator at {emu.url}", style="yellow")
-        settings.sources = [
-            SourceConfig.model_validate({"name": "hr", "kind": "demo",
-                                         "options": {**demo_options, "directory_only": True}}),
-            SourceConfig.model_validate({"name": "slack", "kind": "slack", "options": {
-                "base_url": emu.url, "token_env": "ESN_DEMO_SLACK_TOKEN", "rate_period_s": 0.01,
-                "backoff_base_s": 0.01}}),
-        ]
-        with _console().status("extracting through the Slack API emulator"):
+    with serve(org, platforms, interval.end, demo_options) as (sources, urls):
+        for platform, url in urls.items():
+            _say("demo", f"{platform} API emulator at {url}", style="yellow")
+        settings.sources = sources
+        with _console().status(f"extracting through the {', '.join(platforms)} API emulator(s)"):
             report = jobs.run(settings, interval, allow_demo_key=True)
     report["network"] = run_network_range(settings, interval.start, interval.end)
     report["reports"] = _render_demo_reports(settings, interval.end)

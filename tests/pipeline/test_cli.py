@@ -1,4 +1,5 @@
-"""The `esn` command line: the demo end to end (directly and through the Slack emulator) and its reports."""
+"""The `esn` command line: the demo end to end (directly, and through the platforms' emulators: one, or
+Slack + Bitrix24 + UserVoice at once) and its reports."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from pipelines.cli import app
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("via", ["direct", "slack"])
+@pytest.mark.parametrize("via", ["direct", "slack", "bitrix24", "mangoapps", "uservoice",
+                                 "slack,bitrix24,uservoice"])
 def test_demo_runs_end_to_end_and_says_where_the_outputs_are(tmp_path, via):
     out = tmp_path / "demo"
     result = runner.invoke(app, ["demo", "--people", "120", "--days", "21", "--output", str(out), "--via", via])
@@ -31,6 +33,16 @@ def test_demo_runs_end_to_end_and_says_where_the_outputs_are(tmp_path, via):
         assert bi.execute("select count(distinct activity_date) from mart_engagement_daily").fetchone()[0] == 21
     assert "mart_network_org" in tables and not {t for t in tables if not t.startswith(("mart_", "_published"))}
     assert (out / "reports" / "report.html").exists() and (out / "reports" / "sales.eml").exists()
+    if "uservoice" in via:
+        with duckdb.connect(str(out / "published" / "esn_marts.duckdb"), read_only=True) as bi:
+            ideas = bi.execute("select ideas from mart_ideas where segment_type = 'org' "
+                               "and period_type = 'month'").fetchall()
+        assert ideas and sum(n for (n,) in ideas if n is not None) > 0
+
+
+def test_an_unknown_platform_is_refused_with_the_known_ones(tmp_path):
+    result = runner.invoke(app, ["demo", "--output", str(tmp_path), "--via", "slack,myspace"])
+    assert result.exit_code != 0 and "bitrix24" in result.output and "myspace" in result.output
 
 
 def test_report_renders_from_an_existing_warehouse(tmp_path):
