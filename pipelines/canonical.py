@@ -28,6 +28,8 @@ import pyarrow as pa
 from pipelines.model import ACCOUNT_PRECEDENCE, ACTIVITIES, CONTAINERS, IDEA_STATUSES, PEOPLE, VERBS, conform
 
 REQUIRED_ACTIVITY_FIELDS = ("event_id", "occurred_at", "actor_key", "verb")
+#: topic_ids: ids (pipelines/topics.py) separated by one blank; never text
+TOPIC_IDS = r"(?:tx|tag):[a-z0-9_.-]{1,63}(?: (?:tx|tag):[a-z0-9_.-]{1,63})*"
 #: the activity flags: not null, False when a source does not set them
 ACTIVITY_FLAGS = ("is_question", "is_edited", "is_deleted", "is_idea")
 
@@ -78,6 +80,10 @@ def split_malformed_activities(df: pd.DataFrame) -> Split:
     elif "verb" in df.columns:
         reason = reason.mask(reason.isna() & df["verb"].eq("status_change").fillna(False).astype(bool),
                              "status_change without idea_status")
+    if "topic_ids" in df.columns:
+        topics = df["topic_ids"]
+        malformed = topics.notna() & ~topics.astype("string").str.fullmatch(TOPIC_IDS).fillna(False).astype(bool)
+        reason = reason.mask(reason.isna() & malformed, "malformed topic_ids")
     length = pd.to_numeric(df["content_length"], errors="coerce")
     reason = reason.mask(reason.isna() & df["content_length"].notna() & length.isna(), "non-numeric content_length")
     bad_mask = reason.notna().to_numpy()

@@ -34,6 +34,7 @@ from pydantic import (
 from pipelines.errors import ConfigError
 from pipelines.network.rules import SET_ELSEWHERE, NetworkRules
 from pipelines.reports_config import ReportsConfig
+from pipelines.topics import TopicRules
 
 __all__ = ["ConfigError", "DuplicateKeyError", "Settings", "SourceConfig", "UniqueKeyLoader", "load_settings",
            "yaml_load"]
@@ -432,6 +433,10 @@ class Settings(_Strict):
     usage_segments: UsageSegments = Field(default_factory=lambda: UsageSegments.model_validate({}))
     questions: QuestionRules = Field(default_factory=lambda: QuestionRules.model_validate({}),
                                      description="the question heuristic of the sources without a question type")
+    topics: TopicRules = Field(default_factory=lambda: TopicRules.model_validate({}),
+                               description="the topics of posts and replies, computed at extraction from the text "
+                                           "(taxonomy terms and patterns, platform tags, hashtags): "
+                                           "pipelines/topics.py")
     alert_thresholds: dict[str, float] = Field(
         default_factory=dict, description="overrides of sql/alert_thresholds.yaml (unknown names are errors)")
     reports: ReportsConfig = Field(default_factory=lambda: ReportsConfig.model_validate({}))

@@ -102,6 +102,9 @@ ACTIVITIES = pa.schema(
         pa.field("is_idea", pa.bool_(), nullable=False),
         # the idea's new status (IDEA_STATUSES) on a status_change, null on every other verb
         pa.field("idea_status", pa.string()),
+        # the message's topics (pipelines/topics.py): sorted ids separated by one blank (tx:<taxonomy id>,
+        # tag:<hash of a tag>), computed at extraction from the text, which is dropped; null when none
+        pa.field("topic_ids", pa.string()),
     ],
     metadata={
         "description": "one row per event; (source, event_id) is the key; partitioned by UTC date of "

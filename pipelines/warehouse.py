@@ -381,7 +381,8 @@ LAKE_DDL: dict[str, str] = {
         activity_date date not null, actor_key varchar not null, verb varchar not null,
         container_id varchar, thread_id varchar, parent_id varchar, target_key varchar,
         content_length integer, is_question boolean not null, is_edited boolean not null,
-        is_deleted boolean not null, is_idea boolean not null default false, idea_status varchar""",
+        is_deleted boolean not null, is_idea boolean not null default false, idea_status varchar,
+        topic_ids varchar""",
     # one row per person: the people of every source merged by `pipelines.canonical.merge_people`
     # (in_directory: an HR directory lists them; account_type: member, guest, external, bot; sources:
     # the sources that list them), and the people no snapshot lists any more, with their last listed row
@@ -413,7 +414,7 @@ LAKE_DDL: dict[str, str] = {
 
 #: columns added to a lake table after its first release: added to a warehouse created before them
 LAKE_ADDED: dict[str, tuple[tuple[str, str], ...]] = {
-    "lake_activities": (("is_idea", "boolean default false"), ("idea_status", "varchar")),
+    "lake_activities": (("is_idea", "boolean default false"), ("idea_status", "varchar"), ("topic_ids", "varchar")),
     "lake_people": (("in_directory", "boolean"), ("account_type", "varchar"), ("is_deactivated", "boolean"),
                     ("sources", "varchar"), ("delisted_on", "date")),
 }

@@ -28,6 +28,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipelines.config import QuestionRules
+from pipelines.topics import TopicRules, as_column
 
 PLATFORM = "slack"  # native ids are hashed under this name, whatever the configured source is called
 
@@ -54,6 +55,7 @@ MESSAGES_SCHEMA = pa.schema([
     pa.field("parent_actor_key", pa.string()),
     pa.field("content_length", pa.int32()),
     pa.field("is_question", pa.bool_(), nullable=False),
+    pa.field("topic_ids", pa.string()),  # pipelines/topics.py ids, never text (raw landed before it: absent)
     pa.field("is_edited", pa.bool_(), nullable=False),
     pa.field("is_deleted", pa.bool_(), nullable=False),
     pa.field("mention_keys", pa.list_(pa.string())),
@@ -140,9 +142,10 @@ def classify(msg: Mapping[str, Any]) -> str:
 
 
 def minimise(msg: Mapping[str, Any], channel: str, key: KeyFn,
-             questions: QuestionRules | None = None) -> dict[str, Any] | None:
+             questions: QuestionRules | None = None, topics: TopicRules | None = None) -> dict[str, Any] | None:
     """The raw row of one message, or None when it is not a message (no ts). `questions`: the configured
-    question rules (`ctx.settings.questions`), the defaults when None."""
+    question rules (`ctx.settings.questions`), the defaults when None; `topics`: the configured topic
+    rules (`ctx.settings.topics`: taxonomy and hashtags on the prose), no topics when None."""
     ts = msg.get("ts")
     if not isinstance(ts, str) or not ts:
         return None
@@ -179,6 +182,7 @@ def minimise(msg: Mapping[str, Any], channel: str, key: KeyFn,
         "parent_actor_key": key(parent_user) if is_reply and parent_user else None,
         "content_length": len(text) if kind == "person" else None,
         "is_question": is_question(text, questions) if kind == "person" else False,
+        "topic_ids": as_column(topics.topics(prose(text))) if topics is not None and kind == "person" else None,
         "is_edited": bool(msg.get("edited")),
         "is_deleted": kind == "tombstone",
         "mention_keys": mentions,
@@ -228,6 +232,7 @@ def canonical_activities(messages: pa.Table, source: str) -> list[dict[str, Any]
                         "parent_id": f"{ch}:{r['thread_ts']}" if reply else None,
                         "target_key": r["parent_actor_key"] if reply else None,
                         "content_length": r["content_length"], "is_question": bool(r["is_question"]),
+                        "topic_ids": r.get("topic_ids"),
                         "is_edited": bool(r["is_edited"]), "is_deleted": bool(r["is_deleted"])})
         if r["kind"] == "person":
             for k in r["mention_keys"] or []:

@@ -270,7 +270,8 @@ class _Run:
     # --- rows ------------------------------------------------------------------------------------
     def keep(self, msg: Any, container_id: str, kind: str, parent_actor: str | None = None) -> dict[str, Any] | None:
         try:
-            row = minimise(msg, container_id, kind, self.keys, parent_actor, self.ctx.settings.questions)
+            row = minimise(msg, container_id, kind, self.keys, parent_actor, self.ctx.settings.questions,
+                           self.ctx.settings.topics)
         except MessageError as exc:
             # counted by reason, never stored: the payload may hold personal data
             reason = str(exc).split(" ", 1)[0]
@@ -629,7 +630,8 @@ def canonicalise(ctx: SourceContext, day: dt.date) -> dict[str, pd.DataFrame]:
 
 
 _ACTIVITY_COLUMNS = ["source", "event_id", "occurred_at", "actor_key", "verb", "container_id", "thread_id",
-                     "parent_id", "target_key", "content_length", "is_question", "is_edited", "is_deleted"]
+                     "parent_id", "target_key", "content_length", "is_question", "is_edited", "is_deleted",
+                     "topic_ids"]
 
 
 def canonicalise_landing(lake_dir: Any, name: str, day: dt.date) -> dict[str, pd.DataFrame]:

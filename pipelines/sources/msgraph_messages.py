@@ -28,6 +28,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipelines.config import QuestionRules
+from pipelines.topics import TopicRules, as_column
 
 PLATFORM = "msgraph"  # native ids are hashed under this name, whatever the configured source is called
 
@@ -48,6 +49,7 @@ MESSAGES_SCHEMA = pa.schema([
     pa.field("parent_actor_key", pa.string()),
     pa.field("content_length", pa.int32()),
     pa.field("is_question", pa.bool_(), nullable=False),
+    pa.field("topic_ids", pa.string()),  # pipelines/topics.py ids, never text (raw landed before it: absent)
     pa.field("is_edited", pa.bool_(), nullable=False),
     pa.field("is_deleted", pa.bool_(), nullable=False),
     pa.field("mention_keys", pa.list_(pa.string())),
@@ -173,9 +175,11 @@ def message_reference(msg: Mapping[str, Any]) -> tuple[str, Mapping[str, Any] | 
 
 
 def minimise(msg: Mapping[str, Any], container_id: str, container_kind: str, key: KeyFn,
-             parent_actor_key: str | None = None, questions: QuestionRules | None = None) -> dict[str, Any]:
+             parent_actor_key: str | None = None, questions: QuestionRules | None = None,
+             topics: TopicRules | None = None) -> dict[str, Any]:
     """The raw row of one chatMessage. Raises MessageError naming the field when it is unusable.
-    `questions`: the configured question rules (`ctx.settings.questions`), the defaults when None."""
+    `questions`: the configured question rules (`ctx.settings.questions`), the defaults when None;
+    `topics`: the configured topic rules (`ctx.settings.topics`), no topics when None."""
     if not isinstance(msg, Mapping):
         raise MessageError(f"a message must be a JSON object, got {type(msg).__name__}")
     mid = msg.get("id")
@@ -233,6 +237,7 @@ def minimise(msg: Mapping[str, Any], container_id: str, container_kind: str, key
         "parent_actor_key": parent_key if reply_to else None,
         "content_length": len(plain_text(body)) if kind == "person" else None,
         "is_question": is_question(body, questions) if kind == "person" else False,
+        "topic_ids": as_column(topics.topics(prose(body))) if topics is not None and kind == "person" else None,
         "is_edited": bool(msg.get("lastEditedDateTime")),
         "is_deleted": kind == "deleted",
         "mention_keys": mentions,
@@ -302,6 +307,7 @@ def canonical_activities(messages: pa.Table | None, source: str,
             out.append({**base, "event_id": msg_key, "actor_key": author, "verb": "reply" if parent else "post",
                         "parent_id": parent, "target_key": r["parent_actor_key"] if parent else None,
                         "content_length": r["content_length"], "is_question": bool(r["is_question"]),
+                        "topic_ids": r.get("topic_ids"),
                         "is_edited": bool(r["is_edited"])})
             for k in r["mention_keys"] or []:
                 out.append({**base, "event_id": f"{msg_key}:mention:{k}", "actor_key": author, "verb": "mention",

@@ -275,7 +275,7 @@ class _Run:
                   "limit": self.opts.history_limit}
         rows = []
         for msg in self.api.items("conversations.history", params, "messages"):
-            row = minimise(msg, channel, self.keys, self.ctx.settings.questions)
+            row = minimise(msg, channel, self.keys, self.ctx.settings.questions, self.ctx.settings.topics)
             if row is not None:
                 rows.append(row)
         return rows
@@ -289,7 +289,7 @@ class _Run:
             for msg in self.api.items("conversations.replies", params, "messages"):
                 if msg.get("ts") == parent["ts"]:
                     continue  # the parent comes first in every page
-                row = minimise(msg, channel, self.keys, self.ctx.settings.questions)
+                row = minimise(msg, channel, self.keys, self.ctx.settings.questions, self.ctx.settings.topics)
                 if row is not None and row["is_reply"]:
                     fetched.append(row)
         except ApiError as exc:
@@ -486,4 +486,5 @@ def canonicalise_landing(lake_dir: Any, name: str, day: dt.date) -> dict[str, pd
 
 
 _ACTIVITY_COLUMNS = ["source", "event_id", "occurred_at", "actor_key", "verb", "container_id", "thread_id",
-                     "parent_id", "target_key", "content_length", "is_question", "is_edited", "is_deleted"]
+                     "parent_id", "target_key", "content_length", "is_question", "is_edited", "is_deleted",
+                     "topic_ids"]

@@ -89,6 +89,7 @@ from pipelines.sources.safe_archive import (
     open_tree,
 )
 from pipelines.sources.slack import USERS_SCHEMA, canonicalise_landing, user_flags
+from pipelines.topics import TopicRules
 
 
 class ExportFormatError(ValueError):
@@ -271,7 +272,7 @@ def _folder(ch: dict[str, Any], tree: _Tree, listing: str) -> str:
 
 
 def _day_rows(tree: _Tree, rel: str, channel: str, keys: _Keys, bad: Quarantine,
-              questions: QuestionRules | None = None) -> list[dict[str, Any]]:
+              questions: QuestionRules | None = None, topics: TopicRules | None = None) -> list[dict[str, Any]]:
     """The rows of one day file, parsed one message at a time; a bad message is quarantined, a file that
     is not a JSON array (within the depth limit) is quarantined whole (then none of its rows)."""
     raw = tree.read(rel)
@@ -286,7 +287,7 @@ def _day_rows(tree: _Tree, rel: str, channel: str, keys: _Keys, bad: Quarantine,
             problem = _message_problem(msg)
             if problem is None:
                 try:
-                    row = minimise(msg, channel, keys, questions)
+                    row = minimise(msg, channel, keys, questions, topics)
                 except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as exc:
                     problem = f"malformed message ({type(exc).__name__})"
             if problem is not None:
@@ -361,7 +362,7 @@ def _read_export(ctx: SourceContext, opts: SlackExportOptions, end: dt.date, tre
         for day, rel in tree.day_files(folder):
             if day > end + dt.timedelta(days=1):  # day files are local days: keep a day of margin
                 continue
-            rows += _day_rows(tree, rel, ch["id"], keys, bad, ctx.settings.questions)
+            rows += _day_rows(tree, rel, ch["id"], keys, bad, ctx.settings.questions, ctx.settings.topics)
     return rows, chans, members, user_rows
 
 
@@ -428,7 +429,7 @@ def _xml_rows(ctx: SourceContext, opts: SlackExportOptions, budget: Budget, bad:
                 msg["thread_ts"] = parent[0]
                 if parent[0] != ts:
                     msg["parent_user_id"] = parent[1]
-            row = minimise(msg, cid, keys, ctx.settings.questions)
+            row = minimise(msg, cid, keys, ctx.settings.questions, ctx.settings.topics)
             if row is not None:
                 rows.append(row)
                 people.setdefault(row["actor_key"] or "", None)

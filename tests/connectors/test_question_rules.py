@@ -142,3 +142,16 @@ def test_the_settings_change_is_question_of_the_chatterjee_file_preset(tmp_path:
     long = roots({"min_length": 60})
     assert long["is_question"].tolist() == ["?" in raw[t] and len(raw[t].strip()) >= 60 for t in long.index]
     assert long["is_question"].sum() < default["is_question"].sum()
+
+
+def test_teams_topics_come_from_the_html_prose_not_from_code_or_links() -> None:
+    from pipelines.topics import TopicRules, tag_id
+
+    rules = TopicRules.model_validate({"taxonomy": [{"id": "payroll", "name": "Payroll", "terms": ["payroll"]}]})
+    msg = {"id": "1", "createdDateTime": "2026-05-01T10:00:00Z", "messageType": "message",
+           "from": {"user": {"id": "u1", "displayName": "A"}},
+           "body": {"contentType": "html", "content": "<p>Payroll &amp; #Benefits</p><code>vpn</code>"
+                                                       "<a href='https://x.example/#anchor'>link</a>"}}
+    row = graph_minimise(msg, "19:c", "channel", lambda ident: "k" + ident["id"], topics=rules)
+    assert row["topic_ids"] == " ".join(sorted(["tx:payroll", tag_id("benefits")]))
+    assert graph_minimise(msg, "19:c", "channel", lambda ident: "k" + ident["id"])["topic_ids"] is None

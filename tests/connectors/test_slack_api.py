@@ -270,6 +270,22 @@ def test_question_ignores_question_marks_in_links_and_code() -> None:
     assert minimise({"ts": "1.1", "user": "U1", "text": "ready to ship?"}, "C", k)["is_question"] is True
 
 
+def test_topics_come_from_the_prose_and_only_their_ids_are_kept() -> None:
+    from pipelines.topics import TopicRules, tag_id
+
+    rules = TopicRules.model_validate({"taxonomy": [{"id": "vpn", "name": "VPN", "terms": ["vpn", "remote access"]}]})
+    k = lambda u: "k" + u  # noqa: E731
+    text = "Remote access is down again #outage, see <https://x.example/vpn|vpn status> ```vpn restart```"
+    row = minimise({"ts": "1.1", "user": "U1", "text": text}, "C", k, topics=rules)
+    assert row["topic_ids"] == f"{tag_id('outage')} tx:vpn"  # links and code are not prose
+    assert minimise({"ts": "1.2", "user": "U1", "text": "lunch?"}, "C", k, topics=rules)["topic_ids"] is None
+    assert minimise({"ts": "1.3", "user": "U1", "text": "vpn"}, "C", k)["topic_ids"] is None  # no rules, no topics
+    bot = minimise({"ts": "1.4", "bot_id": "B1", "text": "vpn"}, "C", k, topics=rules)
+    assert bot["topic_ids"] is None
+    acts = canonical_activities(rows_table([row]), "slack")
+    assert acts[0]["topic_ids"] == row["topic_ids"] and "Remote" not in str(acts)
+
+
 def test_ts_is_kept_exact() -> None:
     assert ts_to_micros("1482960137.003543") == 1482960137003543
     assert ts_to_micros("1482960137.003544") - ts_to_micros("1482960137.003543") == 1

@@ -75,3 +75,20 @@ def test_file_imports_carry_ideas_and_name_a_bad_status():
         "idea_status is set on a post (only a status_change has one)")
     assert "is not one of open, planned" in str(_activity_row({**base, "verb": "status_change",
                                                                "idea_status": "shipped"})[1])
+
+
+def test_topic_ids_hold_ids_only_and_anything_else_is_quarantined():
+    ok = "tag:0123456789abcdef tx:cloud tx:kubernetes"
+    df = frame([
+        {"event_id": "1", "occurred_at": "2026-05-01T10:00:00Z", "actor_key": "a", "verb": "post", "topic_ids": ok},
+        {"event_id": "2", "occurred_at": "2026-05-01T10:00:00Z", "actor_key": "a", "verb": "post"},
+        # text where ids belong (a connector that put the tag itself, or the message) never lands
+        {"event_id": "3", "occurred_at": "2026-05-01T10:00:00Z", "actor_key": "a", "verb": "post",
+         "topic_ids": "how do I roll back a helm chart"},
+        {"event_id": "4", "occurred_at": "2026-05-01T10:00:00Z", "actor_key": "a", "verb": "post",
+         "topic_ids": "tx:cloud  tx:kubernetes"},
+    ])
+    split = split_malformed_activities(df)
+    assert list(split.good["event_id"]) == ["1", "2"]
+    assert split.reasons == {"malformed topic_ids": 2}
+    assert activities_table(split.good).column("topic_ids").to_pylist() == [ok, None]

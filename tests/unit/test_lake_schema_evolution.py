@@ -1,5 +1,5 @@
 """Columns added to the canonical activities after a lake's first landing (the idea columns `is_idea` and
-`idea_status`): partitions landed before them load with the model's defaults, next to partitions that have
+`idea_status`, then `topic_ids`): partitions landed before them load with the model's defaults, next to partitions that have
 them, on DuckDB and on PostgreSQL; a warehouse created before them gets them by ALTER."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from pipelines import warehouse
 from pipelines.model import ACTIVITIES, conform
 
-OLD_COLUMNS = [c for c in ACTIVITIES.names if c not in ("is_idea", "idea_status")]
+OLD_COLUMNS = [c for c in ACTIVITIES.names if c not in ("is_idea", "idea_status", "topic_ids")]
 
 
 def _partition(root: Path, day: dt.date, rows: list[dict], *, old: bool) -> Path:
@@ -38,7 +38,7 @@ def _load_and_read(url: str, tmp_path: Path) -> list[tuple]:
     old_day, new_day = dt.date(2026, 5, 1), dt.date(2026, 5, 2)
     files = [_partition(tmp_path / "lake", old_day, [_row("p1", old_day, "post")], old=True),
              _partition(tmp_path / "lake", new_day, [
-                 _row("i1", new_day, "idea", is_idea=True),
+                 _row("i1", new_day, "idea", is_idea=True, topic_ids="tag:0123456789abcdef tx:expenses"),
                  _row("s1", new_day, "status_change", parent_id="i1", idea_status="planned")], old=False)]
     engine = warehouse.make_engine(url)
     try:
@@ -55,15 +55,15 @@ def _load_and_read(url: str, tmp_path: Path) -> list[tuple]:
             warehouse.ensure_lake_tables(conn)
             n = warehouse.replace_activity_days(conn, ["s"], [old_day, new_day], files)
             assert n == 3
-            rows = conn.execute(sa.text(f"select event_id, verb, is_idea, idea_status from {staging}.lake_activities "
+            rows = conn.execute(sa.text(f"select event_id, verb, is_idea, idea_status, topic_ids from {staging}.lake_activities "
                                         "order by event_id")).all()
     finally:
         engine.dispose()
     return [tuple(r) for r in rows]
 
 
-EXPECTED = [("i1", "idea", True, None), ("old", "post", False, None), ("p1", "post", False, None),
-            ("s1", "status_change", False, "planned")]
+EXPECTED = [("i1", "idea", True, None, "tag:0123456789abcdef tx:expenses"), ("old", "post", False, None, None),
+            ("p1", "post", False, None, None), ("s1", "status_change", False, "planned", None)]
 
 
 def test_old_and_new_partitions_load_together_on_duckdb(tmp_path: Path) -> None:

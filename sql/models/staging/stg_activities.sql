@@ -17,5 +17,6 @@ select
     is_edited,
     is_deleted,
     coalesce(is_idea, false) as is_idea,
-    idea_status
+    idea_status,
+    topic_ids
 from source
