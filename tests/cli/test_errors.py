@@ -47,7 +47,7 @@ reports:
     err = assert_short_error(esn("check-config", str(cfg), cwd=workdir), max_lines=9)
     lines = err.splitlines()
     assert lines[0] == f"error: invalid configuration in {cfg}:"
-    assert "  sources.0.kind: unknown source kind 'slak' (known: ['demo', 'file'," in lines[1]
+    assert "  sources.0.kind: unknown source kind 'slak' (known: ['bitrix24', 'demo', 'file'," in lines[1]
     assert lines[2:] == [
         "  sources.1.options.peple: Extra inputs are not permitted",
         f"  sources.2.options.path: {workdir / 'nope.csv'} does not exist",

@@ -33,7 +33,7 @@ from tests.dbt.conftest import (
 EXPECTED = json.loads((Path(__file__).resolve().parent / "expected" / "equivalence.json").read_text())
 #: columns the canonical form gained after the old runner (which never had them): left out of the
 #: comparison, and required to exist (tests/unit/test_lake_schema_evolution.py checks their values)
-ADDED_SINCE_OLD_RUNNER: dict[str, tuple[str, ...]] = {"stg_activities": ("is_idea", "idea_status")}
+ADDED_SINCE_OLD_RUNNER: dict[str, tuple[str, ...]] = {"stg_activities": ("is_idea", "idea_status", "topic_ids")}
 
 
 def _digests(settings: Settings, models: list[warehouse.Model]) -> dict[str, dict[str, Any]]:
