@@ -543,6 +543,48 @@ def report(
 
 
 @app.command()
+def experts(
+    topic: Annotated[str, typer.Argument(help="a taxonomy topic (id or name), a tag or #hashtag, or container:<id>")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (default: $ESN_CONFIG)")] = None,
+    warehouse_url: Annotated[str | None, typer.Option(help="override the configured warehouse")] = None,
+    limit: Annotated[int, typer.Option(help="how many people to list", min=1, max=1000)] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON rows instead of a table")] = False,
+) -> None:
+    """Who knows about TOPIC: the people to ask, best first, each with why (answers given on the topic in
+    the last year, accepted or reacted to, askers helped, the last answer). Internal and person-level
+    (pseudonymous keys with their department), from fct_person_topic_expertise of the last run."""
+    from pipelines.expertise import find_experts
+
+    settings = _settings(config, warehouse_url=warehouse_url)
+    try:
+        found = find_experts(settings, topic, limit=limit)
+    except ValueError as exc:
+        _fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - a warehouse without the table: say what to run
+        if "fct_person_topic_expertise" in str(exc):
+            _fail(f"no expertise table in {_warehouse_url()}: run `esn run` (or `esn demo`) first")
+        raise
+    cols = ["rank", "person_key", "department", "score", "explanation"]
+    if as_json:
+        _out().print_json(json.dumps({"query": found.query, "topic_ids": found.topic_ids,
+                                      "as_of": str(found.as_of) if found.as_of else None,
+                                      "people": found.people[cols].to_dict("records")}, default=str))
+        return
+    if found.people.empty:
+        _say("experts", f"nobody has posted or answered on {', '.join(found.topic_ids)} in the last year",
+             style="yellow")
+        return
+    from rich.table import Table
+
+    table = Table(title=f"who knows about {topic} ({', '.join(found.topic_ids)}), as of {found.as_of}")
+    for col in cols:
+        table.add_column(col)
+    for r in found.people[cols].itertuples(index=False):
+        table.add_row(*(str(v) for v in r))
+    _out().print(table)
+
+
+@app.command()
 def docs(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (default: $ESN_CONFIG)")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="folder of the site (index.html)")] = Path("output/docs"),

@@ -19,3 +19,20 @@
 {% macro duckdb__esn_seconds_between(start, end) -%}
     extract(epoch from ({{ end }} - {{ start }}))
 {%- endmacro %}
+
+{#- One row per blank-separated item of a string column (topic_ids), in a select list. -#}
+{% macro esn_unnest_words(column) -%}
+    {{ return(adapter.dispatch('esn_unnest_words', 'esn_metrics')(column)) }}
+{%- endmacro %}
+
+{% macro default__esn_unnest_words(column) -%}
+    explode(split({{ column }}, ' '))
+{%- endmacro %}
+
+{% macro postgres__esn_unnest_words(column) -%}
+    unnest(string_to_array({{ column }}, ' '))
+{%- endmacro %}
+
+{% macro duckdb__esn_unnest_words(column) -%}
+    unnest(string_split({{ column }}, ' '))
+{%- endmacro %}

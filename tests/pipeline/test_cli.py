@@ -52,6 +52,17 @@ def test_report_renders_from_an_existing_warehouse(tmp_path):
                                  "--demo-audiences", "--output", str(tmp_path / "rep")])
     assert result.exit_code == 0, result.output
     assert {p.name for p in (tmp_path / "rep").iterdir()} >= {"report.html", "leadership.eml", "legal.html"}
+    # who knows about the IT help channel (a container is a topic): the people who answered its questions
+    result = runner.invoke(app, ["experts", "container:C-ask-it", "--warehouse-url",
+                                 f"duckdb:///{out / 'warehouse.duckdb'}", "--json", "--limit", "5"])
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)
+    assert found["topic_ids"] == ["container:C-ask-it"] and [p["rank"] for p in found["people"]] == [1, 2, 3, 4, 5]
+    scores = [p["score"] for p in found["people"]]
+    assert scores == sorted(scores, reverse=True) and scores[0] > 0
+    assert found["people"][0]["explanation"].startswith("answered ")
+    result = runner.invoke(app, ["experts", "   ", "--warehouse-url", f"duckdb:///{out / 'warehouse.duckdb'}"])
+    assert result.exit_code == 2 and "names no topic" in result.output
     # the dbt docs site of the same warehouse: one page with every model, its description and its lineage
     result = runner.invoke(app, ["docs", "--warehouse-url", f"duckdb:///{out / 'warehouse.duckdb'}",
                                  "--output", str(tmp_path / "docs")])
