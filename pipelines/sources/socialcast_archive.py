@@ -27,7 +27,11 @@ Mapping (one canonical activity each):
     them; a user recipient no item names (a message addressed to someone) is a mention by the message's
     author. Nobody mentions themselves; a person is mentioned at most once per item;
   - a `shared_message` makes the post also a `share` (target: the shared message's author);
-  - groups are containers (`group`, private when `private` or `permission: private`).
+  - groups are containers (`group`, private when `private` or `permission: private`);
+  - a post's and a reply's `topic_ids` (`pipelines.topics`, with `ctx.settings.topics`) come from its
+    prose (the visible text outside code, links removed) and, for a post, the names of its
+    `tags[{name,url}]` (hashtags) as platform tags; computed while the file is read, the text dropped.
+    System items have no post, hence no topics; events landed before this column load with none.
 The same message in several files (a stream page and a messages page, a JSON and an XML capture) is one
 message: its fields come from the version with the latest `updated_at` (the first file in path order on
 a tie), its comments, likes and recipients are the union over every version (by comment id, by liker).
@@ -107,6 +111,7 @@ from pipelines.sources.socialcast_formats import (
     record_value,
     user_objects,
 )
+from pipelines.topics import TopicRules
 
 PLATFORM = "socialcast"  # native user ids are hashed under this name, whatever the source is called
 COMPANY_STREAM = "company_stream"  # the container of messages posted outside any group
@@ -128,6 +133,7 @@ EVENTS_SCHEMA = pa.schema([
     pa.field("content_length", pa.int32()),
     pa.field("is_question", pa.bool_(), nullable=False),
     pa.field("is_idea", pa.bool_(), nullable=False),
+    pa.field("topic_ids", pa.string()),  # pipelines/topics.py ids, never text (events landed before it: absent)
 ])
 #: the raw `users` stream: no id, no name, no email
 USERS_SCHEMA = pa.schema([("person_key", pa.string()), ("department", pa.string()),
@@ -250,8 +256,10 @@ def _merge_user(old: User, new: User) -> User:
                 old.account_type)
 
 
-def read_archive(tree: Tree, names: list[str], bad: Quarantine, depth: int) -> Archive:
-    """Every file of the archive parsed (bad files and records into `bad`); raises `ArchiveError`."""
+def read_archive(tree: Tree, names: list[str], bad: Quarantine, depth: int,
+                 topics: TopicRules | None = None) -> Archive:
+    """Every file of the archive parsed (bad files and records into `bad`); raises `ArchiveError`.
+    `topics`: the configured topic rules (`ctx.settings.topics`), no topic ids when None."""
     arc = Archive()
     for rel in names:
         raw = tree.read(rel)
@@ -266,13 +274,14 @@ def read_archive(tree: Tree, names: list[str], bad: Quarantine, depth: int) -> A
         arc.files[doc.kind] += 1
         for index, entry in doc.items:
             try:
-                _take(arc, doc.kind, record_value(entry), rel, index, doc.unit, bad)
+                _take(arc, doc.kind, record_value(entry), rel, index, doc.unit, bad, topics)
             except BadRecord as exc:
                 bad.add(rel, index, exc.reason, unit=doc.unit, detail=exc.detail)
     return arc
 
 
-def _take(arc: Archive, kind: str, value: Any, rel: str, index: int, unit: str, bad: Quarantine) -> None:
+def _take(arc: Archive, kind: str, value: Any, rel: str, index: int, unit: str, bad: Quarantine,
+          topics: TopicRules | None = None) -> None:
     if kind == "streams":
         return
     if kind == "groups":
@@ -286,7 +295,7 @@ def _take(arc: Archive, kind: str, value: Any, rel: str, index: int, unit: str, 
         arc.learn(u.id, u.email)
         arc.users[u.id] = _merge_user(arc.users[u.id], u) if u.id in arc.users else u
         return
-    m = parse_message(value)
+    m = parse_message(value, topics)
     arc.records["messages"] += 1
     for reason, detail in m.problems:  # comments or likes set aside, the message kept
         bad.add(rel, index, reason, unit=unit, detail=detail)
@@ -344,10 +353,10 @@ def mention_targets(m: Message) -> list[tuple[Item, set[str]]]:
 
 def _event(event_id: str, when: dt.datetime, actor: str, verb: str, container: str, thread: str,
            parent: str | None, target: str | None, length: int | None = None, question: bool = False,
-           idea: bool = False) -> dict[str, Any]:
+           idea: bool = False, topic_ids: str | None = None) -> dict[str, Any]:
     return {"event_id": event_id, "occurred_at": when, "actor_key": actor, "verb": verb,
             "container_id": container, "thread_id": thread, "parent_id": parent, "target_key": target,
-            "content_length": length, "is_question": question, "is_idea": idea}
+            "content_length": length, "is_question": question, "is_idea": idea, "topic_ids": topic_ids}
 
 
 def build_events(arc: Archive, keys: Keys) -> list[dict[str, Any]]:
@@ -365,14 +374,14 @@ def build_events(arc: Archive, keys: Keys) -> list[dict[str, Any]]:
         author = keys(m.author)
         if is_person_post(m):
             add(_event(thread, m.created_at, author or "", "post", container, thread, None, None,
-                       m.text_length, m.message_type == "question", m.message_type == "idea"))
+                       m.text_length, m.message_type == "question", m.message_type == "idea", m.topic_ids))
             if m.shared is not None:
                 add(_event(f"{thread}:share", m.created_at, author or "", "share", container, thread,
                            f"m{m.shared[0]}", keys(m.shared[1])))
         cids = {c.id: f"{thread}:c{c.id}" for c in m.comments}
         for c in m.comments:
             add(_event(cids[c.id], c.created_at, keys(c.author) or "", "reply", container, thread, thread,
-                       author, c.text_length))
+                       author, c.text_length, topic_ids=c.topic_ids))
         for item, targets in mention_targets(m):
             eid = thread if item is m else cids[item.id]
             actor = keys(item.author)
@@ -435,7 +444,7 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date) -> ExtractReport:
     try:
         tree, names, ignored = _listing(opts.path, limits, budget)
         with tree:
-            arc = read_archive(tree, names, bad, opts.max_json_depth)
+            arc = read_archive(tree, names, bad, opts.max_json_depth, ctx.settings.topics)
     except ArchiveError as exc:  # unsafe or too large: the archive is refused
         raise ImportRejected([Problem(exc.where, None, exc.reason)]) from exc
     arc.files_ignored = ignored
@@ -461,7 +470,7 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date) -> ExtractReport:
     for day in sorted([*by_day, *emptied]):
         table = _table(by_day.get(day, []))
         old = lake.read_partition(base, day)
-        if old is not None and old.cast(EVENTS_SCHEMA).equals(table):
+        if old is not None and old.schema.names == EVENTS_SCHEMA.names and old.cast(EVENTS_SCHEMA).equals(table):
             continue  # unchanged: no rewrite, so a rerun leaves the lake byte for byte as it was
         lake.write_partition(base, day, table)
         written.append(day)

@@ -22,8 +22,11 @@ seconds (`last_interacted_at`, and any time field an archive wrote as a number),
 
 Text is only measured: a record keeps the length of its text (the visible text of `html_body` when the
 file has one, else `body` / `text`), the user ids of the HTML body's `data-user-id` attributes, and the
-`@name` tokens of the text (lower-cased, to match `recipients[].mention_name` / `username`). No record
-holds the text itself; the records do hold user ids, names-as-tokens and emails, in memory only: the
+`@name` tokens of the text (lower-cased, to match `recipients[].mention_name` / `username`), and the
+topic ids of the item (`pipelines.topics`, when the caller passes the configured rules): the taxonomy
+matched on the prose (the visible text outside `<code>` / `<pre>`, links removed) and, for a message,
+the names of its `tags[{name,url}]` (Socialcast's hashtags) as platform tags. No record holds the text
+itself; the records do hold user ids, names-as-tokens and emails, in memory only: the
 caller keys them before anything is written.
 """
 
@@ -37,6 +40,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 from pipelines.sources.safe_archive import DEFAULT_MAX_JSON_DEPTH, BadJson, loads_json
+from pipelines.topics import TopicRules, as_column
 
 
 class BadDocument(ValueError):
@@ -97,30 +101,70 @@ def _flag(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "1", "yes"))
 
 
+_NOT_PROSE = frozenset({"code", "pre"})
+_URL = re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+", re.IGNORECASE)
+
+
 class _Text(HTMLParser):
-    """Visible text and `data-user-id` values of an HTML body (the text is measured, never kept)."""
+    """Visible text and `data-user-id` values of an HTML body (the text is measured, never kept), and
+    its prose (outside `<code>` / `<pre>`), only for the topics of the item."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.length = 0
         self.parts: list[str] = []
+        self.prose: list[str] = []
         self.user_ids: set[str] = set()
+        self._code = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _NOT_PROSE:
+            self._code += 1
         for name, value in attrs:
             if name == "data-user-id" and value is not None and value.strip().isdigit():
                 self.user_ids.add(value.strip())
 
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _NOT_PROSE and self._code:
+            self._code -= 1
+
     def handle_data(self, data: str) -> None:
         self.parts.append(data)
+        if not self._code:
+            self.prose.append(data)
 
 
 def html_features(html: str) -> tuple[int, set[str]]:
     """(length of the visible text, stripped; user ids of `data-user-id` attributes) of an HTML body."""
+    length, ids, _ = _html(html)
+    return length, ids
+
+
+def _html(html: str) -> tuple[int, set[str], str]:
     p = _Text()
     p.feed(html)
     p.close()
-    return len("".join(p.parts).strip()), p.user_ids
+    return len("".join(p.parts).strip()), p.user_ids, " ".join(p.prose)
+
+
+def prose(text: str) -> str:
+    """The prose of a plain text body: links removed (what the topics are matched on)."""
+    return _URL.sub(" ", text or "")
+
+
+def tag_names(value: Any) -> list[str]:
+    """The names of a message's `tags[{name,url}]` (JSON or Rails XML; a bare string is a name too);
+    anything else is ignored: a tag is a topic, not a reason to set a message aside."""
+    if isinstance(value, dict):  # Rails XML writes one `<tag>` of an untyped `<tags>` as a mapping
+        value = list(value.values()) if "name" not in value else [value]
+    if not isinstance(value, list):
+        return []
+    out = []
+    for t in value:
+        name = t.get("name") if isinstance(t, dict) else t
+        if isinstance(name, str) and name.strip():
+            out.append(name)
+    return out
 
 
 #: `@name` tokens of a text: `@MikeWhittington,` gives `mikewhittington`; an email's `@` is not one
@@ -150,6 +194,8 @@ class Item:
     html_user_ids: set[str]
     tokens: set[str]
     likes: list[Like]
+    #: the item's topic ids (`pipelines.topics.as_column`), None without rules or topics; never text
+    topic_ids: str | None
 
 
 @dataclass
@@ -356,16 +402,21 @@ def embedded_email(obj: Any) -> str | None:
     return email.strip() or None
 
 
-def _text_features(obj: dict[str, Any], text_key: str) -> tuple[int, set[str], set[str]]:
+def _text_features(obj: dict[str, Any], text_key: str, topics: TopicRules | None = None,
+                   tags: list[str] | None = None) -> tuple[int, set[str], set[str], str | None]:
+    """(length, HTML mention ids, `@name` tokens, topic ids) of a message or comment's text."""
     html, text = obj.get("html_body"), obj.get(text_key)
     for name, v in (("html_body", html), (text_key, text)):
         if v is not None and not isinstance(v, str):
             raise BadRecord(f"{name} is not a string")
     tokens = mention_tokens(text or "")
     if html:
-        length, ids = html_features(html)
-        return length, ids, tokens
-    return len((text or "").strip()), set(), tokens
+        length, ids, words = _html(html)
+        words = prose(words)
+    else:
+        length, ids, words = len((text or "").strip()), set(), prose(text or "")
+    topic_ids = as_column(topics.topics(words, tags or ())) if topics is not None else None
+    return length, ids, tokens, topic_ids
 
 
 def _list(obj: dict[str, Any], key: str, where: str) -> list[Any]:
@@ -411,9 +462,10 @@ def parse_group(value: Any) -> Group:
     return g
 
 
-def parse_message(value: Any) -> Message:
+def parse_message(value: Any, topics: TopicRules | None = None) -> Message:
     """One message with its comments and likes; `BadRecord` when the message itself cannot be read
-    (a bad comment or like is set aside in `problems`, the rest kept)."""
+    (a bad comment or like is set aside in `problems`, the rest kept). `topics`: the configured topic
+    rules (`ctx.settings.topics`), no topic ids when None."""
     if not isinstance(value, dict):
         raise BadRecord("message is not an object")
     mid = native_id(value.get("id"))
@@ -429,7 +481,7 @@ def parse_message(value: Any) -> Message:
     mtype = value.get("message_type")
     if mtype is not None and not isinstance(mtype, str):
         raise BadRecord("message_type is not a string", f"{where}: message_type is not a string")
-    length, ids, tokens = _text_features(value, "body")
+    length, ids, tokens, topic_ids = _text_features(value, "body", topics, tag_names(value.get("tags")))
     problems: list[tuple[str, str]] = []
     recipients = []
     for r in _list(value, "recipients", where):
@@ -442,7 +494,7 @@ def parse_message(value: Any) -> Message:
     comments = []
     for k, c in enumerate(_list(value, "comments", where)):
         try:
-            comments.append(_comment(c, f"{where}, comment {k}", problems))
+            comments.append(_comment(c, f"{where}, comment {k}", problems, topics))
         except BadRecord as exc:
             problems.append((exc.reason, exc.detail))
     shared = value.get("shared_message")
@@ -457,12 +509,12 @@ def parse_message(value: Any) -> Message:
     return Message(
         id=mid, author=author, created_at=created, updated_at=parse_time(value.get("updated_at")),
         text_length=length, html_user_ids=ids, tokens=tokens, likes=_likes(value, where, problems),
-        message_type=(mtype or "").strip().lower(), group=group, recipients=recipients, comments=comments,
+        topic_ids=topic_ids, message_type=(mtype or "").strip().lower(), group=group, recipients=recipients, comments=comments,
         comments_count=count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None,
         shared=share, problems=problems)
 
 
-def _comment(c: Any, where: str, problems: list[tuple[str, str]]) -> Comment:
+def _comment(c: Any, where: str, problems: list[tuple[str, str]], topics: TopicRules | None = None) -> Comment:
     if not isinstance(c, dict):
         raise BadRecord("comment is not an object", f"{where}: not an object")
     cid = native_id(c.get("id"))
@@ -474,10 +526,10 @@ def _comment(c: Any, where: str, problems: list[tuple[str, str]]) -> Comment:
     created = parse_time(c.get("created_at"))
     if created is None:
         raise BadRecord("comment created_at missing or not a time", f"{where} (id {cid}): created_at is not a time")
-    length, ids, tokens = _text_features(c, "text")
+    length, ids, tokens, topic_ids = _text_features(c, "text", topics)
     return Comment(id=cid, author=author, created_at=created, updated_at=parse_time(c.get("updated_at")),
                    text_length=length, html_user_ids=ids, tokens=tokens,
-                   likes=_likes(c, f"{where} (id {cid})", problems))
+                   likes=_likes(c, f"{where} (id {cid})", problems), topic_ids=topic_ids)
 
 
 def _department(value: dict[str, Any]) -> str | None:
