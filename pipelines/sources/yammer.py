@@ -28,6 +28,12 @@ messages, and as a last resort `messages/<id>.json`. The best answer is read fro
 field `best_reply_id` (unverified name: the public docs do not show how the best answer of a question
 is exposed; check against a real network before relying on `answer_accepted` from this source).
 
+Topics (`topic_ids`, `pipelines.sources.yammer_messages`): the prose `body.plain` through the configured
+taxonomy (`topics:` of the settings), and the message's Viva Engage topics by name: the tag objects of
+`body.rich`, the `tag` references of its `[[tag:ID]]` tokens, and for a thread starter the `topic`
+references of its thread reference's `topics[]` (the shape of the client models: `{"type": "topic", "id":
+..., "name": ...}`; no verbatim envelope with references was found). The names stay in memory; only ids land.
+
 This module must never write, log or return message text, user ids or emails.
 """
 
@@ -53,6 +59,7 @@ from pipelines.sources import ExtractReport, SourceContext
 from pipelines.sources.yammer_api import DEFAULT_BASE_URL, YammerApi
 from pipelines.sources.yammer_messages import (
     PLATFORM,
+    TAG_TOKEN,
     USER_TOKEN,
     USERS_SCHEMA,
     canonicalise_landing,
@@ -60,7 +67,9 @@ from pipelines.sources.yammer_messages import (
     land_days,
     native_id,
     parse_time,
+    rich_tags,
     row,
+    topic_column,
     user_row,
 )
 
@@ -151,6 +160,7 @@ class _Run:
         self.tally = completeness.Tally("yammer thread stats.updates")
         self.thread_seen: dict[str, int] = {}  # thread id -> its messages read in the feed (any day)
         self.starters: dict[str, dt.date] = {}  # thread id -> day of its starter, for starters in the sweep
+        self.ref_names: dict[tuple[str, str], str] = {}  # (tag | topic, id) -> name (in memory only)
 
     def sweep_start(self) -> dt.date:
         """Where the feed walk stops: the oldest bound of the revisit tiers due on this run."""
@@ -182,6 +192,8 @@ class _Run:
                     threads[rid] = ref
                 elif ref.get("type") == "message":
                     self.senders.setdefault(rid, native_id(ref.get("sender_id")))
+                else:
+                    self.learn_name(rid, ref)
             oldest: dt.datetime | None = None
             for msg in page.get("messages") or []:
                 created = parse_time(msg.get("created_at"))
@@ -200,6 +212,30 @@ class _Run:
             if oldest is not None and oldest < lo:
                 break  # ids grow with time: everything further back is older still
         return kept, threads
+
+    def learn_name(self, rid: str, ref: dict[str, Any]) -> None:
+        """The name of a `tag` or `topic` reference (what a `[[tag:ID]]` token or a `topics[]` id means)."""
+        name = ref.get("name") or ref.get("normalized_name")
+        if ref.get("type") in ("tag", "topic") and isinstance(name, str) and name.strip():
+            self.ref_names[(str(ref["type"]), rid)] = name
+
+    def tags_of(self, msg: dict[str, Any], body: dict[str, Any], thread_ref: dict[str, Any] | None) -> list[str]:
+        """The Viva Engage topic names of a message (module doc): its `body.rich` tag objects, its
+        `[[tag:ID]]` tokens' references, its own `topics[]` and, for a starter, its thread's."""
+        names = rich_tags(body.get("rich"))
+        names += [n for n in (self.ref_names.get(("tag", t)) for t in TAG_TOKEN.findall(str(body.get("parsed") or "")))
+                  if n]
+        listed = [*(msg.get("topics") or []), *((thread_ref or {}).get("topics") or [])]
+        for t in listed:
+            if not isinstance(t, dict):
+                continue
+            name = t.get("name")
+            tid = native_id(t.get("id"))
+            if not isinstance(name, str) and tid is not None:
+                name = self.ref_names.get((str(t.get("type") or "topic"), tid)) or self.ref_names.get(("topic", tid))
+            if isinstance(name, str) and name.strip():
+                names.append(name)
+        return names
 
     def to_row(self, msg: dict[str, Any], threads: dict[str, dict[str, Any]]) -> dict[str, Any]:
         mid = native_id(msg["id"]) or ""
@@ -221,13 +257,18 @@ class _Run:
             starter_key = self.keys(self.sender_of(starter))
         created = parse_time(msg.get("created_at"))
         assert created is not None  # filtered in read_feed
+        topic_ids = None
+        rules = self.ctx.settings.topics
+        if person:  # the thread's topics go to its starter; the warehouse gives them to the replies
+            topic_ids = topic_column(rules, plain, self.tags_of(msg, body, ref if mid == thread else None))
         return row(message_id=mid, thread_id=thread, replied_to_id=parent, group_id=native_id(msg.get("group_id")),
                    private=bool(msg.get("direct_message")), created_at=created, person=person,
                    actor_key=self.keys(sender), parent_actor_key=self.keys(self.sender_of(parent)) if parent else None,
                    thread_starter_key=starter_key, text_length=len(plain),
                    is_question=msg.get("message_type") == "question", is_best_answer=is_best, is_deleted=False,
                    mention_keys=[k for k in (self.keys(u) for u in mentioned) if k],
-                   like_keys=[k for k in (self.keys(n.get("user_id")) for n in likes if isinstance(n, dict)) if k])
+                   like_keys=[k for k in (self.keys(n.get("user_id")) for n in likes if isinstance(n, dict)) if k],
+                   topic_ids=topic_ids)
 
     def execute(self) -> ExtractReport:
         listed = []
@@ -320,8 +361,10 @@ def minimise_payload(msgs: Iterable[dict[str, Any]], ctx: SourceContext,
     """Rows of REST message objects without calling the API (fixtures, replays): parents and thread
     starters are resolved from the given messages and references only."""
     run = _Run.__new__(_Run)
+    run.ctx = ctx
     run.keys = UserKeys(ctx)
     run.lookups = 0
+    run.ref_names = {}
     msgs = list(msgs)
     run.senders = {native_id(m.get("id")) or "": native_id(m.get("sender_id")) for m in msgs}
     threads: dict[str, dict[str, Any]] = {}
@@ -331,6 +374,8 @@ def minimise_payload(msgs: Iterable[dict[str, Any]], ctx: SourceContext,
             threads[rid] = ref
         elif rid and ref.get("type") == "message":
             run.senders.setdefault(rid, native_id(ref.get("sender_id")))
+        elif rid:
+            run.learn_name(rid, ref)
 
     def known(message_id: str | None) -> str | None:
         return run.senders.get(message_id) if message_id else None

@@ -35,6 +35,10 @@ them no question and no best answer is seen). Users.csv: id, email (required); d
 deleted_at, suspended_at (optional): landed as the `users` stream at `end`, the source's people rows (a
 user is deactivated when the state is not active or deleted_at / suspended_at is set). Groups.csv: id (private/privacy,
 created_at optional). The export has no likes: this path lands no reactions (the REST source does).
+Topics (`topic_ids`): the body without its `[[user:ID]]` / `[[tag:ID]]` tokens through the configured
+taxonomy and `#hashtags` (`topics:` of the settings); the documented columns carry no topic names (a
+`[[tag:ID]]` token is only a number, Topics.csv / Tags.csv are not read), so the platform's topics are not
+seen on this path. Only the ids land.
 
 This module must never write, log or return message text, user ids or emails: the body is only
 measured (length, `[[user:ID]]` mentions), ids are keyed before landing.
@@ -73,17 +77,20 @@ from pipelines.sources.safe_archive import (
 from pipelines.sources.yammer import UserKeys, resolve_token
 from pipelines.sources.yammer_api import YammerApi
 from pipelines.sources.yammer_messages import (
-    MESSAGES_SCHEMA,
     USER_TOKEN,
     USERS_SCHEMA,
     canonicalise_landing,
+    conform_raw,
     containers_frame,
     native_id,
     parse_time,
     row,
     rows_table,
+    token_free,
+    topic_column,
     user_row,
 )
+from pipelines.topics import TopicRules
 
 csv.field_size_limit(16 * 1024 * 1024)  # message bodies can be long; the default 128 KiB rejects them
 
@@ -313,9 +320,10 @@ class _LandedKeys:
         return self._map.get(message_id)
 
 
-def build_rows(parsed: Parsed, keys: UserKeys, landed: _LandedKeys) -> tuple[list[dict[str, Any]], dict[str, str]]:
+def build_rows(parsed: Parsed, keys: UserKeys, landed: _LandedKeys,
+               topics: TopicRules | None = None) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Keyed rows of the parsed messages, and the best answers (reply id -> asker key) whose reply row
-    is not among them."""
+    is not among them. `topics`: the configured topic rules (`ctx.settings.topics`), no topics when None."""
     def author(mid: str | None) -> str | None:
         if mid is None:
             return None
@@ -344,7 +352,8 @@ def build_rows(parsed: Parsed, keys: UserKeys, landed: _LandedKeys) -> tuple[lis
             person=person, actor_key=keys(rec.get("sender_id")), parent_actor_key=author(parent),
             thread_starter_key=best.get(mid), text_length=len(body), is_question=mtype == "question",
             is_best_answer=mid in best, is_deleted=(rec.get("deleted_at") or "").strip() not in ("", "null"),
-            mention_keys=[k for k in (keys(u) for u in USER_TOKEN.findall(body)) if k], like_keys=[]))
+            mention_keys=[k for k in (keys(u) for u in USER_TOKEN.findall(body)) if k], like_keys=[],
+            topic_ids=topic_column(topics, token_free(body)) if person else None))
     return rows, {r: a for r, a in best.items() if r not in parsed.messages}
 
 
@@ -353,14 +362,14 @@ def _merge(base: Path, day: dt.date, rows: list[dict[str, Any]], best: dict[str,
     old = lake.read_partition(base, day)
     merged: dict[str, dict[str, Any]] = {}
     if old is not None:
-        merged = {r["message_id"]: r for r in old.cast(MESSAGES_SCHEMA).to_pylist()}
+        merged = {r["message_id"]: r for r in conform_raw(old).to_pylist()}
     merged.update({r["message_id"]: r for r in rows})
     for mid, asker in best.items():
         r = merged.get(mid)
         if r is not None and r["replied_to_id"] is not None:
             r["is_best_answer"], r["thread_starter_key"] = True, asker
     table = rows_table(merged.values())
-    if old is not None and old.cast(MESSAGES_SCHEMA).equals(table):
+    if old is not None and conform_raw(old).equals(table):
         return False
     lake.write_partition(base, day, table)
     return True
@@ -392,7 +401,7 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date, *, token: str | No
         keys.learn(uid, email)
     base = lake.raw_dir(ctx.lake_dir, name, "messages")
     landed = _LandedKeys(base, start - dt.timedelta(days=opts.lookback_days), end)
-    rows, pending_best = build_rows(parsed, keys, landed)
+    rows, pending_best = build_rows(parsed, keys, landed, ctx.settings.topics)
     by_day: dict[dt.date, list[dict[str, Any]]] = {}
     for r in rows:
         by_day.setdefault(r["created_at"].date(), []).append(r)

@@ -7,7 +7,19 @@ key is `pseudonymiser.person("yammer", user id, email)`, email first, so it matc
 Salesforce for the same address. A row keeps only what the metrics need: the message id and its
 thread/reply pointers (Yammer's own numeric ids of *messages*, kept as strings: a float loses digits),
 the container, pseudonymous keys (author, parent's author, thread starter, mentioned people, likers),
-the kind of author (person or system), and text-derived features (`content_length`, `is_question`).
+the kind of author (person or system), and text-derived features (`content_length`, `is_question`,
+`topic_ids`).
+
+Topics (`topic_ids`, `pipelines.topics`): computed while the message is in memory, for people's messages
+only, from the prose (`body.plain` of the REST message, the export's `body` without its `[[user:ID]]` /
+`[[tag:ID]]` tokens) through the configured taxonomy and `#hashtags`, plus the platform's tags: the Viva
+Engage topics of a REST message, by NAME (the `#<a ...>name</a>` of a `data-resource-model='tag'` object of
+`body.rich`, the `name` of the `tag` reference of a `[[tag:ID]]` token of `body.parsed`, the `name` of the
+`topic` references a thread reference's `topics[]` (or the message's own `topics[]`) points to, given to the
+thread starter only: the warehouse gives a thread's topics to its replies), so a Viva Engage topic has the
+`tag_id` of the same Slack `#name`. The Data Export's documented Messages.csv columns carry no tag names (a
+`[[tag:ID]]` token is a number): the export's topics come from the prose only. Only the ids are kept;
+partitions landed before `topic_ids` load with it null (`conform_raw`).
 
 Questions and best answers are first class: a thread starter with `message_type: question` is a
 question; the reply chosen as best answer gives an `answer_accepted` activity whose actor is the asker
@@ -31,6 +43,7 @@ function and get keyed rows back.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -42,6 +55,7 @@ import pyarrow as pa
 from pipelines import lake
 from pipelines.canonical import platform_people, raw_activities_to_canonical
 from pipelines.model import ACTIVITIES, TS
+from pipelines.topics import TopicRules, as_column
 
 PLATFORM = "yammer"  # native ids are hashed under this name, whatever the configured source is called
 ALL_COMPANY = "all_company"  # container of public messages posted outside any community
@@ -51,6 +65,13 @@ PRIVATE = "private_messages"
 
 #: `[[user:123]]` tokens of `body.parsed` (REST) and of the export's `body` column
 USER_TOKEN = re.compile(r"\[\[user:(\d+)\]\]")
+#: `[[tag:123]]` tokens (a Viva Engage topic, by id) of `body.parsed` and of the export's `body`
+TAG_TOKEN = re.compile(r"\[\[tag:(\d+)\]\]")
+#: any `[[type:id]]` token: not prose
+_ANY_TOKEN = re.compile(r"\[\[[a-z_]+:\d+\]\]")
+#: a topic object of `body.rich`: `<span class='yammer-object' ... data-resource-model='tag'>#<a href=...>name</a>`
+_RICH_TAG = re.compile(r"""<span\b[^>]*\bdata-resource-model\s*=\s*['"]tag['"][^>]*>\s*#?\s*(?:<a\b[^>]*>)?\s*([^<]+?)\s*<""",
+                       re.I)
 
 #: the raw `users` stream: no id, no name, no email
 USERS_SCHEMA = pa.schema([("person_key", pa.string()), ("is_deactivated", pa.bool_()), ("department", pa.string())])
@@ -84,6 +105,7 @@ MESSAGES_SCHEMA = pa.schema([
     pa.field("thread_starter_key", pa.string()),
     pa.field("content_length", pa.int32()),
     pa.field("is_question", pa.bool_(), nullable=False),
+    pa.field("topic_ids", pa.string()),  # pipelines/topics.py ids, never text (raw landed before it: absent)
     pa.field("is_best_answer", pa.bool_(), nullable=False),
     pa.field("is_deleted", pa.bool_(), nullable=False),
     pa.field("mention_keys", pa.list_(pa.string())),
@@ -91,6 +113,32 @@ MESSAGES_SCHEMA = pa.schema([
 ])
 
 KeyFn = Callable[[str], str | None]
+
+
+def conform_raw(table: pa.Table) -> pa.Table:
+    """A landed `messages` partition in today's `MESSAGES_SCHEMA`: one landed before a column was added
+    (`topic_ids`) gets it null."""
+    for f in MESSAGES_SCHEMA:
+        if f.name not in table.column_names and f.nullable:
+            table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+    return table.select(MESSAGES_SCHEMA.names).cast(MESSAGES_SCHEMA)
+
+
+def rich_tags(rich: Any) -> list[str]:
+    """The topic names of the `data-resource-model='tag'` objects of a REST `body.rich`."""
+    if not isinstance(rich, str):
+        return []
+    return [html.unescape(name) for name in _RICH_TAG.findall(rich)]
+
+
+def token_free(text: Any) -> str:
+    """A `parsed`-style body (the export's `body`) without its `[[user:ID]]` / `[[tag:ID]]` tokens."""
+    return _ANY_TOKEN.sub(" ", text) if isinstance(text, str) else ""
+
+
+def topic_column(rules: TopicRules | None, prose: str | None, tags: Iterable[str] = ()) -> str | None:
+    """The `topic_ids` of a person's message (None without rules): ids only, never text."""
+    return as_column(rules.topics(prose, tags)) if rules is not None else None
 
 _FORMATS = ("%Y/%m/%d %H:%M:%S %z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z")
 
@@ -144,8 +192,9 @@ def row(*, message_id: str, thread_id: str | None, replied_to_id: str | None, gr
         private: bool, created_at: dt.datetime, person: bool, actor_key: str | None,
         parent_actor_key: str | None, thread_starter_key: str | None, text_length: int | None,
         is_question: bool, is_best_answer: bool, is_deleted: bool, mention_keys: Iterable[str],
-        like_keys: Iterable[str]) -> dict[str, Any]:
-    """One raw row; every identifier given here must already be a key."""
+        like_keys: Iterable[str], topic_ids: str | None = None) -> dict[str, Any]:
+    """One raw row; every identifier given here must already be a key, `topic_ids` ids only
+    (`topic_column`), kept for a person's message only."""
     thread = thread_id or message_id
     container, visibility = container_of(group_id, private)
     mentions = [] if not person else sorted({k for k in mention_keys if k and k != actor_key})
@@ -157,6 +206,7 @@ def row(*, message_id: str, thread_id: str | None, replied_to_id: str | None, gr
         "thread_starter_key": thread_starter_key,
         "content_length": text_length if person else None,
         "is_question": bool(is_question and person and not replied_to_id),
+        "topic_ids": topic_ids if person and actor_key else None,
         "is_best_answer": bool(is_best_answer and replied_to_id),
         "is_deleted": is_deleted, "mention_keys": mentions,
         "like_keys": sorted({k for k in like_keys if k}),
@@ -180,7 +230,7 @@ def land_days(lake_dir: Path, name: str, rows: Iterable[dict[str, Any]], days: I
     for day in sorted(set(days)):
         table = rows_table(by_day.get(day, {}).values())
         old = lake.read_partition(base, day)
-        if old is not None and old.cast(MESSAGES_SCHEMA).equals(table):
+        if old is not None and conform_raw(old).equals(table):
             continue  # unchanged: no rewrite, so nothing downstream needs to re-read it
         lake.write_partition(base, day, table)
         written.append(day)
@@ -209,7 +259,7 @@ def canonical_activities(messages: pa.Table, source: str) -> list[dict[str, Any]
         out.append({**base, "event_id": mid, "actor_key": author, "verb": "reply" if reply else "post",
                     "parent_id": r["replied_to_id"], "target_key": r["parent_actor_key"] if reply else None,
                     "content_length": r["content_length"], "is_question": bool(r["is_question"]),
-                    "is_deleted": bool(r["is_deleted"])})
+                    "topic_ids": r.get("topic_ids"), "is_deleted": bool(r["is_deleted"])})
         for k in r["mention_keys"] or []:
             out.append({**base, "event_id": f"{mid}:mention:{k}", "actor_key": author, "verb": "mention",
                         "parent_id": mid, "target_key": k})
