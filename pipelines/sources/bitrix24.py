@@ -42,7 +42,12 @@ What is read, per run:
 Mentions are `[USER=<id>]Name[/USER]` in a post's `DETAIL_TEXT` or a comment's `text`: one `mention` per
 distinct person but the author. That BBCode is documented for chat messages; that the Feed stores
 mentions the same way is **unverified**. Questions: the configured question rules (`questions:`) on the
-text with BBCode removed; `content_length` is the text's length with BBCode tags removed.
+text with BBCode removed; `content_length` is the text's length with BBCode tags removed. Topics
+(`topic_ids`, `pipelines.topics` with `ctx.settings.topics`): the taxonomy and `#hashtags` matched on the
+post's `DETAIL_TEXT` or the comment's `text` without mentions, BBCode tags, `[CODE]` blocks and links;
+the Feed answer has no tag names (`HAS_TAGS` says only that some exist, `CATEGORY_ID` gives their ids),
+so there are no platform tags. A comment whose text the API withholds has no topics. Rows landed before
+the column load with none.
 
 What the API cannot give, and what follows for the metrics:
   - **likes** ("Нравится") on Feed posts and comments: no REST method lists them or their authors, so
@@ -113,6 +118,7 @@ from pipelines.sources.bitrix24_api import (
     run_scans,
     timezone,
 )
+from pipelines.topics import TopicRules, as_column
 
 PLATFORM = "bitrix24"
 STATE = "feed"
@@ -121,16 +127,20 @@ RESTRICTED = "feed:restricted"  # posts to people or departments only: the recip
 GROUP = "sg:"  # + the workgroup id
 _MENTION = re.compile(r"\[USER=(\d+)\](.*?)\[/USER\]", re.I | re.S)
 _TAG = re.compile(r"\[/?[A-Za-z*]+(?:=[^\]]*)?\]")
+_CODE = re.compile(r"\[CODE\].*?\[/CODE\]", re.I | re.S)
+_URL = re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+", re.I)
 ACCOUNT_TYPES = {"employee": "member", "extranet": "external", "email": "external"}
 
 POSTS = pa.schema([("post_id", pa.string()), ("container_id", pa.string()), ("created_at", TS),
                    ("actor_key", pa.string()), ("content_length", pa.int32()), ("is_question", pa.bool_()),
                    ("is_important", pa.bool_()), ("comment_count", pa.int32()),
-                   ("mention_keys", pa.list_(pa.string()))])
+                   ("mention_keys", pa.list_(pa.string())),
+                   ("topic_ids", pa.string())])  # pipelines/topics.py ids, never text (landed before it: absent)
 COMMENTS = pa.schema([("comment_id", pa.string()), ("post_id", pa.string()), ("log_id", pa.string()),
                       ("container_id", pa.string()), ("created_at", TS), ("actor_key", pa.string()),
                       ("parent_actor_key", pa.string()), ("content_length", pa.int32()),
-                      ("mention_keys", pa.list_(pa.string()))])
+                      ("mention_keys", pa.list_(pa.string())),
+                      ("topic_ids", pa.string())])  # pipelines/topics.py ids, never text (landed before it: absent)
 VIEWS = pa.schema([("post_id", pa.string()), ("container_id", pa.string()), ("created_at", TS),
                    ("actor_key", pa.string()), ("parent_actor_key", pa.string())])
 USERS = pa.schema([("person_key", pa.string()), ("is_active", pa.bool_()), ("account_type", pa.string()),
@@ -261,6 +271,26 @@ def prose(text: str) -> str:
     return _TAG.sub(" ", _MENTION.sub(" ", text or ""))
 
 
+def topic_prose(text: str) -> str:
+    """What the topics are matched on: the author's words (`prose`) without `[CODE]` blocks and links."""
+    return _URL.sub(" ", prose(_CODE.sub(" ", text or "")))
+
+
+def topic_ids(text: str, rules: TopicRules | None) -> str | None:
+    """The `topic_ids` of a post's or comment's text; None without rules, text or topics."""
+    if rules is None or not text:
+        return None
+    return as_column(rules.topics(topic_prose(text)))
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A landed table in `schema`: columns added since it was landed (`topic_ids`) are null."""
+    for name in schema.names:
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, schema.field(name).type))
+    return table.select(schema.names).cast(schema)
+
+
 def uf_value(field: Any) -> Any:
     """The value of a `UF_*` user field, given as its full descriptor (`{..., "VALUE": x}`) or bare."""
     return field.get("VALUE") if isinstance(field, Mapping) else field
@@ -309,6 +339,7 @@ class _Run:
         self.name = ctx.source.name
         self.tz = timezone(opts.portal_timezone)
         self.rules: QuestionRules = getattr(ctx.settings, "questions", None) or QuestionRules.model_validate({})
+        self.topics: TopicRules | None = getattr(ctx.settings, "topics", None)
         self.emails: dict[str, str] = {}  # Bitrix24 user id -> email (memory only)
         self.email_keys: set[str] = set()
         self.notes: Counter[str] = Counter()
@@ -444,7 +475,8 @@ class _Run:
                 "created_at": created, "actor_key": author, "content_length": len(shown_text(text)),
                 "is_question": self.rules.matches(prose(text)),
                 "is_important": _truthy(uf_value(r.get("UF_BLOG_POST_IMPRTNT"))),
-                "comment_count": _int(r.get("NUM_COMMENTS")), "mention_keys": self.mentions(text, author)}
+                "comment_count": _int(r.get("NUM_COMMENTS")), "mention_keys": self.mentions(text, author),
+                "topic_ids": topic_ids(text, self.topics)}
 
     # --- comments ----------------------------------------------------------------------------------------
     def read_comments(self, users: list[dict[str, Any]], floor: dt.datetime | None, use_cursors: bool,
@@ -498,7 +530,8 @@ class _Run:
                 "log_id": str(log_id) if log_id is not None else None, "container_id": None, "created_at": created,
                 "actor_key": author, "parent_actor_key": None,
                 "content_length": len(shown_text(text)) if text else None,
-                "mention_keys": self.mentions(text, author) if text else []}
+                "mention_keys": self.mentions(text, author) if text else [],
+                "topic_ids": topic_ids(text, self.topics)}
 
     def resolve_parents(self, comments: list[dict[str, Any]], posts: Mapping[str, dict[str, Any]]) -> None:
         """Each comment's post author and container (module doc: this run, the lake, a POST_ID look-up)."""
@@ -578,14 +611,14 @@ class _Run:
             old = lake.read_partition(base, day)
             if old is None and day not in by_day:
                 continue
-            kept = old.cast(schema).filter(pc.invert(pc.is_in(old.column(key), drop))) if old is not None \
+            kept = conform(old, schema).filter(pc.invert(pc.is_in(old.column(key), drop))) if old is not None \
                 else schema.empty_table()
             table = pa.concat_tables([kept, pa.Table.from_pylist(by_day.get(day, []), schema=schema)])
             order = [("created_at", "ascending"), (key, "ascending")]
             if stream == "views":
                 order.append(("actor_key", "ascending"))
             table = table.sort_by(order)
-            if old is not None and old.cast(schema).equals(table):
+            if old is not None and old.schema.names == schema.names and old.cast(schema).equals(table):
                 continue
             lake.write_partition(base, day, table)
             written.add(day)
@@ -691,7 +724,7 @@ def canonical_activities(posts: pa.Table | None, comments: pa.Table | None, view
     the post's author when known, else the warehouse finds it through parent_id) and their mentions;
     readers of important posts -> view (at the post's time)."""
     base = {"source": source, "is_question": False, "is_edited": False, "is_deleted": False, "content_length": None,
-            "parent_id": None, "target_key": None}
+            "parent_id": None, "target_key": None, "topic_ids": None}
     out: list[dict[str, Any]] = []
     for r in posts.to_pylist() if posts is not None else []:
         if not r["actor_key"]:
@@ -699,7 +732,8 @@ def canonical_activities(posts: pa.Table | None, comments: pa.Table | None, view
         thread = f"p{r['post_id']}"
         common = {**base, "occurred_at": r["created_at"], "container_id": r["container_id"], "thread_id": thread}
         out.append({**common, "event_id": thread, "actor_key": r["actor_key"], "verb": "post",
-                    "content_length": r["content_length"], "is_question": bool(r["is_question"])})
+                    "content_length": r["content_length"], "is_question": bool(r["is_question"]),
+                    "topic_ids": r.get("topic_ids")})
         for k in r["mention_keys"] or []:
             out.append({**common, "event_id": f"{thread}:mention:{k}", "actor_key": r["actor_key"], "verb": "mention",
                         "parent_id": thread, "target_key": k})
@@ -710,7 +744,7 @@ def canonical_activities(posts: pa.Table | None, comments: pa.Table | None, view
         common = {**base, "occurred_at": r["created_at"], "container_id": r["container_id"], "thread_id": parent}
         out.append({**common, "event_id": r["comment_id"], "actor_key": r["actor_key"], "verb": "reply",
                     "parent_id": parent if r["post_id"] else None, "target_key": r["parent_actor_key"],
-                    "content_length": r["content_length"]})
+                    "content_length": r["content_length"], "topic_ids": r.get("topic_ids")})
         for k in r["mention_keys"] or []:
             out.append({**common, "event_id": f"{r['comment_id']}:mention:{k}", "actor_key": r["actor_key"],
                         "verb": "mention", "parent_id": r["comment_id"], "target_key": k})
