@@ -25,6 +25,12 @@ author); a supporter is a `vote` (actor `links.user`, target the idea's author);
 `status_change` (actor `links.user`, idea_status = the canonical status of `links.new_status`).
 Event ids are `suggestion:<id>`, `comment:<id>`, `supporter:<id>`, `status_update:<id>`.
 
+Topics (`topic_ids`, `pipelines.topics` with `ctx.settings.topics`): an idea's title and body and a
+comment's body, tags stripped and links removed, are matched against the taxonomy and for `#hashtags`
+while the record is in memory; only the ids are landed. A suggestion's `links.category` and
+`links.labels[]` are ids (their names are in the `categories` / `labels` listings, not read), so there
+are no platform tags. Rows landed before the column load with none.
+
 Statuses are account-defined: `options.status_map` maps their names (case and spaces ignored) to one of
 open / planned / in_progress / completed / declined. A status update to a status the map lacks stops the
 run with `UnmappedStatusError` naming the status and the suggestion (`unmapped_status: error`, the
@@ -44,6 +50,7 @@ names, no emails, no user ids: keys and lengths only.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import os
 import re
 from collections.abc import Iterable
@@ -64,6 +71,7 @@ from pipelines.errors import ConfigError
 from pipelines.model import ACTIVITIES, IDEA_STATUSES, TS
 from pipelines.sources import ExtractReport, SourceContext
 from pipelines.sources.uservoice_api import UserVoiceApi, api_datetime, link_id, parse_datetime
+from pipelines.topics import TopicRules, as_column
 
 PLATFORM = "uservoice"
 STATE = "ideas"
@@ -75,13 +83,16 @@ DEFAULT_STATUS_MAP: dict[str, str] = {"under review": "open", "planned": "planne
 IdeaStatus = Literal["open", "planned", "in_progress", "completed", "declined"]
 _TAG = re.compile(r"<[^>]+>")
 _SPACES = re.compile(r"\s+")
+_URL = re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+", re.I)
 
 IDEAS = pa.schema([("idea_id", pa.string()), ("container_id", pa.string()), ("category_id", pa.string()),
                    ("created_at", TS), ("actor_key", pa.string()), ("is_deleted", pa.bool_()),
-                   ("content_length", pa.int32())])
+                   ("content_length", pa.int32()),
+                   ("topic_ids", pa.string())])  # pipelines/topics.py ids, never text (landed before it: absent)
 COMMENTS = pa.schema([("comment_id", pa.string()), ("idea_id", pa.string()), ("container_id", pa.string()),
                       ("created_at", TS), ("actor_key", pa.string()), ("idea_actor_key", pa.string()),
-                      ("is_deleted", pa.bool_()), ("content_length", pa.int32())])
+                      ("is_deleted", pa.bool_()), ("content_length", pa.int32()),
+                      ("topic_ids", pa.string())])  # pipelines/topics.py ids, never text (landed before it: absent)
 VOTES = pa.schema([("vote_id", pa.string()), ("idea_id", pa.string()), ("container_id", pa.string()),
                    ("created_at", TS), ("actor_key", pa.string()), ("idea_actor_key", pa.string())])
 CHANGES = pa.schema([("change_id", pa.string()), ("idea_id", pa.string()), ("container_id", pa.string()),
@@ -171,6 +182,26 @@ def _length(*texts: Any) -> int | None:
     return sum(len(p) for p in parts) if parts else None
 
 
+def prose(*texts: Any) -> str:
+    """What the topics are matched on: the texts (title, body) with tags stripped, entities decoded and
+    links removed."""
+    parts = [html.unescape(_TAG.sub(" ", t)) for t in texts if isinstance(t, str)]
+    return _URL.sub(" ", "\n".join(parts))
+
+
+def topic_ids(rules: TopicRules | None, *texts: Any) -> str | None:
+    """The `topic_ids` of an idea or a comment; None without rules or topics."""
+    return as_column(rules.topics(prose(*texts))) if rules is not None else None
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A landed table in `schema`: columns added since it was landed (`topic_ids`) are null."""
+    for name in schema.names:
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, schema.field(name).type))
+    return table.select(schema.names).cast(schema)
+
+
 def _created(record: dict[str, Any], what: str) -> dt.datetime:
     when = parse_datetime(record.get("created_at"))
     if when is None:
@@ -188,6 +219,7 @@ class _Run:
         self.statuses: dict[str, str] = {}  # status id -> name
         self.unmapped: dict[str, int] = {}
         self.orphans = 0  # comments, votes, status updates whose suggestion the API no longer answers
+        self.topics: TopicRules | None = getattr(ctx.settings, "topics", None)
 
     def key(self, uid: str | None) -> str | None:
         if not uid:
@@ -299,7 +331,8 @@ class _Run:
             ideas[sid] = {"idea_id": sid, "container_id": link_id(s, "forum"), "category_id": link_id(s, "category"),
                           "created_at": _created(s, "suggestion"), "actor_key": self.key(link_id(s, "created_by")),
                           "is_deleted": str(s.get("state") or "") in DELETED_STATES,
-                          "content_length": _length(s.get("title"), s.get("body"))}
+                          "content_length": _length(s.get("title"), s.get("body")),
+                          "topic_ids": topic_ids(self.topics, s.get("title"), s.get("body"))}
         out: dict[str, list[dict[str, Any]]] = {"ideas": list(ideas.values()), "comments": [], "votes": [],
                                                 "status_changes": []}
 
@@ -317,7 +350,8 @@ class _Run:
                                     "created_at": _created(c, "comment"), "actor_key": self.key(link_id(c, "created_by")),
                                     "idea_actor_key": idea["actor_key"],
                                     "is_deleted": idea["is_deleted"] or str(c.get("state") or "") in DELETED_STATES,
-                                    "content_length": _length(c.get("body"))})
+                                    "content_length": _length(c.get("body")),
+                                    "topic_ids": topic_ids(self.topics, c.get("body"))})
         for vid, v in read["supporters"].items():
             idea = parent(v)
             if idea is None:
@@ -361,11 +395,11 @@ class _Run:
             for day, new in sorted(by_day.items()):
                 old = lake.read_partition(base, day)
                 ids = pa.array(sorted({r[id_col] for r in new}), pa.string())
-                kept = old.cast(schema).filter(pc.invert(pc.is_in(old.column(id_col), ids))) \
+                kept = conform(old, schema).filter(pc.invert(pc.is_in(old.column(id_col), ids))) \
                     if old is not None else schema.empty_table()
                 table = pa.concat_tables([kept, pa.Table.from_pylist(new, schema=schema)])
                 table = table.sort_by([("created_at", "ascending"), (id_col, "ascending")])
-                if old is not None and old.cast(schema).equals(table):
+                if old is not None and old.schema.names == schema.names and old.cast(schema).equals(table):
                     continue
                 lake.write_partition(base, day, table)
                 written.add(day)
@@ -397,7 +431,7 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date, *, client_id: str 
 def canonical_activities(parts: dict[str, pa.Table | None], source: str) -> list[dict[str, Any]]:
     """Activities of one day from the raw streams (module doc)."""
     base = {"source": source, "is_question": False, "is_edited": False, "is_deleted": False, "is_idea": False,
-            "content_length": None, "idea_status": None, "target_key": None}
+            "content_length": None, "idea_status": None, "target_key": None, "topic_ids": None}
 
     def rows(stream: str) -> list[dict[str, Any]]:
         table = parts.get(stream)
@@ -408,7 +442,8 @@ def canonical_activities(parts: dict[str, pa.Table | None], source: str) -> list
         eid = f"suggestion:{r['idea_id']}"
         out.append({**base, "event_id": eid, "occurred_at": r["created_at"], "actor_key": r["actor_key"],
                     "verb": "idea", "container_id": r["container_id"], "thread_id": eid, "parent_id": None,
-                    "content_length": r["content_length"], "is_deleted": bool(r["is_deleted"]), "is_idea": True})
+                    "content_length": r["content_length"], "is_deleted": bool(r["is_deleted"]), "is_idea": True,
+                    "topic_ids": r.get("topic_ids")})
     for stream, verb, prefix, id_col in (("comments", "reply", "comment", "comment_id"),
                                          ("votes", "vote", "supporter", "vote_id"),
                                          ("status_changes", "status_change", "status_update", "change_id")):
@@ -419,7 +454,7 @@ def canonical_activities(parts: dict[str, pa.Table | None], source: str) -> list
                    "parent_id": idea}
             if verb == "reply":
                 row.update(target_key=r["idea_actor_key"], content_length=r["content_length"],
-                           is_deleted=bool(r["is_deleted"]))
+                           is_deleted=bool(r["is_deleted"]), topic_ids=r.get("topic_ids"))
             elif verb == "vote":
                 row.update(target_key=r["idea_actor_key"])
             else:
