@@ -31,6 +31,12 @@ dated at the liked item's creation unless the like carries its own time (A10). E
 `feed:<id>`, `comment:<id>` and `like:<item event id>:<a hash of the liker's key>` (no raw user id).
 No mentions (their representation is not documented), no shares, no views.
 
+Topics (`topic_ids`, `pipelines.topics` with `ctx.settings.topics`): a post's and a comment's `body`,
+tags stripped, entities decoded and links removed, is matched against the taxonomy and for `#hashtags`
+while the item is in memory; only the ids are landed. No field of `mangoapps_api.SCHEMA` (A1-A19) holds
+tags, so there are no platform tags; system notices have no post, hence no topics. Rows landed before
+the column load with none.
+
 Streams under raw/source=<name>/: `posts`, `comments` (by their own day of creation), `likes` (by the
 day they are dated at; an item read again replaces all its likes, so an unlike disappears), `groups`
 (containers snapshot at `end`), `users` (people snapshot at `end`). No text, no names, no emails, no
@@ -41,6 +47,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import html
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -69,6 +76,7 @@ from pipelines.sources.mangoapps_api import (
     norm_id,
     to_datetime,
 )
+from pipelines.topics import TopicRules, as_column
 
 PLATFORM = "mangoapps"
 STATE = "feeds"
@@ -76,12 +84,16 @@ NETWORK_FEED = "feed:network"
 #: the Airflow connection's extra field with the session API key (a credential: `erasure.NOT_PERSON_COLUMNS`)
 API_KEY_EXTRA = "api_key"
 _TAG = re.compile(r"<[^>]+>")
+_URL = re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+", re.I)
+#: topic ids (pipelines/topics.py), never text; absent from rows landed before it
+_TOPICS = ("topic_ids", pa.string())
 
 POSTS = pa.schema([("post_id", pa.string()), ("container_id", pa.string()), ("created_at", TS),
-                   ("actor_key", pa.string()), ("content_length", pa.int32()), ("is_question", pa.bool_())])
+                   ("actor_key", pa.string()), ("content_length", pa.int32()), ("is_question", pa.bool_()),
+                   _TOPICS])
 COMMENTS = pa.schema([("comment_id", pa.string()), ("post_id", pa.string()), ("parent_comment_id", pa.string()),
                       ("container_id", pa.string()), ("created_at", TS), ("actor_key", pa.string()),
-                      ("parent_actor_key", pa.string()), ("content_length", pa.int32())])
+                      ("parent_actor_key", pa.string()), ("content_length", pa.int32()), _TOPICS])
 LIKES = pa.schema([("like_id", pa.string()), ("item_id", pa.string()), ("post_id", pa.string()),
                    ("container_id", pa.string()), ("created_at", TS), ("actor_key", pa.string()),
                    ("item_actor_key", pa.string())])
@@ -178,6 +190,24 @@ def _length(text: Any) -> int | None:
     return len(_TAG.sub("", text)) if isinstance(text, str) else None
 
 
+def prose(text: Any) -> str:
+    """What the topics are matched on: the body with tags stripped, entities decoded, links removed."""
+    return _URL.sub(" ", html.unescape(_TAG.sub(" ", text))) if isinstance(text, str) else ""
+
+
+def topic_ids(rules: TopicRules | None, text: Any) -> str | None:
+    """The `topic_ids` of a post's or comment's body; None without rules, text or topics."""
+    return as_column(rules.topics(prose(text))) if rules is not None and isinstance(text, str) else None
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A landed table in `schema`: columns added since it was landed (`topic_ids`) are null."""
+    for name in schema.names:
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, schema.field(name).type))
+    return table.select(schema.names).cast(schema)
+
+
 def _midnight(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
@@ -196,6 +226,7 @@ class _Run:
         self.email_keys: set[str] = set()
         self.floor = _midnight(start)
         self.rules: QuestionRules = getattr(ctx.settings, "questions", None) or QuestionRules.model_validate({})
+        self.topics: TopicRules | None = getattr(ctx.settings, "topics", None)
         self.counts = {"system_items_skipped": 0, "comment_parent_unresolved": 0, "items_in_unlisted_groups": 0,
                        "likes_with_own_time": 0, "events_after_end": 0}
 
@@ -321,7 +352,7 @@ class _Run:
                 out["posts"].append({"post_id": fid, "container_id": container, "created_at": created,
                                      "actor_key": author, "content_length": _length(body),
                                      "is_question": self.rules.matches(_TAG.sub("", body)) if isinstance(body, str)
-                                     else False})
+                                     else False, "topic_ids": topic_ids(self.topics, body)})
             likes(item.get("liked_list"), post_event, post_event, container, created, author)
             comments = item.get("comments") or []
             by_id = {str(norm_id(c["id"])): c for c in comments}
@@ -338,7 +369,7 @@ class _Run:
                         "comment_id": cid, "post_id": fid, "parent_comment_id": pid if parent is not None else None,
                         "container_id": container, "created_at": ccreated, "actor_key": cauthor,
                         "parent_actor_key": self.key(norm_id(parent["user"]["id"])) if parent is not None else author,
-                        "content_length": _length(c.get("body"))})
+                        "content_length": _length(c.get("body")), "topic_ids": topic_ids(self.topics, c.get("body"))})
                 likes(c.get("liked_list"), f"comment:{cid}", post_event, container, ccreated, cauthor)
         return out, reread
 
@@ -377,11 +408,11 @@ class _Run:
                     continue
                 gone = set(reread) if stream == "likes" else {r[id_col] for r in new}
                 ids = pa.array(sorted(gone), pa.string())
-                kept = old.cast(schema).filter(pc.invert(pc.is_in(old.column(id_col), ids))) \
+                kept = conform(old, schema).filter(pc.invert(pc.is_in(old.column(id_col), ids))) \
                     if old is not None else schema.empty_table()
                 table = pa.concat_tables([kept, pa.Table.from_pylist(new, schema=schema)])
                 table = table.sort_by([("created_at", "ascending"), (schema.names[0], "ascending")])
-                if old is not None and old.cast(schema).equals(table):
+                if old is not None and old.schema.names == schema.names and old.cast(schema).equals(table):
                     continue
                 lake.write_partition(base, day, table)
                 written.add(day)
@@ -412,7 +443,7 @@ def extract(ctx: SourceContext, start: dt.date, end: dt.date, *, username: str |
 def canonical_activities(parts: Mapping[str, pa.Table | None], source: str) -> list[dict[str, Any]]:
     """Activities of one day from the raw streams (module doc)."""
     base = {"source": source, "is_question": False, "is_edited": False, "is_deleted": False, "is_idea": False,
-            "content_length": None, "idea_status": None, "target_key": None}
+            "content_length": None, "idea_status": None, "target_key": None, "topic_ids": None}
 
     def rows(stream: str) -> list[dict[str, Any]]:
         table = parts.get(stream)
@@ -423,14 +454,15 @@ def canonical_activities(parts: Mapping[str, pa.Table | None], source: str) -> l
         eid = f"feed:{r['post_id']}"
         out.append({**base, "event_id": eid, "occurred_at": r["created_at"], "actor_key": r["actor_key"],
                     "verb": "post", "container_id": r["container_id"], "thread_id": eid, "parent_id": None,
-                    "content_length": r["content_length"], "is_question": bool(r["is_question"])})
+                    "content_length": r["content_length"], "is_question": bool(r["is_question"]),
+                    "topic_ids": r.get("topic_ids")})
     for r in rows("comments"):
         thread = f"feed:{r['post_id']}"
         parent = f"comment:{r['parent_comment_id']}" if r["parent_comment_id"] else thread
         out.append({**base, "event_id": f"comment:{r['comment_id']}", "occurred_at": r["created_at"],
                     "actor_key": r["actor_key"], "verb": "reply", "container_id": r["container_id"],
                     "thread_id": thread, "parent_id": parent, "target_key": r["parent_actor_key"],
-                    "content_length": r["content_length"]})
+                    "content_length": r["content_length"], "topic_ids": r.get("topic_ids")})
     for r in rows("likes"):
         out.append({**base, "event_id": r["like_id"], "occurred_at": r["created_at"], "actor_key": r["actor_key"],
                     "verb": "reaction", "container_id": r["container_id"], "thread_id": f"feed:{r['post_id']}",
