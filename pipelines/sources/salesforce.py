@@ -21,6 +21,14 @@ time of the choice is not in the data). `TrackedChange` and other system item ty
 activity. Mentions are not extracted: SOQL bodies are plain text (only Chatter REST structures them).
 Likes on comments cannot be queried through the API at all (documented limit).
 
+Topics (`topic_ids`, `pipelines.topics`): computed at extraction for people's items and for comments, from
+the prose through the configured taxonomy and `#hashtags` (`topics:` of the settings), plus the Chatter
+tags where the record carries them: a SOQL `Body` / `CommentBody` is the prose (HTML tags removed, its
+`#hashtags` are text); a Chatter REST body's `Text` segments are the prose and its `Hashtag` segments'
+`tag` and the `capabilities.topics.items[].name` are tags, by name (a Chatter `#frogs` has the `tag_id` of
+a Slack `#frogs`). Only the ids land, never the text or a tag; partitions landed before `topic_ids` load
+with it null. Topics assigned to a post without a hashtag (`TopicAssignment`) are not queried.
+
 Streams under raw/source=<name>/: `feed_items` (by the item's day), `feed_comments` and `feed_likes`
 (by their own day), each row keyed (no ids of people, no text: `content_length` only), `groups`
 (containers snapshot at `end`), `users` (people snapshot at `end`). A re-read item replaces all its
@@ -49,9 +57,10 @@ This module must never write, log or return Chatter text, user ids or emails.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -76,6 +85,7 @@ from pipelines.sources.salesforce_api import (
     soql_datetime,
     to18,
 )
+from pipelines.topics import TopicRules, as_column
 
 PLATFORM = "salesforce"
 STATE = "feed"
@@ -93,10 +103,12 @@ FEED_QUERY = ("SELECT Id, ParentId, CreatedById, CreatedDate, SystemModstamp, Ty
 
 ITEMS = pa.schema([("item_id", pa.string()), ("container_id", pa.string()), ("created_at", TS),
                    ("actor_key", pa.string()), ("kind", pa.string()), ("is_question", pa.bool_()),
-                   ("is_deleted", pa.bool_()), ("content_length", pa.int32())])
+                   ("is_deleted", pa.bool_()), ("content_length", pa.int32()),
+                   ("topic_ids", pa.string())])  # pipelines/topics.py ids, never text (landed before it: absent)
 COMMENTS = pa.schema([("comment_id", pa.string()), ("item_id", pa.string()), ("container_id", pa.string()),
                       ("created_at", TS), ("actor_key", pa.string()), ("item_actor_key", pa.string()),
-                      ("is_best_answer", pa.bool_()), ("is_deleted", pa.bool_()), ("content_length", pa.int32())])
+                      ("is_best_answer", pa.bool_()), ("is_deleted", pa.bool_()), ("content_length", pa.int32()),
+                      ("topic_ids", pa.string())])
 LIKES = pa.schema([("like_id", pa.string()), ("item_id", pa.string()), ("container_id", pa.string()),
                    ("created_at", TS), ("actor_key", pa.string()), ("item_actor_key", pa.string())])
 STREAMS = {"feed_items": ITEMS, "feed_comments": COMMENTS, "feed_likes": LIKES}
@@ -177,6 +189,54 @@ def _length(body: Any) -> int | None:
     return len(_TAG.sub("", body)) if isinstance(body, str) else None
 
 
+def prose_and_tags(record: Mapping[str, Any], field: str) -> tuple[str, list[str]]:
+    """The prose and the Chatter tags of a feed item or comment (module doc): the SOQL `field` (`Body`,
+    `CommentBody`) as text without HTML; else a Chatter REST `body`: its Text segments, and the `tag` of its
+    Hashtag segments; plus the names of `capabilities.topics.items[]`. In memory only."""
+    tags: list[str] = []
+    value = record.get(field)
+    body = record.get("body") if value is None else value
+    if isinstance(body, str):
+        prose = html.unescape(_TAG.sub(" ", body))
+    elif isinstance(body, Mapping):
+        segments = body.get("messageSegments")
+        if isinstance(segments, list):
+            parts = []
+            for seg in segments:
+                if not isinstance(seg, Mapping):
+                    continue
+                if seg.get("type") == "Text" and isinstance(seg.get("text"), str):
+                    parts.append(seg["text"])
+                elif seg.get("type") == "Hashtag":
+                    tag = seg.get("tag") if isinstance(seg.get("tag"), str) else seg.get("text")
+                    if isinstance(tag, str):
+                        tags.append(tag)
+                    parts.append(" ")
+                else:
+                    parts.append(" ")  # mentions (names), links, entity links: not prose
+            prose = "".join(parts)
+        else:
+            text = body.get("text")
+            prose = text if isinstance(text, str) else ""
+    else:
+        prose = ""
+    caps = record.get("capabilities")
+    topics = caps.get("topics") if isinstance(caps, Mapping) else None
+    items = topics.get("items") if isinstance(topics, Mapping) else None
+    for t in items if isinstance(items, list) else []:
+        if isinstance(t, Mapping) and isinstance(t.get("name"), str):
+            tags.append(t["name"])
+    return prose, tags
+
+
+def topic_ids(rules: TopicRules | None, record: Mapping[str, Any], field: str) -> str | None:
+    """The `topic_ids` of a feed item or comment: ids only; None without rules or topics."""
+    if rules is None:
+        return None
+    prose, tags = prose_and_tags(record, field)
+    return as_column(rules.topics(prose, tags))
+
+
 class _Run:
     def __init__(self, ctx: SourceContext, api: SalesforceApi, store: StateStore, start: dt.date, end: dt.date):
         self.ctx, self.api, self.store, self.start, self.end = ctx, api, store, start, end
@@ -215,19 +275,23 @@ class _Run:
         deleted = bool(item.get("IsDeleted"))
         best = item.get("BestCommentId")
         best = to18(best) if isinstance(best, str) and best else None
+        rules = self.ctx.settings.topics
         item_row = {"item_id": iid, "container_id": container, "created_at": created, "actor_key": author,
                     "kind": "person" if person else "system", "is_question": item.get("Type") == "QuestionPost",
-                    "is_deleted": deleted, "content_length": _length(item.get("Body")) if person else None}
+                    "is_deleted": deleted, "content_length": _length(item.get("Body")) if person else None,
+                    "topic_ids": topic_ids(rules, item, "Body") if person else None}
         comments = []
         for c in (item.get("FeedComments") or {}).get("records") or []:
             when = parse_datetime(c.get("CreatedDate"))
             if when is None or not c.get("Id"):
                 continue
             cid = to18(str(c["Id"]))
+            commenter = self.key(c.get("CreatedById"))
             comments.append({"comment_id": cid, "item_id": iid, "container_id": container, "created_at": when,
-                             "actor_key": self.key(c.get("CreatedById")), "item_actor_key": author,
+                             "actor_key": commenter, "item_actor_key": author,
                              "is_best_answer": cid == best, "is_deleted": deleted or bool(c.get("IsDeleted")),
-                             "content_length": _length(c.get("CommentBody"))})
+                             "content_length": _length(c.get("CommentBody")),
+                             "topic_ids": topic_ids(rules, c, "CommentBody") if commenter else None})
         likes = []
         for x in (item.get("FeedLikes") or {}).get("records") or []:
             when = parse_datetime(x.get("CreatedDate"))
@@ -372,15 +436,24 @@ class _Run:
                 old = lake.read_partition(base, day)
                 if old is None and day not in by_day:
                     continue
-                kept = old.cast(schema).filter(pc.invert(pc.is_in(old.column("item_id"), ids))) \
+                kept = conform_raw(old, schema).filter(pc.invert(pc.is_in(old.column("item_id"), ids))) \
                     if old is not None else schema.empty_table()
                 table = pa.concat_tables([kept, pa.Table.from_pylist(by_day.get(day, []), schema=schema)])
                 table = table.sort_by([("created_at", "ascending"), (schema.names[0], "ascending")])
-                if old is not None and old.cast(schema).equals(table):
+                if old is not None and conform_raw(old, schema).equals(table):
                     continue
                 lake.write_partition(base, day, table)
                 written.add(day)
         return sorted(written)
+
+
+def conform_raw(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A landed partition in today's `schema`: one landed before a column was added (`topic_ids`) gets
+    it null."""
+    for f in schema:
+        if f.name not in table.column_names and f.nullable:
+            table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+    return table.select(schema.names).cast(schema)
 
 
 def extract(ctx: SourceContext, start: dt.date, end: dt.date, *, token: str | None = None,
@@ -411,14 +484,16 @@ def canonical_activities(items: pa.Table | None, comments: pa.Table | None, like
             out.append({**base, "event_id": r["item_id"], "occurred_at": r["created_at"], "actor_key": r["actor_key"],
                         "verb": "post", "container_id": r["container_id"], "thread_id": r["item_id"],
                         "parent_id": None, "target_key": None, "content_length": r["content_length"],
-                        "is_question": bool(r["is_question"]), "is_deleted": bool(r["is_deleted"])})
+                        "is_question": bool(r["is_question"]), "is_deleted": bool(r["is_deleted"]),
+                        "topic_ids": r.get("topic_ids")})
     for r in comments.to_pylist() if comments is not None else []:
         if not r["actor_key"]:
             continue
         common = {**base, "occurred_at": r["created_at"], "container_id": r["container_id"], "thread_id": r["item_id"]}
         out.append({**common, "event_id": r["comment_id"], "actor_key": r["actor_key"], "verb": "reply",
                     "parent_id": r["item_id"], "target_key": r["item_actor_key"],
-                    "content_length": r["content_length"], "is_deleted": bool(r["is_deleted"])})
+                    "content_length": r["content_length"], "is_deleted": bool(r["is_deleted"]),
+                    "topic_ids": r.get("topic_ids")})
         if r["is_best_answer"] and r["item_actor_key"] and r["item_actor_key"] != r["actor_key"]:
             out.append({**common, "event_id": f"{r['comment_id']}:accepted", "actor_key": r["item_actor_key"],
                         "verb": "answer_accepted", "parent_id": r["comment_id"], "target_key": r["actor_key"]})
