@@ -65,6 +65,7 @@ from pipelines.sources.file_import_formats import (
     read_identity_map,
 )
 from pipelines.sources.file_import_presets import PRESETS, Parsed, PresetInput
+from pipelines.topics import TopicRules
 
 log = logging.getLogger(__name__)
 
@@ -154,10 +155,12 @@ def options(ctx: SourceContext) -> FileImportOptions:
 
 
 # ------------------------------------------------------------------------------------------- parse
-def parse(opts: FileImportOptions, questions: QuestionRules | None = None) -> tuple[Parsed, pd.DataFrame | None]:
+def parse(opts: FileImportOptions, questions: QuestionRules | None = None,
+          topics: TopicRules | None = None) -> tuple[Parsed, pd.DataFrame | None]:
     """Read and check every input; (parsed activities with preset people, HR directory). Raises
     ImportRejected on any malformed input, before anything is written. Pure apart from reading files.
-    `questions`: the question rules of the presets with message text (`settings.questions`)."""
+    `questions` / `topics`: the question and topic rules of the presets with message text
+    (`settings.questions`, `settings.topics`); no topics when `topics` is None."""
     too_big = []
     for label, p in (("path", opts.path), ("directory", opts.directory), ("identity_map", opts.identity_map),
                      ("departments", opts.departments),
@@ -179,7 +182,7 @@ def parse(opts: FileImportOptions, questions: QuestionRules | None = None) -> tu
             path=opts.path, departments=opts.departments, recipients=opts.recipients, core=opts.core,
             synthetic_date=opts.synthetic_date, edge_verb=opts.edge_verb,
             container_id=opts.container_id or kind_default, max_record_bytes=opts.max_record_bytes,
-            questions=questions))
+            questions=questions, topics=topics))
     else:
         frame, lines = read_activity_file(opts.path, fmt, opts.read_options())
         parsed = Parsed(frame, lines=lines, unit="row" if fmt == "parquet" else "line")
@@ -378,7 +381,7 @@ def future_dated(occurred: pd.Series, parsed: Parsed, path: Path) -> dict[str, A
 def extract(ctx: SourceContext, start: dt.date, end: dt.date) -> ExtractReport:
     opts = options(ctx)
     name = ctx.source.name
-    parsed, directory = parse(opts, ctx.settings.questions)  # raises before any write
+    parsed, directory = parse(opts, ctx.settings.questions, ctx.settings.topics)  # raises before any write
     ident = Identity(ctx.pseudonymiser, opts.id_namespace or name, directory)
     acts = pseudonymise_activities(parsed.activities, ident, name)
     occurred = acts["occurred_at"]

@@ -49,7 +49,7 @@ _READ_BLOCK = 1 << 22  # bytes read at a time from a text file
 #: columns of a parsed activity frame (clear identifiers; never written as such)
 ACTIVITY_COLUMNS = ("event_id", "occurred_at", "actor_id", "actor_email", "verb", "container_id", "thread_id",
                     "parent_id", "target_id", "target_email", "content_length", "is_question", "is_edited",
-                    "is_deleted", "is_idea", "idea_status")
+                    "is_deleted", "is_idea", "idea_status", "topic_ids")
 _FLAGS = ("is_question", "is_edited", "is_deleted", "is_idea")
 #: columns of a parsed directory frame
 PEOPLE_COLUMNS = ("employee_id", "email", "department", "location", "level", "manager_id", "manager_email",
@@ -568,7 +568,7 @@ def activity_frame(rows: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
     for col in _FLAGS:
         df[col] = df[col].fillna(False).astype(bool)
     for col in ("event_id", "actor_id", "actor_email", "verb", "container_id", "thread_id", "parent_id",
-                "target_id", "target_email", "idea_status"):
+                "target_id", "target_email", "idea_status", "topic_ids"):
         df[col] = df[col].astype("string")
     return df.reset_index(drop=True)
 

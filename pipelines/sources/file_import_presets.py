@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import QuestionRules
+from pipelines.connectors.slack_messages import prose as slack_prose
 from pipelines.sources.file_import_formats import (
     DEFAULT_MAX_RECORD_BYTES,
     PEOPLE_COLUMNS,
@@ -41,6 +42,7 @@ from pipelines.sources.file_import_formats import (
     csv_field_limit,
     text_lines,
 )
+from pipelines.topics import TopicRules, as_column
 
 #: seconds between 0000-01-00 (MATLAB datenum origin, used by Benson & Kleinberg's files) and 1970-01-01
 DATENUM_UNIX_OFFSET_S = 62167305600.0
@@ -73,6 +75,8 @@ class PresetInput:
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     #: the configured question heuristic (`questions:` of the settings) for presets with message text
     questions: QuestionRules | None = None
+    #: the configured topic rules (`topics:` of the settings) for presets with message text; None: no topics
+    topics: TopicRules | None = None
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -351,8 +355,10 @@ def chatterjee_xml(inp: PresetInput) -> Parsed:
     """Chatterjee et al.'s disentangled Slack XML. Per `conversation_id`: the first message (in file
     order) is a `post` opening the thread, the others `reply` to it; each distinct `<@Name>` in a
     text is a `mention` of that user (parent = the message). A thread is a question when its first
-    message matches the question rules (`inp.questions`; by default: it contains "?"). Event ids are
-    `<conversation>:<n>` (n-th message of the file)."""
+    message matches the question rules (`inp.questions`; by default: it contains "?"). A post's and a
+    reply's `topic_ids` come from its text's prose (Slack markup: `<...>` references and code blocks
+    removed) with `inp.topics`; the text is dropped. Event ids are `<conversation>:<n>` (n-th message
+    of the file)."""
     problems = Problems(str(inp.path), unit="message")
     try:
         root = ET.parse(inp.path).getroot()
@@ -388,7 +394,8 @@ def chatterjee_xml(inp: PresetInput) -> Parsed:
         rows.append({"event_id": event_id, "occurred_at": parsed_ts, "actor_id": user,
                      "verb": "post" if is_root else "reply", "thread_id": root_id,
                      "parent_id": None if is_root else root_id, "content_length": len(text),
-                     "is_question": is_root and questions.matches(text), "container_id": container})
+                     "is_question": is_root and questions.matches(text), "container_id": container,
+                     "topic_ids": as_column(inp.topics.topics(slack_prose(text))) if inp.topics is not None else None})
         numbers.append(n)
         for k, m in enumerate(dict.fromkeys(_MENTION.findall(text)), start=1):
             rows.append({"event_id": f"{event_id}:@{k}", "occurred_at": parsed_ts, "actor_id": user,
