@@ -1,8 +1,8 @@
 """A local Viva Engage (Yammer) REST v1 emulator: a real HTTP server on 127.0.0.1 serving a demo network.
 
 Endpoints (under `/api/v1`): `messages.json` (the All feed, newest first, `older_than` / `newer_than` /
-`threaded=true` / `limit` capped at 20, with `references` for users, groups, threads and replied-to
-messages, and `meta.older_available`), `messages/<id>.json`, `users.json?page=N` and
+`threaded=true` / `limit` capped at 20, with `references` for users, groups, threads (with their
+Viva Engage `topics[]`), topics and replied-to messages, and `meta.older_available`), `messages/<id>.json`, `users.json?page=N` and
 `groups.json?page=N` (50 per page), and `export?since=&until=` (the Data Export zip of CSVs, see
 `yammer_network.export_zip`). Auth: `Authorization: Bearer <token>`, else 401 with the documented
 `{"response":{"message":"Token not found.","code":16,"stat":"fail"}}`. Rate limits per the docs,
@@ -43,10 +43,11 @@ from pipelines.emulators.base import (
     pop_faults,
     utc_midnight,
 )
-from pipelines.emulators.yammer_network import Network, YMessage, build_network, export_zip
+from pipelines.emulators.yammer_network import TOPICS, Network, YMessage, build_network, export_zip
 from pipelines.sources.demo_org import DemoOrg
 
 FAULT_KINDS = ("429", "500", "503", "timeout", "truncated")
+_TOPIC_NAMES = {tid: name for tid, name in TOPICS.values()}
 PAGE_MAX = 20  # the messages API gives at most 20 messages per call
 DIRECTORY_PAGE = 50
 
@@ -168,7 +169,14 @@ class YammerEmulator(LoopbackServer):
                 "type": "thread", "id": starter.id, "thread_starter_id": starter.id,
                 "best_reply_id": starter.best_reply_id(now),  # unverified field name (see module doc)
                 "stats": {"updates": self.thread_updates(starter, now)},
-                "privacy": "private" if starter.private else "public"}
+                "privacy": "private" if starter.private else "public",
+                "topics": [{"type": "topic", "id": tid} for tid in starter.topics]}
+            for tid in starter.topics:
+                name = _TOPIC_NAMES[tid]
+                refs[("topic", tid)] = {"type": "topic", "id": tid, "name": name, "normalized_name": name.lower(),
+                                        "permalink": name.lower().replace(" ", "-"),
+                                        "url": f"https://www.yammer.com/api/v1/topics/{tid}",
+                                        "web_url": f"https://www.yammer.com/demo-corp.example/topics/{tid}"}
             if m.replied_to is not None and m.replied_to.exists(now):
                 p = m.replied_to
                 refs[("message", p.id)] = {"type": "message", "id": p.id, "sender_id": p.sender,

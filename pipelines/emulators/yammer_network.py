@@ -10,6 +10,12 @@ message with `notified_user_ids` and a `[[user:ID]]` token; answer_accepted -> t
 Added: one `system` message a day, and deletions of a few starters nobody answered. Message ids grow
 with time, as Yammer's do, which `older_than` paging relies on.
 
+Viva Engage topics: a thread starter whose text starts with a word of `TOPICS` carries that topic (`YMessage.topics`,
+ids of `TOPICS`), served on its thread reference as `topics: [{"type": "topic", "id": ...}]` with a
+`{"type": "topic", "id", "name", "normalized_name", "permalink", ...}` reference (the field names of the
+client models: no verbatim envelope with references was found); bodies are unchanged, and the export does
+not carry them (its documented columns have no topics).
+
 Best answers have no verified REST or export field: the emulator uses `best_reply_id` on the thread
 reference (REST) and on the starter's row of Messages.csv (export), the names the connectors read
 (marked unverified there too). Clear identities exist here only because this is synthetic demo data.
@@ -31,6 +37,8 @@ from pipelines.sources.demo_org import DemoOrg, simulate
 NETWORK_ID = 5897756673
 WORDS = ("the", "deploy", "report", "team", "budget", "plan", "review", "customer", "ticket", "idea", "launch")
 BOM = "\ufeff"
+#: the first word of a starter's text -> the Viva Engage topic the thread carries (id, name)
+TOPICS = {"deploy": (25209, "Deployments"), "budget": (25211, "Budget planning")}
 
 
 def _text(length: int, question: bool, salt: int) -> str:
@@ -72,6 +80,7 @@ class YMessage:
     replies: int = 0
     id: int = 0  # assigned once every message is known, in time order
     thread: YMessage | None = None  # the starter (itself for starters)
+    topics: list[int] = field(default_factory=list)  # on starters: Viva Engage topic ids (TOPICS)
 
     @property
     def thread_id(self) -> int:
@@ -183,6 +192,8 @@ def build_network(org: DemoOrg, *, delete_rate: float = 0.03, seed: int = 13) ->
                              group_id=group_of.get(ev.container_id),
                              notified=[target] if ev.verb == "mention" and target is not None else [])
                 m.thread = m
+                first = m.text.rstrip("?.").split(" ", 1)[0]
+                m.topics = [tid for word, (tid, _) in TOPICS.items() if word == first]
                 msgs.append(m)
                 by_event[ev.event_id] = m
                 continue

@@ -165,3 +165,29 @@ def test_a_partition_landed_before_topic_ids_canonicalises_and_takes_new_rows(tm
     _, old_row = _old_partition(ctx, other)
     assert land_days(ctx.lake_dir, "yammer_export", [{**old_row, "topic_ids": None}], [other]) == []
     assert land_days(ctx.lake_dir, "yammer_export", [{**old_row, "topic_ids": "tx:vpn"}], [other]) == [other]
+
+
+def test_emulated_thread_topics_reach_their_starters_through_the_feed(tmp_path: Path) -> None:
+    from pipelines.emulators.yammer import YammerEmulator
+    from pipelines.emulators.yammer_network import TOPICS
+    from pipelines.sources.demo_org import build_org
+    from tests.vendors.yammer.helpers import activities
+
+    start = dt.date(2026, 1, 5)
+    end = start + dt.timedelta(days=6)
+    rules = TopicRules.model_validate({"taxonomy": [{"id": "budget", "name": "Budget", "tags": ["budget planning"]}]})
+    expected_id = {TOPICS["deploy"][0]: tag_id("Deployments"), TOPICS["budget"][0]: "tx:budget"}
+    with YammerEmulator(build_org(60, 9, start, 7, 1.0), token="y", period_s=0.02) as emu:
+        emu.advance_to(end)
+        ctx = _ctx(tmp_path, "yammer", {"base_url": emu.url, "rate_period_s": 0.02}, rules=rules)
+        yammer.extract(ctx, start, end, token="y")
+        truth = {str(m.id): m for m in emu.visible_messages(end) if m.message_type != "system"}
+    acts = activities(yammer.canonicalise, ctx, start, end)
+    posts = acts[acts["verb"].isin(["post", "reply"])].set_index("event_id")["topic_ids"]
+    got = {k: v if isinstance(v, str) else None for k, v in posts.items()}
+    want = {mid: " ".join(sorted(expected_id[t] for t in m.topics)) or None
+            for mid, m in truth.items() if mid in got}
+    assert got == want and set(got) == set(truth)
+    assert any(v and "tx:budget" in v for v in got.values()) and any(v and v.startswith("tag:") for v in got.values())
+    assert all(got[mid] is None for mid, m in truth.items() if m.replied_to is not None)  # a thread's, not theirs
+    assert leaks(ctx.lake_dir, ["Deployments", "Budget planning"]) == []
