@@ -13,6 +13,10 @@ email)`; a native id that the directory maps to an email is keyed by the email, 
 across platforms) and the raw streams landed: `activities` per UTC day of [start, end], `people` and
 `containers` as of `end`. canonicalise(ctx, day) only reads that landing.
 
+Topics (`topic_ids`, `pipelines.topics` with `settings.topics`): the tabular formats carry no text, but a
+post's, reply's or idea's optional `tags` column (a list, or text separated by commas) gives topic ids,
+the tags dropped; the `chatterjee_xml` preset computes them from the message text. Other presets have none.
+
 A drop can never silently lose or shrink data:
   - numeric timestamps have one unit per file, detected from their magnitude or declared (`epoch_unit`),
     and must give plausible dates (`epoch_range`), else the import is rejected;
@@ -32,6 +36,7 @@ hold them in memory only, and everything handed to `lake.write_partition` is key
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from pathlib import Path
@@ -184,7 +189,7 @@ def parse(opts: FileImportOptions, questions: QuestionRules | None = None,
             container_id=opts.container_id or kind_default, max_record_bytes=opts.max_record_bytes,
             questions=questions, topics=topics))
     else:
-        frame, lines = read_activity_file(opts.path, fmt, opts.read_options())
+        frame, lines = read_activity_file(opts.path, fmt, dataclasses.replace(opts.read_options(), topics=topics))
         parsed = Parsed(frame, lines=lines, unit="row" if fmt == "parquet" else "line")
     directory = read_directory(opts.directory, opts.max_record_bytes) if opts.directory is not None else None
     if opts.identity_map is not None:

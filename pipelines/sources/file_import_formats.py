@@ -32,6 +32,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from pipelines.model import IDEA_STATUSES, VERBS
+from pipelines.topics import TopicRules, as_column
 
 MAX_REPORTED = 20  # problems listed in the message; the total count is always given
 #: the largest line / record read (option max_record_bytes): an activity is a few hundred bytes
@@ -68,6 +69,8 @@ class ReadOptions:
     epoch_unit: str = "auto"
     epoch_range: tuple[dt.date, dt.date] = DEFAULT_EPOCH_RANGE
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    #: the configured topic rules (`settings.topics`) for an optional `tags` column; None: no topics
+    topics: TopicRules | None = None
 
 
 @dataclass(frozen=True)
@@ -482,7 +485,7 @@ def read_activity_file(path: Path, fmt: str, read: ReadOptions | None = None) ->
             if missing:
                 problems.add(line, f"missing column(s): {', '.join(missing)}")
                 break
-        row, reason = _activity_row(rec)
+        row, reason = _activity_row(rec, read.topics)
         if reason:
             problems.add(line, reason)
             continue
@@ -509,7 +512,27 @@ def read_activity_file(path: Path, fmt: str, read: ReadOptions | None = None) ->
     return frame, np.asarray(lines, dtype="int64")
 
 
-def _activity_row(rec: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+#: the verbs that may carry `tags` (what a person wrote: the verbs with topics)
+TAGGED_VERBS = ("post", "reply", "idea")
+
+
+def parse_tags(value: Any) -> tuple[list[str], str | None]:
+    """The platform tags of a `tags` value: a list of texts (JSONL, Parquet) or one text of tags separated
+    by commas (CSV); ([], reason) when it is neither."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return [], None
+    if isinstance(value, str):
+        items: list[Any] = value.split(",")
+    elif isinstance(value, list | tuple | np.ndarray):
+        items = list(value)
+    else:
+        return [], f"tags is a {type(value).__name__}, not text or a list of texts"
+    if not all(isinstance(t, str) for t in items):
+        return [], "tags must be texts"
+    return [t.strip() for t in items if t.strip()], None
+
+
+def _activity_row(rec: dict[str, Any], topics: TopicRules | None = None) -> tuple[dict[str, Any] | None, str | None]:
     event_id = text_or_none(rec.get("event_id"))
     if event_id is None:
         return None, "event_id is empty"
@@ -548,11 +571,18 @@ def _activity_row(rec: dict[str, Any]) -> tuple[dict[str, Any] | None, str | Non
         return None, ("a status_change needs an idea_status" if status is None
                       else f"idea_status is set on a {verb} (only a status_change has one)")
     flags["idea_status"] = status  # type: ignore[assignment]
+    tags, reason = parse_tags(rec.get("tags"))
+    if reason:
+        return None, reason
+    if tags and verb not in TAGGED_VERBS:
+        return None, f"tags are set on a {verb} (only a {', '.join(TAGGED_VERBS)} has topics)"
     return {
         "event_id": event_id, "occurred_at": ts, "actor_id": actor_id, "actor_email": actor_email, "verb": verb,
         "container_id": text_or_none(rec.get("container_id")), "thread_id": text_or_none(rec.get("thread_id")),
         "parent_id": text_or_none(rec.get("parent_id")), "target_id": text_or_none(rec.get("target_id")),
         "target_email": target_email, "content_length": length, **flags,
+        # the tags themselves are dropped here: only their topic ids are kept
+        "topic_ids": as_column(topics.topics(None, tags)) if topics is not None and tags else None,
     }, None
 
 

@@ -1,6 +1,7 @@
 """Topic ids of imported messages (issue 18): the Chatterjee Slack XML preset reads message text, so a
-post's and a reply's topics are computed from its prose before the text is dropped; activities landed
-before the column still canonicalise."""
+post's and a reply's topics are computed from its prose before the text is dropped; the canonical CSV /
+JSONL / Parquet formats carry no text, but an optional `tags` column gives topic ids (the tags dropped);
+activities landed before the column still canonicalise."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import datetime as dt
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from pipelines import lake
 from pipelines.sources import file_import
+from pipelines.sources.file_import_formats import ImportRejected
 from pipelines.topics import TopicRules, tag_id
 from tests.imports.conftest import EVER, file_ctx, landed
 
@@ -77,3 +80,45 @@ def test_activities_landed_before_topic_ids_still_canonicalise(tmp_path: Path) -
     lake.write_partition(base, day, table.drop_columns(["topic_ids"]))
     acts = file_import.canonicalise(ctx, day)["activities"]
     assert len(acts) == table.num_rows and acts["topic_ids"].isna().all()
+
+
+def _csv(tmp_path: Path, body: str, rules: TopicRules | None = RULES, name: str = "a.csv"):
+    f = tmp_path / name
+    f.write_text(body)
+    ctx = file_ctx(tmp_path, format="csv" if name.endswith(".csv") else "jsonl", path=str(f))
+    if rules is not None:
+        ctx.settings.topics = rules
+    return ctx, f
+
+
+def test_a_tags_column_gives_topic_ids_and_is_not_kept(tmp_path: Path) -> None:
+    ctx, _ = _csv(tmp_path, "event_id,occurred_at,actor_id,verb,parent_id,tags\n"
+                            "p1,2024-03-01T10:00:00Z,u1,post,,\"Syntax, #Team Building\"\n"
+                            "r1,2024-03-01T11:00:00Z,u2,reply,p1,\n"
+                            "x1,2024-03-01T12:00:00Z,u3,reaction,p1,\n")
+    file_import.extract(ctx, *EVER)
+    acts = file_import.canonicalise(ctx, dt.date(2024, 3, 1))["activities"].set_index("event_id")
+    # a tag the taxonomy lists is its topic (with the broader one); another tag its hash
+    assert acts.loc["p1", "topic_ids"] == f"{tag_id('team building')} tx:macros tx:racket"
+    assert pd.isna(acts.loc["r1", "topic_ids"]) and pd.isna(acts.loc["x1", "topic_ids"])
+    raw = landed(ctx, "activities")
+    assert "tags" not in raw.columns
+    cells = " ".join(map(str, raw.to_numpy().ravel())).lower()
+    assert "syntax" not in cells and "team" not in cells
+
+
+def test_tags_in_jsonl_are_a_list_and_bad_tags_are_rejected_naming_the_line(tmp_path: Path) -> None:
+    ctx, _ = _csv(tmp_path, '{"event_id": "p1", "occurred_at": "2024-03-01T10:00:00Z", "actor_id": "u1", '
+                            '"verb": "idea", "tags": ["k8s"]}\n', name="a.jsonl")
+    file_import.extract(ctx, *EVER)
+    assert landed(ctx, "activities")["topic_ids"].tolist() == [tag_id("k8s")]
+    for n, (line, reason) in enumerate([
+            ('"verb": "reaction", "parent_id": "p0", "tags": ["k8s"]', "tags are set on a reaction"),
+            ('"verb": "post", "tags": [1, 2]', "tags must be texts"),
+            ('"verb": "post", "tags": {"a": 1}', "tags is a dict")]):
+        sub = tmp_path / f"bad{n}"
+        sub.mkdir()
+        ctx, f = _csv(sub, '{"event_id": "p1", "occurred_at": "2024-03-01T10:00:00Z", "actor_id": "u1", '
+                           f"{line}}}\n", name="b.jsonl")
+        with pytest.raises(ImportRejected, match=rf"{f}:line 1: {reason}"):
+            file_import.extract(ctx, *EVER)
