@@ -585,6 +585,80 @@ def experts(
 
 
 @app.command()
+def answerers(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (default: $ESN_CONFIG)")] = None,
+    warehouse_url: Annotated[str | None, typer.Option(help="override the configured warehouse")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="the moment to look from (ISO date or time, UTC); "
+                                           "default: the end of the last day in the warehouse")] = None,
+    send: Annotated[bool, typer.Option("--send", help="deliver the lists (answer_suggestions.deliver_to), "
+                                       "each question once")] = False,
+    people_file: Annotated[Path | None, typer.Option(help="CSV with an `email` column (default: "
+                                                     "answer_suggestions.people_file)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """Who could answer the open questions: for each question nobody but its asker has replied to (after
+    answer_suggestions.open_after_hours), the people most likely to answer it, each with why. Person-level
+    and internal (pseudonymous keys with their department); `--send` delivers each list to the people
+    allowed to see it, with the emails of the people file."""
+    from pipelines.answer_suggestions import deliver, suggest
+
+    settings = _settings(config, warehouse_url=warehouse_url)
+    try:
+        moment = None if at is None else pd_timestamp(at)
+        found = suggest(settings, moment)
+    except ValueError as exc:
+        _fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - a warehouse without the tables: say what to run
+        if "stg_activities" in str(exc):
+            _fail(f"no activities in {_warehouse_url()}: run `esn run` (or `esn demo`) first")
+        raise
+    if send:
+        try:
+            report = deliver(settings, found, people_file=people_file)
+        except ValueError as exc:
+            _fail(str(exc))
+        _say("answerers", f"{report.open_questions} open questions: {report.delivered_questions} delivered in "
+             f"{report.messages} messages, {report.already_delivered} delivered before, "
+             f"{report.without_recipient} without a recipient; not in the people file: "
+             f"{report.unresolved['candidates']} suggested people, {report.unresolved['askers']} askers"
+             + (f"; failed: {', '.join(report.failed_recipients)}" if report.failed_recipients else ""),
+             style="red" if report.failed_recipients else "green")
+        if report.failed_recipients:
+            raise typer.Exit(1)
+        return
+    if as_json:
+        _out().print_json(json.dumps([q.as_dict() for q in found], default=str))
+        return
+    if not found:
+        _say("answerers", "no open question", style="green")
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(found)} open questions and who could answer them")
+    for col in ("asked", "container", "topics", "rank", "person_key", "department", "why"):
+        table.add_column(col)
+    for q in found:
+        for i, c in enumerate(q.candidates or [None], start=1):
+            table.add_row(f"{q.asked_at:%Y-%m-%d %H:%M}" if i == 1 else "", (q.container_id or "") if i == 1 else "",
+                          " ".join(q.topics) if i == 1 else "", str(i) if c else "",
+                          c.person_key if c else "(nobody yet)", (c.department or "") if c else "",
+                          c.why if c else "")
+    _out().print(table)
+
+
+def pd_timestamp(value: str) -> Any:
+    import pandas as pd
+
+    try:
+        ts = pd.Timestamp(value)
+    except ValueError:
+        raise ValueError(f"--at {value!r} is not an ISO date or time") from None
+    if len(value) == 10:  # a date: its end
+        ts = ts + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    return ts
+
+
+@app.command()
 def docs(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (default: $ESN_CONFIG)")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="folder of the site (index.html)")] = Path("output/docs"),

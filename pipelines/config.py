@@ -419,6 +419,33 @@ class AlertsConfig(_Strict):
         return value
 
 
+class AnswerSuggestionsConfig(_Strict):
+    """Who could answer an open question (pipelines/answer_suggestions.py): which questions are open, how
+    many people to suggest, and to whom the lists go. The lists are person-level: never in a mart."""
+
+    open_after_hours: float = Field(24.0, gt=0, description="a question unanswered this long is open")
+    open_within_days: float = Field(14.0, gt=0, description="questions older than this are no longer suggested for")
+    suggestions: int = Field(5, ge=1, le=20, description="people suggested per question")
+    history_days: int = Field(365, ge=7, description="the replies the suggestions learn from")
+    deliver_to: Literal["container_managers", "asker", "none"] = Field(
+        "none", description="container_managers: each container's managers (container_managers); asker: the "
+                            "person who asked; none: only `esn answerers` shows the lists")
+    container_managers: dict[str, list[str]] = Field(
+        default_factory=dict, description="container id -> the emails of its managers (community managers, "
+                                          "channel owners)")
+    people_file: Path | None = Field(None, description="a CSV with an `email` column (the HR directory's): the "
+                                     "people a message may name, keyed with the pseudonymisation key")
+
+    @field_validator("container_managers")
+    @classmethod
+    def _emails(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for container, emails in value.items():
+            bad = [e for e in emails if "@" not in e or any(c.isspace() for c in e)]
+            if bad:
+                raise ValueError(f"container_managers[{container!r}]: not email addresses: {bad}")
+        return value
+
+
 class Settings(_Strict):
     lake_dir: Path = Path("data/lake")
     warehouse_url: str = "duckdb:///data/warehouse.duckdb"
@@ -437,6 +464,9 @@ class Settings(_Strict):
                                description="the topics of posts and replies, computed at extraction from the text "
                                            "(taxonomy terms and patterns, platform tags, hashtags): "
                                            "pipelines/topics.py")
+    answer_suggestions: AnswerSuggestionsConfig = Field(
+        default_factory=lambda: AnswerSuggestionsConfig.model_validate({}),
+        description="who could answer the open questions, and who receives the lists")
     alert_thresholds: dict[str, float] = Field(
         default_factory=dict, description="overrides of sql/alert_thresholds.yaml (unknown names are errors)")
     reports: ReportsConfig = Field(default_factory=lambda: ReportsConfig.model_validate({}))
