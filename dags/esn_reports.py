@@ -22,6 +22,11 @@ task's return value and logged as a warning; the next runs send it once its peri
 with the banner `reports.freshness.hold_max_days` days later (`late` in the return value). It returns
 counts only.
 
+**Task.** `send_answer_suggestions` (beside it, independent) sends the lists of who could answer the questions
+still open at the end of the as-of day (`pipelines.answer_suggestions.run_daily`, the `answer_suggestions:`
+section: to each container's managers or to the asker, each question once); it does nothing while
+`answer_suggestions.deliver_to` is `none` (the default).
+
 **Failures.** A recipient that could not be reached does not stop the others; if any failed, the task
 fails afterwards *without retrying* (a retry would send the delivered emails twice) and names the
 audiences concerned. A bad configuration or a malformed `as_of` also fails at once. Other errors (the
@@ -113,7 +118,33 @@ def esn_reports() -> None:
                                        f"the others were sent. Summary: {summary}")
         return summary
 
+    @task
+    def send_answer_suggestions() -> dict[str, Any]:
+        """Who could answer the questions still open at the end of the as-of day, to the people allowed to
+        see the lists (`answer_suggestions:`; nothing when `deliver_to` is `none`), each question once."""
+        from pipelines.answer_suggestions import run_daily
+        from pipelines.config import ConfigError, load_settings
+
+        context = get_current_context()
+        dag_run = context.get("dag_run")
+        params = context.get("params") or {}
+        as_of = as_of_for(context.get("logical_date"), getattr(dag_run, "run_after", None),
+                          params.get("as_of"), params.get("date"))
+        try:
+            settings = load_settings()
+        except ConfigError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        try:
+            summary = run_daily(settings, as_of)
+        except ValueError as exc:  # the configuration or the people file: a retry would not help
+            raise AirflowFailException(f"send_answer_suggestions: {exc}") from exc
+        if summary.get("failed"):
+            raise AirflowFailException(f"{summary['failed']} recipient(s) of answer suggestions not reached; "
+                                       f"the others were sent (and recorded). Summary: {summary}")
+        return summary
+
     send_stakeholder_reports()
+    send_answer_suggestions()
 
 
 esn_reports_dag = esn_reports()

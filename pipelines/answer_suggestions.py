@@ -321,3 +321,18 @@ def _smtp_sender(settings: Settings, smtp_conn_id: str | None) -> Callable[[str,
         return all(r.delivered for r in deliverer.send(email, [recipient]))
 
     return send
+
+
+def run_daily(settings: Settings, as_of: dt.date, smtp_conn_id: str | None = "smtp_default") -> dict[str, Any]:
+    """The daily delivery (`esn_reports`' `send_answer_suggestions` task): the questions open at the end of `as_of`
+    to their recipients, each once. Counts only (no person) in the return value; nothing is read when
+    `deliver_to` is `none`."""
+    cfg = settings.answer_suggestions
+    if cfg.deliver_to == "none":
+        return {"as_of": as_of.isoformat(), "skipped": "answer_suggestions.deliver_to is none"}
+    end = pd.Timestamp(as_of, tz="UTC") + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    report = deliver(settings, suggest(settings, end), people_file=None, smtp_conn_id=smtp_conn_id)
+    return {"as_of": as_of.isoformat(), "open_questions": report.open_questions,
+            "delivered_questions": report.delivered_questions, "already_delivered": report.already_delivered,
+            "messages": report.messages, "failed": len(report.failed_recipients),
+            "without_recipient": report.without_recipient, "unresolved": report.unresolved}

@@ -125,7 +125,8 @@ def test_esn_reports_runs_every_morning(described: dict[str, Any]) -> None:
     # daily: each audience is sent the morning after its own period (daily, weekly on its weekday, monthly) ends
     dag = described["dags"]["esn_reports"]
     assert "'0 7 * * *'" in dag["timetable"] and "UTC" in dag["timetable"]
-    assert set(dag["tasks"]) == {"send_stakeholder_reports"}
+    assert set(dag["tasks"]) == {"send_stakeholder_reports", "send_answer_suggestions"}
+    assert not dag["tasks"]["send_answer_suggestions"]["upstream"]  # independent of the reports
 
 
 def test_catchup_of_esn_daily_can_be_switched_on_by_environment(tmp_path: Path) -> None:

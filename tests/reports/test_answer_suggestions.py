@@ -165,3 +165,29 @@ def test_without_a_people_file_or_recipients_delivery_refuses(settings: Settings
     settings.answer_suggestions.deliver_to = "none"
     with pytest.raises(ValueError, match="deliver_to is 'none'"):
         deliver(settings, [], people_file=None, key=KEY)
+
+
+def test_the_daily_task_sends_as_of_the_end_of_the_day_and_says_counts_only(
+        settings: Settings, smtp_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+
+    from pipelines.answer_suggestions import run_daily
+
+    monkeypatch.setenv(settings.privacy.pseudonym_key_env, KEY.decode())
+    controller, handler = smtp_server
+    people = tmp_path / "people.csv"
+    people.write_text("email\n" + "".join(f"{e}\n" for e in EMAILS.values()), encoding="utf-8")
+    off = settings.model_copy(update={"answer_suggestions": settings.answer_suggestions.model_copy(
+        update={"deliver_to": "none"})})
+    assert run_daily(off, dt.date(2026, 3, 20))["skipped"]
+    on = settings.model_copy(update={
+        "answer_suggestions": settings.answer_suggestions.model_copy(update={"people_file": people}),
+        "reports": settings.reports.model_copy(update={"delivery": settings.reports.delivery.model_validate(
+            {"transport": "smtp", "max_attempts": 1, "smtp": {"host": "127.0.0.1", "port": controller.port}})})})
+    summary = run_daily(on, dt.date(2026, 3, 18), smtp_conn_id=None)  # o1 asked at 09:00: not yet 24 h
+    assert summary["open_questions"] == 0 and not handler.messages
+    summary = run_daily(on, dt.date(2026, 3, 20), smtp_conn_id=None)
+    assert {k: summary[k] for k in ("open_questions", "delivered_questions", "messages", "failed")} == {
+        "open_questions": 2, "delivered_questions": 1, "messages": 1, "failed": 0}
+    assert not any(v in str(summary) for v in list(K.values()) + list(EMAILS.values()))
+    assert len(handler.messages) == 1
