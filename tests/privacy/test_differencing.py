@@ -50,9 +50,11 @@ SIZES = {
     "mart_leader_engagement": "_headcount", "mart_knowledge_sharing": "askers",
     "mart_unanswered_backlog": "askers", "mart_participation_inequality": "active_users",
     "mart_department_concentration": "contributors", "mart_cohort_retention": "cohort_size",
-    "mart_usage_daily": "headcount", "mart_ideas": "idea_authors",
+    "mart_usage_daily": "headcount", "mart_ideas": "idea_authors", "mart_topic_expertise": "answerers",
 }
 LEADER_MEASURES = ("leaders", "leader_posts", "leader_responses_received")
+#: mart_topic_expertise's askers layer: the figures about the segment's people who asked on the topic
+ASKER_MEASURES = ("askers", "questions_asked", "questions_answered", "questions_answered_share")
 LABELS = ("period_start", "period_end", "is_complete", "months_since", "measured_through")
 #: published tables with no cells below the organisation (each row is org-wide), checked elsewhere or not at all
 ORG_LEVEL = {"mart_network_org", "mart_impact_correlation", "mart_impact_its", "mart_esn_scorecard",
@@ -164,6 +166,8 @@ def segment_shapes(org: Published) -> list[tuple[Shape, pd.DataFrame, pd.DataFra
         layers = [Layer("suppressed", size)]
         if "leaders_suppressed" in pub.columns:
             layers.append(Layer("leaders_suppressed", "leaders", LEADER_MEASURES))
+        if "askers_suppressed" in pub.columns:
+            layers.append(Layer("askers_suppressed", "askers", ASKER_MEASURES))
         out.append((Shape(table, tuple(model.key), tuple(layers), labels=LABELS, date=date,
                           overlap=table != "mart_cohort_retention", ints=org.ints(table)), pub, tru))
     return out
@@ -212,11 +216,14 @@ def test_hidden_rows_carry_no_measure(org: Published) -> None:
         keep = {"suppressed", "leaders_suppressed", "segment_type", "segment_value", "period_type", "window_name",
                 "window_start", "window_end", "department", "community_id", "influence_tier", "container_id",
                 "container_kind", "outcome", "engaged_definition", "interpretation", *LABELS}
+        keep |= {"topic_id", "askers_suppressed"} if table == "mart_topic_expertise" else set()
         keep |= {c for c in pub.columns if c.endswith("_date") or c.endswith("_month")}
         keep |= {"people"} if table in ("mart_network_department", "mart_network_community") else set()
         findings += attacks.exposed(table, pub, "suppressed", [c for c in pub.columns if c not in keep])
         if "leaders_suppressed" in pub.columns:
             findings += attacks.exposed(table, pub, "leaders_suppressed", LEADER_MEASURES)
+        if "askers_suppressed" in pub.columns:
+            findings += attacks.exposed(table, pub, "askers_suppressed", ASKER_MEASURES)
     # leader_reach is about the organisation's leaders: with fewer than K of them it says what they did
     le = org.frame("select * from mart_leader_engagement")
     org_leaders = org.frame("select as_of_date, period_type, leaders from mart_leader_engagement "
