@@ -568,9 +568,9 @@ def experts(
     if as_json:
         _out().print_json(json.dumps({"query": found.query, "topic_ids": found.topic_ids,
                                       "as_of": str(found.as_of) if found.as_of else None,
-                                      "people": found.people[cols].to_dict("records")}, default=str))
+                                      "people": [{c: r[c] for c in cols} for r in found.rows]}, default=str))
         return
-    if found.people.empty:
+    if not found.rows:
         _say("experts", f"nobody has posted or answered on {', '.join(found.topic_ids)} in the last year",
              style="yellow")
         return
@@ -579,8 +579,8 @@ def experts(
     table = Table(title=f"who knows about {topic} ({', '.join(found.topic_ids)}), as of {found.as_of}")
     for col in cols:
         table.add_column(col)
-    for r in found.people[cols].itertuples(index=False):
-        table.add_row(*(str(v) for v in r))
+    for r in found.rows:
+        table.add_row(*(str(r[c]) for c in cols))
     _out().print(table)
 
 
