@@ -31,7 +31,8 @@ DBT_SCHEMAS = {"schema_staging": "esn_staging", "schema_internal": "dbt_internal
 #: models added after the old runner (issue 17: ideas), so neither its digests nor its headers have them; the
 #: demo has no ideas, so their tables are empty there (tests/metrics/test_ideas_hand.py checks them by hand)
 MODELS_AFTER_OLD_RUNNER = frozenset({"fct_ideas", "fct_idea_status_spells", "fct_idea_contributors", "mart_ideas",
-                                     "int_activity_topics", "fct_person_topic_expertise", "mart_topic_expertise"})
+                                     "int_activity_topics", "fct_person_topic_expertise", "mart_topic_expertise",
+                                     "mart_group_connections"})
 DEMO = {"people": 200, "days": 32, "seed": 11}
 START = dt.date(2026, 5, 1)
 RUNS = [jobs.Interval(START, START + dt.timedelta(days=29)),
