@@ -221,6 +221,18 @@ class ImpactRow:
 
 
 @dataclass(frozen=True)
+class IntroductionRow:
+    """A pair of departments to introduce (mart_group_connections): much shared topic interest, few ties."""
+
+    rank: int
+    group_a: str
+    group_b: str
+    shared_topics: Figure
+    ties_per_100_pairs: Figure
+    group_size: int  # the smaller side's people active on the shared topics
+
+
+@dataclass(frozen=True)
 class NamedInfluencer:
     rank: int
     name: str
@@ -253,6 +265,8 @@ class Report:
     impact: list[ImpactRow] = field(default_factory=list)
     relationships: list[Any] = field(default_factory=list)  # pipelines.reports.plan.RelationshipStatus
     impact_metric: MetricRef | None = None
+    introductions: list[IntroductionRow] = field(default_factory=list)
+    introductions_metric: MetricRef | None = None
 
     @property
     def title(self) -> str:
@@ -272,7 +286,8 @@ class Report:
 
     @property
     def is_empty(self) -> bool:
-        return not (self.kpis or self.charts or self.alerts or self.backlog or self.tiers or self.leaderboard)
+        return not (self.kpis or self.charts or self.alerts or self.backlog or self.tiers or self.leaderboard
+                    or self.introductions)
 
     def figures(self) -> Iterable[tuple[str, float, int]]:
         """Every number of the report with the size of the group it is about."""
@@ -299,6 +314,9 @@ class Report:
         for t in self.tiers:
             for tier, f in t.counts.items():
                 yield f"tiers {t.group} {tier}", f.value, f.group_size
+        for i in self.introductions:
+            for f in (i.shared_topics, i.ties_per_100_pairs):
+                yield f"introductions {i.group_a} / {i.group_b}", f.value, i.group_size
         for r in self.impact:
             for maybe in (r.estimate, r.ci_low, r.ci_high):
                 if maybe is not None:
@@ -1024,6 +1042,40 @@ class _Builder:
                 self.report.tiers_metric = self.cat.ref("influence_tier", "Influence tiers", table, "influence_tier")
         self._leaderboard()
 
+    # ------------------------------------------------------------------------------- introductions
+    def add_introductions(self) -> None:
+        """Groups to introduce, for the organisation-wide (leadership) audience: the top 3 pairs of departments
+        of mart_group_connections by connection gap, with their shared topics and ties per 100 pairs of
+        people. Only pairs the mart did not suppress and whose smaller side holds min_group_size people on
+        the shared topics; nothing when the mart is missing, empty or measured after as_of."""
+        if self.scope is not None or Section.network not in self.audience.sections:
+            return
+        table = self.wh.first(["mart_group_connections"])
+        need = ("department_a", "department_b", "suppressed", "gap_rank", "shared_topics", "ties_per_100_pairs",
+                "people_a_on_shared_topics", "people_b_on_shared_topics")
+        if not table or not all(self.wh.col(table, c) for c in need):
+            return
+        where = " and measured_through <= :d" if self.wh.col(table, "measured_through") else ""
+        df = self.wh.frame(f"select {', '.join(need)} from {_ident(table)} where gap_rank is not null{where} "
+                           f"order by gap_rank", {"d": self.as_of})
+        rows: list[IntroductionRow] = []
+        for _, r in df.iterrows():
+            sizes = [_num(r["people_a_on_shared_topics"]), _num(r["people_b_on_shared_topics"])]
+            shared, ties = _num(r["shared_topics"]), _num(r["ties_per_100_pairs"])
+            if _truthy(r["suppressed"]) or None in sizes or shared is None or ties is None:
+                continue
+            size = int(min(s for s in sizes if s is not None))
+            if not self.ok(size):
+                continue
+            rows.append(IntroductionRow(len(rows) + 1, str(r["department_a"]), str(r["department_b"]),
+                                        Figure(shared, "int", size), Figure(ties, "ratio", size), size))
+            if len(rows) == 3:
+                break
+        self.report.introductions = rows
+        if rows:
+            self.report.introductions_metric = self.cat.ref("connection_gap", "Groups to introduce", table,
+                                                            "connection_gap")
+
     # ------------------------------------------------------------------------------------- impact
     def add_impact(self) -> None:
         """The business-impact results of the whole organisation (`pipelines.metrics`): engaged vs not,
@@ -1111,6 +1163,7 @@ def build_report(conn: Connection, settings: Settings, config: ReportsConfig, au
     b.add_alerts()
     b.add_backlog()
     b.add_influence()
+    b.add_introductions()
     from pipelines.reports.plan import objectives, relationships
 
     b.report.objectives = objectives(b)
