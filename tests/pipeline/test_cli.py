@@ -63,6 +63,16 @@ def test_report_renders_from_an_existing_warehouse(tmp_path):
     assert found["people"][0]["explanation"].startswith("answered ")
     result = runner.invoke(app, ["experts", "   ", "--warehouse-url", f"duckdb:///{out / 'warehouse.duckdb'}"])
     assert result.exit_code == 2 and "names no topic" in result.output
+    # who could answer the open questions of the last day: each with up to 5 people, never the asker
+    result = runner.invoke(app, ["answerers", "--warehouse-url", f"duckdb:///{out / 'warehouse.duckdb'}", "--json"])
+    assert result.exit_code == 0, result.output
+    open_qs = json.loads(result.output)
+    assert open_qs and all(q["hours_open"] >= 24 for q in open_qs)
+    assert all(0 < len(q["candidates"]) <= 5 and q["asker_key"] not in {c["person_key"] for c in q["candidates"]}
+               for q in open_qs if q["candidates"])
+    assert any(q["candidates"] for q in open_qs) and all(c["why"] for q in open_qs for c in q["candidates"])
+    result = runner.invoke(app, ["answerers", "--warehouse-url", f"duckdb:///{out / 'warehouse.duckdb'}", "--send"])
+    assert result.exit_code == 2 and "deliver_to is 'none'" in result.output
     # the dbt docs site of the same warehouse: one page with every model, its description and its lineage
     result = runner.invoke(app, ["docs", "--warehouse-url", f"duckdb:///{out / 'warehouse.duckdb'}",
                                  "--output", str(tmp_path / "docs")])
