@@ -15,8 +15,9 @@ People are pseudonymous keys in the warehouse: a message can only name people wh
 `people_file` (a CSV with an `email` column, typically the HR directory's file), hashed with the
 pseudonymisation key as the pipeline keyed them; a suggested person who is not there is left out of the
 message, an asker who is not there cannot be written to (counted). Each question is delivered once: the
-questions already delivered are recorded (their source and event id only, no person) in
-`<lake>/state/answer_suggestions.json`, and dropped from it when they stop being open candidates.
+questions already delivered are recorded (source and event id, the asker's key, the day) in
+`<lake>/_state/answer_suggestions.jsonl`, dropped from it when they stop being open, and by an erasure of
+the asker (a line-oriented file of the lake: `pipelines.erasure` removes the lines naming the person).
 
 Nothing is written to the warehouse or the lake beyond that record: the lists are person-level.
 """
@@ -41,7 +42,7 @@ from pipelines import warehouse
 from pipelines.answerers import AnswererModel, Weights, questions_and_answers
 from pipelines.config import Settings
 
-STATE_FILE = "answer_suggestions.json"
+STATE_FILE = "answer_suggestions.jsonl"
 
 
 @dataclass
@@ -208,24 +209,39 @@ def resolve_emails(found: Sequence[OpenQuestion], emails: Mapping[str, str], del
 
 
 def _state_path(settings: Settings) -> Path:
-    return Path(settings.lake_dir) / "state" / STATE_FILE
+    return Path(settings.lake_dir) / "_state" / STATE_FILE
 
 
-def load_delivered(settings: Settings) -> dict[str, str]:
+def load_delivered(settings: Settings) -> dict[str, dict[str, str]]:
+    """The questions delivered before: `source:question_id` -> {asker_key, delivered_on}."""
     path = _state_path(settings)
     if not path.exists():
         return {}
+    out: dict[str, dict[str, str]] = {}
     try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a record of delivered questions ({exc}); move it away to start afresh") from None
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            out[str(row["question"])] = {"asker_key": str(row["asker_key"]), "delivered_on": str(row["delivered_on"])}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}, line {number}: not a record of delivered questions ({exc}); "
+                             "move the file away to start afresh") from None
+    return out
 
 
-def save_delivered(settings: Settings, delivered: Mapping[str, str]) -> None:
+def save_delivered(settings: Settings, delivered: Mapping[str, Mapping[str, str]]) -> None:
+    """One JSON line a question (with its asker's key, so that an erasure drops the person's lines like
+    those of any line-oriented file of the lake), replaced atomically."""
     path = _state_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(dict(sorted(delivered.items())), indent=1) + "\n", encoding="utf-8")
+    tmp.write_text("".join(json.dumps({"question": q, **dict(v)}, sort_keys=True) + "\n"
+                           for q, v in sorted(delivered.items())), encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -303,7 +319,8 @@ def deliver(settings: Settings, found: Sequence[OpenQuestion], *, people_file: P
             failed.append(recipient)
     today = dt.datetime.now(dt.UTC).date().isoformat()
     kept = {k: v for k, v in delivered.items() if k in current}  # no longer open: forgotten
-    kept |= {k: today for k in sent_questions}
+    askers = {_qkey(q): q.asker_key for q in found}
+    kept |= {k: {"asker_key": askers[k], "delivered_on": today} for k in sent_questions}
     save_delivered(settings, kept)
     return DeliveryReport(len(found), len(sent_questions), len(found) - len(todo), len(by_recipient) - len(failed),
                           failed, unresolved, sum(1 for q in todo if not q.recipients))

@@ -139,6 +139,13 @@ def test_delivery_goes_once_to_the_managers_and_names_only_people_of_the_file(
     again = deliver(settings, suggest(settings), people_file=people, smtp_conn_id=None, key=KEY)
     assert (again.delivered_questions, again.already_delivered, again.messages) == (0, 1, 0)
     assert len(handler.messages) == 1
+    # the record names the asker by key only, so that erasing ann drops her question's line
+    from pipelines.erasure import Matcher, erase_lake
+
+    record = Path(settings.lake_dir) / "_state" / "answer_suggestions.jsonl"
+    assert K["ann"] in record.read_text() and EMAILS["ann"] not in record.read_text()
+    erase_lake(Path(settings.lake_dir), Matcher(keys=[K["ann"]]))
+    assert load_delivered(settings) == {} and K["ann"] not in record.read_text()
 
 
 def test_to_the_asker_and_never_to_a_mart(settings: Settings, tmp_path: Path) -> None:
