@@ -111,10 +111,11 @@ PEOPLE, DAYS = 200, (END - START).days + 1
 #: the columns that date a row of a published table (its day, week or month)
 DATE_COLUMNS = ("activity_date", "as_of_date", "alert_date", "month_start", "cohort_month", "activity_month",
                 "thread_date", "window_end", "period_start")
-#: tables without a day: segment structures as of the end, and the impact tables (aggregates over every
-#: month to the end of the run)
+#: tables without a day: segment structures as of the end, the impact tables (aggregates over every
+#: month to the end of the run) and mart_topic_expertise (the 365 days up to the run's end, rebuilt whole:
+#: `measured_through`)
 UNDATED = {"int_segment_membership", "int_people_history", "int_person_segments", "mart_impact_correlation",
-           "mart_impact_engaged_vs_not", "mart_impact_its"}
+           "mart_impact_engaged_vs_not", "mart_impact_its", "mart_topic_expertise"}
 
 
 def _run_daily(settings: Any, engine: sa.Engine) -> None:
