@@ -64,6 +64,21 @@ def as_of_for(logical_date: dt.datetime | None, run_after: dt.datetime | None, m
         raise AirflowFailException(f"esn_reports: {exc}") from exc
 
 
+def _as_of_and_settings() -> tuple[dt.date, Any]:
+    """In a running task: the day the run reports as of (`as_of_for` its context) and the settings; a bad
+    configuration fails the task at once."""
+    from pipelines.config import ConfigError, load_settings
+
+    context = get_current_context()
+    params = context.get("params") or {}
+    as_of = as_of_for(context.get("logical_date"), getattr(context.get("dag_run"), "run_after", None),
+                      params.get("as_of"), params.get("date"))
+    try:
+        return as_of, load_settings()
+    except ConfigError as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
 @dag(
     dag_id=DAG_ID,
     doc_md=__doc__,
@@ -93,18 +108,9 @@ def as_of_for(logical_date: dt.datetime | None, run_after: dt.datetime | None, m
 def esn_reports() -> None:
     @task
     def send_stakeholder_reports() -> dict[str, Any]:
-        from pipelines.config import ConfigError, load_settings
         from pipelines.reports import send_reports
 
-        context = get_current_context()
-        dag_run = context.get("dag_run")
-        params = context.get("params") or {}
-        as_of = as_of_for(context.get("logical_date"), getattr(dag_run, "run_after", None),
-                          params.get("as_of"), params.get("date"))
-        try:
-            settings = load_settings()
-        except ConfigError as exc:
-            raise AirflowFailException(str(exc)) from exc
+        as_of, settings = _as_of_and_settings()
         report = send_reports(settings, as_of)
         failed = report.get("failed") or []
         summary = {"as_of": as_of.isoformat(), "transport": str(report.get("transport")),
@@ -123,17 +129,8 @@ def esn_reports() -> None:
         """Who could answer the questions still open at the end of the as-of day, to the people allowed to
         see the lists (`answer_suggestions:`; nothing when `deliver_to` is `none`), each question once."""
         from pipelines.answer_suggestions import run_daily
-        from pipelines.config import ConfigError, load_settings
 
-        context = get_current_context()
-        dag_run = context.get("dag_run")
-        params = context.get("params") or {}
-        as_of = as_of_for(context.get("logical_date"), getattr(dag_run, "run_after", None),
-                          params.get("as_of"), params.get("date"))
-        try:
-            settings = load_settings()
-        except ConfigError as exc:
-            raise AirflowFailException(str(exc)) from exc
+        as_of, settings = _as_of_and_settings()
         try:
             summary = run_daily(settings, as_of)
         except ValueError as exc:  # the configuration or the people file: a retry would not help

@@ -203,7 +203,6 @@ class AnswererModel:
                            past.groupby(["container_id", "answerer"])["w"].sum().groupby(level=0)}
         pair = past.groupby(["asker", "answerer"])["w"].sum()
         self._helped = {a: s.droplevel(0) for a, s in pair.groupby(level=0)}  # asker -> answerer weights
-        self._helper_of = {a: s.droplevel(1) for a, s in pair.groupby(level=1)}  # answerer -> askers
         if self.groups:
             g = past.assign(group=past["asker"].map(self.groups)).dropna(subset=["group"])
             self._group = {k: s.droplevel(0) for k, s in g.groupby(["group", "answerer"])["w"].sum().groupby(level=0)}
@@ -214,13 +213,12 @@ class AnswererModel:
         for a, b in zip(past["asker"], past["answerer"], strict=True):
             self._neighbours.setdefault(a, set()).add(b)
             self._neighbours.setdefault(b, set()).add(a)
-        self._answered_by: dict[str, pd.Series] = self._helped
 
     def _similar(self, asker: str) -> pd.Series:
         group = self.groups.get(asker)
         if group is not None:
             return self._group.get(group, pd.Series(dtype="float64"))
-        parts = [self._answered_by[n] for n in sorted(self._neighbours.get(asker, ())) if n in self._answered_by]
+        parts = [self._helped[n] for n in sorted(self._neighbours.get(asker, ())) if n in self._helped]
         if not parts:
             return pd.Series(dtype="float64")
         return pd.concat(parts).groupby(level=0).sum()
